@@ -1,0 +1,1 @@
+"""LoreGuard dashboard package."""

@@ -1,0 +1,220 @@
+"""The library's schema: sources, batches, artifacts and their evaluations, alerts, audit events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+# Source kinds
+KIND_FOLDER = "folder"
+KIND_FEED = "feed"
+KIND_WEB = "web"
+SOURCE_KINDS = (KIND_FOLDER, KIND_FEED, KIND_WEB)
+
+# Batch statuses
+BATCH_PENDING = "pending"
+BATCH_RUNNING = "running"
+BATCH_COMPLETED = "completed"
+BATCH_FAILED = "failed"
+
+# Artifact statuses: ingested -> processed -> stored, or failed at any stage.
+ARTIFACT_INGESTED = "ingested"
+ARTIFACT_PROCESSED = "processed"
+ARTIFACT_STORED = "stored"
+ARTIFACT_FAILED = "failed"
+
+STAGES = ("ingest", "normalize", "extract", "clarify", "evaluate", "store")
+
+
+class Source(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    location: Mapped[str] = mapped_column(String(2000))
+    refresh_interval_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    batches: Mapped[list[Batch]] = relationship(back_populates="source", passive_deletes=True)
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_source_started", "source_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    workflow_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    trigger: Mapped[str] = mapped_column(String(20), default="manual")
+    status: Mapped[str] = mapped_column(String(30), default=BATCH_PENDING, index=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    stored: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    error_type: Mapped[str | None] = mapped_column(String(100))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(index=True)
+    ingested_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    source: Mapped[Source] = relationship(back_populates="batches")
+
+
+class Artifact(Base):
+    """One document as gathered and processed in one batch."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "seq", name="uq_artifacts_batch_seq"),
+        Index("ix_artifacts_batch_status", "batch_id", "status"),
+        Index("ix_artifacts_stored_at", "stored_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    uri: Mapped[str] = mapped_column(String(2000))
+    content_type: Mapped[str] = mapped_column(String(100))
+    raw: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    hints: Mapped[dict[str, Any] | None] = deferred(mapped_column(JSON))
+    status: Mapped[str] = mapped_column(String(20), default=ARTIFACT_INGESTED)
+    failed_stage: Mapped[str | None] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    # normalize
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    simhash: Mapped[int | None] = mapped_column(BigInteger)
+    simhash_band0: Mapped[int | None] = mapped_column(Integer, index=True)
+    simhash_band1: Mapped[int | None] = mapped_column(Integer, index=True)
+    simhash_band2: Mapped[int | None] = mapped_column(Integer, index=True)
+    simhash_band3: Mapped[int | None] = mapped_column(Integer, index=True)
+    language: Mapped[str | None] = mapped_column(String(16))
+    text: Mapped[str | None] = deferred(mapped_column(Text))
+
+    # extract metadata
+    title: Mapped[str | None] = mapped_column(String(1000))
+    author: Mapped[str | None] = mapped_column(String(500))
+    published_at: Mapped[datetime | None]
+    word_count: Mapped[int | None] = mapped_column(Integer)
+
+    # clarify
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("artifacts.id", ondelete="SET NULL"))
+    near_duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("artifacts.id", ondelete="SET NULL"))
+    similarity: Mapped[float | None] = mapped_column(Float)
+    clarification: Mapped[str | None] = mapped_column(Text)
+
+    # per-stage timings, milliseconds
+    ingest_ms: Mapped[float | None] = mapped_column(Float)
+    normalize_ms: Mapped[float | None] = mapped_column(Float)
+    extract_ms: Mapped[float | None] = mapped_column(Float)
+    clarify_ms: Mapped[float | None] = mapped_column(Float)
+    evaluate_ms: Mapped[float | None] = mapped_column(Float)
+    store_ms: Mapped[float | None] = mapped_column(Float)
+
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+    stored_at: Mapped[datetime | None]
+
+    evaluation: Mapped[Evaluation | None] = relationship(back_populates="artifact", passive_deletes=True)
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"), unique=True)
+    label: Mapped[str] = mapped_column(String(50), index=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    relevance: Mapped[float | None] = mapped_column(Float)
+    credibility: Mapped[float | None] = mapped_column(Float)
+    rationale: Mapped[str] = mapped_column(Text)
+    evaluator: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    artifact: Mapped[Artifact] = relationship(back_populates="evaluation")
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    level: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    target: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

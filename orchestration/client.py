@@ -1,0 +1,85 @@
+"""Temporal client helpers: connect, register search attributes, start and inspect batch workflows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from data import repository
+from orchestration.constants import (
+    ALL_SEARCH_ATTRIBUTES,
+    SA_BATCH_ID,
+    SA_BATCH_STATE,
+    SA_SOURCE_ID,
+    SCHEDULER_QUEUE,
+    STATE_INGESTING,
+    batch_workflow_id,
+)
+from orchestration.settings import Settings
+from orchestration.types import BatchInput
+
+
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+    return await Client.connect(
+        settings.target_temporal_address, namespace=settings.temporal_namespace, lazy=lazy
+    )
+
+
+async def register_search_attributes(client: Client, namespace: str) -> None:
+    """Add LoreGuard's custom search attributes (idempotent: existing ones are left alone)."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    wanted = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type)
+        for key in ALL_SEARCH_ATTRIBUTES
+        if key.name not in existing.custom_attributes
+    }
+    if wanted:
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=namespace, search_attributes=wanted)
+            )
+        except RPCError as exc:  # a concurrent registration won the race
+            if "already exists" not in str(exc):
+                raise
+
+
+async def start_refresh(
+    client: Client,
+    session_factory: sessionmaker[Session],
+    *,
+    source_id: int,
+    trigger: str = "manual",
+    actor: str | None = None,
+) -> tuple[int, WorkflowHandle[object, object]]:
+    """Create a batch row for a source and start its batch workflow; returns (batch_id, handle)."""
+    with session_factory.begin() as session:
+        batch = repository.create_batch(session, source_id=source_id, trigger=trigger)
+        batch_id = batch.id
+        workflow_id = batch_workflow_id(batch_id)
+        batch.workflow_id = workflow_id
+        if actor:
+            repository.record_audit(session, actor=actor, action="refresh", target=f"source:{source_id}")
+    handle: WorkflowHandle[object, object] = await client.start_workflow(
+        "BatchWorkflow",
+        BatchInput(batch_id=batch_id, source_id=source_id),
+        id=workflow_id,
+        task_queue=SCHEDULER_QUEUE,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(SA_SOURCE_ID, str(source_id)),
+                SearchAttributePair(SA_BATCH_ID, str(batch_id)),
+                SearchAttributePair(SA_BATCH_STATE, STATE_INGESTING),
+            ]
+        ),
+        execution_timeout=timedelta(days=7),
+    )
+    return batch_id, handle

@@ -1,0 +1,38 @@
+"""Names shared by workflows, workers, CLI and dashboard: task queues, search attributes, ID formats."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+# Task queues. Workflows run on the scheduler queue; activities on the queue that fits their load.
+SCHEDULER_QUEUE = "loreguard-scheduler"
+INGESTION_QUEUE = "loreguard-ingestion"  # I/O bound: fetching feeds, pages, reading folders
+PROCESSING_QUEUE = "loreguard-processing"  # CPU bound: normalize, extract, clarify
+EVALUATION_QUEUE = "loreguard-evaluation"  # LLM calls, rate limited by the model's quota
+ALL_QUEUES = (SCHEDULER_QUEUE, INGESTION_QUEUE, PROCESSING_QUEUE, EVALUATION_QUEUE)
+
+# Custom search attributes (SQLite visibility allows 10 Keyword and 3 Int attributes).
+SA_SOURCE_ID = SearchAttributeKey.for_keyword("LoreGuardSourceId")
+SA_BATCH_ID = SearchAttributeKey.for_keyword("LoreGuardBatchId")
+SA_BATCH_STATE = SearchAttributeKey.for_keyword("LoreGuardBatchState")
+SA_DOCUMENTS = SearchAttributeKey.for_int("LoreGuardDocuments")
+ALL_SEARCH_ATTRIBUTES = (SA_SOURCE_ID, SA_BATCH_ID, SA_BATCH_STATE, SA_DOCUMENTS)
+
+# Values of SA_BATCH_STATE.
+STATE_INGESTING = "ingesting"
+STATE_PROCESSING = "processing"
+STATE_COMPLETED = "completed"
+STATE_FAILED = "failed"
+
+# Workflow ID formats.
+BATCH_WORKFLOW_ID = "batch-{batch_id}"
+CHUNK_RANGE_WORKFLOW_ID = "batch-{batch_id}-chunks-{first_chunk}"
+
+# Error types raised as ApplicationError.type; the dashboard shows them as they are.
+ERR_INVALID_SOURCE = "InvalidSource"
+ERR_SOURCE_UNAVAILABLE = "SourceUnavailable"
+ERR_BATCH_NOT_FOUND = "BatchNotFound"
+
+
+def batch_workflow_id(batch_id: int) -> str:
+    return BATCH_WORKFLOW_ID.format(batch_id=batch_id)

@@ -1,0 +1,94 @@
+"""The one settings object per process: read from LOREGUARD_* environment variables and `.env`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """LoreGuard configuration. Built once at process start and passed down; never read at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="LOREGUARD_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    state_dir: Path = Path(".loreguard")
+
+    # Temporal
+    temporal_address: str | None = Field(
+        default=None, description="host:port of the Temporal frontend; default 127.0.0.1:<temporal_port>"
+    )
+    temporal_namespace: str = "default"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+
+    # App database: SQLite file under the state dir unless a URL is given (PostgreSQL supported).
+    database_url: str | None = None
+
+    # Dashboard
+    dashboard_port: int = 8501
+    dashboard_address: str = "127.0.0.1"
+
+    # Pipeline
+    chunk_size: int = Field(default=200, ge=1, le=2000, description="documents per processing activity")
+    chunks_per_child: int = Field(default=100, ge=1, description="chunks handled by one child workflow run")
+    chunk_window: int = Field(default=20, ge=1, le=200, description="chunks in flight per child workflow")
+    max_children: int = Field(default=8, ge=1, le=200, description="chunk-range children in flight per batch")
+    heartbeat_seconds: float = Field(
+        default=30.0, ge=1, description="a chunk activity silent this long is retried elsewhere"
+    )
+    processing_processes: int = Field(default=0, ge=0, description="CPU worker processes; 0 = one per core")
+    ingestion_concurrency: int = 50
+    processing_concurrency: int = 10
+    evaluation_concurrency: int = 5
+    evaluation_rate_limit: float = Field(
+        default=50.0, gt=0, description="evaluation activities per second across the task queue"
+    )
+    fetch_timeout_seconds: float = 20.0
+    max_document_bytes: int = 20 * 1024 * 1024
+
+    # Evaluator
+    evaluator: Literal["builtin", "openai"] = "builtin"
+    topics: list[str] = Field(
+        default_factory=lambda: ["security", "threat", "vulnerability", "policy", "compliance", "incident"],
+        description="topics the built-in evaluator scores relevance against",
+    )
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr = SecretStr("")
+    openai_model: str = "gpt-4o-mini"
+    openai_timeout_seconds: float = 30.0
+
+    # Clarification endpoint (optional)
+    clarification_url: str | None = None
+    clarification_timeout_seconds: float = 10.0
+
+    # Operators
+    operator_name: str = Field(default_factory=lambda: os.environ.get("USER") or "operator")
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.evaluator == "openai":
+            key = self.openai_api_key.get_secret_value()
+            if self.environment == "production" and key in ("", "changethis", "sk-..."):
+                raise ValueError("LOREGUARD_OPENAI_API_KEY must be set to a real key in production")
+        if not self.operator_name.strip():
+            raise ValueError("LOREGUARD_OPERATOR_NAME must not be blank")
+        return self
+
+    @property
+    def target_temporal_address(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def target_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'loreguard.db').resolve()}"
+
+    @property
+    def cpu_processes(self) -> int:
+        return self.processing_processes or (os.cpu_count() or 1)

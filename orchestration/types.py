@@ -1,0 +1,122 @@
+"""Inputs and results of workflows and activities: small, concrete, IDs and counts only (never bodies)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class BatchInput:
+    batch_id: int
+    source_id: int
+
+
+@dataclass
+class BatchResult:
+    batch_id: int
+    status: str
+    total: int
+    stored: int
+    failed: int
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class BatchProgress:
+    """Answer of the batch workflow's `progress` query."""
+
+    batch_id: int
+    state: str
+    total: int
+    chunks_total: int
+    chunks_done: int
+
+
+@dataclass
+class StartBatchInput:
+    batch_id: int
+    workflow_id: str
+
+
+@dataclass
+class SourceInfo:
+    source_id: int
+    kind: str
+    location: str
+
+
+@dataclass
+class IngestInput:
+    batch_id: int
+
+
+@dataclass
+class IngestResult:
+    total: int
+    failed: int
+
+
+@dataclass
+class ChunkInput:
+    batch_id: int
+    start_seq: int
+    end_seq: int  # exclusive
+
+
+@dataclass
+class ChunkResult:
+    done: int
+    failed: int
+
+
+@dataclass
+class ChunkRangeInput:
+    """A child workflow's share of a batch: chunks [first_chunk, end_chunk), `next_chunk` after continue-as-new."""
+
+    batch_id: int
+    total: int
+    chunk_size: int
+    first_chunk: int
+    end_chunk: int
+    window: int
+    heartbeat_seconds: float
+    next_chunk: int | None = None
+    chunks_done: int = 0
+
+
+@dataclass
+class ChunkRangeResult:
+    chunks_done: int
+
+
+@dataclass
+class FinishBatchInput:
+    batch_id: int
+    status: str
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class BatchPlan:
+    """What start_batch tells the workflow: the source and the pipeline's shape, taken from settings."""
+
+    source_id: int
+    kind: str
+    location: str
+    chunk_size: int
+    chunks_per_child: int
+    chunk_window: int
+    max_children: int
+    heartbeat_seconds: float
+
+
+@dataclass
+class ChunkFailureInput:
+    """Marks a chunk's unfinished artifacts failed after its activity gave up, so the batch still adds up."""
+
+    batch_id: int
+    start_seq: int
+    end_seq: int
+    reason: str

