@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
@@ -22,7 +23,7 @@ from orchestration.constants import (
     batch_workflow_id,
 )
 from orchestration.settings import Settings
-from orchestration.types import BatchInput
+from orchestration.types import BatchInput, BatchResult
 
 
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:
@@ -58,7 +59,7 @@ async def start_refresh(
     source_id: int,
     trigger: str = "manual",
     actor: str | None = None,
-) -> tuple[int, WorkflowHandle[object, object]]:
+) -> tuple[int, WorkflowHandle[Any, BatchResult]]:
     """Create a batch row for a source and start its batch workflow; returns (batch_id, handle)."""
     with session_factory.begin() as session:
         batch = repository.create_batch(session, source_id=source_id, trigger=trigger)
@@ -67,7 +68,7 @@ async def start_refresh(
         batch.workflow_id = workflow_id
         if actor:
             repository.record_audit(session, actor=actor, action="refresh", target=f"source:{source_id}")
-    handle: WorkflowHandle[object, object] = await client.start_workflow(
+    handle: WorkflowHandle[Any, BatchResult] = await client.start_workflow(
         "BatchWorkflow",
         BatchInput(batch_id=batch_id, source_id=source_id),
         id=workflow_id,
@@ -81,5 +82,6 @@ async def start_refresh(
             ]
         ),
         execution_timeout=timedelta(days=7),
+        result_type=BatchResult,
     )
     return batch_id, handle

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from temporalio.common import SearchAttributeKey
 
 # Task queues. Workflows run on the scheduler queue; activities on the queue that fits their load.
@@ -24,9 +26,9 @@ STATE_PROCESSING = "processing"
 STATE_COMPLETED = "completed"
 STATE_FAILED = "failed"
 
-# Workflow ID formats.
-BATCH_WORKFLOW_ID = "batch-{batch_id}"
-CHUNK_RANGE_WORKFLOW_ID = "batch-{batch_id}-chunks-{first_chunk}"
+# Workflow ID formats. The token keeps IDs unique when an app database is reset but Temporal keeps history.
+BATCH_WORKFLOW_ID = "batch-{batch_id}-{token}"
+CHUNK_RANGE_WORKFLOW_ID = "{parent_id}-chunks-{first_chunk}"
 
 # Error types raised as ApplicationError.type; the dashboard shows them as they are.
 ERR_INVALID_SOURCE = "InvalidSource"
@@ -35,4 +37,4 @@ ERR_BATCH_NOT_FOUND = "BatchNotFound"
 
 
 def batch_workflow_id(batch_id: int) -> str:
-    return BATCH_WORKFLOW_ID.format(batch_id=batch_id)
+    return BATCH_WORKFLOW_ID.format(batch_id=batch_id, token=uuid.uuid4().hex[:8])

@@ -182,7 +182,9 @@ class BatchWorkflow:
                     workflow.execute_child_workflow(
                         ChunkRangeWorkflow.run,
                         child_input,
-                        id=CHUNK_RANGE_WORKFLOW_ID.format(batch_id=batch_id, first_chunk=first),
+                        id=CHUNK_RANGE_WORKFLOW_ID.format(
+                            parent_id=workflow.info().workflow_id, first_chunk=first
+                        ),
                     )
                 )
             )

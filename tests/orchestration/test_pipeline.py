@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowFailureError
 
 from data import repository
-from data.corpus import write_corpus
+from data.corpus import text_note, write_corpus
 from data.models import ARTIFACT_FAILED, ARTIFACT_STORED, Artifact, Batch, Evaluation
 from orchestration.client import register_search_attributes, start_refresh
 from orchestration.constants import SA_BATCH_STATE, STATE_COMPLETED
 from orchestration.devserver import DevServer
-from orchestration.types import BatchResult
 from tests.orchestration.support import pipeline_settings, running_worker
 
 pytestmark = pytest.mark.temporal
@@ -50,7 +50,7 @@ async def test_batch_stores_every_document_and_fails_bad_ones_alone(
 
     async with running_worker(client, settings):
         batch_id, handle = await start_refresh(client, session_factory, source_id=source_id)
-        result = await handle.result(result_type=BatchResult)
+        result = await handle.result()
 
     assert (result.total, result.stored, result.failed) == (43, 40, 3)
     assert result.total == result.stored + result.failed
@@ -91,10 +91,11 @@ async def test_second_refresh_finds_every_document_already_in_the_library(
 ) -> None:
     folder = tmp_path / "docs"
     write_corpus(folder, 12)
-    (folder / "near-a.txt").write_text("Security advisory. " + "The firewall patch closes the exploit. " * 40)
-    (folder / "near-b.txt").write_text(
-        "Security advisory. " + "The firewall patch closes the exploit. " * 39 + "Apply it today."
-    )
+    original = text_note(random.Random(3), 1)
+    words = original.split(" ")
+    words[50], words[120] = "changed", "edited"  # the same note with two words edited
+    (folder / "near-a.txt").write_text(original)
+    (folder / "near-b.txt").write_text(" ".join(words))
     source_id = add_source(sqlite_sessions, folder)
     client = await client_for(dev_server)
     async with running_worker(client, pipeline_settings(sqlite_url, dev_server.address)):
