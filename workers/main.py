@@ -26,6 +26,7 @@ from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
 from workers.activities import PipelineActivities
 from workers.stages.clarify import ClarificationClient
 from workers.stages.evaluate import make_evaluator
+from workers.steps import BatchSteps
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def build_workers(
     sessions = make_session_factory(engine)
     http = httpx.Client(timeout=settings.fetch_timeout_seconds, follow_redirects=True)
     clarifier = ClarificationClient(settings.clarification_url, http) if settings.clarification_url else None
-    acts = PipelineActivities(
+    steps = BatchSteps(
         settings=settings,
         sessions=sessions,
         cpu_pool=cpu_pool,
@@ -55,6 +56,7 @@ def build_workers(
         evaluator=make_evaluator(settings, http),
         clarifier=clarifier,
     )
+    acts = PipelineActivities(steps)
     threads = ThreadPoolExecutor(
         max_workers=settings.ingestion_concurrency
         + settings.processing_concurrency
@@ -121,7 +123,7 @@ async def run_worker(
         threads.shutdown(wait=False, cancel_futures=True)
         if cpu_pool is not None:
             cpu_pool.shutdown(wait=False, cancel_futures=True)
-        acts.http.close()
+        acts.steps.http.close()
 
 
 class _AllWorkers:

@@ -39,7 +39,7 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[No
         await terminate_running(client)
         await asyncio.gather(*(w.__aexit__(None, None, None) for w in workers))
         threads.shutdown(wait=False, cancel_futures=True)
-        acts.http.close()
+        acts.steps.http.close()
 
 
 async def terminate_running(client: Client) -> None:

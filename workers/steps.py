@@ -1,0 +1,448 @@
+"""The batch steps: load from the store, call the stage functions, persist, return counts.
+
+Every activity is idempotent: it only picks up artifacts still in the status it moves them from, and writes
+with upserts keyed by (batch_id, seq) or artifact id, so a retry after a crash neither loses nor duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.exceptions import ApplicationError  # the error type Temporal reports; no SDK state
+
+from data import repository
+from data.models import (
+    ARTIFACT_FAILED,
+    ARTIFACT_INGESTED,
+    ARTIFACT_PROCESSED,
+    ARTIFACT_STORED,
+    KIND_FEED,
+    KIND_FOLDER,
+    KIND_WEB,
+    Artifact,
+    utcnow,
+)
+from orchestration.settings import Settings
+from orchestration.types import (
+    BatchPlan,
+    BatchResult,
+    ChunkFailureInput,
+    ChunkInput,
+    ChunkResult,
+    FinishBatchInput,
+    IngestInput,
+    IngestResult,
+    StartBatchInput,
+)
+from workers.stages.clarify import ClarificationClient, clarify, simhash_bands
+from workers.stages.evaluate import Evaluator, EvaluatorError
+from workers.stages.gather import SourceError, fetch_feed, fetch_page, list_folder, read_file
+from workers.stages.pipeline import CpuStageResult, run_cpu_stages
+from workers.stages.types import DocumentError, EvaluationInput, LibraryMatch, RawDocument
+
+log = logging.getLogger(__name__)
+
+INSERT_BATCH = 500  # artifacts per ingest transaction (and heartbeat)
+STORE_BATCH = 50  # evaluations per store transaction
+
+
+def _source_error(err: SourceError) -> ApplicationError:
+    return ApplicationError(err.message, type=err.kind, non_retryable=err.kind == "InvalidSource")
+
+
+Heartbeat = Callable[..., None]
+
+
+def _no_heartbeat(*_details: Any) -> None:
+    pass
+
+
+class BatchSteps:
+    """The work of each batch step, bound to its clients; plain code, callable with or without Temporal."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        cpu_pool: Executor | None,
+        http: httpx.Client,
+        evaluator: Evaluator,
+        clarifier: ClarificationClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.cpu_pool = cpu_pool
+        self.http = http
+        self.evaluator = evaluator
+        self.clarifier = clarifier
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self.sessions.begin() as session:
+            yield session
+
+    # --- bookkeeping ------------------------------------------------------------------------------------
+
+    def start_batch(self, input: StartBatchInput) -> BatchPlan:
+        with self._tx() as session:
+            batch = repository.mark_batch_running(
+                session, batch_id=input.batch_id, workflow_id=input.workflow_id
+            )
+            source = repository.get_source(session, source_id=batch.source_id)
+            s = self.settings
+            return BatchPlan(
+                source_id=source.id,
+                kind=source.kind,
+                location=source.location,
+                chunk_size=s.chunk_size,
+                chunks_per_child=s.chunks_per_child,
+                chunk_window=s.chunk_window,
+                max_children=s.max_children,
+                heartbeat_seconds=s.heartbeat_seconds,
+            )
+
+    def finish_batch(self, input: FinishBatchInput) -> BatchResult:
+        with self._tx() as session:
+            batch = repository.finish_batch(
+                session,
+                batch_id=input.batch_id,
+                status=input.status,
+                error_type=input.error_type,
+                error_message=input.error_message,
+            )
+            return BatchResult(
+                batch_id=batch.id,
+                status=batch.status,
+                total=batch.total,
+                stored=batch.stored,
+                failed=batch.failed,
+                error_type=batch.error_type,
+                error_message=batch.error_message,
+            )
+
+    def fail_chunk(self, input: ChunkFailureInput) -> int:
+        failed = 0
+        with self._tx() as session:
+            for status, stage in ((ARTIFACT_INGESTED, "normalize"), (ARTIFACT_PROCESSED, "evaluate")):
+                rows = repository.load_artifacts(
+                    session,
+                    batch_id=input.batch_id,
+                    start_seq=input.start_seq,
+                    end_seq=input.end_seq,
+                    status=status,
+                )
+                repository.update_artifacts(
+                    session,
+                    rows=[
+                        {"id": a.id, "status": ARTIFACT_FAILED, "failed_stage": stage, "error": input.reason}
+                        for a in rows
+                    ],
+                )
+                failed += len(rows)
+        return failed
+
+    # --- ingest -----------------------------------------------------------------------------------------
+
+    def ingest_source(
+        self, input: IngestInput, *, resume_from: int = 0, heartbeat: Heartbeat = _no_heartbeat
+    ) -> IngestResult:
+        with self.sessions() as session:
+            batch = repository.get_batch(session, batch_id=input.batch_id)
+            source = repository.get_source(session, source_id=batch.source_id)
+            kind, location, source_id = source.kind, source.location, source.id
+        try:
+            documents = self._gather(kind, location)
+            failed = self._write_ingested(input.batch_id, source_id, documents, resume_from, heartbeat)
+        except SourceError as err:
+            raise _source_error(err) from err
+        with self._tx() as session:
+            total = repository.record_ingested(session, batch_id=input.batch_id)
+        return IngestResult(total=total, failed=failed)
+
+    def _gather(self, kind: str, location: str) -> Iterator[Callable[[], RawDocument]]:
+        """Yields one loader per document, in a stable order (ingest numbers documents by it)."""
+        max_bytes = self.settings.max_document_bytes
+        if kind == KIND_FOLDER:
+            for path in list_folder(Path(location)):
+                yield lambda path=path: read_file(path, max_bytes)  # type: ignore[misc]
+        elif kind == KIND_FEED:
+            for doc in fetch_feed(location, self.http):
+                yield lambda doc=doc: doc  # type: ignore[misc]
+        elif kind == KIND_WEB:
+            page = fetch_page(location, self.http, max_bytes)
+            yield lambda: page
+        else:
+            raise SourceError("InvalidSource", f"unknown source kind {kind!r}")
+
+    def _write_ingested(
+        self,
+        batch_id: int,
+        source_id: int,
+        documents: Iterator[Callable[[], RawDocument]],
+        resume_from: int,
+        heartbeat: Heartbeat,
+    ) -> int:
+        """Insert ingested rows; rows below `resume_from` were committed by a prior attempt."""
+        rows: list[dict[str, Any]] = []
+        failed = 0
+        seq = 0
+        for seq, load in enumerate(documents):
+            if seq < resume_from:
+                continue
+            started = time.perf_counter()
+            row: dict[str, Any] = {"batch_id": batch_id, "source_id": source_id, "seq": seq}
+            try:
+                raw = load()
+                row.update(uri=raw.uri, content_type=raw.content_type, raw=raw.data, hints=raw.hints or None)
+                row["status"] = ARTIFACT_INGESTED
+            except (DocumentError, OSError) as err:
+                uri = getattr(err, "filename", None) or f"{batch_id}#{seq}"
+                reason = err.reason if isinstance(err, DocumentError) else f"unreadable: {err}"
+                row.update(uri=str(uri), content_type="unknown", status=ARTIFACT_FAILED)
+                row.update(failed_stage="ingest", error=reason)
+                failed += 1
+            row["ingest_ms"] = (time.perf_counter() - started) * 1000
+            row["ingested_at"] = utcnow()
+            rows.append(row)
+            if len(rows) >= INSERT_BATCH:
+                self._insert(rows)
+                heartbeat(seq + 1)
+                rows = []
+        self._insert(rows)
+        heartbeat(seq + 1)
+        return failed
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            # Every row needs the same keys for one executemany: fill the optional ones.
+            keys = {"raw": None, "hints": None, "failed_stage": None, "error": None}
+            with self._tx() as session:
+                repository.insert_artifacts(session, rows=[{**keys, **r} for r in rows])
+
+    # --- process: normalize, extract, clarify -----------------------------------------------------------
+
+    def process_chunk(self, input: ChunkInput, *, heartbeat: Heartbeat = _no_heartbeat) -> ChunkResult:
+        with self.sessions() as session:
+            artifacts = repository.load_artifacts(
+                session,
+                batch_id=input.batch_id,
+                start_seq=input.start_seq,
+                end_seq=input.end_seq,
+                status=ARTIFACT_INGESTED,
+                with_raw=True,
+            )
+            docs = [
+                (a.id, RawDocument(a.uri, a.content_type, a.raw or b"", dict(a.hints or {})))
+                for a in artifacts
+            ]
+        if not docs:
+            return ChunkResult(done=0, failed=0)
+        results = self._run_cpu_stages([raw for _, raw in docs], heartbeat)
+        rows = self._clarify([(aid, res) for (aid, _), res in zip(docs, results, strict=True)])
+        with self._tx() as session:
+            repository.update_artifacts(session, rows=rows)
+        failed = sum(1 for r in rows if r["status"] == ARTIFACT_FAILED)
+        return ChunkResult(done=len(rows) - failed, failed=failed)
+
+    def _run_cpu_stages(self, raws: Sequence[RawDocument], heartbeat: Heartbeat) -> list[CpuStageResult]:
+        if self.cpu_pool is None:
+            out = []
+            for i, raw in enumerate(raws):
+                out.append(run_cpu_stages(raw))
+                if i % 20 == 0:
+                    heartbeat()
+            return out
+        futures: list[Future[CpuStageResult]] = [self.cpu_pool.submit(run_cpu_stages, r) for r in raws]
+        out = []
+        for fut in futures:
+            while True:
+                try:
+                    out.append(fut.result(timeout=5))
+                    break
+                except TimeoutError:
+                    heartbeat()
+        heartbeat()
+        return out
+
+    def _clarify(self, results: Sequence[tuple[int, CpuStageResult]]) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        ok = [(aid, r) for aid, r in results if r.normalized is not None and r.metadata is not None]
+        bands = [simhash_bands(r.normalized.simhash) for _, r in ok if r.normalized]
+        with self.sessions() as session:
+            library = repository.find_library_matches(
+                session,
+                content_hashes=[r.normalized.content_hash for _, r in ok if r.normalized],
+                bands=[[b[i] for b in bands] for i in range(4)],
+            )
+        matches = [LibraryMatch(m.artifact_id, m.content_hash, m.simhash) for m in library]
+        per_doc_lookup_ms = (time.perf_counter() - started) * 1000 / max(len(ok), 1)
+        now = utcnow()
+        rows: list[dict[str, Any]] = []
+        for aid, res in results:
+            norm, meta = res.normalized, res.metadata
+            row: dict[str, Any] = {"id": aid, "normalize_ms": res.normalize_ms, "extract_ms": res.extract_ms}
+            if norm is None or meta is None:
+                row.update(status=ARTIFACT_FAILED, failed_stage=res.failed_stage, error=res.error)
+                rows.append(row)
+                continue
+            t0 = time.perf_counter()
+            # Only earlier artifacts count as originals; documents earlier in this chunk count too.
+            candidates = [m for m in matches if m.artifact_id < aid]
+            notes = None
+            if self.clarifier is not None:
+                notes = self.clarifier.clarify(norm.uri, meta.title, norm.text[:2000])
+            found = clarify(norm, candidates, notes)
+            matches.append(LibraryMatch(aid, norm.content_hash, norm.simhash))
+            b0, b1, b2, b3 = simhash_bands(norm.simhash)
+            row.update(
+                status=ARTIFACT_PROCESSED,
+                content_hash=norm.content_hash,
+                simhash=norm.simhash,
+                simhash_band0=b0,
+                simhash_band1=b1,
+                simhash_band2=b2,
+                simhash_band3=b3,
+                language=norm.language,
+                text=norm.text,
+                title=meta.title[:1000] if meta.title else None,
+                author=meta.author[:500] if meta.author else None,
+                published_at=meta.published_at,
+                word_count=meta.word_count,
+                duplicate_of_id=found.duplicate_of,
+                near_duplicate_of_id=found.near_duplicate_of,
+                similarity=found.similarity,
+                clarification=found.notes,
+                clarify_ms=per_doc_lookup_ms + (time.perf_counter() - t0) * 1000,
+                processed_at=now,
+            )
+            rows.append(row)
+        return [_complete(r) for r in rows]
+
+    # --- evaluate and store -----------------------------------------------------------------------------
+
+    def evaluate_chunk(self, input: ChunkInput, *, heartbeat: Heartbeat = _no_heartbeat) -> ChunkResult:
+        with self.sessions() as session:
+            artifacts = repository.load_artifacts(
+                session,
+                batch_id=input.batch_id,
+                start_seq=input.start_seq,
+                end_seq=input.end_seq,
+                status=ARTIFACT_PROCESSED,
+            )
+            kind = repository.get_source(session, source_id=artifacts[0].source_id).kind if artifacts else ""
+        stored = failed = 0
+        for start in range(0, len(artifacts), STORE_BATCH):
+            group = artifacts[start : start + STORE_BATCH]
+            s, f = self._evaluate_and_store(group, kind)
+            stored += s
+            failed += f
+            heartbeat(start + len(group))
+        return ChunkResult(done=stored, failed=failed)
+
+    def _evaluate_and_store(self, artifacts: Sequence[Artifact], kind: str) -> tuple[int, int]:
+        evaluations: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for art in artifacts:
+            t0 = time.perf_counter()
+            try:
+                verdict = self.evaluator.evaluate(
+                    EvaluationInput(
+                        uri=art.uri,
+                        title=art.title,
+                        author=art.author,
+                        published_at=art.published_at,
+                        text=art.text or "",
+                        word_count=art.word_count or 0,
+                        language=art.language or "und",
+                        source_kind=kind,
+                        is_duplicate=art.duplicate_of_id is not None,
+                    )
+                )
+            except EvaluatorError as err:
+                if not err.non_retryable:
+                    # Keep what was evaluated so far, then let Temporal retry the rest with backoff.
+                    self._store(evaluations, updates)
+                    raise ApplicationError(
+                        f"evaluator unavailable: {err}", type="EvaluatorUnavailable"
+                    ) from err
+                updates.append(
+                    {"id": art.id, "status": ARTIFACT_FAILED, "failed_stage": "evaluate", "error": str(err)}
+                )
+                continue
+            evaluations.append(
+                {
+                    "artifact_id": art.id,
+                    "label": verdict.label,
+                    "confidence": verdict.confidence,
+                    "relevance": verdict.relevance,
+                    "credibility": verdict.credibility,
+                    "rationale": verdict.rationale,
+                    "evaluator": verdict.evaluator,
+                    "model": verdict.model,
+                }
+            )
+            updates.append(
+                {"id": art.id, "status": ARTIFACT_STORED, "evaluate_ms": (time.perf_counter() - t0) * 1000}
+            )
+        self._store(evaluations, updates)
+        return len(evaluations), len(updates) - len(evaluations)
+
+    def _store(self, evaluations: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
+        if not updates:
+            return
+        t0 = time.perf_counter()
+        now = utcnow()
+        with self._tx() as session:
+            repository.upsert_evaluations(session, rows=evaluations)
+            store_ms = (time.perf_counter() - t0) * 1000 / max(len(updates), 1)
+            blank = {"evaluate_ms": None, "failed_stage": None, "error": None}
+            rows = [
+                {
+                    **blank,
+                    **u,
+                    "stored_at": now if u["status"] == ARTIFACT_STORED else None,
+                    "store_ms": store_ms,
+                }
+                for u in updates
+            ]
+            repository.update_artifacts(session, rows=rows)
+        evaluations.clear()
+        updates.clear()
+
+
+_PROCESSED_KEYS = [
+    "content_hash",
+    "simhash",
+    "simhash_band0",
+    "simhash_band1",
+    "simhash_band2",
+    "simhash_band3",
+    "language",
+    "text",
+    "title",
+    "author",
+    "published_at",
+    "word_count",
+    "duplicate_of_id",
+    "near_duplicate_of_id",
+    "similarity",
+    "clarification",
+    "clarify_ms",
+    "processed_at",
+    "failed_stage",
+    "error",
+]
+
+
+def _complete(row: dict[str, Any]) -> dict[str, Any]:
+    """Give every row the same keys so one executemany updates the chunk."""
+    return {**dict.fromkeys(_PROCESSED_KEYS), **row}
