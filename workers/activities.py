@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+
 from temporalio import activity
 
 from orchestration.types import (
@@ -15,14 +17,16 @@ from orchestration.types import (
     IngestResult,
     StartBatchInput,
 )
+from workers.pool import process_chunk_in_pool
 from workers.steps import BatchSteps
 
 
 class PipelineActivities:
     """Registered as bound methods; the steps hold the clients (database, CPU pool, HTTP, evaluator)."""
 
-    def __init__(self, steps: BatchSteps) -> None:
+    def __init__(self, steps: BatchSteps, cpu_pool: ProcessPoolExecutor | None = None) -> None:
         self.steps = steps
+        self.cpu_pool = cpu_pool
 
     @activity.defn(name="start_batch")
     def start_batch(self, input: StartBatchInput) -> BatchPlan:
@@ -36,6 +40,8 @@ class PipelineActivities:
 
     @activity.defn(name="process_chunk")
     def process_chunk(self, input: ChunkInput) -> ChunkResult:
+        if self.cpu_pool is not None:
+            return process_chunk_in_pool(self.cpu_pool, input, activity.heartbeat)
         return self.steps.process_chunk(input, heartbeat=activity.heartbeat)
 
     @activity.defn(name="evaluate_chunk")

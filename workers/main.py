@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
-import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from data.db import make_engine, make_session_factory
 from orchestration.client import connect
 from orchestration.constants import (
     ALL_QUEUES,
@@ -24,39 +21,16 @@ from orchestration.constants import (
 from orchestration.settings import Settings
 from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
 from workers.activities import PipelineActivities
-from workers.stages.clarify import ClarificationClient
-from workers.stages.evaluate import make_evaluator
-from workers.steps import BatchSteps
+from workers.pool import make_cpu_pool
+from workers.steps import build_steps
 
 log = logging.getLogger(__name__)
 
 
-def make_cpu_pool(processes: int) -> Executor:
-    """Processes for the CPU-bound stages: one Python process runs them on one core only (the GIL).
-
-    forkserver, not fork: the worker has Temporal's runtime threads, which a fork would copy half-alive.
-    """
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["workers.stages.pipeline"])
-    return ProcessPoolExecutor(max_workers=processes, mp_context=ctx)
-
-
 def build_workers(
-    client: Client, settings: Settings, queues: Sequence[str], *, cpu_pool: Executor | None
+    client: Client, settings: Settings, queues: Sequence[str], *, cpu_pool: ProcessPoolExecutor | None
 ) -> tuple[list[Worker], PipelineActivities, ThreadPoolExecutor]:
-    engine = make_engine(settings.target_database_url)
-    sessions = make_session_factory(engine)
-    http = httpx.Client(timeout=settings.fetch_timeout_seconds, follow_redirects=True)
-    clarifier = ClarificationClient(settings.clarification_url, http) if settings.clarification_url else None
-    steps = BatchSteps(
-        settings=settings,
-        sessions=sessions,
-        cpu_pool=cpu_pool,
-        http=http,
-        evaluator=make_evaluator(settings, http),
-        clarifier=clarifier,
-    )
-    acts = PipelineActivities(steps)
+    acts = PipelineActivities(build_steps(settings), cpu_pool)
     threads = ThreadPoolExecutor(
         max_workers=settings.ingestion_concurrency
         + settings.processing_concurrency
@@ -111,7 +85,7 @@ async def run_worker(
     if unknown:
         raise ValueError(f"unknown task queue(s): {', '.join(sorted(unknown))}")
     client = await connect(settings)
-    cpu_pool = make_cpu_pool(settings.cpu_processes) if PROCESSING_QUEUE in queues else None
+    cpu_pool = make_cpu_pool(settings) if PROCESSING_QUEUE in queues else None
     workers, acts, threads = build_workers(client, settings, queues, cpu_pool=cpu_pool)
     log.info("worker polling %s", ", ".join(queues))
     try:
@@ -122,7 +96,7 @@ async def run_worker(
     finally:
         threads.shutdown(wait=False, cancel_futures=True)
         if cpu_pool is not None:
-            cpu_pool.shutdown(wait=False, cancel_futures=True)
+            cpu_pool.shutdown(wait=True, cancel_futures=True)  # at most the chunks in flight
         acts.steps.http.close()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError  # the error type Temporal reports; no SDK state
 
 from data import repository
+from data.db import make_engine, make_session_factory
 from data.models import (
     ARTIFACT_FAILED,
     ARTIFACT_INGESTED,
@@ -43,7 +43,7 @@ from orchestration.types import (
     StartBatchInput,
 )
 from workers.stages.clarify import ClarificationClient, clarify, simhash_bands
-from workers.stages.evaluate import Evaluator, EvaluatorError
+from workers.stages.evaluate import Evaluator, EvaluatorError, make_evaluator
 from workers.stages.gather import SourceError, fetch_feed, fetch_page, list_folder, read_file
 from workers.stages.pipeline import CpuStageResult, run_cpu_stages
 from workers.stages.types import DocumentError, EvaluationInput, LibraryMatch, RawDocument
@@ -65,6 +65,19 @@ def _no_heartbeat(*_details: Any) -> None:
     pass
 
 
+def build_steps(settings: Settings) -> BatchSteps:
+    """Steps with their own clients (engine, HTTP, evaluator): one set per process."""
+    http = httpx.Client(timeout=settings.fetch_timeout_seconds, follow_redirects=True)
+    clarifier = ClarificationClient(settings.clarification_url, http) if settings.clarification_url else None
+    return BatchSteps(
+        settings=settings,
+        sessions=make_session_factory(make_engine(settings.target_database_url)),
+        http=http,
+        evaluator=make_evaluator(settings, http),
+        clarifier=clarifier,
+    )
+
+
 class BatchSteps:
     """The work of each batch step, bound to its clients; plain code, callable with or without Temporal."""
 
@@ -73,14 +86,12 @@ class BatchSteps:
         *,
         settings: Settings,
         sessions: sessionmaker[Session],
-        cpu_pool: Executor | None,
         http: httpx.Client,
         evaluator: Evaluator,
         clarifier: ClarificationClient | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.cpu_pool = cpu_pool
         self.http = http
         self.evaluator = evaluator
         self.clarifier = clarifier
@@ -254,23 +265,11 @@ class BatchSteps:
         return ChunkResult(done=len(rows) - failed, failed=failed)
 
     def _run_cpu_stages(self, raws: Sequence[RawDocument], heartbeat: Heartbeat) -> list[CpuStageResult]:
-        if self.cpu_pool is None:
-            out = []
-            for i, raw in enumerate(raws):
-                out.append(run_cpu_stages(raw))
-                if i % 20 == 0:
-                    heartbeat()
-            return out
-        futures: list[Future[CpuStageResult]] = [self.cpu_pool.submit(run_cpu_stages, r) for r in raws]
         out = []
-        for fut in futures:
-            while True:
-                try:
-                    out.append(fut.result(timeout=5))
-                    break
-                except TimeoutError:
-                    heartbeat()
-        heartbeat()
+        for i, raw in enumerate(raws):
+            out.append(run_cpu_stages(raw))
+            if i % 20 == 19:
+                heartbeat()
         return out
 
     def _clarify(self, results: Sequence[tuple[int, CpuStageResult]]) -> list[dict[str, Any]]:

@@ -1,0 +1,243 @@
+"""Pipeline throughput: the full stack against the same steps with no orchestration, on this machine.
+
+    .venv/bin/python bench/pipeline.py --docs 10000
+
+(a) full stack: Temporal dev server (SQLite, WAL) + one worker process (all queues, CPU pool over all cores),
+    one real batch over a folder of generated documents, timed from the refresh to the batch's result;
+(b) no orchestration: the same BatchSteps (ingest, then per chunk process + evaluate/store) in a process pool
+    over all cores, writing to the same kind of database.
+Prints docs/s of each, `ratio: X.XX` (a/b), and the peak RSS of the worker and of the Temporal server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from temporalio.client import Client  # noqa: E402
+
+from data import repository  # noqa: E402
+from data.corpus import write_corpus  # noqa: E402
+from data.db import make_engine, make_session_factory  # noqa: E402
+from data.migrate import upgrade  # noqa: E402
+from orchestration.client import register_search_attributes, start_refresh  # noqa: E402
+from orchestration.devserver import DevServer, free_port  # noqa: E402
+from orchestration.settings import Settings  # noqa: E402
+from orchestration.types import ChunkInput, FinishBatchInput, IngestInput  # noqa: E402
+from workers.stages.pipeline import warm_up  # noqa: E402
+from workers.steps import BatchSteps, build_steps  # noqa: E402
+
+WARMUP_DOCS = 60
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children of any of its threads), from /proc/*/stat parent IDs."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+class PeakRss:
+    """Samples the resident memory of a process (and, separately, its whole tree) until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kb = 0
+        self.peak_tree_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            own = rss_kb(self.pid)
+            self.peak_kb = max(self.peak_kb, own)
+            self.peak_tree_kb = max(self.peak_tree_kb, own + sum(rss_kb(p) for p in descendants(self.pid)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def fresh_db(folder: Path) -> str:
+    url = f"sqlite:///{folder / 'app.db'}"
+    upgrade(url)
+    return url
+
+
+def add_source(url: str, name: str, folder: Path) -> int:
+    sessions = make_session_factory(make_engine(url))
+    with sessions.begin() as session:
+        return repository.create_source(session, name=name, kind="folder", location=str(folder)).id
+
+
+# --- (a) full stack ------------------------------------------------------------------------------------
+
+
+async def full_stack(docs: Path, warmup: Path, work: Path, env_overrides: dict[str, str]) -> dict[str, float]:
+    work.mkdir()
+    url = fresh_db(work)
+    server = DevServer(work / "temporal.db", port=free_port(), ui_port=None)
+    server.start()
+    env = {
+        **os.environ,
+        **env_overrides,
+        "LOREGUARD_DATABASE_URL": url,
+        "LOREGUARD_TEMPORAL_ADDRESS": server.address,
+        "LOREGUARD_STATE_DIR": str(work / "state"),
+    }
+    log = (work / "worker.log").open("wb")
+    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        client = await Client.connect(server.address)
+        await register_search_attributes(client, "default")
+        sessions = make_session_factory(make_engine(url))
+        # Warm-up batch: starts the CPU pool and loads the parsers, as a running deployment would have.
+        _, handle = await start_refresh(client, sessions, source_id=add_source(url, "warmup", warmup))
+        await handle.result()
+        worker_rss, server_rss = PeakRss(worker.pid), PeakRss(server.pid or 0)
+        source_id = add_source(url, "bench", docs)
+        started = time.perf_counter()
+        _, handle = await start_refresh(client, sessions, source_id=source_id)
+        result = await handle.result()
+        elapsed = time.perf_counter() - started
+        worker_rss.stop()
+        server_rss.stop()
+        return {
+            "seconds": elapsed,
+            "stored": result.stored,
+            "failed": result.failed,
+            "worker_rss_mb": worker_rss.peak_kb / 1024,
+            "worker_tree_rss_mb": worker_rss.peak_tree_kb / 1024,
+            "server_rss_mb": server_rss.peak_kb / 1024,
+        }
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        server.stop()
+        log.close()
+
+
+# --- (b) no orchestration ------------------------------------------------------------------------------
+
+_steps: BatchSteps | None = None
+
+
+def _init_process(url: str) -> None:
+    global _steps
+    warm_up()
+    _steps = build_steps(Settings(database_url=url))
+
+
+def _run_chunk(chunk: ChunkInput) -> int:
+    assert _steps is not None
+    _steps.process_chunk(chunk)
+    return _steps.evaluate_chunk(chunk).done
+
+
+def _run_batch(pool: ProcessPoolExecutor, url: str, folder: Path, name: str, chunk_size: int) -> int:
+    source_id = add_source(url, name, folder)
+    sessions = make_session_factory(make_engine(url))
+    with sessions.begin() as session:
+        batch_id = repository.create_batch(session, source_id=source_id).id
+    _init_process(url)
+    assert _steps is not None
+    total = _steps.ingest_source(IngestInput(batch_id=batch_id)).total
+    chunks = [
+        ChunkInput(batch_id=batch_id, start_seq=s, end_seq=min(s + chunk_size, total))
+        for s in range(0, total, chunk_size)
+    ]
+    list(pool.map(_run_chunk, chunks))
+    return _steps.finish_batch(FinishBatchInput(batch_id=batch_id, status="completed")).stored
+
+
+def no_orchestration(docs: Path, warmup: Path, work: Path, chunk_size: int) -> dict[str, float]:
+    work.mkdir()
+    url = fresh_db(work)
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(
+        os.cpu_count() or 1, mp_context=ctx, initializer=_init_process, initargs=(url,)
+    ) as pool:
+        _run_batch(pool, url, warmup, "warmup", chunk_size)
+        started = time.perf_counter()
+        stored = _run_batch(pool, url, docs, "bench", chunk_size)
+        return {"seconds": time.perf_counter() - started, "stored": stored}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=10_000, help="generated documents (default 10,000)")
+    parser.add_argument("--chunk-size", type=int, default=Settings().chunk_size)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="loreguard-bench-") as tmp:
+        work = Path(tmp)
+        t = time.perf_counter()
+        write_corpus(work / "docs", args.docs, seed=1)
+        write_corpus(work / "warmup", WARMUP_DOCS, seed=2)
+        print(f"corpus: {args.docs} documents written in {time.perf_counter() - t:.1f} s", flush=True)
+        print(f"cores: {os.cpu_count()}", flush=True)
+
+        print("(a) full stack: dev server + worker, one batch ...", flush=True)
+        env = {"LOREGUARD_CHUNK_SIZE": str(args.chunk_size)}
+        a = asyncio.run(full_stack(work / "docs", work / "warmup", work / "a", env))
+        a_rate = a["stored"] / a["seconds"]
+        print(
+            f"(a) full stack: {a['stored']:.0f} stored in {a['seconds']:.1f} s = {a_rate:.1f} docs/s",
+            flush=True,
+        )
+
+        print("(b) no orchestration: same steps in a process pool ...", flush=True)
+        b = no_orchestration(work / "docs", work / "warmup", work / "b", args.chunk_size)
+        b_rate = b["stored"] / b["seconds"]
+        print(f"(b) no orchestration: {b['stored']:.0f} stored in {b['seconds']:.1f} s = {b_rate:.1f} docs/s")
+
+        print(f"ratio: {a_rate / b_rate:.2f}")
+        print(
+            f"peak RSS worker: {a['worker_rss_mb']:.0f} MB (with its CPU pool: {a['worker_tree_rss_mb']:.0f} MB)"
+        )
+        print(f"peak RSS temporal server: {a['server_rss_mb']:.0f} MB")
+        if a["stored"] != args.docs or b["stored"] != args.docs:
+            print(f"error: expected {args.docs} stored documents on both sides", file=sys.stderr)
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
