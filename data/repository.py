@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -238,7 +238,7 @@ def list_batches(
     since: datetime | None = None,
     limit: int = 50,
 ) -> list[BatchRow]:
-    stmt: Select[Any] = select(Batch, Source.name).join(Source, Source.id == Batch.source_id)
+    stmt = select(Batch, Source.name).join(Source, Source.id == Batch.source_id)
     if source_id is not None:
         stmt = stmt.where(Batch.source_id == source_id)
     if status is not None:

@@ -12,7 +12,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -102,21 +102,14 @@ class BatchWorkflow:
     def _set_state(self, state: str) -> None:
         self._state = state
         workflow.upsert_search_attributes(
-            TypedSearchAttributes(
-                [SearchAttributePair(SA_BATCH_STATE, state), SearchAttributePair(SA_DOCUMENTS, self._total)]
-            )
+            [SA_BATCH_STATE.value_set(state), SA_DOCUMENTS.value_set(self._total)]
         )
 
     @workflow.run
     async def run(self, input: BatchInput) -> BatchResult:
         self._batch_id = input.batch_id
         workflow.upsert_search_attributes(
-            TypedSearchAttributes(
-                [
-                    SearchAttributePair(SA_BATCH_ID, str(input.batch_id)),
-                    SearchAttributePair(SA_SOURCE_ID, str(input.source_id)),
-                ]
-            )
+            [SA_BATCH_ID.value_set(str(input.batch_id)), SA_SOURCE_ID.value_set(str(input.source_id))]
         )
         self._set_state(STATE_INGESTING)
         plan = await workflow.execute_activity(

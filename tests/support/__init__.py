@@ -1,0 +1,1 @@
+"""Helpers shared by tests: loopback stand-ins for external services."""

@@ -1,0 +1,1 @@
+"""Tests of the pipeline stages (workers/stages): pure functions and their HTTP edges on loopback."""
