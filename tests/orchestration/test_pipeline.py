@@ -17,6 +17,7 @@ from orchestration.client import register_search_attributes, start_refresh
 from orchestration.constants import SA_BATCH_STATE, STATE_COMPLETED
 from orchestration.devserver import DevServer
 from tests.orchestration.support import pipeline_settings, running_worker
+from tests.support.http_standins import ChatCompletionsStandIn, StaticSite
 
 pytestmark = pytest.mark.temporal
 
@@ -130,3 +131,93 @@ async def test_missing_folder_fails_the_batch_with_its_reason(
         assert batch.status == "failed"
         assert batch.error_type == "InvalidSource"
         assert batch.error_message and "gone" in batch.error_message
+
+
+RSS = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Advisories</title><link>http://example.invalid/</link>
+<item><title>Critical firewall vulnerability patched</title><link>http://example.invalid/a</link>
+<author>alerts@example.invalid (Grace Hopper)</author><pubDate>Mon, 02 Nov 2026 10:00:00 GMT</pubDate>
+<description><![CDATA[<p>A critical security vulnerability in the firewall was exploited; the vendor released a
+patch. Every operator should apply the patch and review access logs for signs of a breach.</p>]]></description>
+</item>
+<item><title>Empty entry</title><link>http://example.invalid/b</link><description></description></item>
+</channel></rss>"""
+
+PAGE = """<html><head><title>Incident policy update</title><meta name="author" content="Ada Byron"></head>
+<body><nav>Home | About</nav><article><h1>Incident policy update</h1>
+<p>The incident response policy now requires that every security incident be reported within one hour.
+Compliance reviews will check each threat report against the policy, and audit findings go to the board.</p>
+</article><footer>Contact us</footer></body></html>"""
+
+
+async def test_feed_and_web_page_sources_run_through_the_pipeline(
+    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str
+) -> None:
+    routes = {
+        "/feed.xml": (200, "application/rss+xml", RSS),
+        "/page.html": (200, "text/html; charset=utf-8", PAGE),
+    }
+    with StaticSite(routes) as site:
+        with sqlite_sessions.begin() as session:
+            feed = repository.create_source(
+                session, name="feed", kind="feed", location=site.url_for("/feed.xml")
+            ).id
+            page = repository.create_source(
+                session, name="page", kind="web", location=site.url_for("/page.html")
+            ).id
+        client = await client_for(dev_server)
+        async with running_worker(client, pipeline_settings(sqlite_url, dev_server.address)):
+            feed_batch, h1 = await start_refresh(client, sqlite_sessions, source_id=feed)
+            page_batch, h2 = await start_refresh(client, sqlite_sessions, source_id=page)
+            feed_result, page_result = await h1.result(), await h2.result()
+    assert (feed_result.total, feed_result.stored, feed_result.failed) == (2, 1, 1)
+    assert (page_result.total, page_result.stored, page_result.failed) == (1, 1, 0)
+    with sqlite_sessions() as session:
+        rows = session.execute(
+            select(
+                Artifact.batch_id,
+                Artifact.title,
+                Artifact.author,
+                Artifact.status,
+                Artifact.error,
+                Evaluation.label,
+            )
+            .outerjoin(Evaluation)
+            .order_by(Artifact.batch_id, Artifact.seq)
+        ).all()
+    by_title = {r.title or r.error: r for r in rows}
+    article = by_title["Critical firewall vulnerability patched"]
+    assert article.batch_id == feed_batch and article.label == "relevant"
+    assert article.author and "Grace Hopper" in article.author
+    assert any(r.status == ARTIFACT_FAILED and "empty document" in (r.error or "") for r in rows)
+    policy = by_title["Incident policy update"]
+    assert (policy.batch_id, policy.author) == (page_batch, "Ada Byron")
+
+
+async def test_llm_evaluator_chosen_in_settings_labels_the_batch(
+    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    write_corpus(folder, 8, seed=4)
+    source_id = add_source(sqlite_sessions, folder)
+    with ChatCompletionsStandIn(fail_first=1, fail_status=429) as llm:
+        settings = pipeline_settings(
+            sqlite_url,
+            dev_server.address,
+            evaluator="openai",
+            openai_base_url=llm.base_url,
+            openai_model="m-1",
+        )
+        client = await client_for(dev_server)
+        async with running_worker(client, settings):
+            _, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
+            result = await handle.result()
+        assert result.stored == 8
+        assert llm.calls == 9  # one 429, retried, then one call per document
+    with sqlite_sessions() as session:
+        evaluators = session.execute(
+            select(Evaluation.evaluator, Evaluation.model, func.count()).group_by(
+                Evaluation.evaluator, Evaluation.model
+            )
+        ).all()
+    assert [tuple(e) for e in evaluators] == [("openai", "m-1", 8)]
