@@ -73,12 +73,20 @@ BATCH_PENDING = "pending"
 BATCH_RUNNING = "running"
 BATCH_COMPLETED = "completed"
 BATCH_FAILED = "failed"
+BATCH_AWAITING_APPROVAL = "awaiting_approval"
+BATCH_RETRYING = "retrying"
+
+# Operator decisions on a failed batch
+DECISION_APPROVED = "approved"
+DECISION_REJECTED = "rejected"
+DECISION_TIMED_OUT = "timed_out"
 
 # Artifact statuses: ingested -> processed -> stored, or failed at any stage.
 ARTIFACT_INGESTED = "ingested"
 ARTIFACT_PROCESSED = "processed"
 ARTIFACT_STORED = "stored"
 ARTIFACT_FAILED = "failed"
+ARTIFACT_QUARANTINED = "quarantined"  # stored by a batch that then failed: kept, but not shown as good
 
 STAGES = ("ingest", "normalize", "extract", "clarify", "evaluate", "store")
 
@@ -113,6 +121,13 @@ class Batch(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     error_type: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
+    failed_stage: Mapped[str | None] = mapped_column(String(20))
+    compensation: Mapped[str | None] = mapped_column(Text)
+    decision_deadline: Mapped[datetime | None]
+    decision: Mapped[str | None] = mapped_column(String(20))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(index=True)
     ingested_at: Mapped[datetime | None]
@@ -198,13 +213,17 @@ class Evaluation(Base):
 
 
 class Alert(Base):
+    """A notification raised once per batch and kind (failed batch, SLA warning, SLA critical)."""
+
     __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("batch_id", "kind", name="uq_alerts_batch_kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(50))
     level: Mapped[str] = mapped_column(String(20))
     message: Mapped[str] = mapped_column(Text)
+    delivery: Mapped[str | None] = mapped_column(Text)  # per channel: "log: sent; webhook: failed (...)"
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
 

@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.service import RPCError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from data import repository
 from orchestration.constants import (
@@ -23,7 +24,7 @@ from orchestration.constants import (
     batch_workflow_id,
 )
 from orchestration.settings import Settings
-from orchestration.types import BatchInput, BatchResult
+from orchestration.types import BatchInput, BatchResult, DecisionInput, DecisionResult
 
 
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:
@@ -85,3 +86,42 @@ async def start_refresh(
         result_type=BatchResult,
     )
     return batch_id, handle
+
+
+class DecisionRefused(Exception):
+    """An approve/reject that the batch did not accept, with the reason to show the operator."""
+
+
+async def decide(
+    client: Client,
+    session_factory: sessionmaker[Session],
+    *,
+    batch_id: int,
+    approve: bool,
+    actor: str,
+    reason: str = "",
+    rpc_timeout: timedelta = timedelta(seconds=10),
+) -> DecisionResult:
+    """Send approve_retry or reject to a failed batch as an Update; refusals raise DecisionRefused."""
+    with session_factory() as session:
+        batch = repository.get_batch(session, batch_id=batch_id)
+        workflow_id = batch.workflow_id
+    if workflow_id is None:
+        raise DecisionRefused(f"batch {batch_id} has no workflow")
+    handle = client.get_workflow_handle(workflow_id)
+    update = "approve_retry" if approve else "reject"
+    try:
+        return await handle.execute_update(
+            update,
+            DecisionInput(actor=actor, reason=reason),
+            result_type=DecisionResult,
+            rpc_timeout=rpc_timeout,
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        raise DecisionRefused(message) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND or "already completed" in err.message:
+            raise DecisionRefused(f"batch {batch_id} is no longer waiting for a decision") from err
+        raise

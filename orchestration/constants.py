@@ -18,13 +18,17 @@ SA_SOURCE_ID = SearchAttributeKey.for_keyword("LoreGuardSourceId")
 SA_BATCH_ID = SearchAttributeKey.for_keyword("LoreGuardBatchId")
 SA_BATCH_STATE = SearchAttributeKey.for_keyword("LoreGuardBatchState")
 SA_DOCUMENTS = SearchAttributeKey.for_int("LoreGuardDocuments")
-ALL_SEARCH_ATTRIBUTES = (SA_SOURCE_ID, SA_BATCH_ID, SA_BATCH_STATE, SA_DOCUMENTS)
+SA_ATTEMPT = SearchAttributeKey.for_int("LoreGuardAttempt")
+ALL_SEARCH_ATTRIBUTES = (SA_SOURCE_ID, SA_BATCH_ID, SA_BATCH_STATE, SA_DOCUMENTS, SA_ATTEMPT)
 
 # Values of SA_BATCH_STATE.
 STATE_INGESTING = "ingesting"
 STATE_PROCESSING = "processing"
 STATE_COMPLETED = "completed"
 STATE_FAILED = "failed"
+STATE_AWAITING_APPROVAL = (
+    "awaiting_approval"  # failed, compensated, operators notified, waiting for a decision
+)
 
 # Workflow ID formats. The token keeps IDs unique when an app database is reset but Temporal keeps history.
 BATCH_WORKFLOW_ID = "batch-{batch_id}-{token}"
@@ -34,6 +38,8 @@ CHUNK_RANGE_WORKFLOW_ID = "{parent_id}-chunks-{first_chunk}"
 ERR_INVALID_SOURCE = "InvalidSource"
 ERR_SOURCE_UNAVAILABLE = "SourceUnavailable"
 ERR_BATCH_NOT_FOUND = "BatchNotFound"
+ERR_TOO_MANY_FAILURES = "TooManyFailures"
+ERR_REJECTED = "BatchRejected"
 
 
 def batch_workflow_id(batch_id: int) -> str:

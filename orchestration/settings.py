@@ -10,6 +10,9 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+NotifyChannel = Literal["log", "webhook", "email"]
+
+
 class Settings(BaseSettings):
     """LoreGuard configuration. Built once at process start and passed down; never read at import time."""
 
@@ -66,6 +69,26 @@ class Settings(BaseSettings):
     clarification_url: str | None = None
     clarification_timeout_seconds: float = 10.0
 
+    # Failed batches
+    max_failed_share: float = Field(
+        default=0.5, ge=0, le=1, description="a batch whose failed share of documents exceeds this fails"
+    )
+    approval_timeout_hours: float = Field(
+        default=24.0, gt=0, description="how long a failed batch waits for approve/reject"
+    )
+
+    # Notifications: any of log, webhook (Slack incoming-webhook compatible), email (SMTP)
+    notify_channels: list[NotifyChannel] = Field(default_factory=lambda: list[NotifyChannel](["log"]))
+    webhook_url: str | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "loreguard@localhost"
+    smtp_to: list[str] = Field(default_factory=list)
+    public_dashboard_url: str = "http://127.0.0.1:8501"
+
     # Operators
     operator_name: str = Field(default_factory=lambda: os.environ.get("USER") or "operator")
 
@@ -77,6 +100,10 @@ class Settings(BaseSettings):
                 raise ValueError("LOREGUARD_OPENAI_API_KEY must be set to a real key in production")
         if not self.operator_name.strip():
             raise ValueError("LOREGUARD_OPERATOR_NAME must not be blank")
+        if "webhook" in self.notify_channels and not self.webhook_url:
+            raise ValueError("LOREGUARD_WEBHOOK_URL is needed for the webhook notification channel")
+        if "email" in self.notify_channels and not self.smtp_to:
+            raise ValueError("LOREGUARD_SMTP_TO is needed for the email notification channel")
         return self
 
     @property

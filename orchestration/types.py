@@ -31,6 +31,7 @@ class BatchProgress:
     total: int
     chunks_total: int
     chunks_done: int
+    attempt: int = 1
 
 
 @dataclass
@@ -110,6 +111,8 @@ class BatchPlan:
     chunk_window: int
     max_children: int
     heartbeat_seconds: float
+    max_failed_share: float = 0.5
+    approval_timeout_hours: float = 24.0
 
 
 @dataclass
@@ -120,3 +123,73 @@ class ChunkFailureInput:
     start_seq: int
     end_seq: int
     reason: str
+
+
+@dataclass
+class BatchTally:
+    total: int
+    stored: int
+    failed: int
+
+
+@dataclass
+class BatchFailure:
+    """Why an attempt of a batch failed; `stage` is "ingest" or "processing"."""
+
+    batch_id: int
+    attempt: int
+    stage: str
+    error_type: str
+    message: str
+
+
+@dataclass
+class CompensationResult:
+    summary: str
+
+
+@dataclass
+class AlertInput:
+    batch_id: int | None
+    kind: str  # batch_failed:attempt-N, sla_warning, sla_critical
+    level: str  # info | warning | error | critical
+    message: str
+
+
+@dataclass
+class AwaitDecisionInput:
+    failure: BatchFailure
+    compensation: str
+    deadline_iso: str  # when a missing decision counts as a rejection by timeout
+
+
+@dataclass
+class DecisionInput:
+    """An operator's decision on a failed batch, sent as a Temporal Update."""
+
+    actor: str
+    reason: str = ""
+
+
+@dataclass
+class DecisionResult:
+    batch_id: int
+    decision: str  # approved | rejected
+    attempt: int  # the attempt that will run next (approved) or the last one (rejected)
+    message: str
+
+
+@dataclass
+class RecordDecisionInput:
+    batch_id: int
+    decision: str  # approved | rejected | timed_out
+    actor: str
+    reason: str
+    attempt: int
+
+
+@dataclass
+class RetryInput:
+    batch_id: int
+    stage: str
+    attempt: int

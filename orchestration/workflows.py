@@ -9,43 +9,61 @@ has more than `chunk_window` pending activities, whatever the batch's size.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from data.models import DECISION_APPROVED, DECISION_REJECTED, DECISION_TIMED_OUT
     from orchestration.constants import (
         CHUNK_RANGE_WORKFLOW_ID,
         ERR_INVALID_SOURCE,
+        ERR_REJECTED,
+        ERR_TOO_MANY_FAILURES,
         EVALUATION_QUEUE,
         INGESTION_QUEUE,
         PROCESSING_QUEUE,
+        SA_ATTEMPT,
         SA_BATCH_ID,
         SA_BATCH_STATE,
         SA_DOCUMENTS,
         SA_SOURCE_ID,
+        STATE_AWAITING_APPROVAL,
         STATE_COMPLETED,
         STATE_FAILED,
         STATE_INGESTING,
         STATE_PROCESSING,
     )
     from orchestration.types import (
+        AlertInput,
+        AwaitDecisionInput,
+        BatchFailure,
         BatchInput,
         BatchPlan,
         BatchProgress,
         BatchResult,
+        BatchTally,
         ChunkFailureInput,
         ChunkInput,
         ChunkRangeInput,
         ChunkRangeResult,
         ChunkResult,
+        CompensationResult,
+        DecisionInput,
+        DecisionResult,
         FinishBatchInput,
         IngestInput,
         IngestResult,
+        RecordDecisionInput,
+        RetryInput,
         StartBatchInput,
     )
+
+T = TypeVar("T")
 
 # Bookkeeping activities: short database writes.
 BOOKKEEPING_TIMEOUT = timedelta(minutes=1)
@@ -80,7 +98,12 @@ def _error_details(err: BaseException) -> tuple[str, str]:
 
 @workflow.defn
 class BatchWorkflow:
-    """One refresh of one source: ingest, process every chunk (through children), finalize in the library."""
+    """One refresh of one source: ingest, process every chunk (through children), finalize in the library.
+
+    A failed attempt (ingest gave up, or too many documents failed) is compensated, operators are notified,
+    and the workflow waits for a decision: `approve_retry` runs the next attempt over what failed,
+    `reject` (or no decision before the timeout) ends the batch failed with the reason.
+    """
 
     def __init__(self) -> None:
         self._batch_id = 0
@@ -88,6 +111,9 @@ class BatchWorkflow:
         self._total = 0
         self._chunks_total = 0
         self._chunks_done = 0
+        self._attempt = 1
+        self._awaiting = False
+        self._decision: tuple[str, DecisionInput] | None = None
 
     @workflow.query
     def progress(self) -> BatchProgress:
@@ -97,12 +123,60 @@ class BatchWorkflow:
             total=self._total,
             chunks_total=self._chunks_total,
             chunks_done=self._chunks_done,
+            attempt=self._attempt,
         )
+
+    # --- operator decisions (Temporal Updates: the caller learns at once whether it was accepted) --------
+
+    @workflow.update
+    def approve_retry(self, input: DecisionInput) -> DecisionResult:
+        self._decision = (DECISION_APPROVED, input)
+        return DecisionResult(
+            batch_id=self._batch_id,
+            decision=DECISION_APPROVED,
+            attempt=self._attempt + 1,
+            message=f"batch {self._batch_id} will be retried (attempt {self._attempt + 1})",
+        )
+
+    @approve_retry.validator
+    def _check_approve(self, input: DecisionInput) -> None:
+        self._check_decision(input, needs_reason=False)
+
+    @workflow.update
+    def reject(self, input: DecisionInput) -> DecisionResult:
+        self._decision = (DECISION_REJECTED, input)
+        return DecisionResult(
+            batch_id=self._batch_id,
+            decision=DECISION_REJECTED,
+            attempt=self._attempt,
+            message=f"batch {self._batch_id} rejected: it ends failed",
+        )
+
+    @reject.validator
+    def _check_reject(self, input: DecisionInput) -> None:
+        self._check_decision(input, needs_reason=True)
+
+    def _check_decision(self, input: DecisionInput, *, needs_reason: bool) -> None:
+        if not input.actor.strip():
+            raise ValueError("a decision needs the operator's name")
+        if self._decision is not None:
+            decision, by = self._decision
+            raise ValueError(f"batch {self._batch_id} was already {decision} by {by.actor}")
+        if not self._awaiting:
+            raise ValueError(f"batch {self._batch_id} is not waiting for a decision (it is {self._state})")
+        if needs_reason and not input.reason.strip():
+            raise ValueError("a rejection needs a reason")
+
+    # --- the run ------------------------------------------------------------------------------------------
 
     def _set_state(self, state: str) -> None:
         self._state = state
         workflow.upsert_search_attributes(
-            [SA_BATCH_STATE.value_set(state), SA_DOCUMENTS.value_set(self._total)]
+            [
+                SA_BATCH_STATE.value_set(state),
+                SA_DOCUMENTS.value_set(self._total),
+                SA_ATTEMPT.value_set(self._attempt),
+            ]
         )
 
     @workflow.run
@@ -112,53 +186,158 @@ class BatchWorkflow:
             [SA_BATCH_ID.value_set(str(input.batch_id)), SA_SOURCE_ID.value_set(str(input.source_id))]
         )
         self._set_state(STATE_INGESTING)
-        plan = await workflow.execute_activity(
+        plan = await self._bookkeeping(
             "start_batch",
             StartBatchInput(batch_id=input.batch_id, workflow_id=workflow.info().workflow_id),
-            result_type=BatchPlan,
-            task_queue=INGESTION_QUEUE,
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            retry_policy=BOOKKEEPING_RETRY,
+            BatchPlan,
         )
-        try:
-            ingest = await workflow.execute_activity(
-                "ingest_source",
-                IngestInput(batch_id=input.batch_id),
-                result_type=IngestResult,
-                task_queue=INGESTION_QUEUE,
-                start_to_close_timeout=INGEST_TIMEOUT,
-                heartbeat_timeout=timedelta(seconds=max(plan.heartbeat_seconds, 60)),
-                retry_policy=INGEST_RETRY,
+        ingest = True
+        while True:
+            failure = await self._run_attempt(plan, ingest=ingest)
+            if failure is None:
+                result = await self._bookkeeping(
+                    "finish_batch", FinishBatchInput(batch_id=input.batch_id, status="completed"), BatchResult
+                )
+                self._set_state(STATE_COMPLETED)
+                return result
+            decision, by = await self._fail_and_wait(plan, failure)
+            if decision != DECISION_APPROVED:
+                await self._bookkeeping(
+                    "finish_batch",
+                    FinishBatchInput(
+                        batch_id=input.batch_id,
+                        status="failed",
+                        error_type=failure.error_type,
+                        error_message=f"{failure.stage}: {failure.message} ({decision} by {by.actor}: {by.reason})",
+                    ),
+                    BatchResult,
+                )
+                self._set_state(STATE_FAILED)
+                raise ApplicationError(
+                    f"batch {input.batch_id} failed at {failure.stage}: {failure.message}; "
+                    f"{decision} by {by.actor}: {by.reason}",
+                    type=ERR_REJECTED,
+                    non_retryable=True,
+                )
+            self._attempt += 1
+            self._decision = None
+            await self._bookkeeping(
+                "prepare_retry",
+                RetryInput(batch_id=input.batch_id, stage=failure.stage, attempt=self._attempt),
+                int,
             )
-        except ActivityError as err:
-            error_type, message = _error_details(err)
-            return await self._fail(input.batch_id, "ingest", error_type, message)
+            ingest = failure.stage == "ingest"
 
-        self._total = ingest.total
+    async def _run_attempt(self, plan: BatchPlan, *, ingest: bool) -> BatchFailure | None:
+        """One attempt over the batch; returns why it failed, or None when it succeeded."""
+        if ingest:
+            self._set_state(STATE_INGESTING)
+            try:
+                result = await workflow.execute_activity(
+                    "ingest_source",
+                    IngestInput(batch_id=self._batch_id),
+                    result_type=IngestResult,
+                    task_queue=INGESTION_QUEUE,
+                    start_to_close_timeout=INGEST_TIMEOUT,
+                    heartbeat_timeout=timedelta(seconds=max(plan.heartbeat_seconds, 60)),
+                    retry_policy=INGEST_RETRY,
+                )
+            except ActivityError as err:
+                return self._failure("ingest", *_error_details(err))
+            self._total = result.total
         self._set_state(STATE_PROCESSING)
         try:
-            await self._process_chunks(input.batch_id, plan)
+            await self._process_chunks(self._batch_id, plan)
         except ChildWorkflowError as err:
-            error_type, message = _error_details(err)
-            return await self._fail(input.batch_id, "processing", error_type, message)
+            return self._failure("processing", *_error_details(err))
+        tally = await self._bookkeeping("tally_batch", self._batch_id, BatchTally)
+        if tally.total and tally.failed / tally.total > plan.max_failed_share:
+            return self._failure(
+                "processing",
+                ERR_TOO_MANY_FAILURES,
+                f"{tally.failed} of {tally.total} documents failed, more than the "
+                f"{plan.max_failed_share:.0%} allowed",
+            )
+        return None
 
-        result = await workflow.execute_activity(
-            "finish_batch",
-            FinishBatchInput(batch_id=input.batch_id, status="completed"),
-            result_type=BatchResult,
+    def _failure(self, stage: str, error_type: str, message: str) -> BatchFailure:
+        return BatchFailure(
+            batch_id=self._batch_id,
+            attempt=self._attempt,
+            stage=stage,
+            error_type=error_type,
+            message=message,
+        )
+
+    async def _fail_and_wait(self, plan: BatchPlan, failure: BatchFailure) -> tuple[str, DecisionInput]:
+        """Compensate, notify, and wait for an operator's decision (a timeout counts as a rejection)."""
+        compensation = await self._bookkeeping("compensate_batch", failure, CompensationResult)
+        timeout = timedelta(hours=plan.approval_timeout_hours)
+        deadline = workflow.now() + timeout
+        await self._bookkeeping(
+            "await_decision",
+            AwaitDecisionInput(
+                failure=failure, compensation=compensation.summary, deadline_iso=deadline.isoformat()
+            ),
+            type(None),
+        )
+        self._awaiting = True
+        self._set_state(STATE_AWAITING_APPROVAL)
+        await self._bookkeeping(
+            "raise_alert",
+            AlertInput(
+                batch_id=self._batch_id,
+                kind=f"batch_failed:attempt-{self._attempt}",
+                level="error",
+                message=(
+                    f"Batch {self._batch_id} failed at {failure.stage} (attempt {self._attempt}): "
+                    f"{failure.error_type}: {failure.message}. Compensation: {compensation.summary}. "
+                    f"Approve a retry or reject it before {deadline:%Y-%m-%d %H:%M} UTC."
+                ),
+            ),
+            str,
+        )
+        with contextlib.suppress(TimeoutError):  # no decision in time: handled below as a rejection
+            await workflow.wait_condition(lambda: self._decision is not None, timeout=timeout)
+        self._awaiting = False
+        if self._decision is not None:
+            decision, by = self._decision
+        else:
+            hours = f"{plan.approval_timeout_hours:g}"
+            decision, by = (
+                DECISION_TIMED_OUT,
+                DecisionInput(actor="system", reason=f"no decision within {hours} h"),
+            )
+        await self._bookkeeping(
+            "record_decision",
+            RecordDecisionInput(
+                batch_id=self._batch_id,
+                decision=decision,
+                actor=by.actor,
+                reason=by.reason,
+                attempt=self._attempt,
+            ),
+            type(None),
+        )
+        return decision, by
+
+    async def _bookkeeping(self, activity: str, arg: Any, result_type: type[T]) -> T:
+        result: T = await workflow.execute_activity(
+            activity,
+            arg,
+            result_type=result_type,
             task_queue=INGESTION_QUEUE,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
         )
-        self._set_state(STATE_COMPLETED)
         return result
 
     async def _process_chunks(self, batch_id: int, plan: BatchPlan) -> None:
         chunks = -(-self._total // plan.chunk_size)
         self._chunks_total = chunks
-        starts = list(range(0, chunks, plan.chunks_per_child))
+        self._chunks_done = 0
         pending: set[asyncio.Task[ChunkRangeResult]] = set()
-        for first in starts:
+        for first in range(0, chunks, plan.chunks_per_child):
             while len(pending) >= plan.max_children:
                 pending = await self._reap(pending)
             child_input = ChunkRangeInput(
@@ -170,14 +349,15 @@ class BatchWorkflow:
                 window=plan.chunk_window,
                 heartbeat_seconds=plan.heartbeat_seconds,
             )
+            parent = workflow.info().workflow_id
+            if self._attempt > 1:
+                parent = f"{parent}-attempt-{self._attempt}"
             pending.add(
                 asyncio.ensure_future(
                     workflow.execute_child_workflow(
                         ChunkRangeWorkflow.run,
                         child_input,
-                        id=CHUNK_RANGE_WORKFLOW_ID.format(
-                            parent_id=workflow.info().workflow_id, first_chunk=first
-                        ),
+                        id=CHUNK_RANGE_WORKFLOW_ID.format(parent_id=parent, first_chunk=first),
                     )
                 )
             )
@@ -191,22 +371,6 @@ class BatchWorkflow:
         for task in done:
             self._chunks_done += task.result().chunks_done
         return set(still)
-
-    async def _fail(self, batch_id: int, stage: str, error_type: str, message: str) -> BatchResult:
-        await workflow.execute_activity(
-            "finish_batch",
-            FinishBatchInput(
-                batch_id=batch_id, status="failed", error_type=error_type, error_message=f"{stage}: {message}"
-            ),
-            result_type=BatchResult,
-            task_queue=INGESTION_QUEUE,
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            retry_policy=BOOKKEEPING_RETRY,
-        )
-        self._set_state(STATE_FAILED)
-        raise ApplicationError(
-            f"batch {batch_id} failed at {stage}: {message}", type=error_type, non_retryable=True
-        )
 
 
 @workflow.defn

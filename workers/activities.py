@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 from temporalio import activity
 
 from orchestration.types import (
+    AlertInput,
+    AwaitDecisionInput,
+    BatchFailure,
     BatchPlan,
     BatchResult,
+    BatchTally,
     ChunkFailureInput,
     ChunkInput,
     ChunkResult,
+    CompensationResult,
     FinishBatchInput,
     IngestInput,
     IngestResult,
+    RecordDecisionInput,
+    RetryInput,
     StartBatchInput,
 )
 from workers.pool import process_chunk_in_pool
@@ -52,6 +61,45 @@ class PipelineActivities:
     def finish_batch(self, input: FinishBatchInput) -> BatchResult:
         return self.steps.finish_batch(input)
 
+    @activity.defn(name="tally_batch")
+    def tally_batch(self, batch_id: int) -> BatchTally:
+        return self.steps.tally_batch(batch_id)
+
+    @activity.defn(name="compensate_batch")
+    def compensate_batch(self, input: BatchFailure) -> CompensationResult:
+        return self.steps.compensate_batch(input)
+
+    @activity.defn(name="raise_alert")
+    def raise_alert(self, input: AlertInput) -> str:
+        return self.steps.raise_alert(input)
+
+    @activity.defn(name="await_decision")
+    def await_decision(self, input: AwaitDecisionInput) -> None:
+        self.steps.await_decision(input)
+
+    @activity.defn(name="record_decision")
+    def record_decision(self, input: RecordDecisionInput) -> None:
+        self.steps.record_decision(input)
+
+    @activity.defn(name="prepare_retry")
+    def prepare_retry(self, input: RetryInput) -> int:
+        return self.steps.prepare_retry(input)
+
     @activity.defn(name="fail_chunk")
     def fail_chunk(self, input: ChunkFailureInput) -> int:
         return self.steps.fail_chunk(input)
+
+    def bookkeeping(self) -> list[Callable[..., Any]]:
+        """The bookkeeping activities served on the ingestion queue."""
+        return [
+            self.start_batch,
+            self.ingest_source,
+            self.finish_batch,
+            self.fail_chunk,
+            self.tally_batch,
+            self.compensate_batch,
+            self.raise_alert,
+            self.await_decision,
+            self.record_decision,
+            self.prepare_retry,
+        ]

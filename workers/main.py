@@ -48,7 +48,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=INGESTION_QUEUE,
-                activities=[acts.start_batch, acts.ingest_source, acts.finish_batch, acts.fail_chunk],
+                activities=acts.bookkeeping(),
                 activity_executor=threads,
                 max_concurrent_activities=settings.ingestion_concurrency,
             )

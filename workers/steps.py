@@ -10,10 +10,12 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError  # the error type Temporal reports; no SDK state
 
@@ -23,25 +25,35 @@ from data.models import (
     ARTIFACT_FAILED,
     ARTIFACT_INGESTED,
     ARTIFACT_PROCESSED,
+    ARTIFACT_QUARANTINED,
     ARTIFACT_STORED,
     KIND_FEED,
     KIND_FOLDER,
     KIND_WEB,
+    Alert,
     Artifact,
     utcnow,
 )
 from orchestration.settings import Settings
 from orchestration.types import (
+    AlertInput,
+    AwaitDecisionInput,
+    BatchFailure,
     BatchPlan,
     BatchResult,
+    BatchTally,
     ChunkFailureInput,
     ChunkInput,
     ChunkResult,
+    CompensationResult,
     FinishBatchInput,
     IngestInput,
     IngestResult,
+    RecordDecisionInput,
+    RetryInput,
     StartBatchInput,
 )
+from workers.notify import Notice, deliver
 from workers.stages.clarify import ClarificationClient, clarify, simhash_bands
 from workers.stages.evaluate import Evaluator, EvaluatorError, make_evaluator
 from workers.stages.gather import SourceError, fetch_feed, fetch_page, list_folder, read_file
@@ -119,6 +131,8 @@ class BatchSteps:
                 chunk_window=s.chunk_window,
                 max_children=s.max_children,
                 heartbeat_seconds=s.heartbeat_seconds,
+                max_failed_share=s.max_failed_share,
+                approval_timeout_hours=s.approval_timeout_hours,
             )
 
     def finish_batch(self, input: FinishBatchInput) -> BatchResult:
@@ -160,6 +174,75 @@ class BatchSteps:
                 )
                 failed += len(rows)
         return failed
+
+    # --- failed batches -------------------------------------------------------------------------------
+
+    def tally_batch(self, batch_id: int) -> BatchTally:
+        with self.sessions() as session:
+            counts = repository.artifact_status_counts(session, batch_id=batch_id)
+        return BatchTally(
+            total=sum(counts.values()),
+            stored=counts.get(ARTIFACT_STORED, 0) + counts.get(ARTIFACT_QUARANTINED, 0),
+            failed=counts.get(ARTIFACT_FAILED, 0),
+        )
+
+    def compensate_batch(self, failure: BatchFailure) -> CompensationResult:
+        with self._tx() as session:
+            return CompensationResult(
+                repository.compensate_batch(session, batch_id=failure.batch_id, stage=failure.stage)
+            )
+
+    def raise_alert(self, input: AlertInput) -> str:
+        """Record the alert once and notify the configured channels; a retry does not notify twice."""
+        with self._tx() as session:
+            alert, _ = repository.raise_alert(
+                session, batch_id=input.batch_id, kind=input.kind, level=input.level, message=input.message
+            )
+            alert_id, delivered = alert.id, alert.delivery
+        if delivered is not None:
+            return delivered
+        subject = (
+            f"LoreGuard {input.level.upper()}: batch {input.batch_id}" if input.batch_id else "LoreGuard"
+        )
+        outcome = deliver(
+            self.settings,
+            Notice(subject=subject, text=input.message, level=input.level),
+            self.http,
+            self.settings.notify_channels,
+        )
+        summary = "; ".join(f"{channel}: {result}" for channel, result in outcome.items())
+        with self._tx() as session:
+            session.execute(update(Alert).where(Alert.id == alert_id).values(delivery=summary))
+        return summary
+
+    def await_decision(self, input: AwaitDecisionInput) -> None:
+        f = input.failure
+        with self._tx() as session:
+            repository.mark_awaiting_decision(
+                session,
+                batch_id=f.batch_id,
+                stage=f.stage,
+                error_type=f.error_type,
+                error_message=f.message,
+                deadline=datetime.fromisoformat(input.deadline_iso),
+            )
+
+    def record_decision(self, input: RecordDecisionInput) -> None:
+        with self._tx() as session:
+            repository.record_decision(
+                session,
+                batch_id=input.batch_id,
+                decision=input.decision,
+                actor=input.actor,
+                reason=input.reason,
+                attempt=input.attempt,
+            )
+
+    def prepare_retry(self, input: RetryInput) -> int:
+        with self._tx() as session:
+            return repository.prepare_retry(
+                session, batch_id=input.batch_id, stage=input.stage, attempt=input.attempt
+            )
 
     # --- ingest -----------------------------------------------------------------------------------------
 

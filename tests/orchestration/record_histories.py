@@ -18,15 +18,16 @@ from data import repository
 from data.corpus import write_corpus
 from data.db import make_engine, make_session_factory
 from data.migrate import upgrade
-from orchestration.client import register_search_attributes, start_refresh
+from orchestration.client import decide, register_search_attributes, start_refresh
+from orchestration.constants import STATE_AWAITING_APPROVAL
 from orchestration.devserver import DevServer, free_port
-from tests.orchestration.support import pipeline_settings, running_worker
+from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
 
 HISTORIES = Path(__file__).with_name("histories")
 
 
 async def record_into(client: Client, db_url: str, work: Path, out: Path) -> list[Path]:
-    """Run a completed batch (two chunk-range children) and a failed one; write every run's history."""
+    """Run a completed batch (with chunk-range children), a rejected one and an approved retry; write histories."""
     upgrade(db_url)
     sessions = make_session_factory(make_engine(db_url))
     docs = work / "docs"
@@ -41,10 +42,20 @@ async def record_into(client: Client, db_url: str, work: Path, out: Path) -> lis
         _, handle = await start_refresh(client, sessions, source_id=good)
         await handle.result()
         ids.append(("completed", handle.id))
-        _, handle = await start_refresh(client, sessions, source_id=bad)
+        # Ingest fails (no folder), the operator rejects.
+        batch_id, handle = await start_refresh(client, sessions, source_id=bad)
+        await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+        await decide(client, sessions, batch_id=batch_id, approve=False, actor="ana", reason="source retired")
         with contextlib.suppress(WorkflowFailureError):
             await handle.result()
         ids.append(("failed-ingest", handle.id))
+        # Ingest fails, the folder appears, the operator approves a retry, which succeeds.
+        batch_id, handle = await start_refresh(client, sessions, source_id=bad)
+        await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+        write_corpus(work / "gone", 6, seed=6)
+        await decide(client, sessions, batch_id=batch_id, approve=True, actor="ana")
+        await handle.result()
+        ids.append(("approved-retry", handle.id))
     written = []
     out.mkdir(parents=True, exist_ok=True)
     for label, workflow_id in ids:

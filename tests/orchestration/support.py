@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from orchestration.constants import ALL_QUEUES
 from orchestration.settings import Settings
+from orchestration.types import BatchProgress
 from workers.main import build_workers
 
 
@@ -48,3 +50,15 @@ async def terminate_running(client: Client) -> None:
         if wf.status == WorkflowExecutionStatus.RUNNING:
             with contextlib.suppress(RPCError):
                 await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("test finished")
+
+
+async def wait_for_state(handle: WorkflowHandle[Any, Any], state: str, timeout: float = 60) -> BatchProgress:
+    """Poll the batch workflow's progress query until it reports `state`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        progress: BatchProgress = await handle.query("progress", result_type=BatchProgress)
+        if progress.state == state:
+            return progress
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{handle.id} stayed {progress.state}, never {state}")
+        await asyncio.sleep(0.1)

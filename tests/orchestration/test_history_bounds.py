@@ -21,6 +21,7 @@ from orchestration.types import (
     BatchInput,
     BatchPlan,
     BatchResult,
+    BatchTally,
     ChunkFailureInput,
     ChunkInput,
     ChunkResult,
@@ -57,6 +58,11 @@ class StandIns:
     async def evaluate_chunk(self, input: ChunkInput) -> ChunkResult:
         self.chunks[(input.start_seq, input.end_seq)] += 1
         return ChunkResult(done=input.end_seq - input.start_seq, failed=0)
+
+    @activity.defn(name="tally_batch")
+    async def tally_batch(self, batch_id: int) -> BatchTally:
+        done = sum(end - start for start, end in self.chunks)
+        return BatchTally(total=DOCS, stored=done, failed=DOCS - done)
 
     @activity.defn(name="fail_chunk")
     async def fail_chunk(self, input: ChunkFailureInput) -> int:
@@ -125,6 +131,7 @@ async def test_100k_document_batch_stays_within_history_limits(
                 stand_ins.process_chunk,
                 stand_ins.evaluate_chunk,
                 stand_ins.fail_chunk,
+                stand_ins.tally_batch,
                 stand_ins.finish_batch,
             ],
             max_concurrent_activities=200,

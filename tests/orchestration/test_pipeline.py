@@ -13,10 +13,10 @@ from temporalio.client import Client, WorkflowFailureError
 from data import repository
 from data.corpus import text_note, write_corpus
 from data.models import ARTIFACT_FAILED, ARTIFACT_STORED, Artifact, Batch, Evaluation
-from orchestration.client import register_search_attributes, start_refresh
-from orchestration.constants import SA_BATCH_STATE, STATE_COMPLETED
+from orchestration.client import decide, register_search_attributes, start_refresh
+from orchestration.constants import SA_BATCH_STATE, STATE_AWAITING_APPROVAL, STATE_COMPLETED
 from orchestration.devserver import DevServer
-from tests.orchestration.support import pipeline_settings, running_worker
+from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
 from tests.support.http_standins import ChatCompletionsStandIn, StaticSite
 
 pytestmark = pytest.mark.temporal
@@ -123,12 +123,21 @@ async def test_missing_folder_fails_the_batch_with_its_reason(
     client = await client_for(dev_server)
     async with running_worker(client, pipeline_settings(sqlite_url, dev_server.address)):
         batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
+        await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+        with sqlite_sessions() as session:
+            batch = session.get_one(Batch, batch_id)
+            assert (batch.status, batch.failed_stage, batch.error_type) == (
+                "awaiting_approval",
+                "ingest",
+                "InvalidSource",
+            )
+            assert batch.error_message and "gone" in batch.error_message
+        await decide(client, sqlite_sessions, batch_id=batch_id, approve=False, actor="ana", reason="retired")
         with pytest.raises(WorkflowFailureError):
             await handle.result()
     with sqlite_sessions() as session:
-        batch = session.get(Batch, batch_id)
-        assert batch is not None
-        assert batch.status == "failed"
+        batch = session.get_one(Batch, batch_id)
+        assert (batch.status, batch.decision, batch.decided_by) == ("failed", "rejected", "ana")
         assert batch.error_type == "InvalidSource"
         assert batch.error_message and "gone" in batch.error_message
 

@@ -26,6 +26,7 @@ def test_recorded_histories_are_present() -> None:
     names = {p.stem for p in RECORDED}
     assert "completed-batch" in names and "failed-ingest-batch" in names
     assert any(n.startswith("completed-chunks-") for n in names)
+    assert "approved-retry-batch" in names and any(n.startswith("approved-retry-attempt-2-chunks") for n in names)
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
@@ -40,7 +41,7 @@ async def test_fresh_histories_replay(dev_server: DevServer, tmp_path: Path) -> 
     client = await Client.connect(dev_server.address)
     await register_search_attributes(client, "default")
     paths = await record_into(client, f"sqlite:///{tmp_path / 'app.db'}", tmp_path, tmp_path / "histories")
-    assert len(paths) >= 4
+    assert len(paths) >= 6
     replayer = Replayer(workflows=[BatchWorkflow, ChunkRangeWorkflow])
     for path in paths:
         result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)

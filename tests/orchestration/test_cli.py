@@ -1,0 +1,305 @@
+"""The `loreguard` command as operators and scripts use it: run as a subprocess, judged by exit status and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from data import repository
+from data.db import make_engine, make_session_factory
+from data.models import BATCH_COMPLETED, BATCH_FAILED, AuditEvent, Batch, Source
+from orchestration.devserver import DevServer, free_port
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+SCRIPT = Path(sys.executable).with_name("loreguard")
+
+
+@dataclass
+class Loreguard:
+    """Runs the installed console script with a private state folder, database and Temporal address."""
+
+    folder: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def db_url(self) -> str:
+        return self.env["LOREGUARD_DATABASE_URL"]
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SCRIPT), *args],
+            env=self.env,
+            cwd=self.folder,  # no stray .env from the developer's checkout
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = self(*args)
+        assert result.returncode == 0, f"loreguard {' '.join(args)}: {result.returncode}\n{result.stderr}"
+        return result
+
+    def counts(self) -> tuple[int, int, int]:
+        """(sources, audit events, batches) in the app database."""
+        engine = make_engine(self.db_url)
+        try:
+            with engine.connect() as conn:
+                return tuple(  # type: ignore[return-value]
+                    conn.scalar(select(func.count()).select_from(model)) or 0
+                    for model in (Source, AuditEvent, Batch)
+                )
+        finally:
+            engine.dispose()
+
+
+def cli_env(folder: Path, temporal_address: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOREGUARD_")}
+    env.update(
+        LOREGUARD_STATE_DIR=str(folder / "state"),
+        LOREGUARD_DATABASE_URL=f"sqlite:///{folder / 'loreguard.db'}",
+        LOREGUARD_TEMPORAL_ADDRESS=temporal_address,
+        LOREGUARD_OPERATOR_NAME="ops-tester",
+    )
+    return env
+
+
+@pytest.fixture
+def loreguard(tmp_path: Path) -> Loreguard:
+    """The CLI on a migrated database, with a Temporal address where nothing listens."""
+    assert SCRIPT.exists(), f"console script missing: {SCRIPT} (pip install -e .)"
+    runner = Loreguard(tmp_path, cli_env(tmp_path, f"127.0.0.1:{free_port()}"))
+    runner.ok("migrate")
+    return runner
+
+
+@pytest.fixture
+def with_temporal(tmp_path: Path, fresh_dev_server: DevServer) -> Loreguard:
+    """The CLI against a dev server of the test's own: start_refresh uses the real scheduler queue, and other
+    tests run workers on the shared `dev_server`'s scheduler queue that would pick up these batches."""
+    runner = Loreguard(tmp_path, cli_env(tmp_path, fresh_dev_server.address))
+    setup = runner.ok("setup")
+    assert "revision" in setup.stdout
+    return runner
+
+
+# --- source add / list -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kind", "archive", "--location", "/tmp"], "Invalid value for '--kind'"),
+        (["--kind", "folder", "--location", "/no/such/folder"], "does not exist"),
+        (["--kind", "feed", "--location", "ftp://example.org/feed.xml"], "is not an http(s) URL"),
+        (["--kind", "web", "--location", "example.org/page"], "is not an http(s) URL"),
+        (["--kind", "folder", "--location", str(SAMPLES), "--interval", "5"], "--interval"),
+    ],
+    ids=["bad-kind", "missing-folder", "ftp-feed", "schemeless-web", "short-interval"],
+)
+def test_source_add_refuses_bad_input_and_writes_nothing(
+    loreguard: Loreguard, args: list[str], message: str
+) -> None:
+    before = loreguard.counts()
+
+    result = loreguard("source", "add", "news", *args)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert loreguard.counts() == before
+
+
+def test_source_add_refuses_a_duplicate_name(loreguard: Loreguard) -> None:
+    loreguard.ok("source", "add", "samples", "--kind", "folder", "--location", str(SAMPLES))
+    before = loreguard.counts()
+
+    result = loreguard("source", "add", "samples", "--kind", "web", "--location", "https://example.org/")
+
+    assert result.returncode == 2
+    assert "a source named 'samples' already exists" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert loreguard.counts() == before
+
+
+def test_source_add_records_and_lists_sources_as_json(loreguard: Loreguard, tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    added = loreguard.ok(
+        "source", "add", "notes", "--kind", "folder", "--location", "notes", "--interval", "600", "--json"
+    )
+    loreguard.ok("source", "add", "advisories", "--kind", "feed", "--location", "https://example.org/rss.xml")
+
+    assert json.loads(added.stdout)["name"] == "notes"
+    listed = json.loads(loreguard.ok("source", "list", "--json").stdout)
+    assert [s["name"] for s in listed] == ["advisories", "notes"]
+    notes = listed[1]
+    assert set(notes) >= {"id", "name", "kind", "location", "refresh_interval_seconds", "paused", "batches"}
+    assert notes["kind"] == "folder"
+    assert notes["location"] == str(folder.resolve())  # relative paths are stored absolute
+    assert notes["refresh_interval_seconds"] == 600
+    assert notes["batches"] == 0 and notes["last_refresh"] is None
+
+    engine = make_engine(loreguard.db_url)
+    with make_session_factory(engine)() as session:
+        actors = session.scalars(select(AuditEvent.actor).where(AuditEvent.action == "add_source")).all()
+    engine.dispose()
+    assert actors == ["ops-tester", "ops-tester"]
+
+    table = loreguard.ok("source", "list").stdout
+    assert "advisories" in table and "notes" in table
+
+
+def test_commands_need_a_migrated_database(tmp_path: Path) -> None:
+    fresh = Loreguard(tmp_path, cli_env(tmp_path, f"127.0.0.1:{free_port()}"))
+
+    result = fresh("source", "list")
+
+    assert result.returncode == 1
+    assert "loreguard migrate" in result.stderr
+    assert not (tmp_path / "loreguard.db").exists()  # reading did not create an empty database
+
+
+# --- batches ---------------------------------------------------------------------------------------------
+
+
+def test_batches_json_lists_newest_first_with_filters(loreguard: Loreguard) -> None:
+    engine = make_engine(loreguard.db_url)
+    with make_session_factory(engine).begin() as session:
+        first = repository.create_source(session, name="first", kind="web", location="https://a.example/")
+        second = repository.create_source(session, name="second", kind="web", location="https://b.example/")
+        done = repository.create_batch(session, source_id=first.id)
+        repository.finish_batch(session, batch_id=done.id, status=BATCH_COMPLETED)
+        failed = repository.create_batch(session, source_id=second.id)
+        repository.finish_batch(
+            session, batch_id=failed.id, status=BATCH_FAILED, error_type="InvalidSource", error_message="gone"
+        )
+    engine.dispose()
+
+    rows = json.loads(loreguard.ok("batches", "--json").stdout)
+
+    assert [r["source_name"] for r in rows] == ["second", "first"]
+    keys = {"id", "source_id", "source_name", "status", "trigger", "total", "stored", "failed"}
+    assert keys | {"created_at", "finished_at", "error_type", "error_message", "workflow_id"} <= set(rows[0])
+    assert datetime.fromisoformat(rows[0]["created_at"]).tzinfo is not None
+    assert rows[0]["error_type"] == "InvalidSource"
+    only_failed = json.loads(loreguard.ok("batches", "--status", "failed", "--json").stdout)
+    assert [r["id"] for r in only_failed] == [rows[0]["id"]]
+    by_name = json.loads(loreguard.ok("batches", "--source", "first", "--json").stdout)
+    assert [r["source_name"] for r in by_name] == ["first"]
+    assert len(json.loads(loreguard.ok("batches", "--limit", "1", "--json").stdout)) == 1
+    assert "second" in loreguard.ok("batches").stdout
+
+    unknown = loreguard("batches", "--source", "nowhere")
+    assert unknown.returncode == 2 and "nowhere" in unknown.stderr
+    bad_status = loreguard("batches", "--status", "done")
+    assert bad_status.returncode == 2
+
+
+def test_batches_json_is_an_empty_list_when_there_are_none(loreguard: Loreguard) -> None:
+    assert json.loads(loreguard.ok("batches", "--json").stdout) == []
+
+
+# --- refresh and worker ----------------------------------------------------------------------------------
+
+
+def test_refresh_names_the_unreachable_temporal_address_and_writes_no_batch(loreguard: Loreguard) -> None:
+    loreguard.ok("source", "add", "samples", "--kind", "folder", "--location", str(SAMPLES))
+    address = loreguard.env["LOREGUARD_TEMPORAL_ADDRESS"]
+
+    result = loreguard("refresh", "samples")
+
+    assert result.returncode == 1
+    assert address in result.stderr and "loreguard up" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert loreguard.counts()[2] == 0
+
+
+def test_refresh_of_an_unknown_source_is_a_usage_error(loreguard: Loreguard) -> None:
+    result = loreguard("refresh", "nowhere")
+    assert result.returncode == 2
+    assert "nowhere" in result.stderr
+
+
+def test_worker_refuses_an_unknown_queue(loreguard: Loreguard) -> None:
+    result = loreguard("worker", "--queue", "loreguard-everything")
+    assert result.returncode == 2
+    assert "loreguard-everything" in result.stderr and "loreguard-ingestion" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.temporal
+def test_client_commands_exit_with_their_own_status_every_time(with_temporal: Loreguard) -> None:
+    """The SDK's shutdown race (exit 134 after the work is done) must never leak into the exit status."""
+    with_temporal.ok("source", "add", "samples", "--kind", "folder", "--location", str(SAMPLES))
+    started: list[int] = []
+    for attempt in range(10):
+        refresh = with_temporal("refresh", "samples", "--json")
+        assert refresh.returncode == 0, f"attempt {attempt}: {refresh.returncode}\n{refresh.stderr}"
+        outcome = json.loads(refresh.stdout)
+        assert outcome["workflow_id"] and outcome["source"] == "samples"
+        started.append(outcome["batch_id"])
+
+        listed = with_temporal("batches", "--json", "--limit", "100")
+        assert listed.returncode == 0, f"attempt {attempt}: {listed.returncode}\n{listed.stderr}"
+        assert [row["id"] for row in json.loads(listed.stdout)] == started[::-1]
+
+    people = with_temporal("refresh", "samples")
+    assert people.returncode == 0
+    assert "batch" in people.stdout and "workflow" in people.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.temporal
+def test_refresh_wait_reports_totals_from_a_running_worker(with_temporal: Loreguard, tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [str(SCRIPT), "worker"],
+            env={**with_temporal.env, "LOREGUARD_PROCESSING_PROCESSES": "1"},
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "worker ready" not in log.read_text(errors="replace"):
+            assert worker.poll() is None, f"the worker exited early:\n{log.read_text(errors='replace')}"
+            assert time.monotonic() < deadline, "the worker did not report ready within 60 s"
+            time.sleep(0.1)
+        with_temporal.ok("source", "add", "samples", "--kind", "folder", "--location", str(SAMPLES))
+
+        result = with_temporal("refresh", "samples", "--wait", "--json")
+
+        assert result.returncode == 0, result.stderr
+        outcome = json.loads(result.stdout)
+        assert outcome["status"] == BATCH_COMPLETED
+        assert outcome["stored"] > 0
+        assert outcome["total"] == outcome["stored"] + outcome["failed"]
+
+        gone = tmp_path / "gone"
+        gone.mkdir()
+        with_temporal.ok("source", "add", "gone", "--kind", "folder", "--location", str(gone))
+        gone.rmdir()
+        failed = with_temporal("refresh", "gone", "--wait")
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert BATCH_FAILED in failed.stdout
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0
