@@ -144,6 +144,9 @@ class Artifact(Base):
         UniqueConstraint("batch_id", "seq", name="uq_artifacts_batch_seq"),
         Index("ix_artifacts_batch_status", "batch_id", "status"),
         Index("ix_artifacts_stored_at", "stored_at"),
+        Index("ix_artifacts_status_stored_at", "status", "stored_at"),
+        Index("ix_artifacts_source_status_stored", "source_id", "status", "stored_at"),
+        Index("ix_artifacts_language", "language"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -26,7 +26,9 @@ def test_recorded_histories_are_present() -> None:
     names = {p.stem for p in RECORDED}
     assert "completed-batch" in names and "failed-ingest-batch" in names
     assert any(n.startswith("completed-chunks-") for n in names)
-    assert "approved-retry-batch" in names and any(n.startswith("approved-retry-attempt-2-chunks") for n in names)
+    assert "approved-retry-batch" in names and any(
+        n.startswith("approved-retry-attempt-2-chunks") for n in names
+    )
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])

@@ -1,0 +1,407 @@
+"""Dashboard render times over a large library: every page's full render (AppTest) beside its raw queries.
+
+    .venv/bin/python bench/dashboard.py --artifacts 1000000
+
+Seeds a fresh SQLite database (migrated to head) with `--batches` batches over `--sources` sources holding
+`--artifacts` artifacts spread over the last 30 days (with evaluations for the stored ones), starts a Temporal
+dev server unless --no-temporal, then renders each page with Streamlit's AppTest, cold (caches cleared), and
+times the same page's SQL on its own. Prints one line per page and ends with `slowest page: NAME X.XX s`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from data.migrate import upgrade  # noqa: E402
+
+APP = ROOT / "dashboard" / "app.py"
+SCRATCH = Path(tempfile.gettempdir()) / f"loreguard-bench-{os.getpid()}"  # removed at the end unless --keep
+WORDS = [
+    "security",
+    "threat",
+    "vulnerability",
+    "policy",
+    "compliance",
+    "incident",
+    "breach",
+    "patch",
+    "exploit",
+    "audit",
+    "control",
+    "risk",
+    "encryption",
+    "access",
+    "identity",
+    "malware",
+    "ransomware",
+    "phishing",
+    "firewall",
+    "monitoring",
+    "disclosure",
+    "regulation",
+    "quarterly",
+    "report",
+    "vendor",
+    "review",
+    "cloud",
+    "network",
+    "update",
+    "release",
+    "notes",
+    "training",
+    "budget",
+    "meeting",
+    "summary",
+]
+LABELS = ("relevant", "review", "irrelevant")
+LANGUAGES = ("en",) * 16 + ("de", "de", "fr", "es")
+SPAN = timedelta(days=30)
+
+
+def stamp(moment: datetime) -> str:
+    """How SQLAlchemy stores a UTC datetime in SQLite."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def seed(path: Path, *, artifacts: int, batches: int, sources: int, seed_value: int = 11) -> None:
+    rng = random.Random(seed_value)
+    now = datetime.now(UTC)
+    per_batch = max(1, artifacts // batches)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-200000")
+    with conn:
+        conn.executemany(
+            "INSERT INTO sources (id, name, kind, location, refresh_interval_seconds, paused, created_at,"
+            " updated_at) VALUES (?, ?, 'folder', ?, 3600, 0, ?, ?)",
+            [
+                (i, f"source-{i:03d}", f"/srv/library/source-{i:03d}", stamp(now - SPAN), stamp(now - SPAN))
+                for i in range(1, sources + 1)
+            ],
+        )
+    artifact_id = 0
+    batch_rows: list[tuple[Any, ...]] = []
+    artifact_rows: list[tuple[Any, ...]] = []
+    evaluation_rows: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        with conn:
+            conn.executemany(
+                "INSERT INTO batches (id, source_id, workflow_id, trigger, status, attempt, total, stored, failed,"
+                " error_type, error_message, created_at, started_at, ingested_at, finished_at)"
+                " VALUES (?, ?, ?, 'schedule', ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                batch_rows,
+            )
+            conn.executemany(
+                "INSERT INTO artifacts (id, batch_id, source_id, seq, uri, content_type, status, failed_stage,"
+                " error, language, text, title, word_count, ingest_ms, normalize_ms, extract_ms, clarify_ms,"
+                " evaluate_ms, store_ms, ingested_at, processed_at, stored_at)"
+                " VALUES (?, ?, ?, ?, ?, 'text/html', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                artifact_rows,
+            )
+            conn.executemany(
+                "INSERT INTO evaluations (artifact_id, label, confidence, relevance, credibility, rationale,"
+                " evaluator, created_at) VALUES (?, ?, ?, ?, ?, ?, 'builtin', ?)",
+                evaluation_rows,
+            )
+        batch_rows.clear()
+        artifact_rows.clear()
+        evaluation_rows.clear()
+
+    for batch_id in range(1, batches + 1):
+        source_id = rng.randint(1, sources)
+        started = now - SPAN * (batches - batch_id + 1) / batches
+        count = per_batch + (1 if batch_id <= artifacts - per_batch * batches else 0)
+        stored = failed = 0
+        for seq in range(count):
+            artifact_id += 1
+            words = rng.choices(WORDS, k=30)
+            ok = rng.random() > 0.04
+            done_at = started + timedelta(seconds=2 + seq * 0.05)
+            title = " ".join(words[:6]).capitalize()
+            artifact_rows.append(
+                (
+                    artifact_id,
+                    batch_id,
+                    source_id,
+                    seq,
+                    f"https://example.org/{source_id}/{batch_id}/{seq}.html",
+                    "stored" if ok else "failed",
+                    None if ok else "normalize",
+                    None if ok else "undecodable bytes: no text found",
+                    rng.choice(LANGUAGES),
+                    " ".join(words),
+                    title,
+                    len(words),
+                    rng.uniform(1, 5),
+                    rng.uniform(2, 20),
+                    rng.uniform(1, 10),
+                    rng.uniform(0.5, 3),
+                    rng.uniform(5, 50),
+                    rng.uniform(1, 4),
+                    stamp(started),
+                    stamp(done_at),
+                    stamp(done_at) if ok else None,
+                )
+            )
+            if ok:
+                stored += 1
+                evaluation_rows.append(
+                    (
+                        artifact_id,
+                        rng.choice(LABELS),
+                        round(rng.uniform(0.4, 1.0), 3),
+                        rng.random(),
+                        rng.random(),
+                        f"mentions {words[0]} and {words[1]}; relevance from topic matches",
+                        stamp(done_at),
+                    )
+                )
+            else:
+                failed += 1
+        recent = batch_id > batches - 2
+        status = "running" if recent else ("awaiting_approval" if batch_id % 997 == 0 else "completed")
+        finished = None if recent else started + timedelta(seconds=2 + count * 0.05)
+        batch_rows.append(
+            (
+                batch_id,
+                source_id,
+                f"batch-{batch_id}-bench",
+                status,
+                count,
+                stored,
+                failed,
+                "TooManyFailures" if status == "awaiting_approval" else None,
+                "too many documents failed" if status == "awaiting_approval" else None,
+                stamp(started),
+                stamp(started),
+                stamp(started + timedelta(seconds=1)),
+                None if finished is None else stamp(finished),
+            )
+        )
+        if len(artifact_rows) >= 100_000:
+            flush()
+    flush()
+    with conn:
+        conn.executemany(
+            "INSERT INTO alerts (batch_id, kind, level, message, created_at) VALUES (?, ?, 'warning', ?, ?)",
+            [(b, "sla_warning", f"batch {b} is late", stamp(now)) for b in (batches, batches - 1)],
+        )
+    conn.close()
+
+
+# --- timing ---------------------------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> float:
+    """Median seconds of `repeat` runs."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def page_queries(session_factory: Any, batch_id: int) -> dict[str, Callable[[], Any]]:
+    """Each page's SQL with its default filters, as the page asks it (dashboard.queries via dashboard.views)."""
+    from dashboard import library as lib
+    from dashboard import queries
+
+    def overview() -> None:
+        with session_factory() as s:
+            now = datetime.now(UTC)
+            queries.stored_since(s, since=now - timedelta(hours=1))
+            queries.stored_since(s, since=now - timedelta(hours=24))
+            queries.open_sla_breaches(s)
+            queries.awaiting_approval(s)
+            queries.throughput(s, until=now)
+
+    def sources() -> None:
+        with session_factory() as s:
+            queries.source_summaries(s)
+
+    def batches() -> None:
+        with session_factory() as s:
+            f = queries.BatchFilter()
+            queries.source_options(s)
+            queries.count_batches(s, f)
+            queries.batch_page(s, f)
+
+    def batch_detail() -> None:
+        with session_factory() as s:
+            queries.source_options(s)
+            f = queries.BatchFilter()
+            queries.count_batches(s, f)
+            queries.batch_page(s, f)
+            queries.batch_detail(s, batch_id=batch_id)
+            queries.batch_progress(s, batch_id=batch_id)
+            queries.artifact_counts(s, batch_id=batch_id)
+            queries.stage_timings(s, batch_id=batch_id)
+            queries.batch_artifacts(s, batch_id=batch_id)
+
+    def library() -> None:
+        with session_factory() as s:
+            f = lib.LibraryFilter()
+            queries.source_options(s)
+            lib.library_labels(s)
+            lib.library_languages(s)
+            lib.library_count(s, f)
+            lib.library_page(s, f)
+
+    def library_search() -> None:
+        with session_factory() as s:
+            f = lib.LibraryFilter(search="ransomware phishing")
+            queries.source_options(s)
+            lib.library_labels(s)
+            lib.library_languages(s)
+            lib.library_count(s, f)
+            lib.library_page(s, f)
+
+    return {
+        "Overview": overview,
+        "Sources": sources,
+        "Batches": batches,
+        "Batch detail": batch_detail,
+        "Library": library,
+        "Library search": library_search,
+    }
+
+
+def pages(batch_id: int) -> dict[str, tuple[str, dict[str, str]]]:
+    """Page name -> (page script relative to dashboard/app.py, query parameters)."""
+    return {
+        "Overview": ("../pages/overview.py", {}),
+        "Sources": ("../pages/sources.py", {}),
+        "Batches": ("../pages/batches.py", {}),
+        "Batch detail": ("../pages/batches.py", {"batch": str(batch_id)}),
+        "Library": ("../pages/library.py", {}),
+        "Library search": ("../pages/library.py", {"q": "ransomware phishing"}),
+    }
+
+
+def render(page: str, params: dict[str, str]) -> float:
+    """Seconds for one cold render of `page` (caches cleared), through the app's router."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    st.cache_data.clear()
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page(page)
+    started = time.perf_counter()
+    at.run()
+    elapsed = time.perf_counter() - started
+    problems = [e.value for e in at.exception] + [e.value for e in at.error]
+    if problems:
+        raise SystemExit(f"{page} did not render cleanly: {problems}")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--artifacts", type=int, default=1_000_000)
+    parser.add_argument("--batches", type=int, default=10_000)
+    parser.add_argument("--sources", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3, help="renders per page; the median is printed")
+    parser.add_argument("--db", type=Path, help="reuse or create this SQLite file (default: a temp folder)")
+    parser.add_argument("--no-temporal", action="store_true", help="do not start a Temporal dev server")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database (its path is printed)")
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(SCRATCH, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    folder = SCRATCH
+    folder.mkdir(parents=True, exist_ok=True)
+    db = args.db or folder / "bench.db"
+    url = f"sqlite:///{db.resolve()}"
+    if not db.exists():
+        upgrade(url)
+        started = time.perf_counter()
+        seed(db, artifacts=args.artifacts, batches=args.batches, sources=args.sources)
+        print(
+            f"seeded {args.artifacts:,} artifacts, {args.batches:,} batches, {args.sources} sources "
+            f"in {time.perf_counter() - started:.1f} s ({db}, {db.stat().st_size / 1e6:.0f} MB)"
+        )
+    else:
+        upgrade(url)
+        print(f"reusing {db}")
+
+    for key in [k for k in os.environ if k.startswith("LOREGUARD_")]:
+        del os.environ[key]
+    os.environ["LOREGUARD_DATABASE_URL"] = url
+    os.environ["LOREGUARD_STATE_DIR"] = str(folder / "state")
+    batch_id = args.batches  # the newest batch, still running: the live detail with its workflow query
+
+    with TemporalServer(args.no_temporal):
+        from data.db import make_engine, make_session_factory
+
+        engine = make_engine(url)
+        sessions = make_session_factory(engine)
+        query_fns = page_queries(sessions, batch_id)
+        results: list[tuple[str, float, float]] = []
+        for name, (page, params) in pages(batch_id).items():
+            query_s = timed(query_fns[name], args.repeat)
+            render_s = statistics.median(render(page, params) for _ in range(args.repeat))
+            results.append((name, render_s, query_s))
+            print(f"{name:<16} render {render_s:6.2f} s   queries {query_s:6.3f} s")
+        engine.dispose()
+    if args.keep:
+        print(f"database kept: {db}")
+    name, render_s, _ = max(results, key=lambda r: r[1])
+    print(f"slowest page: {name} {render_s:.2f} s")
+    return 0
+
+
+class TemporalServer:
+    """A Temporal dev server for the Overview's visibility figures, or an unused port when disabled."""
+
+    def __init__(self, disabled: bool) -> None:
+        self.disabled = disabled
+        self.server: Any = None
+
+    def __enter__(self) -> None:
+        from orchestration.devserver import DevServer, free_port
+
+        port = free_port()
+        os.environ["LOREGUARD_TEMPORAL_ADDRESS"] = f"127.0.0.1:{port}"
+        if self.disabled:
+            print(f"Temporal: none (Overview shows it unavailable at 127.0.0.1:{port})")
+            return
+        self.server = DevServer(SCRATCH / "temporal" / "temporal.db", port=port, ui_port=None)
+        self.server.start()
+        print(f"Temporal dev server on {self.server.address}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # skip interpreter finalisation: the Temporal SDK can abort there (see DESIGN.md)

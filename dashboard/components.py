@@ -1,0 +1,61 @@
+"""Small Streamlit building blocks shared by the pages: page paths, literal text, failure notices, paging."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import streamlit as st
+
+from dashboard.db import DatabaseUnavailable
+
+# Page scripts as st.page_link wants them: relative to the entrypoint, dashboard/app.py.
+OVERVIEW_PAGE = "../pages/overview.py"
+SOURCES_PAGE = "../pages/sources.py"
+BATCHES_PAGE = "../pages/batches.py"
+LIBRARY_PAGE = "../pages/library.py"
+
+LIVE_SECONDS = 5  # how often the live parts refresh
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&^])")
+
+
+def literal(value: object) -> str:
+    """`value` escaped for any Streamlit text that renders Markdown (captions, labels, headings).
+
+    Text from documents and sources (titles, names, errors) must show as typed, never as Markdown or HTML.
+    """
+    text = "" if value is None else str(value)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
+
+
+def when(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@contextmanager
+def database_required() -> Iterator[None]:
+    """Stops the page with a readable notice when the library database cannot be read."""
+    try:
+        yield
+    except DatabaseUnavailable as exc:
+        st.error(f"The library database is not available: {literal(exc)}", icon=":material/error:")
+        st.info("Start the stack with `loreguard up`, or apply the migrations with `loreguard migrate`.")
+        st.stop()
+
+
+def unavailable(part: str, reason: object) -> None:
+    """A notice that one part of a page is unavailable; the rest of the page still renders."""
+    st.warning(f"{part} unavailable. {literal(reason)}", icon=":material/cloud_off:")
+
+
+def pager(total: int, page_size: int, *, key: str) -> int:
+    """A page picker under a table; returns the offset of the chosen page."""
+    pages = max(1, math.ceil(total / page_size))
+    if pages == 1:
+        return 0
+    page = st.pagination(pages, key=key, max_visible_pages=7)
+    return (min(page, pages) - 1) * page_size

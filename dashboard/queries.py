@@ -1,0 +1,345 @@
+"""The dashboard's SQL for the overview, sources and batches (the library's is in dashboard.library): figures
+aggregated in the database and pages of rows, every list LIMITed.
+
+Functions take a session and return plain numbers, typed rows or small DataFrames (a page of rows or a
+handful of aggregated buckets), so pages stay thin and the benchmark can time the raw queries alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import BigInteger, ColumnElement, Integer, cast, func, select
+from sqlalchemy.orm import Session
+
+from data import repository
+from data.models import (
+    ARTIFACT_FAILED,
+    ARTIFACT_STORED,
+    BATCH_AWAITING_APPROVAL,
+    STAGES,
+    Alert,
+    Artifact,
+    Batch,
+    Source,
+)
+
+SLA_ALERT_KINDS = ("sla_warning", "sla_critical")
+MAX_SOURCES = 500  # the sources table; far more than a deployment registers
+
+
+def sqlite_backend(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+# --- overview -------------------------------------------------------------------------------------------
+
+
+def stored_since(session: Session, *, since: datetime) -> int:
+    return repository.count_stored_since(session, since=since)
+
+
+def open_sla_breaches(session: Session) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(Alert.kind.in_(SLA_ALERT_KINDS), Alert.resolved_at.is_(None))
+        )
+        or 0
+    )
+
+
+def awaiting_approval(session: Session) -> int:
+    return int(session.scalar(select(func.count()).where(Batch.status == BATCH_AWAITING_APPROVAL)) or 0)
+
+
+def _epoch_bucket(session: Session, column: Any, seconds: int) -> ColumnElement[Any]:
+    """The start of `column`'s bucket as seconds since the epoch, computed in SQL."""
+    if sqlite_backend(session):  # SQLite keeps UTC datetimes as text; strftime('%s') reads them as UTC
+        return cast(func.strftime("%s", column), Integer) // seconds * seconds
+    return cast(func.floor(func.extract("epoch", column) / seconds) * seconds, BigInteger)
+
+
+def throughput(
+    session: Session, *, until: datetime, hours: int = 24, bucket_minutes: int = 60
+) -> pd.DataFrame:
+    """Documents stored per bucket over the last `hours`, counted in SQL; empty buckets are zeros."""
+    seconds = bucket_minutes * 60
+    end = int(until.timestamp()) // seconds * seconds + seconds
+    start = end - hours * 3600
+    since = datetime.fromtimestamp(start, UTC)
+    bucket = _epoch_bucket(session, Artifact.stored_at, seconds).label("bucket")
+    rows = session.execute(
+        select(bucket, func.count())
+        .where(Artifact.status == ARTIFACT_STORED, Artifact.stored_at >= since)
+        .group_by(bucket)
+    )
+    counts = {int(b): int(n) for b, n in rows if b is not None}
+    starts = range(start, end, seconds)
+    return pd.DataFrame(
+        {
+            "interval": [datetime.fromtimestamp(s, UTC) for s in starts],
+            "documents": [counts.get(s, 0) for s in starts],
+        }
+    )
+
+
+# --- sources --------------------------------------------------------------------------------------------
+
+
+def source_summaries(session: Session, *, limit: int = MAX_SOURCES) -> list[repository.SourceSummary]:
+    """Sources with their batch totals and last batch, aggregated in SQL (as repository.list_sources)."""
+    totals = (
+        select(
+            Batch.source_id.label("source_id"),
+            func.count(Batch.id).label("batches"),
+            func.coalesce(func.sum(Batch.stored), 0).label("documents"),
+            func.coalesce(func.sum(Batch.failed), 0).label("errors"),
+            func.max(Batch.id).label("last_batch_id"),
+        )
+        .group_by(Batch.source_id)
+        .subquery()
+    )
+    last = Batch.__table__.alias("last_batch")
+    stmt = (
+        select(
+            Source.id,
+            Source.name,
+            Source.kind,
+            Source.location,
+            Source.refresh_interval_seconds,
+            Source.paused,
+            func.coalesce(totals.c.batches, 0),
+            func.coalesce(totals.c.documents, 0),
+            func.coalesce(totals.c.errors, 0),
+            last.c.created_at,
+            last.c.status,
+        )
+        .outerjoin(totals, totals.c.source_id == Source.id)
+        .outerjoin(last, last.c.id == totals.c.last_batch_id)
+        .order_by(Source.name)
+        .limit(limit)
+    )
+    return [
+        repository.SourceSummary(
+            id=sid,
+            name=name,
+            kind=kind,
+            location=location,
+            refresh_interval_seconds=interval,
+            paused=bool(paused),
+            batches=int(batches),
+            documents=int(docs),
+            errors=int(errors),
+            last_refresh=_aware(last_at),
+            last_status=last_status,
+        )
+        for sid, name, kind, location, interval, paused, batches, docs, errors, last_at, last_status in (
+            session.execute(stmt)
+        )
+    ]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def source_options(session: Session, *, limit: int = MAX_SOURCES) -> dict[int, str]:
+    """Source id -> name, for filters."""
+    rows = session.execute(select(Source.id, Source.name).order_by(Source.name).limit(limit))
+    return {int(source_id): str(name) for source_id, name in rows}
+
+
+# --- batches --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchFilter:
+    source_id: int | None = None
+    status: str | None = None
+    since: datetime | None = None
+
+
+def _batch_conditions(f: BatchFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if f.source_id is not None:
+        conditions.append(Batch.source_id == f.source_id)
+    if f.status is not None:
+        conditions.append(Batch.status == f.status)
+    if f.since is not None:
+        conditions.append(Batch.created_at >= f.since)
+    return conditions
+
+
+def count_batches(session: Session, f: BatchFilter) -> int:
+    return int(session.scalar(select(func.count()).select_from(Batch).where(*_batch_conditions(f))) or 0)
+
+
+BATCH_COLUMNS = [
+    "batch",
+    "source",
+    "status",
+    "trigger",
+    "attempt",
+    "total",
+    "stored",
+    "failed",
+    "created",
+    "took (s)",
+    "error",
+]
+
+
+def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int = 0) -> pd.DataFrame:
+    """One page of batches, newest first."""
+    stmt = (
+        select(
+            Batch.id,
+            Source.name,
+            Batch.status,
+            Batch.trigger,
+            Batch.attempt,
+            Batch.total,
+            Batch.stored,
+            Batch.failed,
+            Batch.created_at,
+            Batch.started_at,
+            Batch.finished_at,
+            Batch.error_type,
+            Batch.error_message,
+        )
+        .join(Source, Source.id == Batch.source_id)
+        .where(*_batch_conditions(f))
+        .order_by(Batch.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = [
+        [
+            bid,
+            name,
+            status,
+            trigger,
+            attempt,
+            total,
+            stored,
+            failed,
+            created,
+            _seconds(started, finished),
+            f"{etype}: {emsg}" if etype else (emsg or ""),
+        ]
+        for bid, name, status, trigger, attempt, total, stored, failed, created, started, finished, etype, emsg in (
+            session.execute(stmt)
+        )
+    ]
+    return pd.DataFrame(rows, columns=BATCH_COLUMNS)
+
+
+def _seconds(started: datetime | None, finished: datetime | None) -> float | None:
+    if started is None or finished is None:
+        return None
+    return round((finished - started).total_seconds(), 1)
+
+
+@dataclass(frozen=True)
+class BatchDetail:
+    id: int
+    source_id: int
+    source_name: str
+    workflow_id: str | None
+    status: str
+    trigger: str
+    attempt: int
+    total: int
+    stored: int
+    failed: int
+    error_type: str | None
+    error_message: str | None
+    failed_stage: str | None
+    compensation: str | None
+    decision: str | None
+    decided_by: str | None
+    decision_reason: str | None
+    decision_deadline: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def batch_detail(session: Session, *, batch_id: int) -> BatchDetail | None:
+    row = session.execute(
+        select(Batch, Source.name).join(Source, Source.id == Batch.source_id).where(Batch.id == batch_id)
+    ).first()
+    if row is None:
+        return None
+    b, name = row
+    return BatchDetail(
+        id=b.id,
+        source_id=b.source_id,
+        source_name=name,
+        workflow_id=b.workflow_id,
+        status=b.status,
+        trigger=b.trigger,
+        attempt=b.attempt,
+        total=b.total,
+        stored=b.stored,
+        failed=b.failed,
+        error_type=b.error_type,
+        error_message=b.error_message,
+        failed_stage=b.failed_stage,
+        compensation=b.compensation,
+        decision=b.decision,
+        decided_by=b.decided_by,
+        decision_reason=b.decision_reason,
+        decision_deadline=b.decision_deadline,
+        created_at=b.created_at,
+        started_at=b.started_at,
+        finished_at=b.finished_at,
+    )
+
+
+def batch_progress(session: Session, *, batch_id: int) -> tuple[int, int]:
+    """(done, total) of a batch's documents, counted in SQL."""
+    return repository.batch_progress(session, batch_id=batch_id)
+
+
+def stage_timings(session: Session, *, batch_id: int) -> pd.DataFrame:
+    """Mean milliseconds per pipeline stage over the batch's documents (stages never reached are left out)."""
+    means = repository.batch_stage_timings(session, batch_id=batch_id)
+    rows = [(stage, means.get(f"{stage}_ms")) for stage in STAGES]
+    return pd.DataFrame(
+        [(stage, round(ms, 2)) for stage, ms in rows if ms is not None], columns=["stage", "mean ms"]
+    )
+
+
+def artifact_counts(session: Session, *, batch_id: int) -> dict[str, int]:
+    return repository.artifact_status_counts(session, batch_id=batch_id)
+
+
+ARTIFACT_COLUMNS = ["seq", "status", "failed stage", "error", "title", "uri", "language", "words"]
+
+
+def batch_artifacts(
+    session: Session, *, batch_id: int, only_failed: bool = False, limit: int = 50, offset: int = 0
+) -> pd.DataFrame:
+    """One page of a batch's documents in sequence order, with each one's error."""
+    stmt = select(
+        Artifact.seq,
+        Artifact.status,
+        Artifact.failed_stage,
+        Artifact.error,
+        Artifact.title,
+        Artifact.uri,
+        Artifact.language,
+        Artifact.word_count,
+    ).where(Artifact.batch_id == batch_id)
+    if only_failed:
+        stmt = stmt.where(Artifact.status == ARTIFACT_FAILED)
+    rows = session.execute(stmt.order_by(Artifact.seq).limit(limit).offset(offset))
+    frame = pd.DataFrame([list(r) for r in rows], columns=ARTIFACT_COLUMNS)
+    frame[["failed stage", "error"]] = frame[["failed stage", "error"]].fillna("")
+    return frame

@@ -1,0 +1,301 @@
+"""The dashboard's one Temporal client, owned by an event loop in a background thread, and what it asks Temporal.
+
+The SDK client is not thread-safe and Streamlit runs every session on its own thread, so all calls go through a
+`TemporalGateway`: coroutines are submitted to the gateway's loop and waited on with a deadline. When Temporal
+cannot be reached (or answers too slowly) the gateway says so at once for a few seconds instead of making every
+page wait, then tries again by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import pandas as pd
+import streamlit as st
+from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from orchestration.constants import ALL_QUEUES
+from orchestration.types import BatchProgress
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RPC_TIMEOUT = timedelta(seconds=2)  # every call from the dashboard carries a deadline
+CALL_TIMEOUT = 4.0  # the whole call, SDK retries included (a dead server is retried for ~10 s otherwise)
+CONNECT_TIMEOUT = 3.0
+RETRY_AFTER = 5.0  # after a failure, say "unavailable" at once for this long, then try again
+
+# Status codes that mean "Temporal is not there", as opposed to "this request was refused".
+_TRANSPORT_CODES = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+
+
+class TemporalUnavailable(RuntimeError):
+    """Temporal cannot be reached or answered too slowly; the message names the address and the reason."""
+
+
+class TemporalGateway:
+    """One Temporal client on one asyncio loop thread; thread-safe `call` with deadlines and recovery."""
+
+    def __init__(
+        self,
+        address: str,
+        namespace: str,
+        *,
+        connect_timeout: float | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.address = address
+        self.namespace = namespace
+        self.connect_timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+        self.retry_after = RETRY_AFTER if retry_after is None else retry_after
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"temporal-gateway-{address}", daemon=True
+        )
+        self._thread.start()
+        self._client: Client | None = None  # read and written on the loop thread only
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._last_error: str | None = None
+        self._closed = False
+
+    # --- state ------------------------------------------------------------------------------------------
+
+    @property
+    def last_error(self) -> str | None:
+        with self._lock:
+            return self._last_error
+
+    def unavailable_message(self, reason: str | None = None) -> str:
+        why = reason or self.last_error or "no answer"
+        return f"Temporal unavailable at {self.address} (namespace {self.namespace}): {why}"
+
+    def _mark_down(self, reason: str) -> TemporalUnavailable:
+        with self._lock:
+            self._last_error = reason
+            self._down_until = time.monotonic() + self.retry_after
+        log.warning("Temporal at %s unavailable: %s", self.address, reason)
+        return TemporalUnavailable(self.unavailable_message(reason))
+
+    def _mark_up(self) -> None:
+        with self._lock:
+            self._last_error = None
+            self._down_until = 0.0
+
+    # --- calls ------------------------------------------------------------------------------------------
+
+    def call(self, fn: Callable[[Client], Awaitable[T]], *, timeout: float = CALL_TIMEOUT) -> T:
+        """Run `fn(client)` on the gateway's loop and return its result within `timeout` seconds.
+
+        Raises TemporalUnavailable when Temporal cannot be reached or is too slow; other errors (a workflow
+        that does not exist, a query no worker answered) come back as they are.
+        """
+        with self._lock:
+            closed, resting, last = self._closed, time.monotonic() < self._down_until, self._last_error
+        if closed:
+            raise TemporalUnavailable(self.unavailable_message("the dashboard's client was closed"))
+        if resting:
+            raise TemporalUnavailable(self.unavailable_message(last))
+        future: Future[T] = asyncio.run_coroutine_threadsafe(self._run(fn, timeout), self._loop)
+        try:
+            result = future.result(timeout + self.connect_timeout + 1.0)
+        except (FutureTimeout, TimeoutError):
+            future.cancel()
+            raise self._mark_down(f"no answer within {timeout:g} s") from None
+        except _ConnectFailed as exc:
+            raise self._mark_down(str(exc)) from None
+        except RPCError as exc:
+            if exc.status in _TRANSPORT_CODES and not _is_query_timeout(exc):
+                raise self._mark_down(exc.message or exc.status.name) from exc
+            self._mark_up()  # Temporal answered: it is there, this request was refused
+            raise
+        self._mark_up()
+        return result
+
+    async def _run(self, fn: Callable[[Client], Awaitable[T]], timeout: float) -> T:
+        client = await self._connected()
+        try:
+            return await asyncio.wait_for(fn(client), timeout)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.UNAVAILABLE:
+                self._client = None  # reconnect next time: the server may have moved or restarted
+            raise
+
+    async def _connected(self) -> Client:
+        if self._client is None:
+            try:
+                self._client = await asyncio.wait_for(
+                    Client.connect(self.address, namespace=self.namespace), self.connect_timeout
+                )
+            except (TimeoutError, RuntimeError, OSError) as exc:
+                reason = (
+                    f"no connection within {self.connect_timeout:g} s"
+                    if isinstance(exc, TimeoutError)
+                    else _short(str(exc))
+                )
+                raise _ConnectFailed(reason) from exc
+        return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+class _ConnectFailed(Exception):
+    pass
+
+
+def _is_query_timeout(exc: RPCError) -> bool:
+    # A query nobody answers (no worker polling) ends with "Timeout expired": Temporal itself is fine.
+    return "timeout expired" in exc.message.lower()
+
+
+def _short(message: str) -> str:
+    """The readable part of a connect error: 'Connection refused' rather than the whole tonic chain."""
+    for marker in ('message: "', "error: "):
+        if marker in message:
+            tail = message.rsplit(marker, 1)[1]
+            return tail.split('"', 1)[0].rstrip(")")
+    return message.splitlines()[0][:200]
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda gateway: gateway.close())
+def _gateway(address: str, namespace: str) -> TemporalGateway:
+    return TemporalGateway(address, namespace)
+
+
+def gateway() -> TemporalGateway:
+    """The process's gateway for the configured Temporal address and namespace."""
+    from dashboard.db import settings
+
+    s = settings()
+    return _gateway(s.target_temporal_address, s.temporal_namespace)
+
+
+# --- what the dashboard asks ------------------------------------------------------------------------------
+
+WORKFLOW_STATUSES = ("Running", "Completed", "Failed", "Canceled", "Terminated", "TimedOut", "ContinuedAsNew")
+
+
+def workflow_status_counts(gateway: TemporalGateway) -> pd.DataFrame:
+    """Workflows by execution status from visibility (one GROUP BY query), every status listed."""
+
+    async def count(client: Client) -> dict[str, int]:
+        result = await client.count_workflows("GROUP BY ExecutionStatus", rpc_timeout=RPC_TIMEOUT)
+        return {str(g.group_values[0]): g.count for g in result.groups if g.group_values}
+
+    counts = gateway.call(count)
+    statuses = [*WORKFLOW_STATUSES, *sorted(set(counts) - set(WORKFLOW_STATUSES))]
+    return pd.DataFrame({"status": statuses, "workflows": [counts.get(s, 0) for s in statuses]})
+
+
+@dataclass(frozen=True)
+class QueueBacklog:
+    queue: str
+    kind: str  # workflow | activity
+    backlog: int | None
+    backlog_age_s: float | None
+    add_rate: float | None
+    dispatch_rate: float | None
+    pollers: int | None
+    error: str | None = None
+
+
+_QUEUE_TYPES = (
+    ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+    ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+)
+
+
+def queue_backlog(gateway: TemporalGateway, queues: tuple[str, ...] = ALL_QUEUES) -> pd.DataFrame:
+    """Backlog, its age, rates and pollers per task queue and type (describe_task_queue with report_stats).
+
+    A queue Temporal refuses to describe gets a row with its error; Temporal being down raises.
+    """
+
+    async def describe(client: Client) -> list[QueueBacklog]:
+        async def one(queue: str, kind: str, queue_type: Any) -> QueueBacklog:
+            request = DescribeTaskQueueRequest(
+                namespace=gateway.namespace,
+                task_queue=TaskQueue(name=queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+                task_queue_type=queue_type,
+                report_stats=True,
+            )
+            try:
+                resp = await client.workflow_service.describe_task_queue(request, timeout=RPC_TIMEOUT)
+            except RPCError as exc:
+                if exc.status in _TRANSPORT_CODES:
+                    raise
+                return QueueBacklog(queue, kind, None, None, None, None, None, exc.message)
+            stats = resp.stats
+            return QueueBacklog(
+                queue=queue,
+                kind=kind,
+                backlog=int(stats.approximate_backlog_count),
+                backlog_age_s=stats.approximate_backlog_age.ToTimedelta().total_seconds(),
+                add_rate=round(stats.tasks_add_rate, 2),
+                dispatch_rate=round(stats.tasks_dispatch_rate, 2),
+                pollers=len(resp.pollers),
+            )
+
+        return list(await asyncio.gather(*(one(q, kind, qt) for q in queues for kind, qt in _QUEUE_TYPES)))
+
+    rows = gateway.call(describe)
+    return pd.DataFrame(
+        [
+            {
+                "queue": r.queue,
+                "type": r.kind,
+                "backlog": r.backlog,
+                "oldest (s)": r.backlog_age_s,
+                "added/s": r.add_rate,
+                "dispatched/s": r.dispatch_rate,
+                "pollers": r.pollers,
+                "error": r.error or "",
+            }
+            for r in rows
+        ]
+    )
+
+
+def workflow_progress(gateway: TemporalGateway, workflow_id: str) -> BatchProgress:
+    """The batch workflow's `progress` query (needs a running worker); RPCError when nobody answers."""
+
+    async def query(client: Client) -> BatchProgress:
+        handle = client.get_workflow_handle(workflow_id)
+        progress: BatchProgress = await handle.query(
+            "progress", result_type=BatchProgress, rpc_timeout=RPC_TIMEOUT
+        )
+        return progress
+
+    return gateway.call(query)
+
+
+def temporal_ui_url(ui_port: int, namespace: str, workflow_id: str | None = None) -> str:
+    base = f"http://127.0.0.1:{ui_port}/namespaces/{quote(namespace, safe='')}"
+    if workflow_id is None:
+        return f"{base}/workflows"
+    return f"{base}/workflows/{quote(workflow_id, safe='')}"
+
+
+def task_queue_ui_url(ui_port: int, namespace: str, queue: str) -> str:
+    return f"http://127.0.0.1:{ui_port}/namespaces/{quote(namespace, safe='')}/task-queues/{quote(queue)}"

@@ -1,0 +1,181 @@
+"""What the pages show: short-lived cached reads of the library (SQL in dashboard.queries) and of Temporal.
+
+Every function is keyed by the database URL or the Temporal address, so caches never mix two deployments;
+failures are not cached (Streamlit does not cache exceptions), so a recovered part shows on the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import library, queries, temporal
+from dashboard.db import reading, sessions, settings
+from data import repository
+from orchestration.types import BatchProgress
+
+LIVE_TTL = 3  # seconds: a little under the live refresh, so every refresh reads fresh figures
+LIST_TTL = 5
+OPTIONS_TTL = 60
+
+
+def db_key() -> str:
+    return settings().target_database_url
+
+
+def temporal_key() -> tuple[str, str]:
+    s = settings()
+    return s.target_temporal_address, s.temporal_namespace
+
+
+# --- overview -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OverviewFigures:
+    stored_last_hour: int
+    stored_last_day: int
+    open_sla_breaches: int
+    awaiting_approval: int
+    throughput: pd.DataFrame  # interval, documents (hourly, last 24 h)
+    as_of: datetime
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def overview_figures(db: str) -> OverviewFigures:
+    now = datetime.now(UTC)
+    with reading() as session:
+        return OverviewFigures(
+            stored_last_hour=queries.stored_since(session, since=now - timedelta(hours=1)),
+            stored_last_day=queries.stored_since(session, since=now - timedelta(hours=24)),
+            open_sla_breaches=queries.open_sla_breaches(session),
+            awaiting_approval=queries.awaiting_approval(session),
+            throughput=queries.throughput(session, until=now),
+            as_of=now,
+        )
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def workflow_counts(address: str, namespace: str) -> pd.DataFrame:
+    return temporal.workflow_status_counts(temporal.gateway())
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def queue_backlog(address: str, namespace: str) -> pd.DataFrame:
+    return temporal.queue_backlog(temporal.gateway())
+
+
+# --- sources --------------------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def source_summaries(db: str) -> list[repository.SourceSummary]:
+    with reading() as session:
+        return queries.source_summaries(session)
+
+
+@st.cache_data(ttl=OPTIONS_TTL, show_spinner=False)
+def source_options(db: str) -> dict[int, str]:
+    with reading() as session:
+        return queries.source_options(session)
+
+
+def forget_sources() -> None:
+    """After a change to sources: the next run reads them afresh."""
+    source_summaries.clear()
+    source_options.clear()
+
+
+# --- batches --------------------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def batch_count(db: str, f: queries.BatchFilter) -> int:
+    with reading() as session:
+        return queries.count_batches(session, f)
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def batch_page(db: str, f: queries.BatchFilter, limit: int, offset: int) -> pd.DataFrame:
+    with reading() as session:
+        return queries.batch_page(session, f, limit=limit, offset=offset)
+
+
+@st.cache_data(ttl=1, show_spinner=False)
+def batch_detail(db: str, batch_id: int) -> queries.BatchDetail | None:
+    with reading() as session:
+        return queries.batch_detail(session, batch_id=batch_id)
+
+
+@dataclass(frozen=True)
+class BatchFigures:
+    done: int
+    total: int
+    counts: dict[str, int]  # artifacts per status
+    timings: pd.DataFrame  # stage, mean ms
+
+
+@st.cache_data(ttl=1, show_spinner=False)
+def batch_figures(db: str, batch_id: int) -> BatchFigures:
+    with reading() as session:
+        done, total = queries.batch_progress(session, batch_id=batch_id)
+        return BatchFigures(
+            done=done,
+            total=total,
+            counts=queries.artifact_counts(session, batch_id=batch_id),
+            timings=queries.stage_timings(session, batch_id=batch_id),
+        )
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def batch_artifacts(db: str, batch_id: int, only_failed: bool, limit: int, offset: int) -> pd.DataFrame:
+    with reading() as session:
+        return queries.batch_artifacts(
+            session, batch_id=batch_id, only_failed=only_failed, limit=limit, offset=offset
+        )
+
+
+@st.cache_data(ttl=1, show_spinner=False)
+def workflow_progress(address: str, namespace: str, workflow_id: str) -> BatchProgress:
+    return temporal.workflow_progress(temporal.gateway(), workflow_id)
+
+
+# --- library --------------------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=OPTIONS_TTL, show_spinner=False)
+def library_options(db: str) -> tuple[list[str], list[str]]:
+    """(labels, languages) for the filters."""
+    with reading() as session:
+        return library.library_labels(session), library.library_languages(session)
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def library_count(db: str, f: library.LibraryFilter) -> tuple[int, bool]:
+    """(matching documents, whether counting stopped at the cap)."""
+    with reading() as session:
+        return library.library_count(session, f)
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def library_page(db: str, f: library.LibraryFilter, limit: int, offset: int) -> pd.DataFrame:
+    with reading() as session:
+        return library.library_page(session, f, limit=limit, offset=offset)
+
+
+def library_csv(f: library.LibraryFilter) -> Callable[[], str]:
+    """The CSV export as a callable for st.download_button: the rows are read only when it is clicked.
+
+    Streamlit calls it on another thread, so it holds the session factory rather than reaching for caches.
+    """
+    maker = sessions()
+
+    def build() -> str:
+        with maker() as session:
+            return library.library_csv(session, f)
+
+    return build

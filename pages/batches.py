@@ -1,0 +1,185 @@
+"""Batches: a filterable list, and one batch in detail (?batch=ID) with live progress while it runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import streamlit as st
+from temporalio.service import RPCError
+
+from dashboard import charts, queries, views
+from dashboard.components import database_required, literal, pager, unavailable, when
+from dashboard.db import settings
+from dashboard.temporal import TemporalUnavailable, temporal_ui_url
+from data.models import (
+    BATCH_AWAITING_APPROVAL,
+    BATCH_COMPLETED,
+    BATCH_FAILED,
+    BATCH_PENDING,
+    BATCH_RETRYING,
+    BATCH_RUNNING,
+)
+
+STATUSES = (
+    BATCH_PENDING,
+    BATCH_RUNNING,
+    BATCH_COMPLETED,
+    BATCH_FAILED,
+    BATCH_AWAITING_APPROVAL,
+    BATCH_RETRYING,
+)
+LIVE = (BATCH_PENDING, BATCH_RUNNING, BATCH_RETRYING)
+WINDOWS = {
+    "any time": None,
+    "last hour": timedelta(hours=1),
+    "last 24 hours": timedelta(hours=24),
+    "last 7 days": timedelta(days=7),
+    "last 30 days": timedelta(days=30),
+}
+ALL = "all"
+PAGE_SIZE = 50
+ARTIFACT_PAGE_SIZE = 50
+PROGRESS_SECONDS = 2
+
+st.title("Batches")
+db = views.db_key()
+
+# --- the list ----------------------------------------------------------------------------------------------
+
+with database_required():
+    source_names = views.source_options(db)
+
+source_col, status_col, window_col = st.columns(3)
+source_id = source_col.selectbox(
+    "Source",
+    [None, *source_names],
+    format_func=lambda i: "all sources" if i is None else source_names[i],
+    key="batches_source",
+)
+status = status_col.selectbox("Status", [ALL, *STATUSES], key="status", bind="query-params")
+window = window_col.selectbox("Created", list(WINDOWS), key="batches_window")
+span = WINDOWS[window]
+# Rounded to the minute so the cached list is shared between reruns.
+since = None if span is None else (datetime.now(UTC) - span).replace(second=0, microsecond=0)
+f = queries.BatchFilter(source_id=source_id, status=None if status == ALL else status, since=since)
+
+with database_required():
+    total = views.batch_count(db, f)
+    st.caption(f"{total:,} batch(es), newest first. Select a row to open it.")
+    table = st.container()
+    offset = pager(total, PAGE_SIZE, key="batches_page")
+    frame = views.batch_page(db, f, PAGE_SIZE, offset)
+
+with table:
+    event = st.dataframe(
+        frame,
+        hide_index=True,
+        key="batch_rows",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={"created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+    )
+picked = event.selection.rows if event is not None else []
+if picked and picked[0] < len(frame):
+    chosen = int(frame.iloc[picked[0]]["batch"])
+    if st.session_state.get("batches_picked") != chosen:  # a new click, not the same selection rerun
+        st.session_state["batches_picked"] = chosen
+        st.session_state["batch"] = chosen
+
+# --- one batch ---------------------------------------------------------------------------------------------
+
+batch_id = int(
+    st.number_input(
+        "Batch", min_value=0, step=1, key="batch", bind="query-params", help="0 closes the detail"
+    )
+)
+
+
+def progress(batch_id: int, opened_live: bool) -> None:
+    """The progress bar, from the library (SQL) and, while it runs, from the workflow's progress query."""
+    with database_required():
+        batch = views.batch_detail(db, batch_id)
+        figures = views.batch_figures(db, batch_id)
+    if batch is None:
+        return
+    if opened_live and batch.status not in LIVE:
+        st.rerun()  # it just finished: show the final state everywhere on the page
+    share = (
+        figures.done / figures.total if figures.total else (1.0 if batch.status == BATCH_COMPLETED else 0.0)
+    )
+    st.progress(
+        min(1.0, share), text=f"{figures.done:,} of {figures.total:,} documents done · {batch.status}"
+    )
+    stored, failed, total, attempt = st.columns(4)
+    stored.metric("Stored", f"{figures.counts.get('stored', 0):,}")
+    failed.metric("Failed", f"{figures.counts.get('failed', 0):,}")
+    total.metric("Documents", f"{figures.total:,}")
+    attempt.metric("Attempt", batch.attempt)
+    if batch.status in LIVE and batch.workflow_id:
+        try:
+            live = views.workflow_progress(*views.temporal_key(), batch.workflow_id)
+        except TemporalUnavailable as exc:
+            unavailable("Live progress from the workflow", exc)
+        except RPCError as exc:
+            st.caption(f"Live progress from the workflow unavailable (no worker answered: {literal(exc)}).")
+        else:
+            st.caption(
+                f"Workflow: {literal(live.state)}, {live.chunks_done} of {live.chunks_total} chunk(s) done, "
+                f"attempt {live.attempt}."
+            )
+
+
+def detail(batch_id: int) -> None:
+    with database_required():
+        batch = views.batch_detail(db, batch_id)
+    if batch is None:
+        st.warning(f"There is no batch {batch_id}.")
+        return
+    s = settings()
+    st.subheader(f"Batch {batch.id}")
+    st.markdown(
+        f"Source **{literal(batch.source_name)}** · {literal(batch.trigger)} · created {when(batch.created_at)}"
+        f" · started {when(batch.started_at)} · finished {when(batch.finished_at)}"
+    )
+    if batch.workflow_id:
+        st.link_button(
+            "Workflow in the Temporal UI",
+            temporal_ui_url(s.temporal_ui_port, s.temporal_namespace, batch.workflow_id),
+            icon=":material/open_in_new:",
+        )
+    live = batch.status in LIVE
+    st.fragment(run_every=PROGRESS_SECONDS if live else None)(progress)(batch.id, live)
+
+    if batch.error_type or batch.error_message:
+        st.markdown("**Error**")
+        st.code(f"{batch.error_type or ''}: {batch.error_message or ''}", language=None, wrap_lines=True)
+    if batch.compensation:
+        st.text(f"Compensation: {batch.compensation}")
+    if batch.decision:
+        st.text(
+            f"Decision: {batch.decision} by {batch.decided_by or '?'}"
+            + (f" ({batch.decision_reason})" if batch.decision_reason else "")
+        )
+    elif batch.status == BATCH_AWAITING_APPROVAL:
+        st.text(f"Waiting for an operator's decision until {when(batch.decision_deadline)}.")
+
+    with database_required():
+        figures = views.batch_figures(db, batch.id)
+    st.markdown("**Stage timings**")
+    if figures.timings.empty:
+        st.caption("No stage has timed a document yet.")
+    else:
+        st.plotly_chart(charts.stage_timings_figure(figures.timings), key="stage_timings")
+
+    st.markdown("**Documents**")
+    only_failed = st.toggle("Only failed documents", key="only_failed")
+    count = figures.counts.get("failed", 0) if only_failed else figures.total
+    rows = st.container()
+    offset = pager(count, ARTIFACT_PAGE_SIZE, key="artifacts_page")
+    with database_required():
+        artifacts = views.batch_artifacts(db, batch.id, only_failed, ARTIFACT_PAGE_SIZE, offset)
+    rows.dataframe(artifacts, hide_index=True, key="artifact_rows")
+
+
+if batch_id:
+    detail(batch_id)

@@ -1,0 +1,86 @@
+"""Library: stored documents with their evaluation; search, filters, paging and a CSV export."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+
+from dashboard import library, views
+from dashboard.components import database_required, pager
+
+PAGE_SIZE = 50
+
+st.title("Library")
+db = views.db_key()
+
+with database_required():
+    source_names = views.source_options(db)
+    labels, languages = views.library_options(db)
+
+search = st.text_input("Search titles and text", key="q", bind="query-params", placeholder="e.g. ransomware")
+source_col, label_col, language_col, dates_col = st.columns(4)
+source_id = source_col.selectbox(
+    "Source",
+    [None, *source_names],
+    format_func=lambda i: "all sources" if i is None else source_names[i],
+    key="library_source",
+)
+label = label_col.selectbox(
+    "Label", [None, *labels], format_func=lambda v: "all labels" if v is None else v, key="library_label"
+)
+language = language_col.selectbox(
+    "Language",
+    [None, *languages],
+    format_func=lambda v: "all languages" if v is None else v,
+    key="library_language",
+)
+stored = dates_col.date_input("Stored between", value=[], key="library_dates", format="YYYY-MM-DD")
+days: tuple[date, ...] = tuple(stored) if isinstance(stored, tuple | list) else (stored,) if stored else ()
+
+f = library.LibraryFilter(
+    search=search or "",
+    source_id=source_id,
+    label=label,
+    language=language,
+    stored_from=days[0] if days else None,
+    stored_to=days[-1] if days else None,
+)
+
+with database_required():
+    count, capped = views.library_count(db, f)
+    st.caption(
+        f"{count:,}{'+' if capped else ''} document(s) match, newest first"
+        + (f" (counting stops at {count:,})" if capped else "")
+        + "."
+    )
+    table = st.container()
+    offset = pager(count, PAGE_SIZE, key="library_page")
+    frame = views.library_page(db, f, PAGE_SIZE, offset)
+
+table.dataframe(
+    frame,
+    hide_index=True,
+    key="library_rows",
+    column_config={
+        "stored": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        "published": st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
+        "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+        "rationale": st.column_config.TextColumn(width="large"),
+        "uri": st.column_config.TextColumn(),
+    },
+)
+
+st.download_button(
+    "Download CSV",
+    data=views.library_csv(f),
+    file_name="loreguard-library.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    key="library_csv",
+    on_click="ignore",
+)
+st.caption(
+    f"The export holds the matching documents newest first, at most {library.EXPORT_CAP:,} rows "
+    f"(read from the database in chunks of {library.EXPORT_CHUNK:,}); narrow the filters for older ones."
+)

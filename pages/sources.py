@@ -1,0 +1,166 @@
+"""Sources: the registered sources with their refreshes, actions on one source, and the register form."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import sources, views
+from dashboard.components import BATCHES_PAGE, database_required, literal, when
+from dashboard.db import reading, sessions, settings, writing
+from dashboard.temporal import gateway
+from data.models import SOURCE_KINDS
+from data.repository import SourceSummary
+
+KIND_LABELS = {"folder": "folder (a path)", "feed": "feed (RSS/Atom URL)", "web": "web page (URL)"}
+NOTICE = "sources_notice"  # (message, batch id or None), shown once after an action's rerun
+DELETING = "sources_deleting"  # id of the source whose delete dialog is open
+FORM_KEYS = ("new_name", "new_kind", "new_location", "new_interval")
+
+st.title("Sources")
+actor = settings().operator_name
+
+
+def done(message: str, batch_id: int | None = None) -> None:
+    views.forget_sources()
+    st.session_state[NOTICE] = (message, batch_id)
+    st.rerun()
+
+
+notice = st.session_state.pop(NOTICE, None)
+if notice is not None:
+    message, batch_id = notice
+    st.success(literal(message), icon=":material/check_circle:")
+    if batch_id is not None:
+        st.page_link(BATCHES_PAGE, label=f"Open batch {batch_id}", query_params={"batch": str(batch_id)})
+
+with database_required():
+    summaries = views.source_summaries(views.db_key())
+
+# --- the table ---------------------------------------------------------------------------------------------
+
+if summaries:
+    st.dataframe(
+        sources.summary_frame(summaries),
+        hide_index=True,
+        key="sources_table",
+        column_config={
+            "last refresh": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            "paused": st.column_config.CheckboxColumn(),
+        },
+    )
+    st.caption("Documents and errors are totals over every batch of the source; times are UTC.")
+else:
+    st.info("No sources yet. Register one below: a folder, an RSS/Atom feed or a web page.")
+
+# --- actions on one source ---------------------------------------------------------------------------------
+
+
+@st.dialog("Delete source", on_dismiss=lambda: st.session_state.pop(DELETING, None))
+def confirm_delete(source: SourceSummary) -> None:
+    st.markdown(f"Delete **{literal(source.name)}** with its {source.batches:,} batch(es) and documents?")
+    st.caption("This cannot be undone. The deletion is recorded in the audit log.")
+    yes, no = st.columns(2)
+    if yes.button("Delete", type="primary", key="delete_confirmed"):
+        st.session_state.pop(DELETING, None)
+        try:
+            with database_required(), writing() as session:
+                name = sources.delete(session, source_id=source.id, actor=actor)
+        except sources.ActionRefused as exc:
+            st.session_state[NOTICE + "_error"] = str(exc)
+            st.rerun()
+        done(f"Source {name!r} deleted.")
+    if no.button("Cancel", key="delete_cancelled"):
+        st.session_state.pop(DELETING, None)
+        st.rerun()
+
+
+if summaries:
+    st.subheader("Act on a source")
+    refused = st.session_state.pop(NOTICE + "_error", None)
+    if refused:
+        st.error(literal(refused), icon=":material/block:")
+    by_id = {s.id: s for s in summaries}
+    chosen_id = st.selectbox("Source", list(by_id), format_func=lambda i: by_id[i].name, key="source_chosen")
+    chosen = by_id[chosen_id]
+    st.caption(
+        f"{literal(chosen.kind)} · {literal(chosen.location)} · every {chosen.refresh_interval_seconds} s · "
+        f"last refresh {when(chosen.last_refresh)} ({literal(chosen.last_status or 'never')})"
+        + (" · paused" if chosen.paused else "")
+    )
+    refresh_col, pause_col, interval_col, delete_col = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
+    if refresh_col.button("Refresh now", icon=":material/refresh:", key="refresh"):
+        try:
+            batch_id, workflow_id = sources.refresh(gateway(), sessions(), source_id=chosen.id, actor=actor)
+        except sources.ActionRefused as exc:
+            st.error(literal(exc), icon=":material/cloud_off:")
+        else:
+            done(f"Batch {batch_id} started for {chosen.name!r} (workflow {workflow_id}).", batch_id)
+    pause_label = "Resume" if chosen.paused else "Pause"
+    if pause_col.button(pause_label, icon=":material/pause_circle:", key="pause"):
+        with database_required(), writing() as session:
+            sources.set_paused(session, source_id=chosen.id, paused=not chosen.paused, actor=actor)
+        done(f"Source {chosen.name!r} {'resumed' if chosen.paused else 'paused'}.")
+    with interval_col:
+        interval = st.number_input(
+            "Refresh interval (seconds)",
+            min_value=0,
+            value=chosen.refresh_interval_seconds,
+            step=60,
+            key=f"interval_{chosen.id}",
+        )
+        if st.button("Save interval", key="save_interval"):
+            try:
+                with database_required(), writing() as session:
+                    sources.set_interval(session, source_id=chosen.id, interval=int(interval), actor=actor)
+            except sources.ActionRefused as exc:
+                st.error(literal(exc), icon=":material/block:")
+            else:
+                done(f"{chosen.name!r} now refreshes every {int(interval)} s.")
+    if delete_col.button("Delete…", icon=":material/delete:", key="delete"):
+        st.session_state[DELETING] = chosen.id
+    deleting = st.session_state.get(DELETING)
+    if deleting in by_id:
+        confirm_delete(by_id[deleting])
+
+# --- register ----------------------------------------------------------------------------------------------
+
+st.subheader("Register a source")
+with st.form("register_source"):
+    name = st.text_input("Name", max_chars=200, key="new_name")
+    kind = st.selectbox("Kind", SOURCE_KINDS, format_func=lambda k: KIND_LABELS.get(k, k), key="new_kind")
+    location = st.text_input(
+        "Location", help="A folder on the workers' machine, or an http(s) URL.", key="new_location"
+    )
+    interval = st.number_input(
+        "Refresh interval (seconds)", min_value=0, value=3600, step=60, key="new_interval"
+    )
+    preview_col, register_col = st.columns(2)
+    wants_preview = preview_col.form_submit_button("Preview (dry run)", icon=":material/visibility:")
+    wants_register = register_col.form_submit_button("Register", type="primary", icon=":material/add:")
+
+if wants_preview or wants_register:
+    try:
+        with database_required(), reading() as session:
+            draft = sources.check_draft(
+                session, name=name, kind=kind, location=location, interval=int(interval)
+            )
+        if wants_preview:
+            with st.spinner("Reading the first documents..."):
+                preview = sources.preview(draft, settings())
+        else:
+            with database_required(), writing() as session:
+                new_id = sources.register(session, draft, actor=actor)
+    except sources.ActionRefused as exc:
+        for problem in str(exc).splitlines():
+            st.error(literal(problem), icon=":material/block:")
+    else:
+        if wants_register:
+            for key in FORM_KEYS:  # an empty form for the next source
+                st.session_state.pop(key, None)
+            done(f"Source {draft.name!r} registered (id {new_id}). Refresh it from the table above.")
+        st.markdown(f"**Dry run of {literal(draft.name)}**: the first {len(preview)} document(s).")
+        if preview.empty:
+            st.warning("The source yields no documents yet.")
+        else:
+            st.dataframe(preview, hide_index=True, key="preview_table")
+        st.caption("Nothing was saved. Documents with a problem would fail alone; the rest go through.")

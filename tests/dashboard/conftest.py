@@ -1,0 +1,102 @@
+"""Fixtures for the dashboard's AppTest suite: a migrated SQLite library, settings through the environment,
+Streamlit caches (and the Temporal gateways they hold) emptied around every test."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import streamlit as st
+from sqlalchemy.orm import Session, sessionmaker
+from streamlit.testing.v1 import AppTest
+
+from orchestration.devserver import free_port
+from tests.dashboard.seed import Seeded, seed_library
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+OPERATOR = "ops-tester"
+
+PAGES = {
+    "overview": "../pages/overview.py",
+    "sources": "../pages/sources.py",
+    "batches": "../pages/batches.py",
+    "library": "../pages/library.py",
+}
+
+
+def clear_streamlit_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()  # closes the Temporal gateways and disposes the engines (on_release)
+
+
+@pytest.fixture
+def dashboard_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_sessions: sessionmaker[Session], sqlite_url: str
+) -> Iterator[sessionmaker[Session]]:
+    """The dashboard's settings point at a fresh migrated SQLite library and at a Temporal that is not there.
+
+    Yields a session factory over that library, for seeding and for checking what the pages wrote.
+    """
+    for key in [k for k in os.environ if k.startswith("LOREGUARD_") and k != "LOREGUARD_REQUIRE_ALL"]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("LOREGUARD_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("LOREGUARD_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LOREGUARD_TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # nobody listens
+    monkeypatch.setenv("LOREGUARD_TEMPORAL_UI_PORT", "18233")
+    monkeypatch.setenv("LOREGUARD_OPERATOR_NAME", OPERATOR)
+    clear_streamlit_caches()
+    yield sqlite_sessions
+    clear_streamlit_caches()
+
+
+@pytest.fixture
+def seeded(dashboard_env: sessionmaker[Session]) -> Seeded:
+    return seed_library(dashboard_env)
+
+
+OpenPage = Callable[..., AppTest]
+
+
+@pytest.fixture
+def open_page(dashboard_env: sessionmaker[Session]) -> OpenPage:
+    """open_page("batches", batch="3") renders a page through the app's router, as a browser would."""
+
+    def open_(page: str, **query: str) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=30)
+        at.run()
+        for key, value in query.items():
+            at.query_params[key] = value
+        at.switch_page(PAGES[page]).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_
+
+
+def plotly_figures(at: AppTest) -> dict[str, dict[str, Any]]:
+    """The page's plotly charts by key, as the figure JSON the browser receives."""
+    figures: dict[str, dict[str, Any]] = {}
+    for element in at.get("plotly_chart"):
+        proto = element.proto
+        key = proto.id.rsplit("-", 1)[-1] if proto.id else str(len(figures))
+        figures[key] = json.loads(proto.spec)
+    return figures
+
+
+def values(data: Any) -> list[Any]:
+    """A trace's x or y as a list: plotly sends numeric arrays as base64 typed arrays ({dtype, bdata})."""
+    if isinstance(data, dict) and "bdata" in data:
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"])).tolist()
+    return list(data)
+
+
+def unescaped(markdown: str) -> str:
+    """What a reader sees of escaped Markdown text."""
+    return re.sub(r"\\(.)", r"\1", markdown)

@@ -1,0 +1,96 @@
+"""Batches: the filtered list, and one batch's detail with progress, stage timings and paged documents."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from data import repository
+from tests.dashboard.conftest import OpenPage, plotly_figures, unescaped, values
+from tests.dashboard.seed import HOSTILE, Seeded
+
+
+def test_the_list_is_newest_first_and_filters_by_status_source_and_time(
+    seeded: Seeded, open_page: OpenPage
+) -> None:
+    at = open_page("batches")
+    rows = at.dataframe[0].value
+    assert list(rows["batch"]) == sorted(seeded.batches.values(), reverse=True)
+    assert at.caption[0].value.startswith("5 batch(es)")
+
+    at.selectbox(key="status").select("completed").run()
+    assert sorted(at.dataframe[0].value["batch"]) == sorted(seeded.batches[k] for k in ("b1", "b2", "b3"))
+
+    at.selectbox(key="batches_source").select(seeded.sources["alpha"]).run()
+    assert sorted(at.dataframe[0].value["batch"]) == sorted(seeded.batches[k] for k in ("b1", "b3"))
+
+    at.selectbox(key="batches_window").select("last 24 hours").run()
+    assert list(at.dataframe[0].value["batch"]) == [seeded.batches["b3"]]
+
+    at.selectbox(key="status").select("failed").run()
+    assert at.dataframe[0].value.empty
+    assert at.caption[0].value.startswith("0 batch(es)")
+
+
+def test_status_comes_from_the_link_on_the_overview(seeded: Seeded, open_page: OpenPage) -> None:
+    at = open_page("batches", status="awaiting_approval")
+    rows = at.dataframe[0].value
+    assert list(rows["batch"]) == [seeded.batches["b4"]]
+    assert rows["error"][0] == f"TooManyFailures: 2 of 3 documents failed: {HOSTILE}"
+
+
+def test_batch_detail_from_the_query_parameter(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    b5 = seeded.batches["b5"]  # running: 60 stored, 10 failed, 50 waiting
+    at = open_page("batches", batch=str(b5))
+
+    assert at.subheader[0].value == f"Batch {b5}"
+    progress = at.get("progress")[0].proto
+    assert progress.value == 58  # 70 of 120 done
+    assert progress.text.startswith("70 of 120 documents done · running")
+    shown = {m.label: m.value for m in at.metric}
+    assert shown == {"Stored": "60", "Failed": "10", "Documents": "120", "Attempt": "1"}
+
+    with dashboard_env() as session:
+        means = repository.batch_stage_timings(session, batch_id=b5)
+    chart = plotly_figures(at)["stage_timings"]["data"][0]
+    assert chart["x"] == ["ingest", "normalize", "extract", "clarify", "evaluate", "store"]
+    assert values(chart["y"]) == pytest.approx([round(means[f"{s}_ms"] or 0, 2) for s in chart["x"]])
+
+    link = at.get("link_button")[0].proto
+    assert link.url == "http://127.0.0.1:18233/namespaces/default/workflows/batch-b5-test"
+
+    docs = at.dataframe[-1].value
+    assert len(docs) == 50 and list(docs["seq"]) == list(range(50))  # a page, not all 120 rows
+    pages = [p for p in at.pagination if p.key == "artifacts_page"]
+    pages[0].select(3).run()
+    docs = at.dataframe[-1].value
+    assert list(docs["seq"]) == list(range(100, 120))
+
+    at.toggle(key="only_failed").set_value(True).run()
+    failed = at.dataframe[-1].value
+    assert list(failed["seq"]) == list(range(60, 70))
+    assert set(failed["failed stage"]) == {"normalize"}
+    assert failed["error"][0] == "undecodable bytes in document 60"
+
+
+def test_a_running_batch_says_when_live_progress_is_unavailable(seeded: Seeded, open_page: OpenPage) -> None:
+    at = open_page("batches", batch=str(seeded.batches["b5"]))
+    warnings = [unescaped(w.value) for w in at.warning]
+    assert any(
+        w.startswith("Live progress from the workflow unavailable. Temporal unavailable at") for w in warnings
+    )
+    assert at.get("progress")  # the library's own progress still shows
+
+
+def test_a_failed_batch_shows_its_error_as_text(seeded: Seeded, open_page: OpenPage) -> None:
+    at = open_page("batches", batch=str(seeded.batches["b4"]))
+    assert [c.value for c in at.code] == [f"TooManyFailures: 2 of 3 documents failed: {HOSTILE}"]
+    assert any("Waiting for an operator's decision" in t.value for t in at.text)
+    assert not at.get("progress")[0].proto.text.endswith("running")
+
+
+def test_an_unknown_batch_is_said_so(seeded: Seeded, open_page: OpenPage) -> None:
+    at = open_page("batches", batch="999")
+    assert [w.value for w in at.warning] == ["There is no batch 999."]
