@@ -27,47 +27,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from data.corpus import TOPIC_WORDS  # noqa: E402
 from data.migrate import upgrade  # noqa: E402
 
 APP = ROOT / "dashboard" / "app.py"
 SCRATCH = Path(tempfile.gettempdir()) / f"loreguard-bench-{os.getpid()}"  # removed at the end unless --keep
-WORDS = [
-    "security",
-    "threat",
-    "vulnerability",
-    "policy",
-    "compliance",
-    "incident",
-    "breach",
-    "patch",
-    "exploit",
-    "audit",
-    "control",
-    "risk",
-    "encryption",
-    "access",
-    "identity",
-    "malware",
-    "ransomware",
-    "phishing",
-    "firewall",
-    "monitoring",
-    "disclosure",
-    "regulation",
-    "quarterly",
-    "report",
-    "vendor",
-    "review",
-    "cloud",
-    "network",
-    "update",
-    "release",
-    "notes",
-    "training",
-    "budget",
-    "meeting",
-    "summary",
-]
+WORDS = (*TOPIC_WORDS, "quarterly", "report", "vendor", "review", "cloud", "network", "update", "budget")
 LABELS = ("relevant", "review", "irrelevant")
 LANGUAGES = ("en",) * 16 + ("de", "de", "fr", "es")
 SPAN = timedelta(days=30)

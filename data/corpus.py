@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-_TOPIC_WORDS = [
+TOPIC_WORDS = [
     "security",
     "threat",
     "vulnerability",
@@ -146,7 +146,7 @@ _NAMES = ("Ada Byron", "Grace Hopper", "Alan Turing", "Edsger Dijkstra", "Barbar
 
 
 def _paragraph(rng: random.Random, words: int, topical: bool) -> str:
-    pool = _COMMON_WORDS * 4 + (_TOPIC_WORDS if topical else [])
+    pool = _COMMON_WORDS * 4 + (TOPIC_WORDS if topical else [])
     out = [rng.choice(pool) for _ in range(words)]
     sentences = []
     i = 0
