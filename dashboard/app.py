@@ -14,6 +14,10 @@ PAGES = [
     st.Page("../pages/sources.py", title="Sources", icon=":material/source:"),
     st.Page("../pages/batches.py", title="Batches", icon=":material/stacks:"),
     st.Page("../pages/library.py", title="Library", icon=":material/library_books:"),
+    st.Page("../pages/approvals.py", title="Approvals", icon=":material/approval:"),
+    st.Page("../pages/audit.py", title="Audit", icon=":material/history:"),
+    st.Page("../pages/workers.py", title="Workers", icon=":material/memory:"),
+    st.Page("../pages/sla.py", title="SLA", icon=":material/timer:"),
 ]
 
 st.navigation(PAGES).run()

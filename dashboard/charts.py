@@ -75,3 +75,61 @@ def stage_timings_figure(frame: pd.DataFrame) -> go.Figure:
         )
     )
     return _layout(fig, y_title="mean ms per document")
+
+
+# --- SLA ---------------------------------------------------------------------------------------------------
+
+ON_TIME = "#2e8540"
+LATE = "#c0392b"
+
+
+def sla_share_figure(frame: pd.DataFrame, *, x: str, target: float) -> go.Figure:
+    """On-time share per `x` (a day or a source; column share, 0..1) against the target line."""
+    colors = [ON_TIME if s >= target else LATE for s in frame["share"].fillna(0)]
+    fig = go.Figure(
+        go.Bar(
+            x=frame[x],
+            y=frame["share"] * 100,
+            marker_color=colors,
+            customdata=frame[["on time", "documents"]],
+            hovertemplate="%{x}: %{y:.1f}% on time (%{customdata[0]} of %{customdata[1]})<extra></extra>",
+        )
+    )
+    fig.add_hline(y=target * 100, line_dash="dash", line_color="#333", annotation_text=f"target {target:.0%}")
+    fig.update_yaxes(range=[0, 100])
+    return _layout(fig, y_title="% of documents on time")
+
+
+def sla_percentiles_figure(frame: pd.DataFrame, *, target_hours: float) -> go.Figure:
+    """p50/p95/p99 processing hours per day (columns: day, p50 h, p95 h, p99 h) with the target line."""
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=frame["day"],
+                y=frame[col],
+                mode="lines+markers",
+                name=col.removesuffix(" h"),
+                hovertemplate=f"%{{x}}: {col.removesuffix(' h')} %{{y:.2f}} h<extra></extra>",
+            )
+            for col in ("p50 h", "p95 h", "p99 h")
+        ]
+    )
+    fig.add_hline(
+        y=target_hours, line_dash="dash", line_color="#333", annotation_text=f"target {target_hours:g} h"
+    )
+    fig = _layout(fig, y_title="hours from batch start to stored")
+    fig.update_layout(showlegend=True)
+    return fig
+
+
+def sla_breaches_figure(frame: pd.DataFrame) -> go.Figure:
+    """SLA alerts per source and level (columns: source, warning, critical), stacked."""
+    fig = go.Figure(
+        [
+            go.Bar(x=frame["source"], y=frame["warning"], name="warning", marker_color="#e0a800"),
+            go.Bar(x=frame["source"], y=frame["critical"], name="critical", marker_color=LATE),
+        ]
+    )
+    fig = _layout(fig, y_title="breaches")
+    fig.update_layout(barmode="stack", showlegend=True)
+    return fig

@@ -17,6 +17,10 @@ OVERVIEW_PAGE = "../pages/overview.py"
 SOURCES_PAGE = "../pages/sources.py"
 BATCHES_PAGE = "../pages/batches.py"
 LIBRARY_PAGE = "../pages/library.py"
+APPROVALS_PAGE = "../pages/approvals.py"
+AUDIT_PAGE = "../pages/audit.py"
+WORKERS_PAGE = "../pages/workers.py"
+SLA_PAGE = "../pages/sla.py"
 
 LIVE_SECONDS = 5  # how often the live parts refresh
 

@@ -2,7 +2,9 @@
 
 Each action checks its input, does its work in one transaction and writes an audit event naming the operator
 (settings.operator_name). A refused action raises ActionRefused with the message to show; nothing is half-done.
-Schedules come later: they hook in here (pause/resume and the interval are the schedule's too).
+Each source has a Temporal Schedule (orchestration/schedules.py); after an action, `sync_schedule` makes it match
+the database (interval, paused; gone with the source). When Temporal is down the action stands and the page says
+the schedule will follow: `loreguard up` reconciles every schedule on start.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ from data.models import (
     utcnow,
 )
 from orchestration.client import start_refresh
+from orchestration.schedules import (
+    ScheduleTimes,
+    delete_source_schedule,
+    describe_source_schedules,
+    ensure_source_schedule,
+)
 from orchestration.settings import Settings
 from workers.stages.gather import SourceError, preview_source, validate_location
 from workers.stages.pipeline import run_cpu_stages
@@ -235,6 +243,53 @@ def delete(session: Session, *, source_id: int, actor: str) -> str:
         session, actor=actor, action="delete_source", target=f"source:{source_id}", reason=f"deleted {name!r}"
     )
     return name
+
+
+def sync_schedule(gateway: TemporalGateway, sessions: sessionmaker[Session], *, source_id: int) -> str | None:
+    """Make the source's schedule match the database (deleted with the source); a message when it could not."""
+    with sessions() as session:
+        source = session.get(Source, source_id)
+        wanted = None if source is None else (source.refresh_interval_seconds, source.paused)
+
+    async def apply(client: Client) -> None:
+        if wanted is None:
+            await delete_source_schedule(client, source_id=source_id)
+        else:
+            await ensure_source_schedule(
+                client, source_id=source_id, interval_seconds=wanted[0], paused=wanted[1]
+            )
+
+    try:
+        gateway.call(apply, timeout=10.0)
+    except (TemporalUnavailable, RPCError, TimeoutError) as exc:
+        return (
+            f"The schedule of source {source_id} was not updated ({exc}); "
+            "it will be when Temporal is back (`loreguard up` reconciles every schedule)."
+        )
+    return None
+
+
+def schedule_times(gateway: TemporalGateway, source_ids: list[int]) -> dict[int, ScheduleTimes] | None:
+    """Next and last run per source as its schedule reports them; None when Temporal does not answer."""
+
+    async def describe(client: Client) -> dict[int, ScheduleTimes]:
+        return await describe_source_schedules(client, source_ids)
+
+    try:
+        return gateway.call(describe, timeout=5.0)
+    except (TemporalUnavailable, RPCError, TimeoutError):
+        return None
+
+
+def with_schedule_times(frame: pd.DataFrame, times: dict[int, ScheduleTimes] | None) -> pd.DataFrame:
+    """The sources table with "next run" and "last run" columns (empty when Temporal is unavailable)."""
+    frame = frame.copy()
+    known = times or {}
+    frame["next run"] = [known[i].next_run if i in known else None for i in frame["id"]]
+    frame["last run"] = [known[i].last_run if i in known else None for i in frame["id"]]
+    frame["next run"] = pd.to_datetime(frame["next run"], utc=True)
+    frame["last run"] = pd.to_datetime(frame["last run"], utc=True)
+    return frame
 
 
 SUMMARY_COLUMNS = [

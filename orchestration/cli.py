@@ -31,7 +31,7 @@ from data.models import (
     SOURCE_KINDS,
 )
 from orchestration.constants import ALL_QUEUES
-from orchestration.devserver import DevServer, port_open
+from orchestration.devserver import DevServer, free_port, port_open
 from orchestration.settings import Settings
 
 if TYPE_CHECKING:
@@ -187,9 +187,14 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--no-demo", is_flag=True, help="Do not register the demo source on first start.")
-def up(no_demo: bool) -> None:
+@click.option(
+    "--with-prometheus",
+    is_flag=True,
+    help="Also run Debian's prometheus binary scraping the worker and Temporal; the dashboard reads it.",
+)
+def up(no_demo: bool, with_prometheus: bool) -> None:
     """Run the whole stack on this machine until Ctrl-C: Temporal, worker, dashboard."""
-    stack = Stack(load_settings())
+    stack = Stack(load_settings(), with_prometheus=with_prometheus)
     code = stack.run(demo=not no_demo)
     if code:
         raise click.exceptions.Exit(code)
@@ -421,12 +426,152 @@ def source_add(name: str, kind: str, location: str, interval: int, as_json: bool
                 source_id, source_name = created.id, created.name
         except ValueError as exc:  # DuplicateSourceName and the repository's own checks
             raise UsageProblem(str(exc)) from exc
+        sync_source_schedule(settings, sessions, source_id)
     if as_json:
         echo_json(
             {"id": source_id, "name": source_name, "kind": kind, "location": location, "interval": interval}
         )
     else:
         click.echo(f"source {source_id} {source_name!r} added: {kind} {location}, every {interval} s")
+
+
+def sync_source_schedule(settings: Settings, sessions: sessionmaker[Session], source_id: int) -> None:
+    """Make the source's Temporal schedule match the database; a warning (not a failure) when Temporal is down:
+    the change is saved and `loreguard up` reconciles every schedule on start."""
+    from temporalio.service import RPCError
+
+    from data.models import Source
+    from orchestration.schedules import delete_source_schedule, ensure_source_schedule
+
+    with sessions() as session:
+        source = session.get(Source, source_id)
+        wanted = None if source is None else (source.refresh_interval_seconds, bool(source.paused))
+
+    async def apply() -> None:
+        client = await temporal_client(settings)
+        if wanted is None:
+            await delete_source_schedule(client, source_id=source_id)
+        else:
+            await ensure_source_schedule(
+                client, source_id=source_id, interval_seconds=wanted[0], paused=wanted[1]
+            )
+
+    try:
+        asyncio.run(apply())
+    except (RuntimeProblem, RPCError) as exc:
+        reason = exc.message if isinstance(exc, RPCError | click.ClickException) else str(exc)
+        click.echo(
+            f"warning: the schedule of source {source_id} was not updated ({reason}); "
+            "`loreguard up` will reconcile it",
+            err=True,
+        )
+
+
+def change_source(ref: str, change: Callable[[Session, Any, str], str | None]) -> None:
+    """Apply `change(session, source, actor)` to a source in one transaction, then sync its schedule."""
+    from data import repository
+
+    settings = load_settings()
+    with database(settings) as sessions:
+        with sessions.begin() as session:
+            try:
+                source = repository.find_source(session, ref=ref)
+            except repository.NotFound as exc:
+                raise UsageProblem(str(exc)) from exc
+            source_id = source.id
+            message = change(session, source, settings.operator_name)
+        sync_source_schedule(settings, sessions, source_id)
+    if message:
+        click.echo(message)
+
+
+def set_paused(paused: bool) -> Callable[[Session, Any, str], str | None]:
+    def change(session: Session, source: Any, actor: str) -> str:
+        from data import repository
+
+        word = "paused" if paused else "resumed"
+        if bool(source.paused) != paused:
+            source.paused = paused
+            action = "pause_source" if paused else "resume_source"
+            repository.record_audit(session, actor=actor, action=action, target=f"source:{source.id}")
+        return f"source {source.id} {source.name!r} {word}"
+
+    return change
+
+
+@source.command("pause")
+@click.argument("source_ref", metavar="SOURCE")
+def source_pause(source_ref: str) -> None:
+    """Pause SOURCE's scheduled refreshes (id or name)."""
+    change_source(source_ref, set_paused(True))
+
+
+@source.command("resume")
+@click.argument("source_ref", metavar="SOURCE")
+def source_resume(source_ref: str) -> None:
+    """Resume SOURCE's scheduled refreshes (id or name)."""
+    change_source(source_ref, set_paused(False))
+
+
+@source.command("set-interval")
+@click.argument("source_ref", metavar="SOURCE")
+@click.argument("seconds", type=click.IntRange(min=60))
+def source_set_interval(source_ref: str, seconds: int) -> None:
+    """Refresh SOURCE every SECONDS (at least 60) on its schedule."""
+
+    def change(session: Session, source: Any, actor: str) -> str:
+        from data import repository
+
+        before = source.refresh_interval_seconds
+        if before != seconds:
+            source.refresh_interval_seconds = seconds
+            repository.record_audit(
+                session,
+                actor=actor,
+                action="set_interval",
+                target=f"source:{source.id}",
+                reason=f"{before} s -> {seconds} s",
+            )
+        return f"source {source.id} {source.name!r} refreshes every {seconds} s"
+
+    change_source(source_ref, change)
+
+
+@source.command("delete")
+@click.argument("source_ref", metavar="SOURCE")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def source_delete(source_ref: str, yes: bool) -> None:
+    """Delete SOURCE with its batches, documents and schedule (refused while a batch is in flight)."""
+    from sqlalchemy import func, select
+
+    from data.models import Batch
+
+    in_flight = (BATCH_PENDING, BATCH_RUNNING, BATCH_RETRYING, BATCH_AWAITING_APPROVAL)
+
+    def change(session: Session, source: Any, actor: str) -> str:
+        from data import repository
+
+        busy = session.scalar(
+            select(func.max(Batch.id)).where(Batch.source_id == source.id, Batch.status.in_(in_flight))
+        )
+        if busy is not None:
+            raise UsageProblem(f"source {source.name!r} has batch {busy} in flight; wait for it to finish")
+        if not yes:
+            click.confirm(
+                f"Delete source {source.id} {source.name!r} with its batches and documents?", abort=True
+            )
+        name = source.name
+        repository.delete_source(session, source_id=source.id)
+        repository.record_audit(
+            session,
+            actor=actor,
+            action="delete_source",
+            target=f"source:{source.id}",
+            reason=f"deleted {name!r}",
+        )
+        return f"source {source.id} {name!r} deleted"
+
+    change_source(source_ref, change)
 
 
 def checked_location(kind: str, location: str) -> str:
@@ -626,6 +771,67 @@ def took(started: datetime | None, finished: datetime | None) -> str:
     return f"{(finished - started).total_seconds():.1f} s"
 
 
+# --- decisions on failed batches -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("batch_id", metavar="BATCH", type=click.IntRange(min=1))
+@click.option("--reason", default="", help="Why (optional for an approval).")
+@click.option("--actor", help="Who decides (default: LOREGUARD_OPERATOR_NAME).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def approve(batch_id: int, reason: str, actor: str | None, as_json: bool) -> None:
+    """Approve a retry of failed BATCH, which is awaiting a decision."""
+    run_decision(batch_id, approve=True, reason=reason, actor=actor, as_json=as_json)
+
+
+@cli.command()
+@click.argument("batch_id", metavar="BATCH", type=click.IntRange(min=1))
+@click.option("--reason", required=True, help="Why the batch is rejected (required).")
+@click.option("--actor", help="Who decides (default: LOREGUARD_OPERATOR_NAME).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def reject(batch_id: int, reason: str, actor: str | None, as_json: bool) -> None:
+    """Reject failed BATCH with a reason: it ends failed."""
+    if not reason.strip():
+        raise UsageProblem("a rejection needs a reason (--reason TEXT)")
+    run_decision(batch_id, approve=False, reason=reason, actor=actor, as_json=as_json)
+
+
+def run_decision(batch_id: int, *, approve: bool, reason: str, actor: str | None, as_json: bool) -> None:
+    """Send the decision as a Temporal Update; exit 1 with the refusal when the batch does not accept it."""
+    from data import repository
+    from orchestration.client import DecisionRefused, decide
+
+    settings = load_settings()
+    who = (actor if actor is not None else settings.operator_name).strip()
+    if not who:
+        raise UsageProblem("--actor must not be blank")
+
+    async def send(sessions: sessionmaker[Session]) -> dict[str, Any]:
+        client = await temporal_client(settings)
+        result = await decide(
+            client, sessions, batch_id=batch_id, approve=approve, actor=who, reason=reason.strip()
+        )
+        return dataclasses.asdict(result)
+
+    with database(settings) as sessions:
+        with sessions() as session:
+            try:
+                repository.get_batch(session, batch_id=batch_id)
+            except repository.NotFound as exc:
+                raise UsageProblem(str(exc)) from exc
+        try:
+            outcome = asyncio.run(send(sessions))
+        except DecisionRefused as exc:
+            if as_json:
+                echo_json({"batch_id": batch_id, "accepted": False, "refused": str(exc)})
+                raise click.exceptions.Exit(1) from exc
+            raise RuntimeProblem(f"refused: {exc}") from exc
+    if as_json:
+        echo_json({**outcome, "accepted": True, "actor": who})
+    else:
+        click.echo(f"batch {batch_id} {outcome['decision']} by {who}: {outcome['message']}")
+
+
 # --- `loreguard up`: the embedded stack, supervised -------------------------------------------------------
 
 
@@ -640,8 +846,11 @@ class Child:
 class Stack:
     """Starts Temporal, the worker and the dashboard in order, watches them, and stops them all on exit."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, with_prometheus: bool = False) -> None:
         self.settings = settings
+        self.with_prometheus = with_prometheus
+        self.prometheus_url: str | None = None  # set for the dashboard once a local Prometheus runs
+        self.temporal_metrics_port: int | None = None
         self.state_dir = settings.state_dir.resolve()
         self.log_dir = self.state_dir / "logs"
         self.children: list[Child] = []
@@ -674,10 +883,13 @@ class Stack:
         with progress("applying database migrations", "done") as note:
             note.append(f"revision {apply_migrations(settings.target_database_url)}")
         self.start_worker()
+        if self.with_prometheus:
+            self.start_prometheus()
         self.start_dashboard()
         self.print_urls()
         if demo:
             self.ensure_demo()
+        self.ensure_schedules()
         click.echo("Press Ctrl-C to stop.")
 
     def temporal_running(self) -> bool:
@@ -708,6 +920,7 @@ class Stack:
             ui_port=self.settings.temporal_ui_port,
             log_file=self.log_dir / "temporal.log",
         )
+        self.temporal_metrics_port = server.metrics_port
         with progress(f"starting Temporal dev server on {self.address}", "ready") as note:
             child = self.spawn(TEMPORAL, server.command(), server.log_file)
             server.process = child.process
@@ -726,6 +939,31 @@ class Stack:
                 child, lambda: WORKER_READY in read_new(child.log, child.log_offset), 120.0, "to report ready"
             )
             note.append(f"pid {child.process.pid}")
+
+    def start_prometheus(self) -> None:
+        """Debian's prometheus on a generated config (worker + Temporal), or how to install it."""
+        from orchestration import prometheus as prom
+
+        if prom.prometheus_binary() is None:
+            click.echo(f"  prometheus is not installed; continuing without it. Install: {prom.INSTALL_HINT}")
+            return
+        s = self.settings
+        folder = self.state_dir / "prometheus"
+        config = prom.write_local_config(
+            folder,
+            worker_targets=[f"127.0.0.1:{s.health_port}"] if s.health_port > 0 else [],
+            sdk_targets=[f"127.0.0.1:{s.metrics_port}"] if s.metrics_port else [],
+            temporal_targets=[f"127.0.0.1:{self.temporal_metrics_port}"]
+            if self.temporal_metrics_port
+            else [],
+        )
+        port = s.prometheus_port if not port_open("127.0.0.1", s.prometheus_port) else free_port()
+        server = prom.PrometheusServer(config, folder / "data", port, self.log_dir / "prometheus.log")
+        with progress(f"starting Prometheus on {server.url}", "ready") as note:
+            child = self.spawn("prometheus", server.command(), server.log_file)
+            self.wait_until(child, lambda: prom.ready(server.url), 60.0, "to answer on /-/ready")
+            note.append(f"pid {child.process.pid}")
+        self.prometheus_url = server.url
 
     def start_dashboard(self) -> None:
         import httpx
@@ -756,6 +994,8 @@ class Stack:
             LOREGUARD_TEMPORAL_ADDRESS=self.address,
             PYTHONUNBUFFERED="1",
         )
+        if self.prometheus_url:
+            env["LOREGUARD_PROMETHEUS_URL"] = self.prometheus_url
         with log.open("ab") as out:
             out.write(f"\n--- {datetime.now().isoformat(timespec='seconds')} {' '.join(command)}\n".encode())
             out.flush()
@@ -801,6 +1041,12 @@ class Stack:
             ("logs", f"{self.log_dir}/"),
         ):
             click.echo(f"  {label:<18} {value}")
+        if s.health_port > 0:
+            click.echo(
+                f"  {'worker health':<18} http://127.0.0.1:{s.health_port}/health/ready (and /metrics)"
+            )
+        if self.prometheus_url:
+            click.echo(f"  {'Prometheus':<18} {self.prometheus_url}")
         click.echo("")
 
     def ensure_demo(self) -> None:
@@ -829,6 +1075,22 @@ class Stack:
         click.echo(
             f"demo: source {DEMO_SOURCE!r} over {samples}; batch {batch_id} started (workflow {workflow_id})"
         )
+
+    def ensure_schedules(self) -> None:
+        """Every source has its refresh schedule (interval, paused as in the database), the SLA monitor its own."""
+        from orchestration.schedules import ensure_all_schedules
+
+        async def ensure(sessions: sessionmaker[Session]) -> tuple[int, list[int]]:
+            return await ensure_all_schedules(await temporal_client(self.settings), sessions, self.settings)
+
+        with (
+            progress("checking schedules (sources, SLA monitor)", "done") as note,
+            database(self.settings) as db,
+        ):
+            count, orphans = asyncio.run(ensure(db))
+            note.append(
+                f"{count} source schedule(s)" + (f", {len(orphans)} orphan(s) removed" if orphans else "")
+            )
 
     async def start_demo_batch(self, sessions: sessionmaker[Session], source_id: int) -> tuple[int, str]:
         from orchestration.client import start_refresh

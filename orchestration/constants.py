@@ -44,3 +44,19 @@ ERR_REJECTED = "BatchRejected"
 
 def batch_workflow_id(batch_id: int) -> str:
     return BATCH_WORKFLOW_ID.format(batch_id=batch_id, token=uuid.uuid4().hex[:8])
+
+
+# Schedules: one refresh schedule per source, one for the SLA monitor.
+SOURCE_SCHEDULE_ID = "source-{source_id}-refresh"
+SLA_SCHEDULE_ID = "loreguard-sla-monitor"
+SCHEDULED_REFRESH_WORKFLOW_ID = "source-{source_id}-refresh"  # the schedule appends the scheduled time
+SLA_MONITOR_WORKFLOW_ID = "loreguard-sla-monitor"
+
+# Alert kinds of the SLA monitor (alerts are unique per batch and kind).
+ALERT_SLA_WARNING = "sla_warning"
+ALERT_SLA_CRITICAL = "sla_critical"
+SLA_ALERT_KINDS = (ALERT_SLA_WARNING, ALERT_SLA_CRITICAL)
+
+
+def source_schedule_id(source_id: int) -> str:
+    return SOURCE_SCHEDULE_ID.format(source_id=source_id)

@@ -54,9 +54,11 @@ class DevServer:
         ui_port: int | None = 8233,
         log_file: Path | None = None,
         host: str = "127.0.0.1",
+        metrics_port: int | None = None,
     ) -> None:
         self.db_file = db_file
         self.port = port
+        self.metrics_port = metrics_port or free_port()  # the server's Prometheus endpoint (/metrics)
         self.ui_port = ui_port
         self.host = host
         self.log_file = log_file or db_file.with_suffix(".log")
@@ -84,7 +86,7 @@ class DevServer:
             "--log-level",
             "warn",
             "--metrics-port",
-            str(free_port()),
+            str(self.metrics_port),
         ]
         if self.ui_port is None:
             cmd.append("--headless")

@@ -35,6 +35,23 @@ class Settings(BaseSettings):
     dashboard_port: int = 8501
     dashboard_address: str = "127.0.0.1"
 
+    # Worker metrics and health (issue 6). The SDK's metrics (temporal_*) on metrics_port (0 = off); LoreGuard's
+    # own (loreguard_*) with /health/live and /health/ready on health_port (0 = any free port, -1 = off).
+    metrics_address: str = Field(
+        default="127.0.0.1", description="bind address of both; 0.0.0.0 in containers"
+    )
+    metrics_port: int = Field(default=9464, ge=0, le=65535, description="Temporal SDK Prometheus exporter")
+    health_port: int = Field(default=8080, ge=-1, le=65535, description="/metrics (LoreGuard) and /health")
+
+    # Prometheus (optional): rates and latency percentiles for the dashboard; the app DB when unset
+    prometheus_url: str | None = None
+    prometheus_timeout_seconds: float = Field(default=1.0, gt=0, le=1.0)
+    prometheus_port: int = Field(default=9090, ge=1, le=65535, description="`up --with-prometheus`")
+    # Replica recommendation on the Workers page: one replica per this many pending tasks, within bounds
+    tasks_per_replica: int = Field(default=100, ge=1)
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=20, ge=1)
+
     # Pipeline
     chunk_size: int = Field(default=200, ge=1, le=2000, description="documents per processing activity")
     chunks_per_child: int = Field(default=100, ge=1, description="chunks handled by one child workflow run")
@@ -75,6 +92,13 @@ class Settings(BaseSettings):
     approval_timeout_hours: float = Field(
         default=24.0, gt=0, description="how long a failed batch waits for approve/reject"
     )
+
+    # SLA: share of documents processed within the target after their batch's start; monitor thresholds
+    sla_target_hours: float = Field(default=4.0, gt=0, description="a document is on time within this")
+    sla_target_share: float = Field(default=0.95, gt=0, le=1, description="share of documents on time")
+    sla_warning_hours: float = Field(default=4.0, gt=0, description="a batch running longer raises WARNING")
+    sla_critical_hours: float = Field(default=8.0, gt=0, description="a batch running longer raises CRITICAL")
+    sla_check_minutes: float = Field(default=5.0, gt=0, description="how often the SLA monitor runs")
 
     # Notifications: any of log, webhook (Slack incoming-webhook compatible), email (SMTP)
     notify_channels: list[NotifyChannel] = Field(default_factory=lambda: list[NotifyChannel](["log"]))

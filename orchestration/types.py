@@ -193,3 +193,44 @@ class RetryInput:
     batch_id: int
     stage: str
     attempt: int
+
+
+@dataclass
+class ScheduledRefreshInput:
+    """The action of a source's schedule: create a batch row, then run the batch workflow."""
+
+    source_id: int
+
+
+@dataclass
+class CreateBatchInput:
+    source_id: int
+    key: str  # the scheduled run's workflow and run ID: a retried activity finds its batch instead of a new one
+    trigger: str = "schedule"
+
+
+@dataclass
+class ScheduledRefreshResult:
+    batch_id: int
+    workflow_id: str
+    status: str
+
+
+@dataclass
+class SlaMonitorInput:
+    """`rounds` > 1 runs several checks `every_seconds` apart in one run (tests); the schedule runs one."""
+
+    rounds: int = 1
+    every_seconds: float = 300.0
+
+
+@dataclass
+class SlaCheckInput:
+    now_iso: str  # the workflow's clock, so checks are reproducible (and skip time on the test server)
+
+
+@dataclass
+class SlaCheckResult:
+    checked: int
+    raised: list[str]  # "batch 7: sla_warning"
+    resolved: int

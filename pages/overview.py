@@ -6,16 +6,17 @@ import streamlit as st
 
 from dashboard import charts, views
 from dashboard.components import (
+    APPROVALS_PAGE,
     BATCHES_PAGE,
     LIBRARY_PAGE,
     LIVE_SECONDS,
+    SLA_PAGE,
     database_required,
     unavailable,
     when,
 )
 from dashboard.db import settings
 from dashboard.temporal import TemporalUnavailable, task_queue_ui_url, temporal_ui_url
-from data.models import BATCH_AWAITING_APPROVAL
 
 st.title("Overview")
 
@@ -35,15 +36,10 @@ def live() -> None:
         st.page_link(LIBRARY_PAGE, label="Library", icon=":material/library_books:")
     with sla:
         st.metric("Open SLA breaches", figures.open_sla_breaches)
-        st.page_link(BATCHES_PAGE, label="Batches", icon=":material/stacks:")
+        st.page_link(SLA_PAGE, label="SLA", icon=":material/timer:")
     with approval:
         st.metric("Failed batches awaiting approval", figures.awaiting_approval)
-        st.page_link(
-            BATCHES_PAGE,
-            label="Batches awaiting approval",
-            icon=":material/approval:",
-            query_params={"status": BATCH_AWAITING_APPROVAL},
-        )
+        st.page_link(APPROVALS_PAGE, label="Approvals", icon=":material/approval:")
 
     throughput, workflows = st.columns([3, 2])
     with throughput:

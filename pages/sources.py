@@ -26,6 +26,16 @@ def done(message: str, batch_id: int | None = None) -> None:
     st.rerun()
 
 
+def schedule_follows(source_id: int) -> None:
+    """Make the source's Temporal schedule match what was saved; warn (after the rerun) when it could not."""
+    problem = sources.sync_schedule(gateway(), sessions(), source_id=source_id)
+    if problem:
+        st.session_state[NOTICE + "_schedule"] = problem
+
+
+schedule_problem = st.session_state.pop(NOTICE + "_schedule", None)
+if schedule_problem:
+    st.warning(literal(schedule_problem), icon=":material/schedule:")
 notice = st.session_state.pop(NOTICE, None)
 if notice is not None:
     message, batch_id = notice
@@ -39,16 +49,23 @@ with database_required():
 # --- the table ---------------------------------------------------------------------------------------------
 
 if summaries:
+    times = sources.schedule_times(gateway(), [s.id for s in summaries])
     st.dataframe(
-        sources.summary_frame(summaries),
+        sources.with_schedule_times(sources.summary_frame(summaries), times),
         hide_index=True,
         key="sources_table",
         column_config={
             "last refresh": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
             "paused": st.column_config.CheckboxColumn(),
+            "next run": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            "last run": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
         },
     )
-    st.caption("Documents and errors are totals over every batch of the source; times are UTC.")
+    st.caption(
+        "Documents and errors are totals over every batch of the source; next and last run are as the source's "
+        "schedule reports them; times are UTC."
+        + (" Temporal is unavailable: schedule times are not shown." if times is None else "")
+    )
 else:
     st.info("No sources yet. Register one below: a folder, an RSS/Atom feed or a web page.")
 
@@ -68,6 +85,7 @@ def confirm_delete(source: SourceSummary) -> None:
         except sources.ActionRefused as exc:
             st.session_state[NOTICE + "_error"] = str(exc)
             st.rerun()
+        schedule_follows(source.id)
         done(f"Source {name!r} deleted.")
     if no.button("Cancel", key="delete_cancelled"):
         st.session_state.pop(DELETING, None)
@@ -99,6 +117,7 @@ if summaries:
     if pause_col.button(pause_label, icon=":material/pause_circle:", key="pause"):
         with database_required(), writing() as session:
             sources.set_paused(session, source_id=chosen.id, paused=not chosen.paused, actor=actor)
+        schedule_follows(chosen.id)
         done(f"Source {chosen.name!r} {'resumed' if chosen.paused else 'paused'}.")
     with interval_col:
         interval = st.number_input(
@@ -115,6 +134,7 @@ if summaries:
             except sources.ActionRefused as exc:
                 st.error(literal(exc), icon=":material/block:")
             else:
+                schedule_follows(chosen.id)
                 done(f"{chosen.name!r} now refreshes every {int(interval)} s.")
     if delete_col.button("Delete…", icon=":material/delete:", key="delete"):
         st.session_state[DELETING] = chosen.id
@@ -157,7 +177,11 @@ if wants_preview or wants_register:
         if wants_register:
             for key in FORM_KEYS:  # an empty form for the next source
                 st.session_state.pop(key, None)
-            done(f"Source {draft.name!r} registered (id {new_id}). Refresh it from the table above.")
+            schedule_follows(new_id)
+            done(
+                f"Source {draft.name!r} registered (id {new_id}); it refreshes every {draft.interval} s on its "
+                "schedule, or now from the table above."
+            )
         st.markdown(f"**Dry run of {literal(draft.name)}**: the first {len(preview)} document(s).")
         if preview.empty:
             st.warning("The source yields no documents yet.")

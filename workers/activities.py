@@ -19,13 +19,18 @@ from orchestration.types import (
     ChunkInput,
     ChunkResult,
     CompensationResult,
+    CreateBatchInput,
     FinishBatchInput,
     IngestInput,
     IngestResult,
     RecordDecisionInput,
     RetryInput,
+    SlaCheckInput,
+    SlaCheckResult,
     StartBatchInput,
 )
+from workers.metrics import ChunkReport, WorkerMetrics
+from workers.monitoring import check_sla, create_scheduled_batch
 from workers.pool import process_chunk_in_pool
 from workers.steps import BatchSteps
 
@@ -33,9 +38,20 @@ from workers.steps import BatchSteps
 class PipelineActivities:
     """Registered as bound methods; the steps hold the clients (database, CPU pool, HTTP, evaluator)."""
 
-    def __init__(self, steps: BatchSteps, cpu_pool: ProcessPoolExecutor | None = None) -> None:
+    def __init__(
+        self,
+        steps: BatchSteps,
+        cpu_pool: ProcessPoolExecutor | None = None,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
         self.steps = steps
         self.cpu_pool = cpu_pool
+        self.metrics = metrics
+        steps.metrics = metrics
+
+    def _record(self, report: ChunkReport) -> None:
+        if self.metrics is not None:
+            self.metrics.record_chunk(report, evaluator=self.steps.settings.evaluator)
 
     @activity.defn(name="start_batch")
     def start_batch(self, input: StartBatchInput) -> BatchPlan:
@@ -50,16 +66,24 @@ class PipelineActivities:
     @activity.defn(name="process_chunk")
     def process_chunk(self, input: ChunkInput) -> ChunkResult:
         if self.cpu_pool is not None:
-            return process_chunk_in_pool(self.cpu_pool, input, activity.heartbeat)
-        return self.steps.process_chunk(input, heartbeat=activity.heartbeat)
+            result, report = process_chunk_in_pool(self.cpu_pool, input, activity.heartbeat)
+        else:
+            result, report = self.steps.process_chunk_report(input, heartbeat=activity.heartbeat)
+        self._record(report)
+        return result
 
     @activity.defn(name="evaluate_chunk")
     def evaluate_chunk(self, input: ChunkInput) -> ChunkResult:
-        return self.steps.evaluate_chunk(input, heartbeat=activity.heartbeat)
+        result, report = self.steps.evaluate_chunk_report(input, heartbeat=activity.heartbeat)
+        self._record(report)
+        return result
 
     @activity.defn(name="finish_batch")
     def finish_batch(self, input: FinishBatchInput) -> BatchResult:
-        return self.steps.finish_batch(input)
+        result = self.steps.finish_batch(input)
+        if self.metrics is not None:
+            self.metrics.record_batch(result.status, self.steps.batch_seconds(input.batch_id))
+        return result
 
     @activity.defn(name="tally_batch")
     def tally_batch(self, batch_id: int) -> BatchTally:
@@ -89,6 +113,14 @@ class PipelineActivities:
     def fail_chunk(self, input: ChunkFailureInput) -> int:
         return self.steps.fail_chunk(input)
 
+    @activity.defn(name="create_batch")
+    def create_batch(self, input: CreateBatchInput) -> int:
+        return create_scheduled_batch(self.steps, input)
+
+    @activity.defn(name="check_sla")
+    def check_sla(self, input: SlaCheckInput) -> SlaCheckResult:
+        return check_sla(self.steps, input)
+
     def bookkeeping(self) -> list[Callable[..., Any]]:
         """The bookkeeping activities served on the ingestion queue."""
         return [
@@ -102,4 +134,6 @@ class PipelineActivities:
             self.await_decision,
             self.record_decision,
             self.prepare_retry,
+            self.create_batch,
+            self.check_sla,
         ]

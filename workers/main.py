@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import socket
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import timedelta
 
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from orchestration.client import connect
@@ -18,9 +25,11 @@ from orchestration.constants import (
     PROCESSING_QUEUE,
     SCHEDULER_QUEUE,
 )
+from orchestration.scheduling import ScheduledRefreshWorkflow, SlaMonitorWorkflow
 from orchestration.settings import Settings
 from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
 from workers.activities import PipelineActivities
+from workers.metrics import HealthChecks, ObservabilityServer, WorkerMetrics
 from workers.pool import make_cpu_pool
 from workers.steps import build_steps
 
@@ -28,9 +37,14 @@ log = logging.getLogger(__name__)
 
 
 def build_workers(
-    client: Client, settings: Settings, queues: Sequence[str], *, cpu_pool: ProcessPoolExecutor | None
+    client: Client,
+    settings: Settings,
+    queues: Sequence[str],
+    *,
+    cpu_pool: ProcessPoolExecutor | None,
+    metrics: WorkerMetrics | None = None,
 ) -> tuple[list[Worker], PipelineActivities, ThreadPoolExecutor]:
-    acts = PipelineActivities(build_steps(settings), cpu_pool)
+    acts = PipelineActivities(build_steps(settings), cpu_pool, metrics)
     threads = ThreadPoolExecutor(
         max_workers=settings.ingestion_concurrency
         + settings.processing_concurrency
@@ -41,7 +55,16 @@ def build_workers(
     workers: list[Worker] = []
     if SCHEDULER_QUEUE in queues:
         workers.append(
-            Worker(client, task_queue=SCHEDULER_QUEUE, workflows=[BatchWorkflow, ChunkRangeWorkflow])
+            Worker(
+                client,
+                task_queue=SCHEDULER_QUEUE,
+                workflows=[
+                    BatchWorkflow,
+                    ChunkRangeWorkflow,
+                    ScheduledRefreshWorkflow,
+                    SlaMonitorWorkflow,
+                ],
+            )
         )
     if INGESTION_QUEUE in queues:
         workers.append(
@@ -84,12 +107,22 @@ async def run_worker(
     unknown = set(queues) - set(ALL_QUEUES)
     if unknown:
         raise ValueError(f"unknown task queue(s): {', '.join(sorted(unknown))}")
-    client = await connect(settings)
+    runtime = sdk_metrics_runtime(settings)
+    if runtime is None:
+        client = await connect(settings)
+    else:
+        client = await Client.connect(
+            settings.target_temporal_address, namespace=settings.temporal_namespace, runtime=runtime
+        )
     cpu_pool = make_cpu_pool(settings) if PROCESSING_QUEUE in queues else None
-    workers, acts, threads = build_workers(client, settings, queues, cpu_pool=cpu_pool)
+    metrics = WorkerMetrics()
+    workers, acts, threads = build_workers(client, settings, queues, cpu_pool=cpu_pool, metrics=metrics)
     log.info("worker polling %s", ", ".join(queues))
     try:
-        async with _AllWorkers(workers):
+        async with (
+            _AllWorkers(workers),
+            observability(settings, client, workers, acts.steps.sessions, metrics),
+        ):
             if ready is not None:
                 ready.set()
             await asyncio.Event().wait()
@@ -110,3 +143,88 @@ class _AllWorkers:
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.gather(*(w.__aexit__(None, None, None) for w in self.workers))
+
+
+def sdk_metrics_runtime(settings: Settings) -> Runtime | None:
+    """A runtime exporting the Temporal SDK's metrics on metrics_port (None when the port is 0)."""
+    if not settings.metrics_port:
+        return None
+    bind = f"{settings.metrics_address}:{settings.metrics_port}"
+    if not _can_bind(settings.metrics_address, settings.metrics_port):
+        # Metrics must not stop the work: say so loudly, and process documents without them.
+        log.error("Temporal SDK metrics disabled: %s is in use (set LOREGUARD_METRICS_PORT)", bind)
+        return None
+    log.info("Temporal SDK metrics on http://%s/metrics", bind)
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+
+
+def _can_bind(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def health_checks(
+    client: Client,
+    workers: Sequence[Worker],
+    sessions: sessionmaker[Session],
+    loop: asyncio.AbstractEventLoop,
+    *,
+    timeout: float = 2.0,
+) -> HealthChecks:
+    """Liveness: every worker is running (polling). Readiness: Temporal and the app database answer."""
+
+    def live() -> str | None:
+        stopped = [w.task_queue for w in workers if not w.is_running]
+        return f"not polling: {', '.join(stopped)}" if stopped else None
+
+    def temporal() -> str | None:
+        call = client.workflow_service.get_system_info(
+            GetSystemInfoRequest(), timeout=timedelta(seconds=timeout)
+        )
+        try:
+            asyncio.run_coroutine_threadsafe(call, loop).result(timeout + 0.5)
+        except TimeoutError:
+            return f"no answer from {client.service_client.config.target_host} within {timeout:g} s"
+        return None
+
+    def database() -> str | None:
+        with sessions() as session:
+            session.execute(text("select 1"))
+        return None
+
+    return HealthChecks(live=live, ready={"temporal": temporal, "database": database})
+
+
+@asynccontextmanager
+async def observability(
+    settings: Settings,
+    client: Client,
+    workers: Sequence[Worker],
+    sessions: sessionmaker[Session],
+    metrics: WorkerMetrics,
+) -> AsyncIterator[ObservabilityServer | None]:
+    """LoreGuard's /metrics and /health on health_port while the workers run (nothing when it is -1)."""
+    if settings.health_port < 0:
+        yield None
+        return
+    checks = health_checks(client, workers, sessions, asyncio.get_running_loop())
+    try:
+        server = ObservabilityServer(settings.metrics_address, settings.health_port, metrics, checks).start()
+    except OSError as exc:
+        log.error(
+            "metrics and health endpoint disabled: cannot bind %s:%d (%s); set LOREGUARD_HEALTH_PORT",
+            settings.metrics_address,
+            settings.health_port,
+            exc,
+        )
+        yield None
+        return
+    log.info("metrics and health on http://%s:%d/", settings.metrics_address, server.port)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)

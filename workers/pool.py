@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from orchestration.settings import Settings
 from orchestration.types import ChunkInput, ChunkResult
+from workers.metrics import ChunkReport
 from workers.stages.pipeline import warm_up
 from workers.steps import BatchSteps, Heartbeat, build_steps
 
@@ -41,10 +42,10 @@ def _exit_with_worker(worker_pid: int) -> None:
             os._exit(1)
 
 
-def _process_chunk(input: ChunkInput) -> ChunkResult:
+def _process_chunk(input: ChunkInput) -> tuple[ChunkResult, ChunkReport]:
     if _steps is None:
         raise RuntimeError("pool process not initialised")
-    return _steps.process_chunk(input)
+    return _steps.process_chunk_report(input)
 
 
 def make_cpu_pool(settings: Settings) -> ProcessPoolExecutor:
@@ -67,5 +68,8 @@ def wait_with_heartbeats(future: Future[T], heartbeat: Heartbeat, every: float =
             heartbeat()
 
 
-def process_chunk_in_pool(pool: ProcessPoolExecutor, input: ChunkInput, heartbeat: Heartbeat) -> ChunkResult:
+def process_chunk_in_pool(
+    pool: ProcessPoolExecutor, input: ChunkInput, heartbeat: Heartbeat
+) -> tuple[ChunkResult, ChunkReport]:
+    """The chunk's result and its metrics report (recorded by the caller, in the worker process)."""
     return wait_with_heartbeats(pool.submit(_process_chunk, input), heartbeat)

@@ -53,6 +53,7 @@ from orchestration.types import (
     RetryInput,
     StartBatchInput,
 )
+from workers.metrics import ChunkReport, WorkerMetrics
 from workers.notify import Notice, deliver
 from workers.stages.clarify import ClarificationClient, clarify, simhash_bands
 from workers.stages.evaluate import Evaluator, EvaluatorError, make_evaluator
@@ -106,6 +107,7 @@ class BatchSteps:
         self.sessions = sessions
         self.http = http
         self.evaluator = evaluator
+        self.metrics: WorkerMetrics | None = None  # set in the worker process; pool processes report instead
         self.clarifier = clarifier
 
     @contextmanager
@@ -153,6 +155,17 @@ class BatchSteps:
                 error_type=batch.error_type,
                 error_message=batch.error_message,
             )
+
+    def batch_seconds(self, batch_id: int) -> float | None:
+        """Start to finish of a finished batch (for the batch duration histogram), None when unknown."""
+        with self.sessions() as session:
+            batch = repository.get_batch(session, batch_id=batch_id)
+            start, end = batch.started_at or batch.created_at, batch.finished_at
+        if start is None or end is None:
+            return None
+        if (start.tzinfo is None) != (end.tzinfo is None):
+            start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+        return (end - start).total_seconds()
 
     def fail_chunk(self, input: ChunkFailureInput) -> int:
         failed = 0
@@ -325,6 +338,13 @@ class BatchSteps:
     # --- process: normalize, extract, clarify -----------------------------------------------------------
 
     def process_chunk(self, input: ChunkInput, *, heartbeat: Heartbeat = _no_heartbeat) -> ChunkResult:
+        return self.process_chunk_report(input, heartbeat=heartbeat)[0]
+
+    def process_chunk_report(
+        self, input: ChunkInput, *, heartbeat: Heartbeat = _no_heartbeat
+    ) -> tuple[ChunkResult, ChunkReport]:
+        """Process a chunk; the report (for the worker's metrics) travels back with the result."""
+        report = ChunkReport(stage="process")
         with self.sessions() as session:
             artifacts = repository.load_artifacts(
                 session,
@@ -338,14 +358,21 @@ class BatchSteps:
                 (a.id, RawDocument(a.uri, a.content_type, a.raw or b"", dict(a.hints or {})))
                 for a in artifacts
             ]
+            report.source = str(artifacts[0].source_id) if artifacts else ""
         if not docs:
-            return ChunkResult(done=0, failed=0)
+            return ChunkResult(done=0, failed=0), report
         results = self._run_cpu_stages([raw for _, raw in docs], heartbeat)
         rows = self._clarify([(aid, res) for (aid, _), res in zip(docs, results, strict=True)])
         with self._tx() as session:
             repository.update_artifacts(session, rows=rows)
         failed = sum(1 for r in rows if r["status"] == ARTIFACT_FAILED)
-        return ChunkResult(done=len(rows) - failed, failed=failed)
+        for r in rows:
+            for stage in ("normalize", "extract", "clarify"):
+                report.observe(stage, r.get(f"{stage}_ms"))
+            if r["status"] == ARTIFACT_FAILED:
+                report.failed_by_stage[r.get("failed_stage") or "process"] += 1
+        report.done = len(rows) - failed
+        return ChunkResult(done=len(rows) - failed, failed=failed), report
 
     def _run_cpu_stages(self, raws: Sequence[RawDocument], heartbeat: Heartbeat) -> list[CpuStageResult]:
         out = []
@@ -412,6 +439,12 @@ class BatchSteps:
     # --- evaluate and store -----------------------------------------------------------------------------
 
     def evaluate_chunk(self, input: ChunkInput, *, heartbeat: Heartbeat = _no_heartbeat) -> ChunkResult:
+        return self.evaluate_chunk_report(input, heartbeat=heartbeat)[0]
+
+    def evaluate_chunk_report(
+        self, input: ChunkInput, *, heartbeat: Heartbeat = _no_heartbeat
+    ) -> tuple[ChunkResult, ChunkReport]:
+        report = ChunkReport(stage="evaluate")
         with self.sessions() as session:
             artifacts = repository.load_artifacts(
                 session,
@@ -421,20 +454,26 @@ class BatchSteps:
                 status=ARTIFACT_PROCESSED,
             )
             kind = repository.get_source(session, source_id=artifacts[0].source_id).kind if artifacts else ""
+            report.source = str(artifacts[0].source_id) if artifacts else ""
         stored = failed = 0
         for start in range(0, len(artifacts), STORE_BATCH):
             group = artifacts[start : start + STORE_BATCH]
-            s, f = self._evaluate_and_store(group, kind)
+            s, f = self._evaluate_and_store(group, kind, report)
             stored += s
             failed += f
             heartbeat(start + len(group))
-        return ChunkResult(done=stored, failed=failed)
+        report.done = stored
+        return ChunkResult(done=stored, failed=failed), report
 
-    def _evaluate_and_store(self, artifacts: Sequence[Artifact], kind: str) -> tuple[int, int]:
+    def _evaluate_and_store(
+        self, artifacts: Sequence[Artifact], kind: str, report: ChunkReport | None = None
+    ) -> tuple[int, int]:
+        report = report if report is not None else ChunkReport(stage="evaluate")
         evaluations: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         for art in artifacts:
             t0 = time.perf_counter()
+            report.evaluator_calls += 1
             try:
                 verdict = self.evaluator.evaluate(
                     EvaluationInput(
@@ -450,15 +489,20 @@ class BatchSteps:
                     )
                 )
             except EvaluatorError as err:
+                report.evaluator_errors["retryable" if not err.non_retryable else "rejected"] += 1
                 if not err.non_retryable:
                     # Keep what was evaluated so far, then let Temporal retry the rest with backoff.
                     self._store(evaluations, updates)
+                    if self.metrics is not None:  # the report dies with the raise: record what happened
+                        report.done = sum(report.labels.values())
+                        self.metrics.record_chunk(report, evaluator=self.settings.evaluator)
                     raise ApplicationError(
                         f"evaluator unavailable: {err}", type="EvaluatorUnavailable"
                     ) from err
                 updates.append(
                     {"id": art.id, "status": ARTIFACT_FAILED, "failed_stage": "evaluate", "error": str(err)}
                 )
+                report.failed_by_stage["evaluate"] += 1
                 continue
             evaluations.append(
                 {
@@ -472,9 +516,10 @@ class BatchSteps:
                     "model": verdict.model,
                 }
             )
-            updates.append(
-                {"id": art.id, "status": ARTIFACT_STORED, "evaluate_ms": (time.perf_counter() - t0) * 1000}
-            )
+            evaluate_ms = (time.perf_counter() - t0) * 1000
+            updates.append({"id": art.id, "status": ARTIFACT_STORED, "evaluate_ms": evaluate_ms})
+            report.labels[verdict.label] += 1
+            report.observe("evaluate", evaluate_ms)
         self._store(evaluations, updates)
         return len(evaluations), len(updates) - len(evaluations)
 

@@ -28,6 +28,9 @@ PAGES = {
     "sources": "../pages/sources.py",
     "batches": "../pages/batches.py",
     "library": "../pages/library.py",
+    "approvals": "../pages/approvals.py",
+    "audit": "../pages/audit.py",
+    "workers": "../pages/workers.py",
 }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
 from dashboard.components import literal
+from data import repository
 from tests.dashboard.conftest import OpenPage, unescaped
 from tests.dashboard.seed import HOSTILE, Seeded
 
@@ -77,3 +79,20 @@ def test_library(seeded: Seeded, open_page: OpenPage) -> None:
 
 def test_overview(seeded: Seeded, open_page: OpenPage) -> None:
     assert_never_rendered(open_page("overview"))
+
+
+def test_approvals(seeded: Seeded, open_page: OpenPage) -> None:
+    at = open_page("approvals")
+    at.button(key="reject").click().run()  # the dialog too
+    assert_never_rendered(at)
+    texts = plain_texts(at)
+    assert HOSTILE in texts  # the source cell
+    assert f"Error: TooManyFailures: 2 of 3 documents failed: {HOSTILE}" in texts
+
+
+def test_audit(seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage) -> None:
+    with dashboard_env.begin() as session:
+        repository.record_audit(session, actor=HOSTILE, action="reject", target=HOSTILE, reason=HOSTILE)
+    at = open_page("audit")
+    assert_never_rendered(at)
+    assert plain_texts(at).count(HOSTILE) >= 3  # actor, target and reason cells

@@ -35,7 +35,7 @@ def test_figures_match_the_library_and_link_to_their_pages(seeded: Seeded, open_
 
     links = {(link.proto.label, link.proto.page, link.proto.query_string) for link in at.page_link}
     assert ("Library", "library", "") in links
-    assert ("Batches awaiting approval", "batches", "status=awaiting_approval") in links
+    assert ("Approvals", "approvals", "") in links
     assert ("Batches", "batches", "") in links
 
 

@@ -1,0 +1,150 @@
+"""What the Workers page shows: per task queue, pollers, backlog and its age, rates, the workers polling it, and
+how many worker replicas the backlog calls for (one per `tasks_per_replica` pending tasks, within bounds)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from dashboard.temporal import _TRANSPORT_CODES, RPC_TIMEOUT, TemporalGateway
+from orchestration.constants import ALL_QUEUES
+
+HISTORY_SAMPLES = 360  # backlog samples kept per browser session (30 min at one every 5 s)
+
+_TYPES = (
+    ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+    ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+)
+
+
+def recommended_replicas(
+    backlog: int | None, *, per_replica: int = 100, minimum: int = 1, maximum: int = 20
+) -> int:
+    """One replica per `per_replica` pending tasks (rounded up), at least `minimum`, at most `maximum`."""
+    wanted = math.ceil(max(backlog or 0, 0) / max(per_replica, 1))
+    return max(minimum, min(maximum, wanted))
+
+
+@dataclass(frozen=True)
+class Poller:
+    queue: str
+    kind: str
+    identity: str
+    last_access: datetime | None
+    rate_per_second: float
+
+
+@dataclass(frozen=True)
+class QueueState:
+    queue: str
+    kind: str
+    pollers: int
+    backlog: int
+    backlog_age_s: float
+    add_rate: float
+    dispatch_rate: float
+    workers: tuple[Poller, ...]
+    error: str | None = None
+
+
+def describe_queues(gateway: TemporalGateway, queues: tuple[str, ...] = ALL_QUEUES) -> list[QueueState]:
+    """DescribeTaskQueue with report_stats for each queue and type; raises TemporalUnavailable when it is down."""
+
+    async def describe(client: Client) -> list[QueueState]:
+        async def one(queue: str, kind: str, queue_type: Any) -> QueueState:
+            request = DescribeTaskQueueRequest(
+                namespace=gateway.namespace,
+                task_queue=TaskQueue(name=queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+                task_queue_type=queue_type,
+                report_stats=True,
+            )
+            try:
+                resp = await client.workflow_service.describe_task_queue(request, timeout=RPC_TIMEOUT)
+            except RPCError as exc:
+                if exc.status in _TRANSPORT_CODES:
+                    raise
+                return QueueState(queue, kind, 0, 0, 0.0, 0.0, 0.0, (), exc.message)
+            stats = resp.stats
+            pollers = tuple(
+                Poller(
+                    queue=queue,
+                    kind=kind,
+                    identity=p.identity,
+                    last_access=p.last_access_time.ToDatetime(tzinfo=UTC)
+                    if p.HasField("last_access_time")
+                    else None,
+                    rate_per_second=round(p.rate_per_second, 2),
+                )
+                for p in resp.pollers
+            )
+            return QueueState(
+                queue=queue,
+                kind=kind,
+                pollers=len(pollers),
+                backlog=int(stats.approximate_backlog_count),
+                backlog_age_s=round(stats.approximate_backlog_age.ToTimedelta().total_seconds(), 1),
+                add_rate=round(stats.tasks_add_rate, 2),
+                dispatch_rate=round(stats.tasks_dispatch_rate, 2),
+                workers=pollers,
+            )
+
+        return list(await asyncio.gather(*(one(q, kind, qt) for q in queues for kind, qt in _TYPES)))
+
+    return gateway.call(describe)
+
+
+def queue_table(states: list[QueueState], *, per_replica: int, minimum: int, maximum: int) -> pd.DataFrame:
+    rows = []
+    for s in states:
+        rows.append(
+            {
+                "queue": s.queue,
+                "type": s.kind,
+                "pollers": s.pollers,
+                "backlog": s.backlog,
+                "oldest (s)": s.backlog_age_s,
+                "added/s": s.add_rate,
+                "dispatched/s": s.dispatch_rate,
+                "recommended replicas": recommended_replicas(
+                    s.backlog, per_replica=per_replica, minimum=minimum, maximum=maximum
+                ),
+                "error": s.error or "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def worker_table(states: list[QueueState]) -> pd.DataFrame:
+    rows = [
+        {
+            "worker": p.identity,
+            "queue": p.queue,
+            "type": p.kind,
+            "last seen": p.last_access,
+            "polls/s": p.rate_per_second,
+        }
+        for s in states
+        for p in s.workers
+    ]
+    return pd.DataFrame(rows, columns=["worker", "queue", "type", "last seen", "polls/s"])
+
+
+def add_sample(history: list[dict[str, Any]], states: list[QueueState], at: datetime) -> list[dict[str, Any]]:
+    """Append one backlog sample per queue (both types summed); keep the last HISTORY_SAMPLES per queue."""
+    per_queue: dict[str, int] = {}
+    for s in states:
+        per_queue[s.queue] = per_queue.get(s.queue, 0) + s.backlog
+    history.extend({"time": at, "queue": q, "backlog": n} for q, n in per_queue.items())
+    limit = HISTORY_SAMPLES * max(len(per_queue), 1)
+    del history[:-limit]
+    return history

@@ -1,0 +1,101 @@
+"""Workflows started by Temporal Schedules: a source's scheduled refresh and the SLA monitor.
+
+Deterministic orchestration only: the batch row and the SLA check are activities; IDs come from workflow.uuid4().
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+
+with workflow.unsafe.imports_passed_through():
+    from orchestration.constants import (
+        BATCH_WORKFLOW_ID,
+        INGESTION_QUEUE,
+        SA_BATCH_ID,
+        SA_BATCH_STATE,
+        SA_SOURCE_ID,
+        SCHEDULER_QUEUE,
+        STATE_INGESTING,
+    )
+    from orchestration.types import (
+        BatchInput,
+        BatchResult,
+        CreateBatchInput,
+        ScheduledRefreshInput,
+        ScheduledRefreshResult,
+        SlaCheckInput,
+        SlaCheckResult,
+        SlaMonitorInput,
+    )
+
+BOOKKEEPING_TIMEOUT = timedelta(minutes=1)
+BOOKKEEPING_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=20
+)
+BATCH_EXECUTION_TIMEOUT = timedelta(days=7)
+
+
+@workflow.defn
+class ScheduledRefreshWorkflow:
+    """A source's schedule action: create the batch row (trigger "schedule"), then run the batch as a child.
+
+    It waits for the batch, so the schedule's overlap policy (skip) holds back the next refresh of the source
+    while this one is in flight.
+    """
+
+    @workflow.run
+    async def run(self, input: ScheduledRefreshInput) -> ScheduledRefreshResult:
+        info = workflow.info()
+        batch_id: int = await workflow.execute_activity(
+            "create_batch",
+            CreateBatchInput(source_id=input.source_id, key=f"{info.workflow_id}/{info.run_id}"),
+            result_type=int,
+            task_queue=INGESTION_QUEUE,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+        )
+        if batch_id == 0:  # the source is paused in the database
+            return ScheduledRefreshResult(batch_id=0, workflow_id="", status="skipped: source paused")
+        child_id = BATCH_WORKFLOW_ID.format(batch_id=batch_id, token=workflow.uuid4().hex[:8])
+        result: BatchResult = await workflow.execute_child_workflow(
+            "BatchWorkflow",
+            BatchInput(batch_id=batch_id, source_id=input.source_id),
+            id=child_id,
+            task_queue=SCHEDULER_QUEUE,
+            execution_timeout=BATCH_EXECUTION_TIMEOUT,
+            result_type=BatchResult,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(SA_SOURCE_ID, str(input.source_id)),
+                    SearchAttributePair(SA_BATCH_ID, str(batch_id)),
+                    SearchAttributePair(SA_BATCH_STATE, STATE_INGESTING),
+                ]
+            ),
+        )
+        return ScheduledRefreshResult(batch_id=batch_id, workflow_id=child_id, status=result.status)
+
+
+@workflow.defn
+class SlaMonitorWorkflow:
+    """The SLA monitor's schedule action: check every batch in flight, raise due alerts once, resolve ended ones."""
+
+    @workflow.run
+    async def run(self, input: SlaMonitorInput) -> list[SlaCheckResult]:
+        results: list[SlaCheckResult] = []
+        for round_no in range(max(1, input.rounds)):
+            if round_no:
+                await workflow.sleep(timedelta(seconds=input.every_seconds))
+            results.append(
+                await workflow.execute_activity(
+                    "check_sla",
+                    SlaCheckInput(now_iso=workflow.now().isoformat()),
+                    result_type=SlaCheckResult,
+                    task_queue=INGESTION_QUEUE,
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=BOOKKEEPING_RETRY,
+                )
+            )
+        return results

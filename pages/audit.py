@@ -1,0 +1,69 @@
+"""Audit: every operator action (register, edit or delete a source, refresh, approve, reject), with filters."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import streamlit as st
+
+from dashboard import audit
+from dashboard.components import database_required, pager
+from dashboard.db import reading, sessions
+
+PAGE_SIZE = 50
+ALL = "all"
+
+st.title("Audit")
+
+with database_required(), reading() as session:
+    actors, actions = audit.options(session)
+
+actor_col, action_col, target_col, range_col = st.columns([1, 1, 2, 2])
+actor = actor_col.selectbox("Actor", [ALL, *actors], key="audit_actor")
+action = action_col.selectbox("Action", [ALL, *actions], key="audit_action")
+target = target_col.text_input("Target contains", key="audit_target", placeholder="source:3, batch:12")
+today = datetime.now(UTC).date()
+picked = range_col.date_input(
+    "Between (UTC dates)", value=[], max_value=today, key="audit_dates", help="Leave empty for all time."
+)
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+days = list(picked) if isinstance(picked, tuple | list) else [picked] if picked else []
+since = day_start(days[0]) if days else None
+until = day_start(days[-1]) + timedelta(days=1) if days else None
+f = audit.AuditFilter(
+    actor=None if actor == ALL else actor,
+    action=None if action == ALL else action,
+    target=target,
+    since=since,
+    until=until,
+)
+
+with database_required(), reading() as session:
+    total = audit.count(session, f)
+    st.caption(f"{total:,} event(s), newest first; times are UTC.")
+    table = st.container()
+    offset = pager(total, PAGE_SIZE, key="audit_page")
+    frame = audit.page(session, f, limit=PAGE_SIZE, offset=offset)
+
+table.dataframe(
+    frame,
+    hide_index=True,
+    key="audit_events",
+    column_config={"time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+)
+st.download_button(
+    "Download CSV",
+    data=audit.csv_export(sessions(), f),
+    file_name="loreguard-audit.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    key="audit_csv",
+    on_click="ignore",
+    disabled=not total,
+)
+st.caption(f"The export holds the filtered events, newest first, at most {audit.EXPORT_CAP:,} rows.")

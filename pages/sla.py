@@ -1,0 +1,125 @@
+"""SLA, for managers: on-time share against the target, processing-time percentiles, breaches, batches at
+risk now and a weekly summary with CSV export. Every figure is aggregated in SQL (dashboard.sla)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from dashboard import charts
+from dashboard.components import BATCHES_PAGE, database_required, literal
+from dashboard.db import reading, settings
+from dashboard.sla import SlaReport, sla_report
+
+WINDOWS = {"last 7 days": 7, "last 30 days": 30, "last 90 days": 90}
+
+st.title("SLA")
+s = settings()
+st.caption(
+    f"Target: {s.sla_target_share:.0%} of documents stored within {s.sla_target_hours:g} h of their batch's "
+    f"start. The monitor warns past {s.sla_warning_hours:g} h and raises a critical alert past "
+    f"{s.sla_critical_hours:g} h of a batch's run. Days and weeks are UTC."
+)
+window = (
+    st.segmented_control("Window", list(WINDOWS), default="last 30 days", key="sla_window") or "last 30 days"
+)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def report(db: str, days: int, minute: str) -> SlaReport:
+    with reading() as session:
+        return sla_report(
+            session,
+            now=datetime.now(UTC),
+            days=days,
+            target_hours=s.sla_target_hours,
+            target_share=s.sla_target_share,
+            warning_hours=s.sla_warning_hours,
+            critical_hours=s.sla_critical_hours,
+        )
+
+
+with database_required():
+    r = report(s.target_database_url, WINDOWS[window], datetime.now(UTC).strftime("%Y%m%d%H%M"))
+
+share, docs, breaches, risk = st.columns(4)
+share.metric(
+    "Documents on time",
+    "n/a" if r.share is None else f"{r.share:.1%}",
+    delta=None if r.share is None else f"{(r.share - s.sla_target_share) * 100:+.1f} pts vs target",
+)
+docs.metric("Documents stored", f"{r.documents:,}")
+breaches.metric(
+    "SLA breaches (open)",
+    f"{int(r.breaches['warning'].sum() + r.breaches['critical'].sum()):,} ({int(r.breaches['open'].sum())})",
+)
+risk.metric("Batches at risk now", int((r.at_risk["level"] != "ok").sum()) if not r.at_risk.empty else 0)
+
+if r.documents == 0:
+    st.info("No documents stored in this window yet.")
+else:
+    day_col, source_col = st.columns(2)
+    with day_col:
+        st.subheader("On time per day")
+        st.plotly_chart(charts.sla_share_figure(r.daily, x="day", target=s.sla_target_share), key="sla_daily")
+    with source_col:
+        st.subheader("On time per source")
+        st.plotly_chart(
+            charts.sla_share_figure(r.by_source, x="source", target=s.sla_target_share), key="sla_sources"
+        )
+    st.subheader("Processing time percentiles")
+    st.plotly_chart(
+        charts.sla_percentiles_figure(r.percentiles, target_hours=s.sla_target_hours), key="sla_percentiles"
+    )
+    st.dataframe(
+        r.percentiles,
+        hide_index=True,
+        key="sla_percentiles_table",
+        column_config={c: st.column_config.NumberColumn(format="%.2f") for c in ("p50 h", "p95 h", "p99 h")},
+    )
+    st.caption("Hours from a batch's start to each document stored; nearest-rank percentiles per day.")
+
+st.subheader("Breaches by source and level")
+if r.breaches.empty:
+    st.success("No SLA breaches in this window.", icon=":material/check_circle:")
+else:
+    st.plotly_chart(charts.sla_breaches_figure(r.breaches), key="sla_breaches")
+    st.dataframe(r.breaches, hide_index=True, key="sla_breaches_table")
+
+st.subheader("Batches in flight")
+if r.at_risk.empty:
+    st.caption("No batch is in flight.")
+else:
+    st.dataframe(
+        r.at_risk,
+        hide_index=True,
+        key="sla_at_risk",
+        column_config={
+            "projected completion": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "age h": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+    st.caption(
+        "Projected completion assumes the batch keeps its throughput so far (documents done / time elapsed); "
+        "empty while nothing is done yet."
+    )
+    st.page_link(BATCHES_PAGE, label="Batches", icon=":material/stacks:")
+
+st.subheader("Weekly summary")
+weekly = r.weekly.copy()
+st.dataframe(
+    weekly,
+    hide_index=True,
+    key="sla_weekly",
+    column_config={"share": st.column_config.NumberColumn(format="percent")},
+)
+st.download_button(
+    "Download CSV",
+    weekly.to_csv(index=False).encode(),
+    file_name=f"loreguard-sla-weekly-{r.until:%Y%m%d}.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    key="sla_csv",
+)
+st.caption(literal(f"From {r.since:%Y-%m-%d} to {r.until:%Y-%m-%d %H:%M} UTC."))

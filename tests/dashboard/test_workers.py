@@ -1,0 +1,114 @@
+"""Workers page: a real backlog on a queue nobody polls; replica recommendation; rates from Prometheus or the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from temporalio.client import Client
+
+from dashboard import metrics
+from dashboard.task_queues import recommended_replicas
+from orchestration.constants import ALL_QUEUES, SCHEDULER_QUEUE
+from orchestration.devserver import DevServer, free_port
+from tests.dashboard.conftest import OpenPage
+from tests.dashboard.seed import Seeded
+
+
+@pytest.mark.parametrize(
+    ("backlog", "per", "lo", "hi", "expected"),
+    [
+        (None, 100, 1, 20, 1),
+        (0, 100, 1, 20, 1),
+        (1, 100, 1, 20, 1),
+        (100, 100, 1, 20, 1),
+        (101, 100, 1, 20, 2),
+        (950, 100, 1, 20, 10),
+        (2000, 100, 1, 20, 20),
+        (10_000, 100, 1, 20, 20),
+        (0, 100, 0, 20, 0),
+        (0, 100, 3, 20, 3),
+        (250, 50, 1, 4, 4),
+        (-5, 100, 1, 20, 1),
+    ],
+)
+def test_recommended_replicas(backlog: int | None, per: int, lo: int, hi: int, expected: int) -> None:
+    assert recommended_replicas(backlog, per_replica=per, minimum=lo, maximum=hi) == expected
+
+
+@pytest.mark.temporal
+def test_workers_page_shows_a_real_backlog_on_a_queue_nobody_polls(
+    fresh_dev_server: DevServer, monkeypatch: pytest.MonkeyPatch, seeded: Seeded, open_page: OpenPage
+) -> None:
+    monkeypatch.setenv("LOREGUARD_TEMPORAL_ADDRESS", fresh_dev_server.address)
+    monkeypatch.setenv("LOREGUARD_TASKS_PER_REPLICA", "2")
+
+    async def start(n: int) -> None:
+        client = await Client.connect(fresh_dev_server.address)
+        for i in range(n):
+            await client.start_workflow("BatchWorkflow", id=f"workers-page-{i}", task_queue=SCHEDULER_QUEUE)
+
+    asyncio.run(start(5))
+    deadline = time.monotonic() + 30
+    while True:  # the server's statistics lag a few seconds; the gateway may still be connecting
+        at = open_page("workers")
+        if at.dataframe:
+            queues = at.dataframe[0].value  # the task-queue table comes first
+            row = queues[(queues["queue"] == SCHEDULER_QUEUE) & (queues["type"] == "workflow")].iloc[0]
+            if row["backlog"] == 5:
+                break
+        if time.monotonic() > deadline:
+            assert at.dataframe, f"no task-queue table; warnings: {[w.value for w in at.warning]}"
+            break
+        time.sleep(1)
+
+    assert sorted(set(queues["queue"])) == sorted(ALL_QUEUES)
+    assert row["backlog"] == 5
+    assert row["pollers"] == 0
+    assert row["oldest (s)"] > 0
+    assert row["recommended replicas"] == 3  # ceil(5 / 2)
+    idle = queues[queues["queue"] != SCHEDULER_QUEUE]
+    assert (idle["backlog"] == 0).all() and (idle["recommended replicas"] == 1).all()
+    assert any("No worker is polling" in i.value for i in at.info)
+    assert len(at.get("arrow_vega_lite_chart")) + len(at.get("vega_lite_chart")) >= 1  # backlog over time
+    # No Prometheus configured: rates and latencies come from the library database.
+    assert any("library database" in c.value for c in at.caption)
+    assert not at.warning
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never answers: the worst case for a dashboard page."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    stop = threading.Event()
+    yield int(sock.getsockname()[1])
+    stop.set()
+    sock.close()
+
+
+def test_unreachable_prometheus_costs_at_most_a_second_and_says_so(silent_port: int) -> None:
+    started = time.monotonic()
+    rates = metrics.from_prometheus(f"http://127.0.0.1:{silent_port}", budget=1.0)
+    assert time.monotonic() - started < 1.5
+    assert not rates.available and rates.error and str(silent_port) in rates.error
+
+    started = time.monotonic()
+    refused = metrics.from_prometheus(f"http://127.0.0.1:{free_port()}", budget=1.0)
+    assert time.monotonic() - started < 1.0
+    assert not refused.available and refused.error and "connection refused" in refused.error
+
+
+def test_workers_page_shows_prometheus_unavailable(
+    monkeypatch: pytest.MonkeyPatch, silent_port: int, dashboard_env: object, open_page: OpenPage
+) -> None:
+    monkeypatch.setenv("LOREGUARD_PROMETHEUS_URL", f"http://127.0.0.1:{silent_port}")
+    at = open_page("workers")
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Prometheus unavailable" in warnings
+    assert "Temporal" in warnings  # no Temporal in this test either; the page still renders

@@ -1,0 +1,283 @@
+"""Worker metrics and health: a real Prometheus scrapes a real worker running a real batch; health states."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_api_client import PrometheusConnect
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from urllib3.util.retry import Retry
+
+from dashboard.metrics import from_prometheus
+from data import repository
+from data.corpus import write_corpus
+from data.db import make_engine, make_session_factory
+from orchestration.client import register_search_attributes, start_refresh
+from orchestration.constants import ALL_QUEUES
+from orchestration.devserver import DevServer, free_port
+from orchestration.prometheus import PrometheusServer, prometheus_binary, render_config
+from orchestration.settings import Settings
+from tests.conftest import need
+from tests.orchestration.support import pipeline_settings, terminate_running
+from workers.main import build_workers, health_checks, observability
+from workers.metrics import ObservabilityServer, WorkerMetrics
+
+pytestmark = pytest.mark.temporal
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+async def get_json(url: str) -> tuple[int, dict[str, Any]]:
+    """Off the event loop: the readiness check runs its Temporal call on this loop."""
+    code, body = await asyncio.to_thread(get, url)
+    return code, json.loads(body)
+
+
+@asynccontextmanager
+async def observed_worker(client: Client, settings: Settings) -> AsyncIterator[ObservabilityServer]:
+    """All task queues in this process with LoreGuard's metrics and the health endpoint on a free port."""
+    metrics = WorkerMetrics()
+    workers, acts, threads = build_workers(client, settings, ALL_QUEUES, cpu_pool=None, metrics=metrics)
+    for w in workers:
+        await w.__aenter__()
+    try:
+        async with observability(settings, client, workers, acts.steps.sessions, metrics) as server:
+            assert server is not None
+            yield server
+    finally:
+        await terminate_running(client)
+        await asyncio.gather(*(w.__aexit__(None, None, None) for w in workers))
+        threads.shutdown(wait=False, cancel_futures=True)
+        acts.steps.http.close()
+
+
+def wait_for(probe: Callable[[], float | None], expected: float, timeout: float = 30.0) -> float | None:
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        value = probe()
+    return value
+
+
+async def test_prometheus_scrapes_the_documents_a_batch_processed(
+    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+) -> None:
+    need(prometheus_binary() is not None, "Debian's prometheus binary")
+    sdk_port = free_port()
+    runtime = Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{sdk_port}"))
+    )
+    client = await Client.connect(dev_server.address, runtime=runtime)
+    await register_search_attributes(client, "default")
+    folder = tmp_path / "docs"
+    write_corpus(folder, 12)
+    with sqlite_sessions.begin() as session:
+        source_id = repository.create_source(session, name="docs", kind="folder", location=str(folder)).id
+    settings = pipeline_settings(sqlite_url, dev_server.address, health_port=0, metrics_port=sdk_port)
+
+    async with observed_worker(client, settings) as server:
+        for _ in range(50):  # the workers start polling on their first turn of the loop
+            code, live = await get_json(f"http://127.0.0.1:{server.port}/health/live")
+            if code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert code == 200 and live["status"] == "ok"
+        code, ready = await get_json(f"http://127.0.0.1:{server.port}/health/ready")
+        assert code == 200, ready
+        assert ready["failed"] == [] and set(ready["checks"]) == {"workers", "temporal", "database"}
+
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            render_config(
+                worker_targets=[f"127.0.0.1:{server.port}"],
+                sdk_targets=[f"127.0.0.1:{sdk_port}"],
+                temporal_targets=[f"127.0.0.1:{dev_server.metrics_port}"],
+                scrape_interval="1s",
+            )
+        )
+        prom = PrometheusServer(config, tmp_path / "tsdb", free_port())
+        await asyncio.to_thread(prom.start)
+        try:
+            api = PrometheusConnect(url=prom.url, retry=Retry(total=0), timeout=1)
+
+            def scalar(query: str) -> float | None:
+                rows = api.custom_query(query)
+                return float(rows[0]["value"][1]) if rows else None
+
+            # A first scrape before the batch (stage histograms start at 0), so rates see the batch.
+            zero = "sum(loreguard_stage_latency_milliseconds_count)"
+            assert await asyncio.to_thread(wait_for, lambda: scalar(zero), 0.0) == 0.0
+            _, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
+            result = await handle.result()
+            assert result.stored == 12
+
+            stored = f'sum(loreguard_documents_processed_total{{stage="evaluate",source="{source_id}"}})'
+            got = await asyncio.to_thread(wait_for, lambda: scalar(stored), 12.0)
+            assert got == 12.0
+            for job in ("loreguard-workers-sdk", "temporal"):  # every target scraped, and up
+                up = functools.partial(scalar, f'sum(up{{job="{job}"}})')
+                assert await asyncio.to_thread(wait_for, up, 1.0) == 1.0
+            assert (
+                await asyncio.to_thread(
+                    scalar, 'count({__name__=~"temporal_.+", job="loreguard-workers-sdk"})'
+                )
+                is not None
+            )
+            assert (
+                await asyncio.to_thread(
+                    scalar, 'sum(loreguard_stage_latency_milliseconds_count{stage="normalize"})'
+                )
+                == 12.0
+            )
+            assert await asyncio.to_thread(scalar, "sum(loreguard_batch_duration_seconds_count)") == 1.0
+            assert await asyncio.to_thread(scalar, "sum(loreguard_evaluator_calls_total)") == 12.0
+
+            # The dashboard's reader: percentiles and rates from the same Prometheus, within its 1 s budget.
+            def measured() -> float | None:
+                rates = from_prometheus(prom.url, window="1m", budget=1.0)
+                return 1.0 if rates.available and rates.latency_ms.get("evaluate", {}).get(0.95) else None
+
+            assert await asyncio.to_thread(wait_for, measured, 1.0) == 1.0
+            rates = await asyncio.to_thread(from_prometheus, prom.url, window="1m", budget=1.0)
+            assert rates.available, rates.error
+            # (a series' first sample is not an increase to rate(): the batch's documents show in the counter)
+            assert rates.stored_per_min is not None and rates.failed_per_min is not None
+            assert {"normalize", "extract", "clarify", "evaluate"} <= set(rates.latency_ms)
+            assert all(v is not None and v >= 0 for q in rates.latency_ms.values() for v in q.values())
+        finally:
+            await asyncio.to_thread(prom.stop)
+
+
+async def test_ready_names_the_database_when_it_is_unreachable(dev_server: DevServer) -> None:
+    client = await Client.connect(dev_server.address)
+    sessions = make_session_factory(make_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/test"))
+    checks = health_checks(client, [], sessions, asyncio.get_running_loop())
+    server = ObservabilityServer("127.0.0.1", 0, WorkerMetrics(), checks).start()
+    try:
+        code, body = await get_json(f"http://127.0.0.1:{server.port}/health/ready")
+        assert code == 503
+        assert body["failed"] == ["database"]
+        assert body["checks"]["temporal"] == {"ok": True}
+        assert body["checks"]["database"]["error"]
+        code, _ = await get_json(f"http://127.0.0.1:{server.port}/health/live")
+        assert code == 200  # polling carries on; only readiness fails
+    finally:
+        server.stop()
+
+
+async def test_ready_fails_when_temporal_is_down(sqlite_sessions: sessionmaker[Session]) -> None:
+    client = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)  # nothing listens there
+    checks = health_checks(client, [], sqlite_sessions, asyncio.get_running_loop(), timeout=0.5)
+    server = ObservabilityServer("127.0.0.1", 0, WorkerMetrics(), checks).start()
+    try:
+        code, body = await get_json(f"http://127.0.0.1:{server.port}/health/ready")
+        assert code == 503
+        assert body["failed"] == ["temporal"]
+        assert body["checks"]["database"] == {"ok": True}
+        code, _ = await asyncio.to_thread(get, f"http://127.0.0.1:{server.port}/nope")
+        assert code == 404
+    finally:
+        server.stop()
+
+
+def test_live_fails_when_a_worker_stopped_polling(sqlite_sessions: sessionmaker[Session]) -> None:
+    class Stopped:
+        task_queue = "loreguard-processing"
+        is_running = False
+
+    checks = health_checks(None, [Stopped()], sqlite_sessions, asyncio.new_event_loop())  # type: ignore[arg-type,list-item]
+    code, body = ObservabilityServer("127.0.0.1", 0, WorkerMetrics(), checks).live()
+    assert code == 503
+    assert "loreguard-processing" in body["checks"]["workers"]["error"]
+
+
+def metric_total(text: str, name: str, **labels: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+@pytest.mark.slow
+async def test_worker_process_with_cpu_pool_exports_both_endpoints(
+    fresh_dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+) -> None:
+    """`python -m workers`: chunks processed in the CPU pool are counted in the worker's own /metrics."""
+    client = await Client.connect(fresh_dev_server.address)
+    await register_search_attributes(client, "default")
+    folder = tmp_path / "docs"
+    write_corpus(folder, 12)
+    with sqlite_sessions.begin() as session:
+        source_id = repository.create_source(session, name="docs", kind="folder", location=str(folder)).id
+    health_port, sdk_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOREGUARD_")}
+    env.update(
+        LOREGUARD_DATABASE_URL=sqlite_url,
+        LOREGUARD_TEMPORAL_ADDRESS=fresh_dev_server.address,
+        LOREGUARD_STATE_DIR=str(tmp_path / "state"),
+        LOREGUARD_HEALTH_PORT=str(health_port),
+        LOREGUARD_METRICS_PORT=str(sdk_port),
+        LOREGUARD_PROCESSING_PROCESSES="1",
+        LOREGUARD_CHUNK_SIZE="5",
+    )
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "workers"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert worker.poll() is None, log.read_text(errors="replace")
+            with contextlib.suppress(OSError):
+                if (await asyncio.to_thread(get, f"http://127.0.0.1:{health_port}/health/ready"))[0] == 200:
+                    break
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            await asyncio.sleep(0.2)
+        _, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
+        assert (await handle.result()).stored == 12
+
+        _, body = await asyncio.to_thread(get, f"http://127.0.0.1:{health_port}/metrics")
+        text = body.decode()
+        source = str(source_id)
+        assert metric_total(text, "loreguard_documents_processed_total", stage="process", source=source) == 12
+        assert (
+            metric_total(text, "loreguard_documents_processed_total", stage="evaluate", source=source) == 12
+        )
+        assert metric_total(text, "loreguard_stage_latency_milliseconds_count", stage="normalize") == 12
+        _, sdk = await asyncio.to_thread(get, f"http://127.0.0.1:{sdk_port}/metrics")
+        assert "temporal_" in sdk.decode()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
