@@ -185,8 +185,9 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
 
 def page_queries(session_factory: Any, batch_id: int) -> dict[str, Callable[[], Any]]:
     """Each page's SQL with its default filters, as the page asks it (dashboard.queries via dashboard.views)."""
+    from dashboard import approvals, audit, metrics, queries, sla
     from dashboard import library as lib
-    from dashboard import queries
+    from orchestration.settings import Settings
 
     def overview() -> None:
         with session_factory() as s:
@@ -238,6 +239,35 @@ def page_queries(session_factory: Any, batch_id: int) -> dict[str, Callable[[], 
             lib.library_count(s, f)
             lib.library_page(s, f)
 
+    def approvals_page() -> None:
+        with session_factory() as s:
+            approvals.waiting(s)
+            approvals.recent_decisions(s)
+
+    def sla_page() -> None:
+        settings = Settings()
+        with session_factory() as s:
+            sla.sla_report(
+                s,
+                now=datetime.now(UTC),
+                days=30,
+                target_hours=settings.sla_target_hours,
+                target_share=settings.sla_target_share,
+                warning_hours=settings.sla_warning_hours,
+                critical_hours=settings.sla_critical_hours,
+            )
+
+    def audit_page() -> None:
+        with session_factory() as s:
+            f = audit.AuditFilter()
+            audit.options(s)
+            audit.count(s, f)
+            audit.page(s, f, limit=50)
+
+    def workers_page() -> None:
+        with session_factory() as s:
+            metrics.from_database(s)
+
     return {
         "Overview": overview,
         "Sources": sources,
@@ -245,6 +275,10 @@ def page_queries(session_factory: Any, batch_id: int) -> dict[str, Callable[[], 
         "Batch detail": batch_detail,
         "Library": library,
         "Library search": library_search,
+        "Approvals": approvals_page,
+        "SLA": sla_page,
+        "Audit": audit_page,
+        "Workers": workers_page,
     }
 
 
@@ -257,6 +291,10 @@ def pages(batch_id: int) -> dict[str, tuple[str, dict[str, str]]]:
         "Batch detail": ("../pages/batches.py", {"batch": str(batch_id)}),
         "Library": ("../pages/library.py", {}),
         "Library search": ("../pages/library.py", {"q": "ransomware phishing"}),
+        "Approvals": ("../pages/approvals.py", {}),
+        "SLA": ("../pages/sla.py", {}),
+        "Audit": ("../pages/audit.py", {}),
+        "Workers": ("../pages/workers.py", {}),
     }
 
 
