@@ -90,62 +90,8 @@ def throughput(
 
 
 def source_summaries(session: Session, *, limit: int = MAX_SOURCES) -> list[repository.SourceSummary]:
-    """Sources with their batch totals and last batch, aggregated in SQL (as repository.list_sources)."""
-    totals = (
-        select(
-            Batch.source_id.label("source_id"),
-            func.count(Batch.id).label("batches"),
-            func.coalesce(func.sum(Batch.stored), 0).label("documents"),
-            func.coalesce(func.sum(Batch.failed), 0).label("errors"),
-            func.max(Batch.id).label("last_batch_id"),
-        )
-        .group_by(Batch.source_id)
-        .subquery()
-    )
-    last = Batch.__table__.alias("last_batch")
-    stmt = (
-        select(
-            Source.id,
-            Source.name,
-            Source.kind,
-            Source.location,
-            Source.refresh_interval_seconds,
-            Source.paused,
-            func.coalesce(totals.c.batches, 0),
-            func.coalesce(totals.c.documents, 0),
-            func.coalesce(totals.c.errors, 0),
-            last.c.created_at,
-            last.c.status,
-        )
-        .outerjoin(totals, totals.c.source_id == Source.id)
-        .outerjoin(last, last.c.id == totals.c.last_batch_id)
-        .order_by(Source.name)
-        .limit(limit)
-    )
-    return [
-        repository.SourceSummary(
-            id=sid,
-            name=name,
-            kind=kind,
-            location=location,
-            refresh_interval_seconds=interval,
-            paused=bool(paused),
-            batches=int(batches),
-            documents=int(docs),
-            errors=int(errors),
-            last_refresh=_aware(last_at),
-            last_status=last_status,
-        )
-        for sid, name, kind, location, interval, paused, batches, docs, errors, last_at, last_status in (
-            session.execute(stmt)
-        )
-    ]
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """Sources with their batch totals and last batch, aggregated in SQL."""
+    return repository.list_sources(session, limit=limit)
 
 
 def source_options(session: Session, *, limit: int = MAX_SOURCES) -> dict[int, str]:

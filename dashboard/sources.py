@@ -34,9 +34,8 @@ from data.models import (
 from orchestration.client import start_refresh
 from orchestration.schedules import (
     ScheduleTimes,
-    delete_source_schedule,
     describe_source_schedules,
-    ensure_source_schedule,
+    sync_source_schedule,
 )
 from orchestration.settings import Settings
 from workers.stages.gather import SourceError, preview_source, validate_location
@@ -247,17 +246,9 @@ def delete(session: Session, *, source_id: int, actor: str) -> str:
 
 def sync_schedule(gateway: TemporalGateway, sessions: sessionmaker[Session], *, source_id: int) -> str | None:
     """Make the source's schedule match the database (deleted with the source); a message when it could not."""
-    with sessions() as session:
-        source = session.get(Source, source_id)
-        wanted = None if source is None else (source.refresh_interval_seconds, source.paused)
 
     async def apply(client: Client) -> None:
-        if wanted is None:
-            await delete_source_schedule(client, source_id=source_id)
-        else:
-            await ensure_source_schedule(
-                client, source_id=source_id, interval_seconds=wanted[0], paused=wanted[1]
-            )
+        await sync_source_schedule(client, sessions, source_id=source_id)
 
     try:
         gateway.call(apply, timeout=10.0)

@@ -103,6 +103,25 @@ def describe_queues(gateway: TemporalGateway, queues: tuple[str, ...] = ALL_QUEU
     return gateway.call(describe)
 
 
+def backlog_frame(states: list[QueueState]) -> pd.DataFrame:
+    """The Overview's backlog table: a queue Temporal refused to describe shows its error and no figures."""
+    return pd.DataFrame(
+        [
+            {
+                "queue": s.queue,
+                "type": s.kind,
+                "backlog": None if s.error else s.backlog,
+                "oldest (s)": None if s.error else s.backlog_age_s,
+                "added/s": None if s.error else s.add_rate,
+                "dispatched/s": None if s.error else s.dispatch_rate,
+                "pollers": None if s.error else s.pollers,
+                "error": s.error or "",
+            }
+            for s in states
+        ]
+    )
+
+
 def queue_table(states: list[QueueState], *, per_replica: int, minimum: int, maximum: int) -> pd.DataFrame:
     rows = []
     for s in states:

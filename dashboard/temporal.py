@@ -15,20 +15,15 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
-from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from orchestration.constants import ALL_QUEUES
 from orchestration.types import BatchProgress
 
 log = logging.getLogger(__name__)
@@ -206,75 +201,6 @@ def workflow_status_counts(gateway: TemporalGateway) -> pd.DataFrame:
     counts = gateway.call(count)
     statuses = [*WORKFLOW_STATUSES, *sorted(set(counts) - set(WORKFLOW_STATUSES))]
     return pd.DataFrame({"status": statuses, "workflows": [counts.get(s, 0) for s in statuses]})
-
-
-@dataclass(frozen=True)
-class QueueBacklog:
-    queue: str
-    kind: str  # workflow | activity
-    backlog: int | None
-    backlog_age_s: float | None
-    add_rate: float | None
-    dispatch_rate: float | None
-    pollers: int | None
-    error: str | None = None
-
-
-_QUEUE_TYPES = (
-    ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
-    ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
-)
-
-
-def queue_backlog(gateway: TemporalGateway, queues: tuple[str, ...] = ALL_QUEUES) -> pd.DataFrame:
-    """Backlog, its age, rates and pollers per task queue and type (describe_task_queue with report_stats).
-
-    A queue Temporal refuses to describe gets a row with its error; Temporal being down raises.
-    """
-
-    async def describe(client: Client) -> list[QueueBacklog]:
-        async def one(queue: str, kind: str, queue_type: Any) -> QueueBacklog:
-            request = DescribeTaskQueueRequest(
-                namespace=gateway.namespace,
-                task_queue=TaskQueue(name=queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
-                task_queue_type=queue_type,
-                report_stats=True,
-            )
-            try:
-                resp = await client.workflow_service.describe_task_queue(request, timeout=RPC_TIMEOUT)
-            except RPCError as exc:
-                if exc.status in _TRANSPORT_CODES:
-                    raise
-                return QueueBacklog(queue, kind, None, None, None, None, None, exc.message)
-            stats = resp.stats
-            return QueueBacklog(
-                queue=queue,
-                kind=kind,
-                backlog=int(stats.approximate_backlog_count),
-                backlog_age_s=stats.approximate_backlog_age.ToTimedelta().total_seconds(),
-                add_rate=round(stats.tasks_add_rate, 2),
-                dispatch_rate=round(stats.tasks_dispatch_rate, 2),
-                pollers=len(resp.pollers),
-            )
-
-        return list(await asyncio.gather(*(one(q, kind, qt) for q in queues for kind, qt in _QUEUE_TYPES)))
-
-    rows = gateway.call(describe)
-    return pd.DataFrame(
-        [
-            {
-                "queue": r.queue,
-                "type": r.kind,
-                "backlog": r.backlog,
-                "oldest (s)": r.backlog_age_s,
-                "added/s": r.add_rate,
-                "dispatched/s": r.dispatch_rate,
-                "pollers": r.pollers,
-                "error": r.error or "",
-            }
-            for r in rows
-        ]
-    )
 
 
 def workflow_progress(gateway: TemporalGateway, workflow_id: str) -> BatchProgress:

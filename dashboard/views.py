@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import library, queries, temporal
+from dashboard import library, queries, task_queues, temporal
 from dashboard.db import reading, sessions, settings
 from data import repository
 from orchestration.types import BatchProgress
@@ -66,7 +66,7 @@ def workflow_counts(address: str, namespace: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=LIVE_TTL, show_spinner=False)
 def queue_backlog(address: str, namespace: str) -> pd.DataFrame:
-    return temporal.queue_backlog(temporal.gateway())
+    return task_queues.backlog_frame(task_queues.describe_queues(temporal.gateway()))
 
 
 # --- sources --------------------------------------------------------------------------------------------

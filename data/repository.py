@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, or_, select, update
@@ -110,7 +110,7 @@ class SourceSummary:
     last_status: str | None
 
 
-def list_sources(session: Session) -> list[SourceSummary]:
+def list_sources(session: Session, *, limit: int | None = None) -> list[SourceSummary]:
     totals = (
         select(
             Batch.source_id.label("source_id"),
@@ -135,6 +135,7 @@ def list_sources(session: Session) -> list[SourceSummary]:
         .outerjoin(totals, totals.c.source_id == Source.id)
         .outerjoin(last, last.c.id == totals.c.last_batch_id)
         .order_by(Source.name)
+        .limit(limit)
     )
     return [
         SourceSummary(
@@ -155,8 +156,6 @@ def list_sources(session: Session) -> list[SourceSummary]:
 
 
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 

@@ -440,21 +440,10 @@ def sync_source_schedule(settings: Settings, sessions: sessionmaker[Session], so
     the change is saved and `loreguard up` reconciles every schedule on start."""
     from temporalio.service import RPCError
 
-    from data.models import Source
-    from orchestration.schedules import delete_source_schedule, ensure_source_schedule
-
-    with sessions() as session:
-        source = session.get(Source, source_id)
-        wanted = None if source is None else (source.refresh_interval_seconds, bool(source.paused))
+    from orchestration.schedules import sync_source_schedule as sync
 
     async def apply() -> None:
-        client = await temporal_client(settings)
-        if wanted is None:
-            await delete_source_schedule(client, source_id=source_id)
-        else:
-            await ensure_source_schedule(
-                client, source_id=source_id, interval_seconds=wanted[0], paused=wanted[1]
-            )
+        await sync(await temporal_client(settings), sessions, source_id=source_id)
 
     try:
         asyncio.run(apply())

@@ -157,6 +157,21 @@ async def delete_source_schedule(client: Client, *, source_id: int) -> bool:
     return True
 
 
+async def sync_source_schedule(
+    client: Client, session_factory: sessionmaker[Session], *, source_id: int
+) -> None:
+    """Make the source's schedule match the database: its interval and pause state, or gone with the source."""
+    with session_factory() as session:
+        source = session.get(Source, source_id)
+        wanted = None if source is None else (source.refresh_interval_seconds, bool(source.paused))
+    if wanted is None:
+        await delete_source_schedule(client, source_id=source_id)
+    else:
+        await ensure_source_schedule(
+            client, source_id=source_id, interval_seconds=wanted[0], paused=wanted[1]
+        )
+
+
 async def describe_source_schedule(client: Client, *, source_id: int) -> ScheduleTimes | None:
     """Next and last run of the source's schedule; None when it has none."""
     schedule_id = source_schedule_id(source_id)
