@@ -27,8 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data.corpus import TOPIC_WORDS  # noqa: E402
 from data.migrate import upgrade  # noqa: E402
+from tests.support.corpus import TOPIC_WORDS  # noqa: E402
 
 APP = ROOT / "dashboard" / "app.py"
 SCRATCH = Path(tempfile.gettempdir()) / f"loreguard-bench-{os.getpid()}"  # removed at the end unless --keep
@@ -185,9 +185,10 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
 
 def page_queries(session_factory: Any, batch_id: int) -> dict[str, Callable[[], Any]]:
     """Each page's SQL with its default filters, as the page asks it (dashboard.queries via dashboard.views)."""
-    from dashboard import approvals, audit, metrics, queries, sla
+    from core.settings import Settings
+    from dashboard import approvals, audit, metrics, queries
     from dashboard import library as lib
-    from orchestration.settings import Settings
+    from dashboard import sla_report as sla
 
     def overview() -> None:
         with session_factory() as s:
@@ -388,7 +389,7 @@ class TemporalServer:
         self.server: Any = None
 
     def __enter__(self) -> None:
-        from orchestration.devserver import DevServer, free_port
+        from cli.devserver import DevServer, free_port
 
         port = free_port()
         os.environ["LOREGUARD_TEMPORAL_ADDRESS"] = f"127.0.0.1:{port}"

@@ -28,14 +28,15 @@ sys.path.insert(0, str(ROOT))
 
 from temporalio.client import Client  # noqa: E402
 
+from cli.devserver import DevServer, free_port  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from data import repository  # noqa: E402
-from data.corpus import write_corpus  # noqa: E402
 from data.db import make_engine, make_session_factory  # noqa: E402
 from data.migrate import upgrade  # noqa: E402
-from orchestration.client import register_search_attributes, start_refresh  # noqa: E402
-from orchestration.devserver import DevServer, free_port  # noqa: E402
-from orchestration.settings import Settings  # noqa: E402
+from orchestration.client import register_search_attributes  # noqa: E402
 from orchestration.types import ChunkInput, FinishBatchInput, IngestInput  # noqa: E402
+from tests.support.corpus import write_corpus  # noqa: E402
+from tests.support.operations import start_refresh  # noqa: E402
 from workers.stages.pipeline import warm_up  # noqa: E402
 from workers.steps import BatchSteps, build_steps  # noqa: E402
 

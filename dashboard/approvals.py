@@ -1,74 +1,28 @@
 """Failed batches awaiting an operator's decision: what to show for each, and sending the decision.
 
-Reads are plain (no cache): a decision must show at once. Decisions go to the batch workflow as Temporal Updates
-through `orchestration.client.decide`, on the dashboard's one gateway; the workflow itself records the decision
-and its audit event, so nothing is written here.
+Reads are plain (no cache): a decision must show at once. Decisions themselves are operations
+(operations/batches.py): the page calls them, and the workflow records each decision and its audit event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import Client
-from temporalio.service import RPCError
+from sqlalchemy.orm import Session
 
-from dashboard.temporal import TemporalGateway, TemporalUnavailable
+from core.vocabulary import ARTIFACT_FAILED
 from data import repository
-from data.models import ARTIFACT_FAILED, BATCH_AWAITING_APPROVAL, Artifact, Batch, Source, utcnow
-from orchestration.client import DecisionRefused, decide
-from orchestration.types import DecisionResult
+from data.models import Artifact, Batch, Source, utcnow
 
 DECISION_TIMEOUT = 15.0  # seconds for one Update, SDK retries included
 
 
-@dataclass(frozen=True)
-class WaitingBatch:
-    batch_id: int
-    source_id: int
-    source_name: str
-    attempt: int
-    failed_stage: str | None
-    error_type: str | None
-    error_message: str | None
-    compensation: str | None
-    deadline: datetime | None
-    total: int
-    stored: int
-    failed: int
-    workflow_id: str | None
-
-
-def waiting(session: Session) -> list[WaitingBatch]:
+def waiting(session: Session) -> list[repository.BatchRow]:
     """Batches awaiting a decision, the one nearest its timeout first."""
-    rows = session.execute(
-        select(Batch, Source.name)
-        .join(Source, Source.id == Batch.source_id)
-        .where(Batch.status == BATCH_AWAITING_APPROVAL)
-        .order_by(Batch.decision_deadline.is_(None), Batch.decision_deadline, Batch.id)
-    ).all()
-    return [
-        WaitingBatch(
-            batch_id=b.id,
-            source_id=b.source_id,
-            source_name=name,
-            attempt=b.attempt,
-            failed_stage=b.failed_stage,
-            error_type=b.error_type,
-            error_message=b.error_message,
-            compensation=b.compensation,
-            deadline=b.decision_deadline,
-            total=b.total,
-            stored=b.stored,
-            failed=b.failed,
-            workflow_id=b.workflow_id,
-        )
-        for b, name in rows
-    ]
+    return repository.batch_rows_awaiting_decision(session)
 
 
 def time_left(deadline: datetime | None, now: datetime | None = None) -> str:
@@ -101,11 +55,11 @@ WAITING_COLUMNS = [
 ]
 
 
-def waiting_frame(batches: Sequence[WaitingBatch], now: datetime | None = None) -> pd.DataFrame:
+def waiting_frame(batches: Sequence[repository.BatchRow], now: datetime | None = None) -> pd.DataFrame:
     return pd.DataFrame(
         [
             [
-                b.batch_id,
+                b.id,
                 b.source_name,
                 b.attempt,
                 b.failed_stage or "",
@@ -114,7 +68,7 @@ def waiting_frame(batches: Sequence[WaitingBatch], now: datetime | None = None) 
                 b.compensation or "",
                 b.total,
                 b.failed,
-                time_left(b.deadline, now),
+                time_left(b.decision_deadline, now),
             ]
             for b in batches
         ],
@@ -174,58 +128,3 @@ def recent_decisions(session: Session, *, limit: int = 20) -> pd.DataFrame:
         ],
         columns=DECIDED_COLUMNS,
     )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one decision: accepted (with the workflow's answer) or refused (with why)."""
-
-    batch_id: int
-    accepted: bool
-    message: str
-
-
-def send_decision(
-    gateway: TemporalGateway,
-    sessions: sessionmaker[Session],
-    *,
-    batch_id: int,
-    approve: bool,
-    actor: str,
-    reason: str = "",
-) -> Outcome:
-    """Send approve_retry or reject to one batch; never raises, the outcome says what happened."""
-    reason = reason.strip()
-    if not approve and not reason:
-        return Outcome(batch_id, False, f"Batch {batch_id}: a rejection needs a reason.")
-
-    async def send(client: Client) -> DecisionResult:
-        return await decide(client, sessions, batch_id=batch_id, approve=approve, actor=actor, reason=reason)
-
-    try:
-        result = gateway.call(send, timeout=DECISION_TIMEOUT)
-    except DecisionRefused as exc:
-        return Outcome(batch_id, False, f"Batch {batch_id}: refused: {exc}")
-    except repository.NotFound as exc:
-        return Outcome(batch_id, False, f"Batch {batch_id}: {exc}")
-    except TemporalUnavailable as exc:
-        return Outcome(batch_id, False, f"Batch {batch_id}: not sent. {exc}")
-    except RPCError as exc:
-        return Outcome(batch_id, False, f"Batch {batch_id}: Temporal refused: {exc.message or exc}")
-    return Outcome(batch_id, True, f"Batch {batch_id}: {result.decision}. {result.message}.")
-
-
-def send_decisions(
-    gateway: TemporalGateway,
-    sessions: sessionmaker[Session],
-    batch_ids: Sequence[int],
-    *,
-    approve: bool,
-    actor: str,
-    reason: str = "",
-) -> list[Outcome]:
-    """One decision per batch, each with its own outcome (one refusal does not stop the others)."""
-    return [
-        send_decision(gateway, sessions, batch_id=b, approve=approve, actor=actor, reason=reason)
-        for b in batch_ids
-    ]

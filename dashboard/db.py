@@ -11,8 +11,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.settings import Settings
 from data.db import make_engine, make_session_factory
-from orchestration.settings import Settings
+from operations import Actor, Context
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -64,3 +65,15 @@ def writing() -> Iterator[Session]:
             yield session
     except SQLAlchemyError as exc:
         raise unavailable(exc) from exc
+
+
+def operations_context() -> Context:
+    """What the operations layer needs, from this process's settings, engine and Temporal gateway."""
+    from dashboard.temporal import gateway
+
+    return Context(settings(), sessions(), gateway())
+
+
+def actor() -> Actor:
+    """Who acts from this dashboard session: the name the audit log and Temporal record."""
+    return Actor(settings().operator_name)

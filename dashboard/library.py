@@ -14,8 +14,9 @@ import pandas as pd
 from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
+from core.vocabulary import ARTIFACT_STORED
 from dashboard.queries import sqlite_backend
-from data.models import ARTIFACT_STORED, Artifact, Evaluation, Source
+from data.models import Artifact, Evaluation, Source
 
 EXPORT_CAP = 50_000  # rows in one CSV export
 EXPORT_CHUNK = 5_000

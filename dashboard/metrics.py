@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from urllib3.util.retry import Retry
 
-from data.models import ARTIFACT_FAILED, Artifact, utcnow
+from core.vocabulary import ARTIFACT_FAILED
+from data.models import Artifact, utcnow
 
 STAGES = ("normalize", "extract", "clarify", "evaluate")
 QUANTILES = (0.5, 0.95)

@@ -15,17 +15,9 @@ import pandas as pd
 from sqlalchemy import BigInteger, ColumnElement, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
+from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED, BATCH_AWAITING_APPROVAL, STAGES
 from data import repository
-from data.models import (
-    ARTIFACT_FAILED,
-    ARTIFACT_STORED,
-    BATCH_AWAITING_APPROVAL,
-    STAGES,
-    Alert,
-    Artifact,
-    Batch,
-    Source,
-)
+from data.models import Alert, Artifact, Batch, Source
 
 SLA_ALERT_KINDS = ("sla_warning", "sla_critical")
 MAX_SOURCES = 500  # the sources table; far more than a deployment registers
@@ -191,61 +183,8 @@ def _seconds(started: datetime | None, finished: datetime | None) -> float | Non
     return round((finished - started).total_seconds(), 1)
 
 
-@dataclass(frozen=True)
-class BatchDetail:
-    id: int
-    source_id: int
-    source_name: str
-    workflow_id: str | None
-    status: str
-    trigger: str
-    attempt: int
-    total: int
-    stored: int
-    failed: int
-    error_type: str | None
-    error_message: str | None
-    failed_stage: str | None
-    compensation: str | None
-    decision: str | None
-    decided_by: str | None
-    decision_reason: str | None
-    decision_deadline: datetime | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-def batch_detail(session: Session, *, batch_id: int) -> BatchDetail | None:
-    row = session.execute(
-        select(Batch, Source.name).join(Source, Source.id == Batch.source_id).where(Batch.id == batch_id)
-    ).first()
-    if row is None:
-        return None
-    b, name = row
-    return BatchDetail(
-        id=b.id,
-        source_id=b.source_id,
-        source_name=name,
-        workflow_id=b.workflow_id,
-        status=b.status,
-        trigger=b.trigger,
-        attempt=b.attempt,
-        total=b.total,
-        stored=b.stored,
-        failed=b.failed,
-        error_type=b.error_type,
-        error_message=b.error_message,
-        failed_stage=b.failed_stage,
-        compensation=b.compensation,
-        decision=b.decision,
-        decided_by=b.decided_by,
-        decision_reason=b.decision_reason,
-        decision_deadline=b.decision_deadline,
-        created_at=b.created_at,
-        started_at=b.started_at,
-        finished_at=b.finished_at,
-    )
+BatchDetail = repository.BatchRow  # the batch page shows the one batch row type
+batch_detail = repository.batch_detail
 
 
 def batch_progress(session: Session, *, batch_id: int) -> tuple[int, int]:

@@ -16,8 +16,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from dashboard.temporal import _TRANSPORT_CODES, RPC_TIMEOUT, TemporalGateway
+from dashboard.temporal import RPC_TIMEOUT
 from orchestration.constants import ALL_QUEUES
+from orchestration.gateway import TRANSPORT_CODES, TemporalGateway
 
 HISTORY_SAMPLES = 360  # backlog samples kept per browser session (30 min at one every 5 s)
 
@@ -71,7 +72,7 @@ def describe_queues(gateway: TemporalGateway, queues: tuple[str, ...] = ALL_QUEU
             try:
                 resp = await client.workflow_service.describe_task_queue(request, timeout=RPC_TIMEOUT)
             except RPCError as exc:
-                if exc.status in _TRANSPORT_CODES:
+                if exc.status in TRANSPORT_CODES:
                     raise
                 return QueueState(queue, kind, 0, 0, 0.0, 0.0, 0.0, (), exc.message)
             stats = resp.stats

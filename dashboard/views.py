@@ -18,6 +18,8 @@ from dashboard.db import reading, sessions, settings
 from data import repository
 from orchestration.types import BatchProgress
 
+SourceSummary = repository.SourceSummary  # the sources table's row type, for the pages
+
 LIVE_TTL = 3  # seconds: a little under the live refresh, so every refresh reads fresh figures
 LIST_TTL = 5
 OPTIONS_TTL = 60

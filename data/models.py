@@ -24,6 +24,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
+from core.vocabulary import (
+    ARTIFACT_INGESTED,
+    BATCH_PENDING,
+)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -60,35 +65,6 @@ def utcnow() -> datetime:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
-
-
-# Source kinds
-KIND_FOLDER = "folder"
-KIND_FEED = "feed"
-KIND_WEB = "web"
-SOURCE_KINDS = (KIND_FOLDER, KIND_FEED, KIND_WEB)
-
-# Batch statuses
-BATCH_PENDING = "pending"
-BATCH_RUNNING = "running"
-BATCH_COMPLETED = "completed"
-BATCH_FAILED = "failed"
-BATCH_AWAITING_APPROVAL = "awaiting_approval"
-BATCH_RETRYING = "retrying"
-
-# Operator decisions on a failed batch
-DECISION_APPROVED = "approved"
-DECISION_REJECTED = "rejected"
-DECISION_TIMED_OUT = "timed_out"
-
-# Artifact statuses: ingested -> processed -> stored, or failed at any stage.
-ARTIFACT_INGESTED = "ingested"
-ARTIFACT_PROCESSED = "processed"
-ARTIFACT_STORED = "stored"
-ARTIFACT_FAILED = "failed"
-ARTIFACT_QUARANTINED = "quarantined"  # stored by a batch that then failed: kept, but not shown as good
-
-STAGES = ("ingest", "normalize", "extract", "clarify", "evaluate", "store")
 
 
 class Source(Base):

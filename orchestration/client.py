@@ -1,29 +1,29 @@
-"""Temporal client helpers: connect, register search attributes, start and inspect batch workflows."""
+"""Temporal client helpers: connect, register search attributes, start batch workflows, send decisions.
+
+No database here: the operations layer writes the rows and calls these with ids."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.namespace.v1 import NamespaceConfig
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNamespaceRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from data import repository
+from core.settings import Settings
 from orchestration.constants import (
     ALL_SEARCH_ATTRIBUTES,
-    SA_BATCH_ID,
-    SA_BATCH_STATE,
-    SA_SOURCE_ID,
+    BATCH_EXECUTION_TIMEOUT,
     SCHEDULER_QUEUE,
-    STATE_INGESTING,
-    batch_workflow_id,
+    batch_search_attributes,
 )
-from orchestration.settings import Settings
 from orchestration.types import BatchInput, BatchResult, DecisionInput, DecisionResult
 
 
@@ -53,61 +53,37 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
                 raise
 
 
-async def start_refresh(
-    client: Client,
-    session_factory: sessionmaker[Session],
-    *,
-    source_id: int,
-    trigger: str = "manual",
-    actor: str | None = None,
-) -> tuple[int, WorkflowHandle[Any, BatchResult]]:
-    """Create a batch row for a source and start its batch workflow; returns (batch_id, handle)."""
-    with session_factory.begin() as session:
-        batch = repository.create_batch(session, source_id=source_id, trigger=trigger)
-        batch_id = batch.id
-        workflow_id = batch_workflow_id(batch_id)
-        batch.workflow_id = workflow_id
-        if actor:
-            repository.record_audit(session, actor=actor, action="refresh", target=f"source:{source_id}")
-    handle: WorkflowHandle[Any, BatchResult] = await client.start_workflow(
+async def start_batch_workflow(
+    client: Client, *, batch_id: int, source_id: int, workflow_id: str
+) -> WorkflowHandle[Any, BatchResult]:
+    """Start the batch workflow of a batch row that already exists (its id and workflow id come from the caller)."""
+    return await client.start_workflow(
         "BatchWorkflow",
         BatchInput(batch_id=batch_id, source_id=source_id),
         id=workflow_id,
         task_queue=SCHEDULER_QUEUE,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(SA_SOURCE_ID, str(source_id)),
-                SearchAttributePair(SA_BATCH_ID, str(batch_id)),
-                SearchAttributePair(SA_BATCH_STATE, STATE_INGESTING),
-            ]
-        ),
-        execution_timeout=timedelta(days=7),
+        search_attributes=batch_search_attributes(batch_id=batch_id, source_id=source_id),
+        execution_timeout=BATCH_EXECUTION_TIMEOUT,
         result_type=BatchResult,
     )
-    return batch_id, handle
 
 
 class DecisionRefused(Exception):
     """An approve/reject that the batch did not accept, with the reason to show the operator."""
 
 
-async def decide(
+async def send_decision(
     client: Client,
-    session_factory: sessionmaker[Session],
     *,
+    workflow_id: str,
     batch_id: int,
     approve: bool,
     actor: str,
     reason: str = "",
     rpc_timeout: timedelta = timedelta(seconds=10),
 ) -> DecisionResult:
-    """Send approve_retry or reject to a failed batch as an Update; refusals raise DecisionRefused."""
-    with session_factory() as session:
-        batch = repository.get_batch(session, batch_id=batch_id)
-        workflow_id = batch.workflow_id
-    if workflow_id is None:
-        raise DecisionRefused(f"batch {batch_id} has no workflow")
+    """Send approve_retry or reject to a failed batch's workflow as an Update; refusals raise DecisionRefused."""
     handle = client.get_workflow_handle(workflow_id)
     update = "approve_retry" if approve else "reject"
     try:
@@ -125,3 +101,22 @@ async def decide(
         if err.status == RPCStatusCode.NOT_FOUND or "already completed" in err.message:
             raise DecisionRefused(f"batch {batch_id} is no longer waiting for a decision") from err
         raise
+
+
+RETENTION = timedelta(days=30)
+
+
+async def ensure_retention(client: Client, namespace: str) -> None:
+    """Closed batches stay visible for 30 days (the dev server's default is 24 h); never lowers it."""
+    described = await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=namespace)
+    )
+    if described.config.workflow_execution_retention_ttl.ToTimedelta() >= RETENTION:
+        return
+    ttl = Duration()
+    ttl.FromTimedelta(RETENTION)
+    await client.workflow_service.update_namespace(
+        UpdateNamespaceRequest(
+            namespace=namespace, config=NamespaceConfig(workflow_execution_retention_ttl=ttl)
+        )
+    )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
+from datetime import timedelta
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 # Task queues. Workflows run on the scheduler queue; activities on the queue that fits their load.
 SCHEDULER_QUEUE = "loreguard-scheduler"
@@ -40,10 +40,26 @@ ERR_SOURCE_UNAVAILABLE = "SourceUnavailable"
 ERR_BATCH_NOT_FOUND = "BatchNotFound"
 ERR_TOO_MANY_FAILURES = "TooManyFailures"
 ERR_REJECTED = "BatchRejected"
+ERR_NOT_STARTED = "NotStarted"  # a batch row whose workflow could not be started
 
 
-def batch_workflow_id(batch_id: int) -> str:
-    return BATCH_WORKFLOW_ID.format(batch_id=batch_id, token=uuid.uuid4().hex[:8])
+BATCH_EXECUTION_TIMEOUT = timedelta(days=7)
+
+
+def batch_workflow_id(batch_id: int, token: str) -> str:
+    """The batch workflow's id; `token` is random (uuid4 in a client, workflow.uuid4() inside a workflow)."""
+    return BATCH_WORKFLOW_ID.format(batch_id=batch_id, token=token[:8])
+
+
+def batch_search_attributes(*, batch_id: int, source_id: int) -> TypedSearchAttributes:
+    """A new batch workflow's search attributes, whoever starts it (a person's refresh or a schedule)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_SOURCE_ID, str(source_id)),
+            SearchAttributePair(SA_BATCH_ID, str(batch_id)),
+            SearchAttributePair(SA_BATCH_STATE, STATE_INGESTING),
+        ]
+    )
 
 
 # Schedules: one refresh schedule per source, one for the SLA monitor.
@@ -51,11 +67,6 @@ SOURCE_SCHEDULE_ID = "source-{source_id}-refresh"
 SLA_SCHEDULE_ID = "loreguard-sla-monitor"
 SCHEDULED_REFRESH_WORKFLOW_ID = "source-{source_id}-refresh"  # the schedule appends the scheduled time
 SLA_MONITOR_WORKFLOW_ID = "loreguard-sla-monitor"
-
-# Alert kinds of the SLA monitor (alerts are unique per batch and kind).
-ALERT_SLA_WARNING = "sla_warning"
-ALERT_SLA_CRITICAL = "sla_critical"
-SLA_ALERT_KINDS = (ALERT_SLA_WARNING, ALERT_SLA_CRITICAL)
 
 
 def source_schedule_id(source_id: int) -> str:

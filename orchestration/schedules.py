@@ -1,18 +1,17 @@
 """Temporal Schedules: one refresh schedule per source (overlap skip) and the SLA monitor's schedule.
 
-The app database holds each source's interval and paused flag (the truth the dashboard edits); these helpers
-make the source's schedule match it. Every helper is idempotent, so `loreguard up` can reconcile all of them.
+The app database holds each source's interval and paused flag (the truth people edit); the operations layer
+reads it and these helpers make the source's schedule match. Every helper is idempotent, so `loreguard up` can reconcile all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import (
     Client,
     Schedule,
@@ -29,7 +28,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from data.models import Source
+from core.settings import Settings
 from orchestration.constants import (
     SCHEDULED_REFRESH_WORKFLOW_ID,
     SCHEDULER_QUEUE,
@@ -37,7 +36,6 @@ from orchestration.constants import (
     SLA_SCHEDULE_ID,
     source_schedule_id,
 )
-from orchestration.settings import Settings
 from orchestration.types import ScheduledRefreshInput, SlaMonitorInput
 
 __all__ = [
@@ -119,20 +117,6 @@ async def ensure_source_schedule(
     )
 
 
-async def set_source_interval(client: Client, *, source_id: int, interval_seconds: int) -> None:
-    """Change the interval of the source's schedule (created when missing, then active)."""
-    handle = client.get_schedule_handle(source_schedule_id(source_id))
-    try:
-        paused = (await handle.describe()).schedule.state.paused
-    except RPCError as err:
-        if not _not_found(err):
-            raise
-        paused = False
-    await ensure_source_schedule(
-        client, source_id=source_id, interval_seconds=interval_seconds, paused=paused
-    )
-
-
 async def pause_source_schedule(client: Client, *, source_id: int, note: str = "paused in LoreGuard") -> None:
     await client.get_schedule_handle(source_schedule_id(source_id)).pause(note=note)
 
@@ -157,13 +141,8 @@ async def delete_source_schedule(client: Client, *, source_id: int) -> bool:
     return True
 
 
-async def sync_source_schedule(
-    client: Client, session_factory: sessionmaker[Session], *, source_id: int
-) -> None:
-    """Make the source's schedule match the database: its interval and pause state, or gone with the source."""
-    with session_factory() as session:
-        source = session.get(Source, source_id)
-        wanted = None if source is None else (source.refresh_interval_seconds, bool(source.paused))
+async def sync_source_schedule(client: Client, *, source_id: int, wanted: tuple[int, bool] | None) -> None:
+    """Make the source's schedule match `wanted` (interval seconds, paused), or delete it when None."""
     if wanted is None:
         await delete_source_schedule(client, source_id=source_id)
     else:
@@ -220,20 +199,14 @@ async def ensure_sla_schedule(client: Client, settings: Settings) -> ScheduleHan
 
 
 async def ensure_all_schedules(
-    client: Client, sessions: sessionmaker[Session], settings: Settings
-) -> tuple[int, list[int]]:
-    """Every source has its schedule matching its interval and paused flag, the SLA monitor has its own, and
-    schedules of deleted sources are gone. Returns (sources reconciled, ids of orphan schedules deleted)."""
-    with sessions() as session:
-        rows = session.execute(
-            select(Source.id, Source.refresh_interval_seconds, Source.paused).order_by(Source.id)
-        ).all()
-    for source_id, interval, paused in rows:
-        await ensure_source_schedule(
-            client, source_id=source_id, interval_seconds=interval, paused=bool(paused)
-        )
+    client: Client, sources: Sequence[tuple[int, int, bool]], settings: Settings
+) -> list[int]:
+    """Every source in `sources` (id, interval seconds, paused) has its schedule matching, the SLA monitor has
+    its own, and schedules of sources not listed are gone. Returns the ids of orphan schedules deleted."""
+    for source_id, interval, paused in sources:
+        await ensure_source_schedule(client, source_id=source_id, interval_seconds=interval, paused=paused)
     await ensure_sla_schedule(client, settings)
-    known = {source_schedule_id(source_id) for source_id, *_ in rows}
+    known = {source_schedule_id(source_id) for source_id, *_ in sources}
     orphans: list[int] = []
     async for listed in await client.list_schedules():
         if listed.id.startswith("source-") and listed.id.endswith("-refresh") and listed.id not in known:
@@ -241,4 +214,4 @@ async def ensure_all_schedules(
                 orphan = int(listed.id.removeprefix("source-").removesuffix("-refresh"))
                 if await delete_source_schedule(client, source_id=orphan):
                     orphans.append(orphan)
-    return len(rows), orphans
+    return orphans

@@ -41,13 +41,6 @@ class StartBatchInput:
 
 
 @dataclass
-class SourceInfo:
-    source_id: int
-    kind: str
-    location: str
-
-
-@dataclass
 class IngestInput:
     batch_id: int
 

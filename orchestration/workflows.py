@@ -14,14 +14,12 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from data.models import DECISION_APPROVED, DECISION_REJECTED, DECISION_TIMED_OUT
+    from core.vocabulary import DECISION_APPROVED, DECISION_REJECTED, DECISION_TIMED_OUT
     from orchestration.constants import (
         CHUNK_RANGE_WORKFLOW_ID,
-        ERR_INVALID_SOURCE,
         ERR_REJECTED,
         ERR_TOO_MANY_FAILURES,
         EVALUATION_QUEUE,
@@ -37,6 +35,15 @@ with workflow.unsafe.imports_passed_through():
         STATE_FAILED,
         STATE_INGESTING,
         STATE_PROCESSING,
+    )
+    from orchestration.policies import (
+        BOOKKEEPING_RETRY,
+        BOOKKEEPING_TIMEOUT,
+        CHUNK_RETRY,
+        CHUNK_TIMEOUT,
+        INGEST_RETRY,
+        INGEST_TIMEOUT,
+        MIN_CHUNK_HEARTBEAT,
     )
     from orchestration.types import (
         AlertInput,
@@ -64,29 +71,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 T = TypeVar("T")
-
-# Bookkeeping activities: short database writes.
-BOOKKEEPING_TIMEOUT = timedelta(minutes=1)
-BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-
-# Ingest: 3 attempts, 30 s apart at first, at most 10 min apart; a source that can never work is not retried.
-INGEST_TIMEOUT = timedelta(hours=2)
-INGEST_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=30),
-    maximum_interval=timedelta(minutes=10),
-    maximum_attempts=3,
-    non_retryable_error_types=[ERR_INVALID_SOURCE],
-)
-
-# Per-artifact work: a chunk's activity may take up to 30 min; transient failures are retried with backoff.
-# Documents that can never succeed do not raise: they are recorded as failed inside the chunk.
-CHUNK_TIMEOUT = timedelta(minutes=30)
-CHUNK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    maximum_attempts=8,
-    non_retryable_error_types=["EvaluatorConfigError"],
-)
 
 
 def _error_details(err: BaseException) -> tuple[str, str]:
@@ -239,7 +223,7 @@ class BatchWorkflow:
                     result_type=IngestResult,
                     task_queue=INGESTION_QUEUE,
                     start_to_close_timeout=INGEST_TIMEOUT,
-                    heartbeat_timeout=timedelta(seconds=max(plan.heartbeat_seconds, 60)),
+                    heartbeat_timeout=max(timedelta(seconds=plan.heartbeat_seconds), MIN_CHUNK_HEARTBEAT),
                     retry_policy=INGEST_RETRY,
                 )
             except ActivityError as err:

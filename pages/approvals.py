@@ -6,15 +6,15 @@ import streamlit as st
 
 from dashboard import approvals
 from dashboard.components import BATCHES_PAGE, database_required, literal, pager, when
-from dashboard.db import reading, sessions, settings
-from dashboard.temporal import gateway
+from dashboard.db import actor, operations_context, reading
+from operations.batches import decide_many
 
 FAILED_PAGE_SIZE = 20
 PENDING = "approvals_pending"  # (batch ids, approve) whose confirmation dialog is open
 OUTCOMES = "approvals_outcomes"  # outcomes of the last decision, shown once after its rerun
 
 st.title("Approvals")
-actor = settings().operator_name
+acting = actor()
 
 for outcome in st.session_state.pop(OUTCOMES, []):
     if outcome.accepted:
@@ -35,7 +35,7 @@ def confirm(batch_ids: list[int], approve: bool) -> None:
     reason = st.text_area(
         "Reason" + ("" if approve else " (required)"), key="decision_reason", max_chars=2000
     )
-    st.caption(f"Decided as {literal(actor)}; the decision is recorded in the audit log.")
+    st.caption(f"Decided as {literal(acting.name)}; the decision is recorded in the audit log.")
     yes, no = st.columns(2)
     confirmed = yes.button("Approve retry" if approve else "Reject", type="primary", key="decision_confirmed")
     if no.button("Cancel", key="decision_cancelled"):
@@ -47,9 +47,7 @@ def confirm(batch_ids: list[int], approve: bool) -> None:
         st.error("A rejection needs a reason.", icon=":material/block:")
         return
     with st.spinner("Sending the decision..."):
-        outcomes = approvals.send_decisions(
-            gateway(), sessions(), batch_ids, approve=approve, actor=actor, reason=reason
-        )
+        outcomes = decide_many(acting, operations_context(), batch_ids, approve=approve, reason=reason)
     st.session_state.pop(PENDING, None)
     st.session_state.pop("decision_reason", None)
     st.session_state[OUTCOMES] = outcomes
@@ -68,7 +66,7 @@ else:
     )
     st.dataframe(approvals.waiting_frame(waiting), hide_index=True, key="approvals_table")
 
-    by_id = {w.batch_id: w for w in waiting}
+    by_id = {w.id: w for w in waiting}
 
     st.subheader("Decide on several batches")
     selected = st.multiselect(
@@ -88,35 +86,33 @@ else:
         "Batch", list(by_id), format_func=lambda b: f"{b} · {by_id[b].source_name}", key="approval_batch"
     )
     chosen = by_id[chosen_id]
-    st.markdown(f"**Batch {chosen.batch_id}** of source **{literal(chosen.source_name)}**")
+    st.markdown(f"**Batch {chosen.id}** of source **{literal(chosen.source_name)}**")
     st.caption(
         f"Attempt {chosen.attempt} failed at {literal(chosen.failed_stage or 'unknown stage')} · "
         f"{chosen.total:,} document(s), {chosen.stored:,} stored, {chosen.failed:,} failed · "
-        f"decide by {when(chosen.deadline)} ({approvals.time_left(chosen.deadline)})"
+        f"decide by {when(chosen.decision_deadline)} ({approvals.time_left(chosen.decision_deadline)})"
     )
     st.text(f"Error: {chosen.error_type or 'unknown'}: {chosen.error_message or ''}")
     st.text(f"Compensation: {chosen.compensation or 'none recorded'}")
-    st.page_link(
-        BATCHES_PAGE, label=f"Open batch {chosen.batch_id}", query_params={"batch": str(chosen.batch_id)}
-    )
+    st.page_link(BATCHES_PAGE, label=f"Open batch {chosen.id}", query_params={"batch": str(chosen.id)})
     with database_required(), reading() as session:
-        failed_total = approvals.failed_artifact_count(session, batch_id=chosen.batch_id)
+        failed_total = approvals.failed_artifact_count(session, batch_id=chosen.id)
     if failed_total:
         st.caption(f"{failed_total:,} failed document(s) with their reasons")
         table = st.container()
-        offset = pager(failed_total, FAILED_PAGE_SIZE, key=f"failed_page_{chosen.batch_id}")
+        offset = pager(failed_total, FAILED_PAGE_SIZE, key=f"failed_page_{chosen.id}")
         with database_required(), reading() as session:
             failed = approvals.failed_artifacts(
-                session, batch_id=chosen.batch_id, limit=FAILED_PAGE_SIZE, offset=offset
+                session, batch_id=chosen.id, limit=FAILED_PAGE_SIZE, offset=offset
             )
         table.dataframe(failed, hide_index=True, key="failed_artifacts")
     else:
         st.caption("No failed documents recorded (the batch failed before or during ingest).")
     approve_col, reject_col = st.columns(2)
     if approve_col.button("Approve retry", type="primary", icon=":material/replay:", key="approve"):
-        st.session_state[PENDING] = ([chosen.batch_id], True)
+        st.session_state[PENDING] = ([chosen.id], True)
     if reject_col.button("Reject…", icon=":material/cancel:", key="reject"):
-        st.session_state[PENDING] = ([chosen.batch_id], False)
+        st.session_state[PENDING] = ([chosen.id], False)
 
 pending = st.session_state.get(PENDING)
 if pending is not None:

@@ -7,11 +7,7 @@ from datetime import UTC, datetime, timedelta
 import streamlit as st
 from temporalio.service import RPCError
 
-from dashboard import charts, queries, views
-from dashboard.components import database_required, literal, pager, unavailable, when
-from dashboard.db import settings
-from dashboard.temporal import TemporalUnavailable, temporal_ui_url
-from data.models import (
+from core.vocabulary import (
     BATCH_AWAITING_APPROVAL,
     BATCH_COMPLETED,
     BATCH_FAILED,
@@ -19,6 +15,11 @@ from data.models import (
     BATCH_RETRYING,
     BATCH_RUNNING,
 )
+from dashboard import charts, queries, views
+from dashboard.components import database_required, literal, pager, unavailable, when
+from dashboard.db import settings
+from dashboard.temporal import temporal_ui_url
+from orchestration.gateway import TemporalUnavailable
 
 STATUSES = (
     BATCH_PENDING,

@@ -16,7 +16,8 @@ from dashboard.components import (
     when,
 )
 from dashboard.db import settings
-from dashboard.temporal import TemporalUnavailable, task_queue_ui_url, temporal_ui_url
+from dashboard.temporal import task_queue_ui_url, temporal_ui_url
+from orchestration.gateway import TemporalUnavailable
 
 st.title("Overview")
 

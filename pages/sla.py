@@ -1,5 +1,5 @@
 """SLA, for managers: on-time share against the target, processing-time percentiles, breaches, batches at
-risk now and a weekly summary with CSV export. Every figure is aggregated in SQL (dashboard.sla)."""
+risk now and a weekly summary with CSV export. Every figure is aggregated in SQL (dashboard.sla_report)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.components import BATCHES_PAGE, database_required, literal
 from dashboard.db import reading, settings
-from dashboard.sla import SlaReport, sla_report
+from dashboard.sla_report import SlaReport, sla_report
 
 WINDOWS = {"last 7 days": 7, "last 30 days": 30, "last 90 days": 90}
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.vocabulary import SOURCE_KINDS
 from dashboard import sources, views
 from dashboard.components import BATCHES_PAGE, database_required, literal, when
-from dashboard.db import reading, sessions, settings, writing
+from dashboard.db import actor, operations_context
 from dashboard.temporal import gateway
-from data.models import SOURCE_KINDS
-from data.repository import SourceSummary
+from dashboard.views import SourceSummary
+from operations import Refused
+from operations import batches as batch_ops
+from operations import sources as source_ops
+from operations.sources import SourceChanged
+from orchestration.gateway import TemporalUnavailable
 
 KIND_LABELS = {"folder": "folder (a path)", "feed": "feed (RSS/Atom URL)", "web": "web page (URL)"}
 NOTICE = "sources_notice"  # (message, batch id or None), shown once after an action's rerun
@@ -17,20 +22,15 @@ DELETING = "sources_deleting"  # id of the source whose delete dialog is open
 FORM_KEYS = ("new_name", "new_kind", "new_location", "new_interval")
 
 st.title("Sources")
-actor = settings().operator_name
 
 
-def done(message: str, batch_id: int | None = None) -> None:
+def done(message: str, batch_id: int | None = None, changed: SourceChanged | None = None) -> None:
+    """Show `message` (and the schedule's warning, if any) after the rerun that shows the change."""
     views.forget_sources()
     st.session_state[NOTICE] = (message, batch_id)
+    if changed is not None and changed.warning:
+        st.session_state[NOTICE + "_schedule"] = changed.warning[0].upper() + changed.warning[1:] + "."
     st.rerun()
-
-
-def schedule_follows(source_id: int) -> None:
-    """Make the source's Temporal schedule match what was saved; warn (after the rerun) when it could not."""
-    problem = sources.sync_schedule(gateway(), sessions(), source_id=source_id)
-    if problem:
-        st.session_state[NOTICE + "_schedule"] = problem
 
 
 schedule_problem = st.session_state.pop(NOTICE + "_schedule", None)
@@ -80,13 +80,12 @@ def confirm_delete(source: SourceSummary) -> None:
     if yes.button("Delete", type="primary", key="delete_confirmed"):
         st.session_state.pop(DELETING, None)
         try:
-            with database_required(), writing() as session:
-                name = sources.delete(session, source_id=source.id, actor=actor)
-        except sources.ActionRefused as exc:
-            st.session_state[NOTICE + "_error"] = str(exc)
+            with database_required():
+                changed = source_ops.delete_source(actor(), operations_context(), source.id)
+        except Refused as exc:
+            st.session_state[NOTICE + "_error"] = exc.message
             st.rerun()
-        schedule_follows(source.id)
-        done(f"Source {name!r} deleted.")
+        done(f"Source {changed.name!r} deleted.", changed=changed)
     if no.button("Cancel", key="delete_cancelled"):
         st.session_state.pop(DELETING, None)
         st.rerun()
@@ -108,17 +107,26 @@ if summaries:
     refresh_col, pause_col, interval_col, delete_col = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
     if refresh_col.button("Refresh now", icon=":material/refresh:", key="refresh"):
         try:
-            batch_id, workflow_id = sources.refresh(gateway(), sessions(), source_id=chosen.id, actor=actor)
-        except sources.ActionRefused as exc:
-            st.error(literal(exc), icon=":material/cloud_off:")
+            with database_required():
+                started = batch_ops.refresh_source(actor(), operations_context(), chosen.id)
+        except (Refused, TemporalUnavailable) as exc:
+            st.error(
+                literal(
+                    f"The refresh was not started. {exc}" if isinstance(exc, TemporalUnavailable) else exc
+                ),
+                icon=":material/cloud_off:",
+            )
         else:
-            done(f"Batch {batch_id} started for {chosen.name!r} (workflow {workflow_id}).", batch_id)
+            done(
+                f"Batch {started.batch_id} started for {chosen.name!r} (workflow {started.workflow_id}).",
+                started.batch_id,
+            )
     pause_label = "Resume" if chosen.paused else "Pause"
     if pause_col.button(pause_label, icon=":material/pause_circle:", key="pause"):
-        with database_required(), writing() as session:
-            sources.set_paused(session, source_id=chosen.id, paused=not chosen.paused, actor=actor)
-        schedule_follows(chosen.id)
-        done(f"Source {chosen.name!r} {'resumed' if chosen.paused else 'paused'}.")
+        with database_required():
+            act = source_ops.resume_source if chosen.paused else source_ops.pause_source
+            changed = act(actor(), operations_context(), chosen.id)
+        done(f"Source {chosen.name!r} {'resumed' if chosen.paused else 'paused'}.", changed=changed)
     with interval_col:
         interval = st.number_input(
             "Refresh interval (seconds)",
@@ -129,13 +137,14 @@ if summaries:
         )
         if st.button("Save interval", key="save_interval"):
             try:
-                with database_required(), writing() as session:
-                    sources.set_interval(session, source_id=chosen.id, interval=int(interval), actor=actor)
-            except sources.ActionRefused as exc:
-                st.error(literal(exc), icon=":material/block:")
+                with database_required():
+                    changed = source_ops.set_source_interval(
+                        actor(), operations_context(), chosen.id, int(interval)
+                    )
+            except Refused as exc:
+                st.error(literal(exc.message), icon=":material/block:")
             else:
-                schedule_follows(chosen.id)
-                done(f"{chosen.name!r} now refreshes every {int(interval)} s.")
+                done(f"{chosen.name!r} now refreshes every {int(interval)} s.", changed=changed)
     if delete_col.button("Delete…", icon=":material/delete:", key="delete"):
         st.session_state[DELETING] = chosen.id
     deleting = st.session_state.get(DELETING)
@@ -160,27 +169,27 @@ with st.form("register_source"):
 
 if wants_preview or wants_register:
     try:
-        with database_required(), reading() as session:
-            draft = sources.check_draft(
-                session, name=name, kind=kind, location=location, interval=int(interval)
+        with database_required():
+            ctx = operations_context()
+            draft = source_ops.check_source(
+                ctx, name=name, kind=kind, location=location, interval=int(interval)
             )
-        if wants_preview:
-            with st.spinner("Reading the first documents..."):
-                preview = sources.preview(draft, settings())
-        else:
-            with database_required(), writing() as session:
-                new_id = sources.register(session, draft, actor=actor)
-    except sources.ActionRefused as exc:
-        for problem in str(exc).splitlines():
+            if wants_preview:
+                with st.spinner("Reading the first documents..."):
+                    preview = sources.preview_frame(source_ops.preview(actor(), ctx, draft))
+            else:
+                changed = source_ops.register_source(actor(), ctx, draft)
+    except Refused as exc:
+        for problem in exc.message.splitlines():
             st.error(literal(problem), icon=":material/block:")
     else:
         if wants_register:
             for key in FORM_KEYS:  # an empty form for the next source
                 st.session_state.pop(key, None)
-            schedule_follows(new_id)
             done(
-                f"Source {draft.name!r} registered (id {new_id}); it refreshes every {draft.interval} s on its "
-                "schedule, or now from the table above."
+                f"Source {draft.name!r} registered (id {changed.source_id}); it refreshes every "
+                f"{draft.interval} s on its schedule, or now from the table above.",
+                changed=changed,
             )
         st.markdown(f"**Dry run of {literal(draft.name)}**: the first {len(preview)} document(s).")
         if preview.empty:

@@ -12,7 +12,8 @@ from dashboard import metrics
 from dashboard import task_queues as workers
 from dashboard.components import LIVE_SECONDS, database_required, literal, unavailable, when
 from dashboard.db import reading, settings
-from dashboard.temporal import TemporalUnavailable, gateway
+from dashboard.temporal import gateway
+from orchestration.gateway import TemporalUnavailable
 
 st.title("Workers")
 

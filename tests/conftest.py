@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from cli.devserver import DevServer, TemporalBinaryMissing, free_port, temporal_binary
 from data.db import make_engine, make_session_factory
 from data.migrate import upgrade
-from orchestration.devserver import DevServer, TemporalBinaryMissing, free_port, temporal_binary
 
 POSTGRES_URL = os.environ.get("LOREGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_ALL = os.environ.get("LOREGUARD_REQUIRE_ALL") == "1"

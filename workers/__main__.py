@@ -7,8 +7,8 @@ import contextlib
 import logging
 import sys
 
+from core.settings import Settings
 from orchestration.constants import ALL_QUEUES
-from orchestration.settings import Settings
 from workers.main import run_worker
 
 

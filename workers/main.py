@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from core.settings import Settings
 from orchestration.client import connect
 from orchestration.constants import (
     ALL_QUEUES,
@@ -25,8 +26,7 @@ from orchestration.constants import (
     PROCESSING_QUEUE,
     SCHEDULER_QUEUE,
 )
-from orchestration.scheduling import ScheduledRefreshWorkflow, SlaMonitorWorkflow
-from orchestration.settings import Settings
+from orchestration.scheduled import ScheduledRefreshWorkflow, SlaMonitorWorkflow
 from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
 from workers.activities import PipelineActivities
 from workers.metrics import HealthChecks, ObservabilityServer, WorkerMetrics

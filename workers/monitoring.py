@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from temporalio.exceptions import ApplicationError
 
+from core.sla_rules import alert_message, assess
+from core.vocabulary import ALERT_SLA_WARNING, SLA_ALERT_KINDS
 from data import repository
-from data.models import (
-    Alert,
-    Batch,
-    Source,
-)
-from orchestration.constants import ALERT_SLA_WARNING, ERR_INVALID_SOURCE, SLA_ALERT_KINDS
-from orchestration.sla import SLA_ACTIVE, alert_message, assess
+from orchestration.constants import ERR_INVALID_SOURCE
 from orchestration.types import AlertInput, CreateBatchInput, SlaCheckInput, SlaCheckResult
 from workers.steps import BatchSteps
 
@@ -26,14 +21,15 @@ def create_scheduled_batch(steps: BatchSteps, input: CreateBatchInput) -> int:
     then) and `loreguard up` will pause it; until then the database's word holds.
     """
     with steps._tx() as session:
-        existing = session.scalar(select(Batch.id).where(Batch.workflow_id == input.key))
+        existing = repository.batch_with_workflow_id(session, workflow_id=input.key)
         if existing is not None:
             return int(existing)
-        source = session.get(Source, input.source_id)
-        if source is None:
+        try:
+            source = repository.get_source(session, source_id=input.source_id)
+        except repository.NotFound:
             raise ApplicationError(
                 f"source {input.source_id} no longer exists", type=ERR_INVALID_SOURCE, non_retryable=True
-            )
+            ) from None
         if source.paused:
             return 0
         batch = repository.create_batch(session, source_id=input.source_id, trigger=input.trigger)
@@ -46,39 +42,19 @@ def check_sla(steps: BatchSteps, input: SlaCheckInput) -> SlaCheckResult:
     s = steps.settings
     now = datetime.fromisoformat(input.now_iso)
     with steps._tx() as session:
-        rows = session.execute(
-            select(Batch.id, Batch.started_at, Batch.created_at, Source.name)
-            .join(Source, Source.id == Batch.source_id)
-            .where(Batch.status.in_(SLA_ACTIVE))
-            .order_by(Batch.id)
-        ).all()
-        ended = session.scalars(
-            select(Alert.batch_id)
-            .join(Batch, Batch.id == Alert.batch_id)
-            .where(
-                Alert.kind.in_(SLA_ALERT_KINDS),
-                Alert.resolved_at.is_(None),
-                Batch.status.not_in(SLA_ACTIVE),
-            )
-            .distinct()
-        ).all()
+        rows = repository.in_flight_batches(session)
         resolved = sum(
             repository.resolve_alerts(session, batch_id=batch_id, kinds=SLA_ALERT_KINDS)
-            for batch_id in ended
-            if batch_id is not None
+            for batch_id in repository.ended_batches_with_open_alerts(session, kinds=SLA_ALERT_KINDS)
         )
-        open_kinds = {
-            (b, k)
-            for b, k in session.execute(
-                select(Alert.batch_id, Alert.kind).where(Alert.kind.in_(SLA_ALERT_KINDS))
-            ).all()
-        }
-        progress = {batch_id: repository.batch_progress(session, batch_id=batch_id) for batch_id, *_ in rows}
+        open_kinds = repository.raised_alerts(session, kinds=SLA_ALERT_KINDS)
+        progress = {row.batch_id: repository.batch_progress(session, batch_id=row.batch_id) for row in rows}
     raised: list[str] = []
-    for batch_id, started_at, created_at, source_name in rows:
+    for row in rows:
+        batch_id, source_name = row.batch_id, row.source_name
         done, total = progress[batch_id]
         assessment = assess(
-            started_at=started_at or created_at,
+            started_at=row.started_at,
             now=now,
             done=done,
             total=total,

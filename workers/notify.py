@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 import httpx
 
-from orchestration.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger("loreguard.alerts")
 

@@ -14,11 +14,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
-from orchestration.settings import Settings
+from core.settings import Settings
 from orchestration.types import ChunkInput, ChunkResult
 from workers.metrics import ChunkReport
 from workers.stages.pipeline import warm_up
-from workers.steps import BatchSteps, Heartbeat, build_steps
+from workers.steps import BatchSteps, build_steps
+from workers.steps_base import Heartbeat
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
-from orchestration.devserver import free_port
+from cli.devserver import free_port
 from tests.dashboard.seed import Seeded, seed_library
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"

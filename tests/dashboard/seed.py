@@ -7,20 +7,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from data.models import (
+from core.vocabulary import (
     ARTIFACT_FAILED,
     ARTIFACT_INGESTED,
     ARTIFACT_STORED,
     BATCH_AWAITING_APPROVAL,
     BATCH_COMPLETED,
     BATCH_RUNNING,
-    Alert,
-    Artifact,
-    Batch,
-    Evaluation,
-    Source,
-    utcnow,
 )
+from data.models import Alert, Artifact, Batch, Evaluation, Source, utcnow
 
 HOSTILE = "<script>alert(1)</script> **bold**"  # must always show literally
 LABELS = ("relevant", "review", "irrelevant")

@@ -16,15 +16,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from cli.devserver import DevServer
 from dashboard.approvals import time_left
 from data import repository
 from data.models import AuditEvent, Batch, utcnow
-from orchestration.client import decide, register_search_attributes, start_refresh
+from orchestration.client import register_search_attributes
 from orchestration.constants import STATE_AWAITING_APPROVAL
-from orchestration.devserver import DevServer
 from tests.dashboard.conftest import OPERATOR, OpenPage, unescaped
 from tests.dashboard.seed import HOSTILE, Seeded
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
+from tests.support.operations import decide, start_refresh
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from temporalio.client import Client
 
+from cli.devserver import DevServer
 from orchestration.constants import ALL_QUEUES, SCHEDULER_QUEUE
-from orchestration.devserver import DevServer
 from tests.dashboard.conftest import OpenPage, plotly_figures, unescaped, values
 from tests.dashboard.seed import Seeded
 

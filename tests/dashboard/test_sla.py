@@ -13,17 +13,14 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
-from data.models import (
+from core.vocabulary import (
     ARTIFACT_FAILED,
     ARTIFACT_INGESTED,
     ARTIFACT_STORED,
     BATCH_COMPLETED,
     BATCH_RUNNING,
-    Alert,
-    Artifact,
-    Batch,
-    Source,
 )
+from data.models import Alert, Artifact, Batch, Source
 from tests.dashboard.conftest import APP, plotly_figures, values
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -190,7 +187,7 @@ def test_sla_page_figures_match_the_seed(sla_page: tuple[AppTest, dict[str, int]
 
 def test_weekly_csv_is_the_summary_table(sla_page: tuple[AppTest, dict[str, int]]) -> None:
     at, _ = sla_page
-    from dashboard.sla import weekly_summary
+    from dashboard.sla_report import weekly_summary
 
     weekly = frame_with(at, "week", "met target")
     csv = pd.read_csv(io.StringIO(weekly.to_csv(index=False)))
@@ -214,7 +211,7 @@ def test_overview_links_open_sla_breaches_to_the_sla_page(dashboard_env: session
 
 
 def test_sla_queries_agree_on_sqlite_and_postgresql(session_factory: sessionmaker[Session]) -> None:
-    from dashboard.sla import sla_report
+    from dashboard.sla_report import sla_report
 
     ids = seed(session_factory)
     with session_factory() as session:

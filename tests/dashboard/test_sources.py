@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 from temporalio.client import Client
 
-from data.models import BATCH_FAILED, BATCH_PENDING, AuditEvent, Batch, Source
+from cli.devserver import DevServer
+from core.vocabulary import BATCH_FAILED, BATCH_PENDING
+from data.models import AuditEvent, Batch, Source
 from orchestration.client import register_search_attributes
-from orchestration.devserver import DevServer
 from tests.dashboard.conftest import OPERATOR, OpenPage, unescaped
 from tests.dashboard.seed import HOSTILE, Seeded
 from tests.support.http_standins import StaticSite

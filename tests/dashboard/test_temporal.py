@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from dashboard import temporal
-from dashboard.temporal import TemporalGateway, TemporalUnavailable
-from orchestration.devserver import DevServer, free_port
+from cli.devserver import DevServer, free_port
+from orchestration import gateway as gateway_module
+from orchestration.gateway import TemporalGateway, TemporalUnavailable
 from tests.conftest import need, temporal_available
 from tests.dashboard.conftest import OpenPage, plotly_figures, unescaped, values
 from tests.dashboard.seed import Seeded
@@ -99,7 +99,7 @@ def test_a_silent_server_costs_at_most_the_connect_timeout(gateway_factory: list
 def test_the_overview_recovers_by_itself(
     server_later: DevServer, monkeypatch: pytest.MonkeyPatch, seeded: Seeded, open_page: OpenPage
 ) -> None:
-    monkeypatch.setattr(temporal, "RETRY_AFTER", 0.2)
+    monkeypatch.setattr(gateway_module, "RETRY_AFTER", 0.2)
     monkeypatch.setenv("LOREGUARD_TEMPORAL_ADDRESS", server_later.address)
     at = open_page("overview")
     assert any("Temporal unavailable at" in unescaped(w.value) for w in at.warning)

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 from temporalio.client import Client
 
+from cli.devserver import DevServer, free_port
 from dashboard import metrics
 from dashboard.task_queues import recommended_replicas
 from orchestration.constants import ALL_QUEUES, SCHEDULER_QUEUE
-from orchestration.devserver import DevServer, free_port
 from tests.dashboard.conftest import OpenPage
 from tests.dashboard.seed import Seeded
 

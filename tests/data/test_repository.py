@@ -10,20 +10,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_INGESTED, ARTIFACT_PROCESSED, ARTIFACT_STORED
 from data import repository
 from data.db import make_engine
 from data.migrate import alembic_config, current_revision, upgrade
-from data.models import (
-    ARTIFACT_FAILED,
-    ARTIFACT_INGESTED,
-    ARTIFACT_PROCESSED,
-    ARTIFACT_STORED,
-    Artifact,
-    AuditEvent,
-    Batch,
-    Evaluation,
-    Source,
-)
+from data.models import Artifact, AuditEvent, Batch, Evaluation, Source
 
 TABLES = {"sources", "batches", "artifacts", "evaluations", "alerts", "audit_events"}
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from data.corpus import write_corpus
 from tests.e2e.test_dashboard_browser import (  # noqa: F401  (stack and page are fixtures)
     LOREGUARD,
     OPERATOR,
@@ -30,6 +29,7 @@ from tests.e2e.test_dashboard_browser import (  # noqa: F401  (stack and page ar
     shoot,
     stack,
 )
+from tests.support.corpus import write_corpus
 
 pytestmark = [pytest.mark.browser, pytest.mark.temporal, pytest.mark.slow]
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from data.corpus import write_corpus
-from orchestration.devserver import free_port
+from cli.devserver import free_port
 from tests.conftest import need, temporal_available
+from tests.support.corpus import write_corpus
 
 pytestmark = [pytest.mark.browser, pytest.mark.temporal, pytest.mark.slow]
 

@@ -14,14 +14,15 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowFailureError
 
+from cli.devserver import DevServer, free_port
 from data import repository
-from data.corpus import write_corpus
 from data.db import make_engine, make_session_factory
 from data.migrate import upgrade
-from orchestration.client import decide, register_search_attributes, start_refresh
+from orchestration.client import register_search_attributes
 from orchestration.constants import STATE_AWAITING_APPROVAL
-from orchestration.devserver import DevServer, free_port
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
+from tests.support.corpus import write_corpus
+from tests.support.operations import decide, start_refresh
 
 HISTORIES = Path(__file__).with_name("histories")
 

@@ -11,8 +11,8 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
+from core.settings import Settings
 from orchestration.constants import ALL_QUEUES
-from orchestration.settings import Settings
 from orchestration.types import BatchProgress
 from workers.main import build_workers
 

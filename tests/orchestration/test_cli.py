@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from cli.devserver import DevServer, free_port
+from core.vocabulary import BATCH_COMPLETED, BATCH_FAILED
 from data import repository
 from data.db import make_engine, make_session_factory
-from data.models import BATCH_COMPLETED, BATCH_FAILED, AuditEvent, Batch, Source
-from orchestration.devserver import DevServer, free_port
+from data.models import AuditEvent, Batch, Source
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 SCRIPT = Path(sys.executable).with_name("loreguard")

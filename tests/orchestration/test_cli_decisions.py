@@ -10,14 +10,15 @@ import pytest
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowFailureError
 
+from cli.devserver import DevServer, free_port
 from data import repository
 from data.db import make_engine, make_session_factory
 from data.models import AuditEvent, Batch
-from orchestration.client import register_search_attributes, start_refresh
+from orchestration.client import register_search_attributes
 from orchestration.constants import STATE_AWAITING_APPROVAL
-from orchestration.devserver import DevServer, free_port
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
 from tests.orchestration.test_cli import SCRIPT, Loreguard, cli_env
+from tests.support.operations import start_refresh
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from orchestration.devserver import DevServer
+from cli.devserver import DevServer
 from orchestration.schedules import ScheduleTimes, describe_source_schedule
 from tests.orchestration.test_cli import SAMPLES, Loreguard, cli_env, loreguard
 

@@ -19,12 +19,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
+from cli.devserver import DevServer
+from core.vocabulary import ARTIFACT_STORED
 from data import repository
-from data.corpus import write_corpus
-from data.models import ARTIFACT_STORED, Artifact, Batch, Evaluation
-from orchestration.client import register_search_attributes, start_refresh
-from orchestration.devserver import DevServer
+from data.models import Artifact, Batch, Evaluation
+from orchestration.client import register_search_attributes
 from orchestration.types import BatchResult
+from tests.support.corpus import write_corpus
+from tests.support.operations import start_refresh
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 

@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from cli.devserver import DevServer
 from orchestration.client import register_search_attributes
 from orchestration.constants import (
     ALL_QUEUES,
@@ -33,7 +34,6 @@ from orchestration.constants import (
     STATE_AWAITING_APPROVAL,
     STATE_PROCESSING,
 )
-from orchestration.devserver import DevServer
 from orchestration.types import (
     AlertInput,
     AwaitDecisionInput,

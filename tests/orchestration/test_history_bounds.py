@@ -15,8 +15,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from cli.devserver import DevServer
 from orchestration.client import register_search_attributes
-from orchestration.devserver import DevServer
 from orchestration.types import (
     BatchInput,
     BatchPlan,

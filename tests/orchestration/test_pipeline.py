@@ -10,14 +10,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowFailureError
 
+from cli.devserver import DevServer
+from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED
 from data import repository
-from data.corpus import text_note, write_corpus
-from data.models import ARTIFACT_FAILED, ARTIFACT_STORED, Artifact, Batch, Evaluation
-from orchestration.client import decide, register_search_attributes, start_refresh
+from data.models import Artifact, Batch, Evaluation
+from orchestration.client import register_search_attributes
 from orchestration.constants import SA_BATCH_STATE, STATE_AWAITING_APPROVAL, STATE_COMPLETED
-from orchestration.devserver import DevServer
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
+from tests.support.corpus import text_note, write_corpus
 from tests.support.http_standins import ChatCompletionsStandIn, StaticSite
+from tests.support.operations import decide, start_refresh
 
 pytestmark = pytest.mark.temporal
 

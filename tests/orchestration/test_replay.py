@@ -9,8 +9,8 @@ import pytest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
+from cli.devserver import DevServer
 from orchestration.client import register_search_attributes
-from orchestration.devserver import DevServer
 from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
 from tests.orchestration.record_histories import HISTORIES, record_into
 

@@ -1,4 +1,4 @@
-"""A source's schedule through its life on the real dev server, driven by the dashboard's source actions.
+"""A source's schedule through its life on the real dev server, driven by the operations layer's source actions.
 
 Register creates it, the interval edit updates it, pause/resume act on it, a trigger runs a real batch
 (trigger "schedule", started by the schedule), delete removes it; `loreguard up`'s reconciliation is idempotent.
@@ -17,24 +17,26 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from cli.devserver import DevServer
+from core.vocabulary import BATCH_COMPLETED
 from dashboard import sources
-from dashboard.temporal import TemporalGateway
-from data.corpus import write_corpus
-from data.models import BATCH_COMPLETED, Batch
+from data.models import Batch
+from operations import Actor, Context
+from operations import sources as source_ops
 from orchestration.client import register_search_attributes
 from orchestration.constants import SLA_SCHEDULE_ID, source_schedule_id
-from orchestration.devserver import DevServer
+from orchestration.gateway import TemporalGateway
 from orchestration.schedules import (
     ScheduleTimes,
     describe_source_schedule,
-    ensure_all_schedules,
     ensure_source_schedule,
     trigger_source_schedule,
 )
 from tests.orchestration.support import pipeline_settings, running_worker
+from tests.support.corpus import write_corpus
 
 pytestmark = pytest.mark.temporal
-ACTOR = "alice"
+ACTOR = Actor("alice")
 
 
 async def times(client: Client, source_id: int) -> ScheduleTimes:
@@ -53,19 +55,18 @@ async def test_schedule_follows_the_source_from_registration_to_deletion(
     gateway = TemporalGateway(dev_server.address, "default")
     settings = pipeline_settings(sqlite_url, dev_server.address)
 
+    ctx = Context(settings, sqlite_sessions, gateway)
     source_id = -1
 
-    def sync() -> str | None:  # what the Sources page does after an action (called off the event loop)
-        return sources.sync_schedule(gateway, sqlite_sessions, source_id=source_id)
+    def sync() -> str | None:  # what every source action does after its write (called off the event loop)
+        return source_ops.sync_schedule(ctx, source_id)
 
     try:
         # register
-        with sqlite_sessions.begin() as session:
-            draft = sources.check_draft(
-                session, name="docs", kind="folder", location=str(folder), interval=3600
-            )
-            source_id = sources.register(session, draft, actor=ACTOR)
-        assert await asyncio.to_thread(sync) is None
+        draft = source_ops.check_source(ctx, name="docs", kind="folder", location=str(folder), interval=3600)
+        registered = await asyncio.to_thread(source_ops.register_source, ACTOR, ctx, draft)
+        source_id = registered.source_id
+        assert registered.warning is None
         t = await times(client, source_id)
         assert (t.schedule_id, t.interval_seconds, t.paused, t.last_run, t.runs) == (
             f"source-{source_id}-refresh",
@@ -83,22 +84,17 @@ async def test_schedule_follows_the_source_from_registration_to_deletion(
         assert listed in ([source_schedule_id(source_id)], [])  # (visibility may lag; never two)
 
         # interval edit
-        with sqlite_sessions.begin() as session:
-            sources.set_interval(session, source_id=source_id, interval=120, actor=ACTOR)
-        await asyncio.to_thread(sync)
+        changed = await asyncio.to_thread(source_ops.set_source_interval, ACTOR, ctx, source_id, 120)
+        assert changed.warning is None
         t = await times(client, source_id)
         assert t.interval_seconds == 120 and t.next_run is not None
         assert t.next_run <= datetime.now(UTC) + timedelta(seconds=120)
 
         # pause / resume
-        with sqlite_sessions.begin() as session:
-            sources.set_paused(session, source_id=source_id, paused=True, actor=ACTOR)
-        await asyncio.to_thread(sync)
+        await asyncio.to_thread(source_ops.pause_source, ACTOR, ctx, source_id)
         t = await times(client, source_id)
         assert t.paused and t.next_run is None
-        with sqlite_sessions.begin() as session:
-            sources.set_paused(session, source_id=source_id, paused=False, actor=ACTOR)
-        await asyncio.to_thread(sync)
+        await asyncio.to_thread(source_ops.resume_source, ACTOR, ctx, source_id)
         t = await times(client, source_id)
         assert not t.paused and t.next_run is not None and t.interval_seconds == 120
 
@@ -141,7 +137,7 @@ async def test_schedule_follows_the_source_from_registration_to_deletion(
         await ensure_source_schedule(client, source_id=source_id + 1000, interval_seconds=600)
         removed: list[int] = []
         for _ in range(50):  # the schedule list (visibility) may lag a moment behind the create
-            count, orphans = await ensure_all_schedules(client, sqlite_sessions, settings)
+            count, orphans = await asyncio.to_thread(source_ops.reconcile_schedules, ctx)
             assert count == 1
             removed += orphans
             if removed:
@@ -155,9 +151,8 @@ async def test_schedule_follows_the_source_from_registration_to_deletion(
         assert (await times(client, source_id)).interval_seconds == 120
 
         # delete
-        with sqlite_sessions.begin() as session:
-            assert sources.delete(session, source_id=source_id, actor=ACTOR) == "docs"
-        await asyncio.to_thread(sync)
+        deleted = await asyncio.to_thread(source_ops.delete_source, ACTOR, ctx, source_id)
+        assert deleted.name == "docs" and deleted.warning is None
         assert await describe_source_schedule(client, source_id=source_id) is None
         assert await asyncio.to_thread(sync) is None  # deleting again is harmless
     finally:

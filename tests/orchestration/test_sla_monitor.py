@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from core.settings import Settings
+from core.vocabulary import BATCH_AWAITING_APPROVAL, BATCH_COMPLETED, BATCH_RUNNING
 from data import repository
-from data.models import BATCH_AWAITING_APPROVAL, BATCH_COMPLETED, BATCH_RUNNING, Alert
+from data.models import Alert
 from orchestration.constants import INGESTION_QUEUE, SCHEDULER_QUEUE
-from orchestration.scheduling import SlaMonitorWorkflow
-from orchestration.settings import Settings
+from orchestration.scheduled import SlaMonitorWorkflow
 from orchestration.types import SlaCheckInput, SlaCheckResult, SlaMonitorInput
 from tests.conftest import need
 from workers.activities import PipelineActivities

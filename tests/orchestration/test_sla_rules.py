@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestration.sla import assess, project_completion
+from core.sla_rules import assess, project_completion
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 W = ("sla_warning", "warning")

@@ -21,11 +21,12 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
+from cli.devserver import DevServer, free_port
+from cli.main import cli
+from core.vocabulary import BATCH_COMPLETED
 from data.db import make_engine
-from data.models import BATCH_COMPLETED, Batch, Source
-from orchestration.cli import cli
+from data.models import Batch, Source
 from orchestration.constants import ALL_QUEUES, ALL_SEARCH_ATTRIBUTES
-from orchestration.devserver import DevServer, free_port
 from tests.conftest import need, temporal_available
 
 SCRIPT = Path(sys.executable).with_name("loreguard")

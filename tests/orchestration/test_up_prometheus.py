@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestration import prometheus
-from orchestration.cli import Stack
-from orchestration.devserver import free_port
-from orchestration.settings import Settings
+from cli import prometheus
+from cli.devserver import free_port
+from cli.stack import Stack
+from core.settings import Settings
 from tests.conftest import need
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestration.settings import Settings
+from core.settings import Settings
 from tests.support.http_standins import ChatCompletionsStandIn
 from workers.stages.evaluate import BuiltinEvaluator, EvaluatorError, OpenAIEvaluator, make_evaluator
 from workers.stages.extract import extract_metadata

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
 
+from core.settings import Settings
 from data import repository
 from data.models import Batch
-from orchestration.settings import Settings
 from orchestration.types import CreateBatchInput
 from workers.monitoring import create_scheduled_batch
 from workers.steps import BatchSteps, build_steps

@@ -26,17 +26,18 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from urllib3.util.retry import Retry
 
+from cli.devserver import DevServer, free_port
+from cli.prometheus import PrometheusServer, prometheus_binary, render_config
+from core.settings import Settings
 from dashboard.metrics import from_prometheus
 from data import repository
-from data.corpus import write_corpus
 from data.db import make_engine, make_session_factory
-from orchestration.client import register_search_attributes, start_refresh
+from orchestration.client import register_search_attributes
 from orchestration.constants import ALL_QUEUES
-from orchestration.devserver import DevServer, free_port
-from orchestration.prometheus import PrometheusServer, prometheus_binary, render_config
-from orchestration.settings import Settings
 from tests.conftest import need
 from tests.orchestration.support import pipeline_settings, terminate_running
+from tests.support.corpus import write_corpus
+from tests.support.operations import start_refresh
 from workers.main import build_workers, health_checks, observability
 from workers.metrics import ObservabilityServer, WorkerMetrics
 

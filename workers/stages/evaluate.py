@@ -26,7 +26,7 @@ from tenacity import (
 from workers.stages.types import EvaluationInput, EvaluationResult
 
 if TYPE_CHECKING:  # only read for attributes; stages do not depend on the orchestration package
-    from orchestration.settings import Settings
+    from core.settings import Settings
 
 RELEVANT_RELEVANCE = 0.5
 RELEVANT_CREDIBILITY = 0.5

@@ -8,18 +8,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
     from orchestration.constants import (
-        BATCH_WORKFLOW_ID,
+        BATCH_EXECUTION_TIMEOUT,
         INGESTION_QUEUE,
-        SA_BATCH_ID,
-        SA_BATCH_STATE,
-        SA_SOURCE_ID,
         SCHEDULER_QUEUE,
-        STATE_INGESTING,
+        batch_search_attributes,
+        batch_workflow_id,
     )
+    from orchestration.policies import BOOKKEEPING_RETRY, BOOKKEEPING_TIMEOUT, SLA_CHECK_TIMEOUT
     from orchestration.types import (
         BatchInput,
         BatchResult,
@@ -30,12 +28,6 @@ with workflow.unsafe.imports_passed_through():
         SlaCheckResult,
         SlaMonitorInput,
     )
-
-BOOKKEEPING_TIMEOUT = timedelta(minutes=1)
-BOOKKEEPING_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=20
-)
-BATCH_EXECUTION_TIMEOUT = timedelta(days=7)
 
 
 @workflow.defn
@@ -59,7 +51,7 @@ class ScheduledRefreshWorkflow:
         )
         if batch_id == 0:  # the source is paused in the database
             return ScheduledRefreshResult(batch_id=0, workflow_id="", status="skipped: source paused")
-        child_id = BATCH_WORKFLOW_ID.format(batch_id=batch_id, token=workflow.uuid4().hex[:8])
+        child_id = batch_workflow_id(batch_id, workflow.uuid4().hex)
         result: BatchResult = await workflow.execute_child_workflow(
             "BatchWorkflow",
             BatchInput(batch_id=batch_id, source_id=input.source_id),
@@ -67,13 +59,7 @@ class ScheduledRefreshWorkflow:
             task_queue=SCHEDULER_QUEUE,
             execution_timeout=BATCH_EXECUTION_TIMEOUT,
             result_type=BatchResult,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(SA_SOURCE_ID, str(input.source_id)),
-                    SearchAttributePair(SA_BATCH_ID, str(batch_id)),
-                    SearchAttributePair(SA_BATCH_STATE, STATE_INGESTING),
-                ]
-            ),
+            search_attributes=batch_search_attributes(batch_id=batch_id, source_id=input.source_id),
         )
         return ScheduledRefreshResult(batch_id=batch_id, workflow_id=child_id, status=result.status)
 
@@ -94,7 +80,7 @@ class SlaMonitorWorkflow:
                     SlaCheckInput(now_iso=workflow.now().isoformat()),
                     result_type=SlaCheckResult,
                     task_queue=INGESTION_QUEUE,
-                    start_to_close_timeout=timedelta(minutes=2),
+                    start_to_close_timeout=SLA_CHECK_TIMEOUT,
                     retry_policy=BOOKKEEPING_RETRY,
                 )
             )

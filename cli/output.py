@@ -1,0 +1,162 @@
+"""What every command shares: settings, exit statuses, the app database, the operations context, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import Settings
+from operations import Actor, Context, Refused
+from orchestration.gateway import TemporalUnavailable
+
+
+class UsageProblem(click.ClickException):
+    """Bad input or configuration: exit status 2."""
+
+    exit_code = 2
+
+
+class RuntimeProblem(click.ClickException):
+    """Something failed while doing the work: exit status 1."""
+
+    exit_code = 1
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        where = f"LOREGUARD_{field.upper()}: " if field else ""
+        raise UsageProblem(f"invalid configuration: {where}{error['msg']}") from None
+
+
+def safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """A session factory over the app database, refusing one that has no schema yet."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from data.db import make_engine, make_session_factory
+
+    url = settings.target_database_url
+    parsed = make_url(url)
+    no_schema = RuntimeProblem(
+        f"the database {safe_url(url)} has no LoreGuard schema yet; run `loreguard migrate` or `loreguard up`"
+    )
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
+        raise no_schema
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if MigrationContext.configure(conn).get_current_revision() is None:
+                raise no_schema
+        yield make_session_factory(engine)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise RuntimeProblem(f"database {safe_url(url)}: {reason}") from exc
+    finally:
+        engine.dispose()
+
+
+def unreachable(settings: Settings) -> RuntimeProblem:
+    return RuntimeProblem(
+        f"cannot reach Temporal at {settings.target_temporal_address} "
+        f"(namespace {settings.temporal_namespace}); start the stack with `loreguard up` "
+        "or set LOREGUARD_TEMPORAL_ADDRESS"
+    )
+
+
+@contextmanager
+def operations(settings: Settings | None = None) -> Iterator[Context]:
+    """The operations context of one command: settings, the database, a Temporal gateway (closed after).
+
+    A refusal leaves with its exit status and message; an unreachable Temporal with status 1 and what to do.
+    """
+    settings = settings or load_settings()
+    with database(settings) as sessions:
+        ctx = Context.for_settings(settings, sessions)
+        try:
+            yield ctx
+        except Refused as exc:
+            problem = UsageProblem if exc.exit_status == UsageProblem.exit_code else RuntimeProblem
+            raise problem(exc.message) from exc
+        except TemporalUnavailable as exc:
+            raise unreachable(settings) from exc
+        finally:
+            ctx.close()
+
+
+def acting(settings: Settings, name: str | None = None) -> Actor:
+    """Who the audit log names for this command: --actor if given, else LOREGUARD_OPERATOR_NAME."""
+    try:
+        return Actor(settings.operator_name if name is None else name)
+    except Refused as exc:
+        raise UsageProblem("--actor must not be blank") from exc
+
+
+def echo_json(value: Any) -> None:
+    def default(obj: Any) -> Any:
+        if isinstance(obj, datetime):
+            return obj.isoformat()
+        if isinstance(obj, Path):
+            return str(obj)
+        raise TypeError(f"cannot encode {type(obj).__name__}")
+
+    click.echo(json.dumps(value, indent=2, default=default))
+
+
+def when(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console = Console()
+    if not console.is_terminal:  # piped: no terminal width to fit, so do not fold cells
+        console = Console(width=240)
+    console.print(table)
+
+
+@contextmanager
+def progress(label: str, verb: str) -> Iterator[list[str]]:
+    """`label... ready in 0.3 s (notes)`; notes are appended by the body."""
+    click.echo(f"  {label}... ", nl=False)
+    sys.stdout.flush()
+    started = time.monotonic()
+    notes: list[str] = []
+    try:
+        yield notes
+    except KeyboardInterrupt:
+        click.echo("interrupted")
+        raise
+    except BaseException:
+        click.echo("failed")
+        raise
+    detail = f" ({', '.join(notes)})" if notes else ""
+    click.echo(f"{verb} in {time.monotonic() - started:.1f} s{detail}")

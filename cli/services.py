@@ -1,0 +1,208 @@
+"""The long-running commands and set-up: `up`, `worker`, `dashboard`, `migrate`, `setup`."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
+
+import click
+
+from cli.output import RuntimeProblem, load_settings, safe_url, unreachable
+from core.settings import Settings
+from orchestration.constants import ALL_QUEUES
+
+WORKER_READY = "worker ready"  # `loreguard up` waits for this line in the worker's log
+
+
+@click.command()
+@click.option("--no-demo", is_flag=True, help="Do not register the demo source on first start.")
+@click.option(
+    "--with-prometheus",
+    is_flag=True,
+    help="Also run Debian's prometheus binary scraping the worker and Temporal; the dashboard reads it.",
+)
+def up(no_demo: bool, with_prometheus: bool) -> None:
+    """Run the whole stack on this machine until Ctrl-C: Temporal, worker, dashboard."""
+    from cli.stack import Stack
+
+    stack = Stack(load_settings(), with_prometheus=with_prometheus)
+    code = stack.run(demo=not no_demo)
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+@click.command()
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    type=click.Choice(ALL_QUEUES),
+    metavar="NAME",
+    help=f"Task queue to serve (repeatable); default: all of {', '.join(ALL_QUEUES)}.",
+)
+@click.option("--supervisor-pid", type=int, hidden=True, help="Stop when this parent process is gone.")
+def worker(queues: tuple[str, ...], supervisor_pid: int | None) -> None:
+    """Run Temporal workers for the given task queues until Ctrl-C or SIGTERM."""
+    settings = load_settings()
+    selected = tuple(dict.fromkeys(queues)) or ALL_QUEUES
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with suppress(KeyboardInterrupt):
+        asyncio.run(serve_worker(settings, selected, supervisor_pid))
+    click.echo("worker stopped", err=True)
+
+
+async def serve_worker(settings: Settings, queues: Sequence[str], supervisor_pid: int | None) -> None:
+    try:
+        from workers.main import run_worker
+    except ImportError as exc:
+        raise RuntimeProblem(f"the worker code cannot be loaded: {exc}") from exc
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, queues, ready=ready))
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    watch = asyncio.create_task(stop_when_orphaned(supervisor_pid, task)) if supervisor_pid else None
+    ready_wait = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
+    if ready.is_set():
+        click.echo(
+            f"{WORKER_READY}: {', '.join(queues)} on {settings.target_temporal_address} "
+            f"(namespace {settings.temporal_namespace}, pid {os.getpid()})"
+        )
+        sys.stdout.flush()
+    ready_wait.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+    except RuntimeError as exc:
+        if "client connect" in str(exc).lower():
+            raise unreachable(settings) from exc
+        raise
+    finally:
+        if watch is not None:
+            watch.cancel()
+
+
+async def stop_when_orphaned(supervisor_pid: int, task: asyncio.Task[None]) -> None:
+    """`loreguard up` starts the worker in its own session; if `up` dies hard, the worker must not linger."""
+    while os.getppid() == supervisor_pid:
+        await asyncio.sleep(1.0)
+    click.echo("the supervising `loreguard up` is gone; stopping", err=True)
+    task.cancel()
+
+
+@click.command()
+def dashboard() -> None:
+    """Run the Streamlit dashboard (replaces this process)."""
+    settings = load_settings()
+    command = streamlit_command(settings)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
+
+
+def dashboard_app() -> Path:
+    """dashboard/app.py next to pages/: the installed package in development, else the source tree in cwd."""
+    spec = importlib.util.find_spec("dashboard")  # found, not imported: the CLI does not load the dashboard
+    roots = [Path(spec.origin).resolve().parent.parent] if spec and spec.origin else []
+    for root in (*roots, Path.cwd()):
+        if (root / "dashboard" / "app.py").is_file() and (root / "pages").is_dir():
+            return root / "dashboard" / "app.py"
+    raise RuntimeProblem("dashboard/app.py and pages/ not found; run from the LoreGuard source folder")
+
+
+def streamlit_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(dashboard_app()),
+        "--server.port",
+        str(settings.dashboard_port),
+        "--server.address",
+        settings.dashboard_address,
+        "--server.headless",
+        "true",
+        "--server.runOnSave",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+@click.command()
+def migrate() -> None:
+    """Apply the database migrations and print the revision."""
+    settings = load_settings()
+    url = settings.target_database_url
+    click.echo(f"{safe_url(url)} at revision {apply_migrations(url)}")
+
+
+def apply_migrations(url: str) -> str:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from data.migrate import current_revision, upgrade
+
+    try:
+        upgrade(url)
+        return current_revision(url) or "none"
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise RuntimeProblem(f"cannot migrate {safe_url(url)}: {reason}") from exc
+
+
+@click.command()
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to keep retrying while Temporal or its namespace is not up yet (for containers).",
+)
+def setup(wait: float) -> None:
+    """Prepare Temporal (search attributes, 30-day retention) and the database; `up` does this itself."""
+    settings = load_settings()
+    asyncio.run(prepare_temporal(settings, wait=wait))
+    click.echo(
+        f"Temporal {settings.target_temporal_address}: search attributes registered, retention >= 30 days"
+    )
+    click.echo(
+        f"{safe_url(settings.target_database_url)} at revision {apply_migrations(settings.target_database_url)}"
+    )
+
+
+async def prepare_temporal(settings: Settings, *, wait: float = 0.0) -> None:
+    """Register the search attributes and raise the namespace's retention, retrying for `wait` seconds."""
+    from temporalio.service import RPCError
+
+    from orchestration.client import connect, ensure_retention, register_search_attributes
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            try:
+                client = await connect(settings)
+            except RuntimeError as exc:
+                raise unreachable(settings) from exc
+            await ensure_retention(client, settings.temporal_namespace)
+            await register_search_attributes(client, settings.temporal_namespace)
+            return
+        except (RuntimeProblem, RPCError) as exc:
+            if time.monotonic() >= deadline:
+                if isinstance(exc, RPCError):
+                    raise RuntimeProblem(
+                        f"Temporal at {settings.target_temporal_address}, namespace "
+                        f"{settings.temporal_namespace}: {exc.message}"
+                    ) from exc
+                raise
+            await asyncio.sleep(2.0)

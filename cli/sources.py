@@ -1,0 +1,279 @@
+"""`loreguard source ...`, `refresh` and `batches`: parse, call the operations layer, print."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import click
+
+from cli.output import (
+    UsageProblem,
+    acting,
+    database,
+    echo_json,
+    load_settings,
+    operations,
+    print_table,
+    when,
+)
+from core.vocabulary import (
+    BATCH_AWAITING_APPROVAL,
+    BATCH_COMPLETED,
+    BATCH_IN_FLIGHT,
+    BATCH_STATUSES,
+    SOURCE_KINDS,
+)
+from data import repository
+from operations import Context, Refused
+from operations import batches as batch_ops
+from operations import sources as source_ops
+from operations.sources import MIN_INTERVAL, SourceChanged
+
+
+@click.group()
+def source() -> None:
+    """Register and list sources."""
+
+
+def report(changed: SourceChanged) -> None:
+    """The change's message, and on stderr a warning when the schedule could not follow yet."""
+    if changed.warning:
+        click.echo(f"warning: {changed.warning}", err=True)
+
+
+@source.command("add")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(SOURCE_KINDS), required=True, help="What the location is.")
+@click.option("--location", required=True, help="Folder path, feed URL or page URL.")
+@click.option(
+    "--interval",
+    type=click.IntRange(min=MIN_INTERVAL),
+    default=3600,
+    show_default=True,
+    help="Seconds between scheduled refreshes.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the new source as JSON.")
+def source_add(name: str, kind: str, location: str, interval: int, as_json: bool) -> None:
+    """Register a source NAME."""
+    settings = load_settings()
+    with operations(settings) as ctx:
+        draft = source_ops.check_source(ctx, name=name, kind=kind, location=location, interval=interval)
+        changed = source_ops.register_source(acting(settings), ctx, draft)
+    report(changed)
+    if as_json:
+        echo_json(
+            {
+                "id": changed.source_id,
+                "name": changed.name,
+                "kind": draft.kind,
+                "location": draft.location,
+                "interval": draft.interval,
+            }
+        )
+    else:
+        click.echo(changed.message)
+
+
+@source.command("pause")
+@click.argument("source_ref", metavar="SOURCE")
+def source_pause(source_ref: str) -> None:
+    """Pause SOURCE's scheduled refreshes (id or name)."""
+    settings = load_settings()
+    with operations(settings) as ctx:
+        changed = source_ops.pause_source(acting(settings), ctx, source_ref)
+    report(changed)
+    click.echo(changed.message)
+
+
+@source.command("resume")
+@click.argument("source_ref", metavar="SOURCE")
+def source_resume(source_ref: str) -> None:
+    """Resume SOURCE's scheduled refreshes (id or name)."""
+    settings = load_settings()
+    with operations(settings) as ctx:
+        changed = source_ops.resume_source(acting(settings), ctx, source_ref)
+    report(changed)
+    click.echo(changed.message)
+
+
+@source.command("set-interval")
+@click.argument("source_ref", metavar="SOURCE")
+@click.argument("seconds", type=click.IntRange(min=MIN_INTERVAL))
+def source_set_interval(source_ref: str, seconds: int) -> None:
+    """Refresh SOURCE every SECONDS (at least 60) on its schedule."""
+    settings = load_settings()
+    with operations(settings) as ctx:
+        changed = source_ops.set_source_interval(acting(settings), ctx, source_ref, seconds)
+    report(changed)
+    click.echo(changed.message)
+
+
+@source.command("delete")
+@click.argument("source_ref", metavar="SOURCE")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def source_delete(source_ref: str, yes: bool) -> None:
+    """Delete SOURCE with its batches, documents and schedule (refused while a batch is in flight)."""
+    settings = load_settings()
+    with operations(settings) as ctx:
+        if not yes:
+            with ctx.sessions() as session:
+                found = source_ops.find(session, source_ref)
+                busy = repository.batch_in_flight(session, source_id=found.id)
+            if busy is None:  # else the operation refuses with the reason; no question to ask
+                click.confirm(
+                    f"Delete source {found.id} {found.name!r} with its batches and documents?", abort=True
+                )
+        changed = source_ops.delete_source(acting(settings), ctx, source_ref)
+    report(changed)
+    click.echo(changed.message)
+
+
+@source.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def source_list(as_json: bool) -> None:
+    """List sources with their batch totals."""
+    with database(load_settings()) as sessions, sessions() as session:
+        sources = repository.list_sources(session)
+    if as_json:
+        echo_json([dataclasses.asdict(s) for s in sources])
+        return
+    if not sources:
+        click.echo("no sources yet; add one with `loreguard source add NAME --kind folder --location PATH`")
+        return
+    print_table(
+        "Sources",
+        (
+            "id",
+            "name",
+            "kind",
+            "location",
+            "every (s)",
+            "paused",
+            "batches",
+            "stored",
+            "failed",
+            "last refresh (UTC)",
+            "last status",
+        ),
+        [
+            (
+                s.id,
+                s.name,
+                s.kind,
+                s.location,
+                s.refresh_interval_seconds,
+                "yes" if s.paused else "",
+                s.batches,
+                s.documents,
+                s.errors,
+                when(s.last_refresh),
+                s.last_status,
+            )
+            for s in sources
+        ],
+    )
+
+
+@click.command()
+@click.argument("source_ref", metavar="SOURCE")
+@click.option("--wait", is_flag=True, help="Wait for the batch to finish and print its totals.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def refresh(source_ref: str, wait: bool, as_json: bool) -> None:
+    """Start a refresh (a batch) of SOURCE, given by id or name."""
+    settings = load_settings()
+    with operations(settings) as ctx:
+        started = batch_ops.refresh_source(acting(settings), ctx, source_ref)
+        outcome: dict[str, Any] = {
+            "batch_id": started.batch_id,
+            "workflow_id": started.workflow_id,
+            "source_id": started.source_id,
+            "source": started.source_name,
+        }
+        if not as_json:
+            click.echo(
+                f"batch {started.batch_id} started for source {started.source_name!r} "
+                f"(workflow {started.workflow_id})"
+            )
+        if wait:
+            outcome.update(wait_for_batch(ctx, started.batch_id))
+    if as_json:
+        echo_json(outcome)
+    elif wait:
+        line = (
+            f"batch {outcome['batch_id']} {outcome['status']}: {outcome['total']} documents, "
+            f"{outcome['stored']} stored, {outcome['failed']} failed"
+        )
+        if outcome.get("error_message"):
+            line += f" ({outcome['error_type']}: {outcome['error_message']})"
+        click.echo(line)
+        if outcome["status"] == BATCH_AWAITING_APPROVAL:
+            click.echo("the batch waits for an operator to approve a retry or reject it")
+    if wait and outcome["status"] != BATCH_COMPLETED:
+        raise click.exceptions.Exit(1)
+
+
+def wait_for_batch(ctx: Context, batch_id: int, poll: float = 0.5) -> dict[str, Any]:
+    """The batch's totals once it has ended, or once it stopped to wait for an operator's decision."""
+    while True:
+        with ctx.sessions() as session:
+            batch = repository.get_batch(session, batch_id=batch_id)
+            if batch.status == BATCH_AWAITING_APPROVAL or batch.status not in BATCH_IN_FLIGHT:
+                return {
+                    "status": batch.status,
+                    "total": batch.total,
+                    "stored": batch.stored,
+                    "failed": batch.failed,
+                    "error_type": batch.error_type,
+                    "error_message": batch.error_message,
+                }
+        time.sleep(poll)
+
+
+@click.command()
+@click.option("--source", "source_ref", metavar="SOURCE", help="Only batches of this source (id or name).")
+@click.option("--status", type=click.Choice(BATCH_STATUSES), help="Only batches in this status.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def batches(source_ref: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List the latest batches, newest first."""
+    with database(load_settings()) as sessions, sessions() as session:
+        source_id = None
+        if source_ref is not None:
+            try:
+                source_id = source_ops.find(session, source_ref).id
+            except Refused as exc:
+                raise UsageProblem(exc.message) from exc
+        rows = repository.list_batches(session, source_id=source_id, status=status, limit=limit)
+    if as_json:
+        echo_json([dataclasses.asdict(row) for row in rows])
+        return
+    if not rows:
+        click.echo("no batches yet; start one with `loreguard refresh SOURCE`")
+        return
+    print_table(
+        "Batches",
+        ("id", "source", "status", "trigger", "total", "stored", "failed", "created (UTC)", "took", "error"),
+        [
+            (
+                b.id,
+                b.source_name,
+                b.status,
+                b.trigger,
+                b.total,
+                b.stored,
+                b.failed,
+                when(b.created_at),
+                took(b.started_at, b.finished_at),
+                b.error_type or "",
+            )
+            for b in rows
+        ],
+    )
+
+
+def took(started: Any, finished: Any) -> str:
+    if started is None or finished is None:
+        return ""
+    return f"{(finished - started).total_seconds():.1f} s"

@@ -1,0 +1,349 @@
+"""`loreguard up`: the embedded stack (Temporal dev server, worker, dashboard, optional Prometheus), supervised."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from cli.devserver import DevServer, free_port, port_open
+from cli.output import RuntimeProblem, acting, database, progress, safe_url
+from cli.processes import stop_process
+from cli.services import WORKER_READY, apply_migrations, prepare_temporal
+from core.settings import Settings
+from core.vocabulary import KIND_FOLDER
+from data import repository
+from operations import Context
+from operations import batches as batch_ops
+from operations import sources as source_ops
+
+DEMO_SOURCE = "demo-samples"
+STOP_TIMEOUT = 10.0
+TEMPORAL = "Temporal dev server"
+
+
+@dataclasses.dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    log_offset: int  # where this run's output starts in the (appended) log
+
+
+class Stack:
+    """Starts Temporal, the worker and the dashboard in order, watches them, and stops them all on exit."""
+
+    def __init__(self, settings: Settings, *, with_prometheus: bool = False) -> None:
+        self.settings = settings
+        self.with_prometheus = with_prometheus
+        self.prometheus_url: str | None = None  # set for the dashboard once a local Prometheus runs
+        self.temporal_metrics_port: int | None = None
+        self.state_dir = settings.state_dir.resolve()
+        self.log_dir = self.state_dir / "logs"
+        self.children: list[Child] = []
+        self.address = settings.target_temporal_address
+        self.started_temporal = False
+        self.hurry = False
+
+    def run(self, *, demo: bool) -> int:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: it may arrive ignored
+            signal.signal(signum, interrupt)
+        try:
+            self.start(demo=demo)
+            return self.supervise()
+        except KeyboardInterrupt:
+            click.echo("\nstopping...")
+            return 0
+        finally:
+            self.stop()
+
+    # start-up ----------------------------------------------------------------------------------------
+
+    def start(self, *, demo: bool) -> None:
+        settings = self.settings
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        click.echo(f"LoreGuard state in {self.state_dir}")
+        self.check_ports()
+        self.start_temporal()
+        with progress("registering search attributes and 30-day retention", "done"):
+            asyncio.run(prepare_temporal(settings))
+        with progress("applying database migrations", "done") as note:
+            note.append(f"revision {apply_migrations(settings.target_database_url)}")
+        self.start_worker()
+        if self.with_prometheus:
+            self.start_prometheus()
+        self.start_dashboard()
+        self.print_urls()
+        if demo:
+            self.ensure_demo()
+        self.ensure_schedules()
+        click.echo("Press Ctrl-C to stop.")
+
+    def temporal_running(self) -> bool:
+        host, _, port = self.address.rpartition(":")
+        return port_open(host, int(port))
+
+    def check_ports(self) -> None:
+        """Refuse to start anything when a port we would bind is taken."""
+        taken = {"LOREGUARD_DASHBOARD_PORT": (self.dashboard_host(), self.settings.dashboard_port)}
+        if not self.temporal_running():
+            taken["LOREGUARD_TEMPORAL_UI_PORT"] = ("127.0.0.1", self.settings.temporal_ui_port)
+        for variable, (host, port) in taken.items():
+            if port_open(host, port):
+                raise RuntimeProblem(f"port {port} on {host} is in use; choose another with {variable}")
+
+    def start_temporal(self) -> None:
+        if self.temporal_running():
+            click.echo(f"  Temporal already listening on {self.address}; using it")
+            return
+        host, _, port = self.address.rpartition(":")
+        if host not in ("127.0.0.1", "localhost"):
+            raise RuntimeProblem(
+                f"Temporal at {self.address} is not reachable (`up` only starts a local one)"
+            )
+        server = DevServer(
+            self.state_dir / "temporal.db",
+            port=int(port),
+            ui_port=self.settings.temporal_ui_port,
+            log_file=self.log_dir / "temporal.log",
+        )
+        self.temporal_metrics_port = server.metrics_port
+        with progress(f"starting Temporal dev server on {self.address}", "ready") as note:
+            child = self.spawn(TEMPORAL, server.command(), server.log_file)
+            server.process = child.process
+            try:
+                server.wait_ready(30.0)
+            except (RuntimeError, TimeoutError) as exc:
+                raise self.failure(child, str(exc)) from None
+            note.append(f"pid {child.process.pid}")
+        self.started_temporal = True
+
+    def start_worker(self) -> None:
+        command = [sys.executable, "-m", "cli.main", "worker", "--supervisor-pid", str(os.getpid())]
+        with progress("starting worker on all task queues", "ready") as note:
+            child = self.spawn("worker", command, self.log_dir / "worker.log")
+            self.wait_until(
+                child, lambda: WORKER_READY in read_new(child.log, child.log_offset), 120.0, "to report ready"
+            )
+            note.append(f"pid {child.process.pid}")
+
+    def start_prometheus(self) -> None:
+        """Debian's prometheus on a generated config (worker + Temporal), or how to install it."""
+        from cli import prometheus as prom
+
+        if prom.prometheus_binary() is None:
+            click.echo(f"  prometheus is not installed; continuing without it. Install: {prom.INSTALL_HINT}")
+            return
+        s = self.settings
+        folder = self.state_dir / "prometheus"
+        config = prom.write_local_config(
+            folder,
+            worker_targets=[f"127.0.0.1:{s.health_port}"] if s.health_port > 0 else [],
+            sdk_targets=[f"127.0.0.1:{s.metrics_port}"] if s.metrics_port else [],
+            temporal_targets=[f"127.0.0.1:{self.temporal_metrics_port}"]
+            if self.temporal_metrics_port
+            else [],
+        )
+        port = s.prometheus_port if not port_open("127.0.0.1", s.prometheus_port) else free_port()
+        server = prom.PrometheusServer(config, folder / "data", port, self.log_dir / "prometheus.log")
+        with progress(f"starting Prometheus on {server.url}", "ready") as note:
+            child = self.spawn("prometheus", server.command(), server.log_file)
+            self.wait_until(child, lambda: prom.ready(server.url), 60.0, "to answer on /-/ready")
+            note.append(f"pid {child.process.pid}")
+        self.prometheus_url = server.url
+
+    def start_dashboard(self) -> None:
+        import httpx
+
+        health = f"http://{self.dashboard_host()}:{self.settings.dashboard_port}/_stcore/health"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(health, timeout=1.0, trust_env=False).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        command = [sys.executable, "-m", "cli.main", "dashboard"]
+        with progress("starting dashboard", "ready") as note:
+            child = self.spawn("dashboard", command, self.log_dir / "dashboard.log")
+            self.wait_until(child, healthy, 120.0, "to answer on /_stcore/health")
+            note.append(f"pid {child.process.pid}")
+
+    def dashboard_host(self) -> str:
+        address = self.settings.dashboard_address
+        return "127.0.0.1" if address in ("0.0.0.0", "", "::") else address
+
+    def spawn(self, name: str, command: list[str], log: Path) -> Child:
+        env = dict(os.environ)
+        env.update(
+            LOREGUARD_STATE_DIR=str(self.state_dir),
+            LOREGUARD_DATABASE_URL=self.settings.target_database_url,
+            LOREGUARD_TEMPORAL_ADDRESS=self.address,
+            PYTHONUNBUFFERED="1",
+        )
+        if self.prometheus_url:
+            env["LOREGUARD_PROMETHEUS_URL"] = self.prometheus_url
+        with log.open("ab") as out:
+            out.write(f"\n--- {datetime.now().isoformat(timespec='seconds')} {' '.join(command)}\n".encode())
+            out.flush()
+            offset = out.tell()
+            # A session of its own: Ctrl-C reaches only `up`, which then stops the children in order.
+            process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        child = Child(name, process, log, offset)
+        self.children.append(child)
+        return child
+
+    def wait_until(self, child: Child, check: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if child.process.poll() is not None:
+                raise self.failure(child, f"{child.name} exited with status {child.process.returncode}")
+            if time.monotonic() > deadline:
+                raise self.failure(child, f"{child.name} did not start within {timeout:.0f} s {what}")
+            time.sleep(0.1)
+
+    def failure(self, child: Child, message: str) -> RuntimeProblem:
+        return RuntimeProblem(f"{message}; last lines of {child.log}:\n{tail(child.log, child.log_offset)}")
+
+    def print_urls(self) -> None:
+        s = self.settings
+        ui = (
+            f"http://127.0.0.1:{s.temporal_ui_port}"
+            if self.started_temporal
+            else "(the existing server's UI)"
+        )
+        click.echo("\nLoreGuard is running:")
+        for label, value in (
+            ("dashboard", f"http://{self.dashboard_host()}:{s.dashboard_port}"),
+            ("Temporal UI", ui),
+            ("Temporal frontend", f"{self.address} (namespace {s.temporal_namespace})"),
+            ("database", safe_url(s.target_database_url)),
+            ("logs", f"{self.log_dir}/"),
+        ):
+            click.echo(f"  {label:<18} {value}")
+        if s.health_port > 0:
+            click.echo(
+                f"  {'worker health':<18} http://127.0.0.1:{s.health_port}/health/ready (and /metrics)"
+            )
+        if self.prometheus_url:
+            click.echo(f"  {'Prometheus':<18} {self.prometheus_url}")
+        click.echo("")
+
+    def ensure_demo(self) -> None:
+        """On first start (no sources at all), register the sample folder and run one batch over it."""
+        samples = demo_folder()
+        with database(self.settings) as sessions:
+            with sessions() as session:
+                if repository.list_sources(session, limit=1):
+                    click.echo("sources already registered; no demo this time")
+                    return
+            ctx = Context.for_settings(self.settings, sessions)
+            try:
+                actor = acting(self.settings)
+                draft = source_ops.check_source(
+                    ctx, name=DEMO_SOURCE, kind=KIND_FOLDER, location=str(samples), interval=3600
+                )
+                source_ops.register_source(actor, ctx, draft)
+                started = batch_ops.refresh_source(actor, ctx, DEMO_SOURCE, trigger="startup")
+            finally:
+                ctx.close()
+        click.echo(
+            f"demo: source {DEMO_SOURCE!r} over {samples}; batch {started.batch_id} started "
+            f"(workflow {started.workflow_id})"
+        )
+
+    def ensure_schedules(self) -> None:
+        """Every source has its refresh schedule (interval, paused as in the database), the SLA monitor its own."""
+        with (
+            progress("checking schedules (sources, SLA monitor)", "done") as note,
+            database(self.settings) as sessions,
+        ):
+            ctx = Context.for_settings(self.settings, sessions)
+            try:
+                count, orphans = source_ops.reconcile_schedules(ctx)
+            finally:
+                ctx.close()
+            note.append(
+                f"{count} source schedule(s)" + (f", {len(orphans)} orphan(s) removed" if orphans else "")
+            )
+
+    # running and stopping -------------------------------------------------------------------------------
+
+    def supervise(self) -> int:
+        while True:
+            for child in self.children:
+                if child.process.poll() is not None:
+                    report = self.failure(
+                        child,
+                        f"{child.name} (pid {child.process.pid}) exited unexpectedly "
+                        f"with status {child.process.returncode}",
+                    )
+                    click.echo(f"Error: {report.message}\nstopping everything", err=True)
+                    return 1
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        signal.signal(signal.SIGINT, self.hurry_up)
+        signal.signal(signal.SIGTERM, self.hurry_up)
+        others = [c for c in self.children if c.name != TEMPORAL]
+        temporal = [c for c in self.children if c.name == TEMPORAL]
+        for group in (others, temporal):  # Temporal last: the worker shuts down against it
+            for child in group:
+                if child.process.poll() is None:
+                    child.process.terminate()
+            for child in group:
+                self.reap(child)
+
+    def reap(self, child: Child) -> None:
+        graceful = stop_process(
+            child.process, timeout=STOP_TIMEOUT, group=True, hurry=lambda: self.hurry, terminate=False
+        )
+        if not graceful:
+            click.echo(f"{child.name} did not stop in time; killed it", err=True)
+        click.echo(f"stopped {child.name} (pid {child.process.pid})")
+
+    def hurry_up(self, signum: int, frame: object) -> None:
+        self.hurry = True
+
+
+def interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def read_new(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def tail(path: Path, offset: int = 0, lines: int = 20) -> str:
+    size = path.stat().st_size if path.exists() else 0
+    text = read_new(path, max(offset, size - 16_384))
+    return "\n".join(f"    {line}" for line in text.splitlines()[-lines:])
+
+
+def demo_folder() -> Path:
+    """The sample corpus shipped in the data package (data/samples)."""
+    import data
+
+    return (Path(data.__file__).resolve().parent / "samples").resolve()

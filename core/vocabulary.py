@@ -1,0 +1,52 @@
+"""The words every layer shares: source kinds, batch and artifact statuses, decisions, stages, alert kinds.
+
+Plain constants only, so the workflow sandbox, the data layer and the front ends can all import them.
+"""
+
+from __future__ import annotations
+
+# Source kinds
+KIND_FOLDER = "folder"
+KIND_FEED = "feed"
+KIND_WEB = "web"
+SOURCE_KINDS = (KIND_FOLDER, KIND_FEED, KIND_WEB)
+
+# Batch statuses
+BATCH_PENDING = "pending"
+BATCH_RUNNING = "running"
+BATCH_COMPLETED = "completed"
+BATCH_FAILED = "failed"
+BATCH_AWAITING_APPROVAL = "awaiting_approval"
+BATCH_RETRYING = "retrying"
+BATCH_STATUSES = (
+    BATCH_PENDING,
+    BATCH_RUNNING,
+    BATCH_AWAITING_APPROVAL,
+    BATCH_RETRYING,
+    BATCH_COMPLETED,
+    BATCH_FAILED,
+)
+# In flight: the batch's workflow still owns its rows (including one waiting for an operator's decision). The
+# SLA clock runs for these, a source with one of these cannot be deleted, and a second refresh is not started.
+BATCH_IN_FLIGHT = (BATCH_PENDING, BATCH_RUNNING, BATCH_RETRYING, BATCH_AWAITING_APPROVAL)
+
+# Operator decisions on a failed batch
+DECISION_APPROVED = "approved"
+DECISION_REJECTED = "rejected"
+DECISION_TIMED_OUT = "timed_out"
+
+# Artifact statuses: ingested -> processed -> stored, or failed at any stage.
+ARTIFACT_INGESTED = "ingested"
+ARTIFACT_PROCESSED = "processed"
+ARTIFACT_STORED = "stored"
+ARTIFACT_FAILED = "failed"
+ARTIFACT_QUARANTINED = "quarantined"  # stored by a batch that then failed: kept, but not shown as good
+
+# Where a document can fail, in pipeline order; the per-document timed stages are the middle four.
+STAGES = ("ingest", "normalize", "extract", "clarify", "evaluate", "store")
+TIMED_STAGES = ("normalize", "extract", "clarify", "evaluate")
+
+# Alert kinds of the SLA monitor (alerts are unique per batch and kind).
+ALERT_SLA_WARNING = "sla_warning"
+ALERT_SLA_CRITICAL = "sla_critical"
+SLA_ALERT_KINDS = (ALERT_SLA_WARNING, ALERT_SLA_CRITICAL)

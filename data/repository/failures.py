@@ -1,0 +1,162 @@
+"""Failed batches: compensation, decisions, retries, alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from core.vocabulary import (
+    ARTIFACT_FAILED,
+    ARTIFACT_INGESTED,
+    ARTIFACT_QUARANTINED,
+    ARTIFACT_STORED,
+    BATCH_AWAITING_APPROVAL,
+    BATCH_IN_FLIGHT,
+    BATCH_RETRYING,
+)
+from data.models import Alert, Artifact, Batch, utcnow
+from data.repository._base import _rowcount
+from data.repository.audit import record_audit
+from data.repository.batches import artifact_status_counts, get_batch
+
+# --- failed batches: compensation, alerts, decisions ----------------------------------------------------
+
+
+def compensate_batch(session: Session, *, batch_id: int, stage: str) -> str:
+    """Undo or mark a failed attempt's writes so nothing half-written shows as good; returns what was done.
+
+    A failed ingest leaves a partial list of documents: they are removed (a retry ingests afresh).
+    A batch failed by its documents keeps what it stored, quarantined until a retry succeeds.
+    """
+    if stage == "ingest":
+        removed = _rowcount(session.execute(delete(Artifact).where(Artifact.batch_id == batch_id)))
+        summary = f"removed {removed} partially ingested document(s)"
+    else:
+        quarantined = _rowcount(
+            session.execute(
+                update(Artifact)
+                .where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_STORED)
+                .values(status=ARTIFACT_QUARANTINED)
+            )
+        )
+        already = session.scalar(
+            select(func.count()).where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_QUARANTINED)
+        )
+        summary = f"quarantined {already} stored document(s) until a retry succeeds"
+        if quarantined != already:
+            summary += f" ({quarantined} newly)"
+    session.execute(update(Batch).where(Batch.id == batch_id).values(compensation=summary))
+    return summary
+
+
+def mark_awaiting_decision(
+    session: Session,
+    *,
+    batch_id: int,
+    stage: str,
+    error_type: str,
+    error_message: str,
+    deadline: datetime,
+) -> None:
+    counts = artifact_status_counts(session, batch_id=batch_id)
+    batch = get_batch(session, batch_id=batch_id)
+    batch.status = BATCH_AWAITING_APPROVAL
+    batch.failed_stage = stage
+    batch.error_type = error_type
+    batch.error_message = error_message
+    batch.decision_deadline = deadline
+    batch.decision = batch.decided_by = batch.decision_reason = None
+    batch.decided_at = None
+    batch.total = sum(counts.values())
+    batch.stored = counts.get(ARTIFACT_STORED, 0) + counts.get(ARTIFACT_QUARANTINED, 0)
+    batch.failed = counts.get(ARTIFACT_FAILED, 0)
+
+
+def record_decision(
+    session: Session, *, batch_id: int, decision: str, actor: str, reason: str, attempt: int
+) -> None:
+    """The decision on the batch row, an audit event, and the batch's open failure alerts resolved."""
+    batch = get_batch(session, batch_id=batch_id)
+    batch.decision = decision
+    batch.decided_by = actor
+    batch.decision_reason = reason or None
+    batch.decided_at = utcnow()
+    action = {"approved": "approve", "rejected": "reject"}.get(decision, "reject_by_timeout")
+    record_audit(session, actor=actor, action=action, target=f"batch:{batch_id}", reason=reason or None)
+    session.execute(
+        update(Alert)
+        .where(Alert.batch_id == batch_id, Alert.kind.like("batch_failed%"), Alert.resolved_at.is_(None))
+        .values(resolved_at=utcnow())
+    )
+
+
+def prepare_retry(session: Session, *, batch_id: int, stage: str, attempt: int) -> int:
+    """Set the batch up for its next attempt; returns how many documents will be processed again.
+
+    After a failed ingest everything is ingested afresh; otherwise only documents that failed after ingest
+    (and so still have their bytes) go back to the start of processing.
+    """
+    batch = get_batch(session, batch_id=batch_id)
+    batch.attempt = attempt
+    batch.status = BATCH_RETRYING
+    if stage == "ingest":
+        return 0
+    return _rowcount(
+        session.execute(
+            update(Artifact)
+            .where(
+                Artifact.batch_id == batch_id,
+                Artifact.status == ARTIFACT_FAILED,
+                Artifact.failed_stage != "ingest",
+            )
+            .values(status=ARTIFACT_INGESTED, failed_stage=None, error=None)
+        )
+    )
+
+
+def raise_alert(
+    session: Session, *, batch_id: int | None, kind: str, level: str, message: str
+) -> tuple[Alert, bool]:
+    """The alert for (batch, kind), created if new; returns (alert, created). Raising twice is harmless."""
+    existing = session.scalars(select(Alert).where(Alert.batch_id == batch_id, Alert.kind == kind)).first()
+    if existing is not None:
+        return existing, False
+    alert = Alert(batch_id=batch_id, kind=kind, level=level, message=message)
+    session.add(alert)
+    session.flush()
+    return alert, True
+
+
+def record_delivery(session: Session, *, alert_id: int, summary: str) -> None:
+    session.execute(update(Alert).where(Alert.id == alert_id).values(delivery=summary))
+
+
+def ended_batches_with_open_alerts(session: Session, *, kinds: Sequence[str]) -> list[int]:
+    """Batches no longer in flight that still have an open alert of these kinds."""
+    rows = session.scalars(
+        select(Alert.batch_id)
+        .join(Batch, Batch.id == Alert.batch_id)
+        .where(Alert.kind.in_(kinds), Alert.resolved_at.is_(None), Batch.status.not_in(BATCH_IN_FLIGHT))
+        .distinct()
+    ).all()
+    return [int(b) for b in rows if b is not None]
+
+
+def raised_alerts(session: Session, *, kinds: Sequence[str]) -> set[tuple[int | None, str]]:
+    """(batch, kind) of every alert of these kinds ever raised, open or resolved."""
+    return {
+        (b, k) for b, k in session.execute(select(Alert.batch_id, Alert.kind).where(Alert.kind.in_(kinds)))
+    }
+
+
+def resolve_alerts(session: Session, *, batch_id: int, kinds: Sequence[str]) -> int:
+    return _rowcount(
+        session.execute(
+            update(Alert)
+            .where(Alert.batch_id == batch_id, Alert.kind.in_(kinds), Alert.resolved_at.is_(None))
+            .values(resolved_at=utcnow())
+        )
+    )

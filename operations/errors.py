@@ -1,0 +1,22 @@
+"""The one refusal type both front ends render: the CLI exits with its status, a page shows its message."""
+
+from __future__ import annotations
+
+
+class Refused(Exception):
+    """An action that was not done, with a message the person can act on. Nothing was changed.
+
+    Bad input and actions the current state does not allow (a name taken, a source with a batch in flight).
+    """
+
+    exit_status = 2
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class NotAccepted(Refused):
+    """The batch's workflow did not accept a decision (it was decided meanwhile, or is no longer waiting)."""
+
+    exit_status = 1

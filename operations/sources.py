@@ -1,0 +1,274 @@
+"""Actions on sources: register (after an optional dry run), pause, resume, change the interval, delete.
+
+Each action checks its input, writes in one transaction with its audit event, then makes the source's Temporal
+Schedule match the database. When Temporal is down the change stands and the result carries a warning: the
+schedule follows when `loreguard up` reconciles every schedule on start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from core.vocabulary import SOURCE_KINDS
+from data import repository
+from data.models import Source
+from operations.context import Actor, Context
+from operations.errors import Refused
+from orchestration.gateway import TemporalUnavailable
+from orchestration.schedules import ensure_all_schedules, sync_source_schedule
+from workers.stages.gather import SourceError, preview_source, validate_location
+from workers.stages.pipeline import run_cpu_stages
+
+MIN_INTERVAL = 60
+MAX_NAME = 200
+PREVIEW_DOCUMENTS = 5
+SCHEDULE_TIMEOUT = 10.0  # seconds for one schedule change, SDK retries included
+
+SourceRef = int | str  # an id, or a name (or the id's digits) as typed on a command line
+
+
+@dataclass(frozen=True)
+class SourceDraft:
+    """A source as typed into a form or on a command line, checked and cleaned (folders made absolute)."""
+
+    name: str
+    kind: str
+    location: str
+    interval: int
+
+
+@dataclass(frozen=True)
+class SourceChanged:
+    """What a source action did: the message to show, and a warning when the schedule could not follow yet."""
+
+    source_id: int
+    name: str
+    message: str
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """One document of a dry run, after normalize and extract (`problem` says where it would fail)."""
+
+    title: str | None
+    uri: str
+    content_type: str
+    size: int
+    language: str | None
+    words: int | None
+    problem: str
+
+
+def check_source(ctx: Context, *, name: str, kind: str, location: str, interval: int) -> SourceDraft:
+    """The cleaned draft, or Refused listing every problem (one per line, each naming its field)."""
+    problems: list[str] = []
+    name = name.strip()
+    if not name:
+        problems.append("Name: a source needs a name.")
+    elif len(name) > MAX_NAME:
+        problems.append(f"Name: at most {MAX_NAME} characters.")
+    else:
+        with ctx.sessions() as session:
+            if repository.source_name_taken(session, name=name):
+                problems.append(f"Name: a source named {name!r} already exists.")
+    cleaned = location.strip()
+    if kind not in SOURCE_KINDS:
+        problems.append(f"Kind: choose one of {', '.join(SOURCE_KINDS)}.")
+    else:
+        try:
+            cleaned = validate_location(kind, location)
+        except ValueError as exc:
+            problems.append(f"Location: {exc}.")
+    if interval < MIN_INTERVAL:
+        problems.append(f"Refresh interval: at least {MIN_INTERVAL} seconds (got {interval}).")
+    if problems:
+        raise Refused("\n".join(problems))
+    return SourceDraft(name=name, kind=kind, location=cleaned, interval=interval)
+
+
+def preview(
+    actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREVIEW_DOCUMENTS
+) -> list[PreviewRow]:
+    """A dry run: the first documents the source yields, passed through normalize and extract. Saves nothing."""
+    settings = ctx.settings
+    try:
+        with httpx.Client(timeout=settings.fetch_timeout_seconds, follow_redirects=True) as client:
+            documents = preview_source(
+                draft.kind, draft.location, client, limit=limit, max_bytes=settings.max_document_bytes
+            )
+    except SourceError as exc:
+        raise Refused(f"The source cannot be read: {exc.message}") from exc
+    rows = []
+    for doc in documents:
+        result = run_cpu_stages(doc)
+        meta = result.metadata
+        rows.append(
+            PreviewRow(
+                title=meta.title if meta else None,
+                uri=doc.uri,
+                content_type=doc.content_type,
+                size=len(doc.data),
+                language=meta.language if meta else None,
+                words=meta.word_count if meta else None,
+                problem="" if result.ok else f"{result.failed_stage}: {result.error}",
+            )
+        )
+    return rows
+
+
+def register_source(actor: Actor, ctx: Context, draft: SourceDraft) -> SourceChanged:
+    """Save a checked draft with its audit event and create its schedule."""
+    with ctx.sessions.begin() as session:
+        try:
+            source = repository.create_source(
+                session,
+                name=draft.name,
+                kind=draft.kind,
+                location=draft.location,
+                refresh_interval_seconds=draft.interval,
+            )
+        except ValueError as exc:  # a concurrent registration took the name, or the repository's own checks
+            raise Refused(str(exc)) from exc
+        repository.record_audit(
+            session,
+            actor=actor.name,
+            action="add_source",
+            target=f"source:{source.id}",
+            reason=f"{draft.kind} {draft.location}, every {draft.interval} s",
+        )
+        source_id = source.id
+    return SourceChanged(
+        source_id,
+        draft.name,
+        f"source {source_id} {draft.name!r} added: {draft.kind} {draft.location}, every {draft.interval} s",
+        sync_schedule(ctx, source_id),
+    )
+
+
+def pause_source(actor: Actor, ctx: Context, source: SourceRef) -> SourceChanged:
+    """Stop the source's scheduled refreshes (a refresh started by hand still runs)."""
+    return _set_paused(actor, ctx, source, paused=True)
+
+
+def resume_source(actor: Actor, ctx: Context, source: SourceRef) -> SourceChanged:
+    return _set_paused(actor, ctx, source, paused=False)
+
+
+def _set_paused(actor: Actor, ctx: Context, ref: SourceRef, *, paused: bool) -> SourceChanged:
+    def change(session: Session, source: Source) -> str:
+        if bool(source.paused) != paused:
+            source.paused = paused
+            repository.record_audit(
+                session,
+                actor=actor.name,
+                action="pause_source" if paused else "resume_source",
+                target=f"source:{source.id}",
+            )
+        return f"source {source.id} {source.name!r} {'paused' if paused else 'resumed'}"
+
+    return _change(ctx, ref, change)
+
+
+def set_source_interval(actor: Actor, ctx: Context, source: SourceRef, seconds: int) -> SourceChanged:
+    """Refresh the source every `seconds` (at least MIN_INTERVAL) on its schedule."""
+    if seconds < MIN_INTERVAL:
+        raise Refused(f"The refresh interval must be at least {MIN_INTERVAL} seconds (got {seconds}).")
+
+    def change(session: Session, found: Source) -> str:
+        before = found.refresh_interval_seconds
+        if before != seconds:
+            found.refresh_interval_seconds = seconds
+            repository.record_audit(
+                session,
+                actor=actor.name,
+                action="set_interval",
+                target=f"source:{found.id}",
+                reason=f"{before} s -> {seconds} s",
+            )
+        return f"source {found.id} {found.name!r} refreshes every {seconds} s"
+
+    return _change(ctx, source, change)
+
+
+def delete_source(actor: Actor, ctx: Context, source: SourceRef) -> SourceChanged:
+    """Delete the source with its batches, documents and schedule; refused while one of its batches is in flight."""
+
+    def change(session: Session, found: Source) -> str:
+        busy = repository.batch_in_flight(session, source_id=found.id)
+        if busy is not None:
+            raise Refused(
+                f"source {found.name!r} has batch {busy} in flight; "
+                "wait for it to finish (or reject it) before deleting"
+            )
+        name = found.name
+        repository.delete_source(session, source_id=found.id)
+        repository.record_audit(
+            session,
+            actor=actor.name,
+            action="delete_source",
+            target=f"source:{found.id}",
+            reason=f"deleted {name!r}",
+        )
+        return f"source {found.id} {name!r} deleted"
+
+    return _change(ctx, source, change)
+
+
+def find(session: Session, ref: SourceRef) -> Source:
+    """The source an id or a name refers to, or Refused saying there is none."""
+    try:
+        if isinstance(ref, int):
+            return repository.get_source(session, source_id=ref)
+        return repository.find_source(session, ref=ref.strip())
+    except repository.NotFound as exc:
+        raise Refused(str(exc)) from exc
+
+
+def _change(ctx: Context, ref: SourceRef, change: Callable[[Session, Source], str]) -> SourceChanged:
+    """Apply `change` to the source in one transaction, then make its schedule match."""
+    with ctx.sessions.begin() as session:
+        source = find(session, ref)
+        source_id, name = source.id, source.name
+        message = change(session, source)
+    return SourceChanged(source_id, name, message, sync_schedule(ctx, source_id))
+
+
+def sync_schedule(ctx: Context, source_id: int) -> str | None:
+    """Make the source's schedule match the database (gone with the source); a warning when it could not."""
+    with ctx.sessions() as session:
+        found = session.get(Source, source_id)
+        wanted = None if found is None else (found.refresh_interval_seconds, bool(found.paused))
+
+    async def apply(client: Client) -> None:
+        await sync_source_schedule(client, source_id=source_id, wanted=wanted)
+
+    try:
+        ctx.temporal.call(apply, timeout=SCHEDULE_TIMEOUT)
+    except (TemporalUnavailable, RPCError) as exc:
+        reason = exc.message if isinstance(exc, RPCError) else str(exc)
+        return (
+            f"the schedule of source {source_id} was not updated ({reason}); "
+            "`loreguard up` will reconcile it when Temporal is back"
+        )
+    return None
+
+
+def reconcile_schedules(ctx: Context) -> tuple[int, list[int]]:
+    """Every source's schedule matches the database, the SLA monitor has its own, orphans are deleted.
+
+    Returns (sources reconciled, ids of orphan schedules deleted). Raises TemporalUnavailable when Temporal is down.
+    """
+    with ctx.sessions() as session:
+        rows = repository.source_schedules(session)
+
+    async def ensure(client: Client) -> list[int]:
+        return await ensure_all_schedules(client, rows, ctx.settings)
+
+    return len(rows), ctx.temporal.call(ensure, timeout=60.0)

@@ -1,0 +1,1 @@
+"""Streamlit page scripts, registered by st.navigation in dashboard/app.py; thin: they call dashboard/ and operations/."""
