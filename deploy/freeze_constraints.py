@@ -31,6 +31,11 @@ def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[Requ
     return [Requirement(r) for r in project["dependencies"]]
 
 
+def marker_environment(extra: str) -> dict[str, str]:
+    """This interpreter's marker values, with `extra` set (the image runs the same Python on Linux)."""
+    return {**{key: str(value) for key, value in default_environment().items()}, "extra": extra}
+
+
 def closure(roots: list[Requirement]) -> dict[str, str]:
     """Installed version of every distribution the roots need here, following extras and markers."""
     pins: dict[str, str] = {}
@@ -39,8 +44,7 @@ def closure(roots: list[Requirement]) -> dict[str, str]:
     while todo:
         req, parent_extras = todo.pop()
         if req.marker is not None and not any(
-            req.marker.evaluate({**default_environment(), "extra": extra})
-            for extra in (parent_extras or {""})
+            req.marker.evaluate(marker_environment(extra)) for extra in (parent_extras or {""})
         ):
             continue
         name = canonicalize_name(req.name)

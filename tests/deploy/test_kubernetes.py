@@ -285,7 +285,7 @@ def test_the_workers_page_recommends_what_keda_scales_to(
     assert int(config["LOREGUARD_TASKS_PER_REPLICA"]) == per_replica
     assert int(config["LOREGUARD_MIN_REPLICAS"]) == obj["minReplicaCount"]
     assert int(config["LOREGUARD_MAX_REPLICAS"]) == obj["maxReplicaCount"]
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    defaults = Settings(_env_file=None)
     assert (defaults.tasks_per_replica, defaults.min_replicas, defaults.max_replicas) == (100, 1, 20)
 
     def keda(backlog: int) -> int:  # HPA's AverageValue rule, bounded
@@ -306,3 +306,23 @@ def test_a_misspelt_scaled_object_field_is_refused(rendered: list[Resource]) -> 
     wrong_type["spec"]["minReplicaCount"] = "1"
     with pytest.raises(AssertionError):
         validate_resource(wrong_type, "wrong type")
+
+
+def test_the_readme_hpa_is_valid_and_follows_the_same_rule(rendered: list[Resource]) -> None:
+    """README's HPA for clusters without KEDA: a valid HorizontalPodAutoscaler with KEDA's numbers."""
+    readme = (K8S.parents[1] / "README.md").read_text()
+    blocks = [load_documents(block.split("```")[0]) for block in readme.split("```yaml\n")[1:]]
+    (hpa,) = [docs[0] for docs in blocks if docs and docs[0].get("kind") == "HorizontalPodAutoscaler"]
+    validate_resource(hpa, "README HorizontalPodAutoscaler")
+    obj = scaled_objects(rendered)["loreguard-worker-processing"]["spec"]
+    spec = hpa["spec"]
+    assert spec["scaleTargetRef"]["name"] == obj["scaleTargetRef"]["name"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (obj["minReplicaCount"], obj["maxReplicaCount"])
+    (metric,) = spec["metrics"]
+    assert metric["external"]["target"] == {
+        "type": "AverageValue",
+        "averageValue": obj["triggers"][0]["metadata"]["targetQueueSize"],
+    }
+    # The Temporal server writes the queue's name with underscores.
+    selector = metric["external"]["metric"]["selector"]["matchLabels"]
+    assert selector == {"taskqueue": "loreguard_processing", "task_type": "Activity"}
