@@ -14,13 +14,16 @@ from temporalio.service import RPCError
 from orchestration.constants import ALL_QUEUES
 from orchestration.settings import Settings
 from orchestration.types import BatchProgress
+from tests.conftest import TemporalNamespace
 from workers.main import build_workers
 
 
-def pipeline_settings(db_url: str, address: str, **overrides: object) -> Settings:
+def pipeline_settings(db_url: str, temporal: TemporalNamespace | str, **overrides: object) -> Settings:
+    """Worker settings for tests; `temporal` is the test's namespace (or a bare address: namespace default)."""
     values: dict[str, object] = {
         "database_url": db_url,
-        "temporal_address": address,
+        "temporal_address": temporal if isinstance(temporal, str) else temporal.address,
+        "temporal_namespace": "default" if isinstance(temporal, str) else temporal.name,
         "processing_processes": 1,
         "heartbeat_seconds": 10,
         "chunk_size": 10,
@@ -45,7 +48,7 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[No
 
 
 async def terminate_running(client: Client) -> None:
-    """Leave no running workflow behind for the next test's worker to pick up."""
+    """Leave no running workflow behind in the client's namespace (the test's own)."""
     async for wf in client.list_workflows('ExecutionStatus="Running"'):
         if wf.status == WorkflowExecutionStatus.RUNNING:
             with contextlib.suppress(RPCError):

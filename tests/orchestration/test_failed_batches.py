@@ -23,7 +23,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from orchestration.client import register_search_attributes
 from orchestration.constants import (
     ALL_QUEUES,
     ALL_SEARCH_ATTRIBUTES,
@@ -33,7 +32,6 @@ from orchestration.constants import (
     STATE_AWAITING_APPROVAL,
     STATE_PROCESSING,
 )
-from orchestration.devserver import DevServer
 from orchestration.types import (
     AlertInput,
     AwaitDecisionInput,
@@ -56,7 +54,7 @@ from orchestration.types import (
     StartBatchInput,
 )
 from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
-from tests.conftest import need
+from tests.conftest import TemporalNamespace, need
 from tests.orchestration.support import wait_for_state
 
 pytestmark = pytest.mark.temporal
@@ -181,10 +179,8 @@ async def workers_for(client: Client, stand_ins: StandIns) -> AsyncIterator[None
 
 
 @pytest.fixture
-async def dev_client(dev_server: DevServer) -> Client:
-    client = await Client.connect(dev_server.address)
-    await register_search_attributes(client, "default")
-    return client
+async def dev_client(namespace: TemporalNamespace) -> Client:
+    return await namespace.connect()
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 20) -> None:

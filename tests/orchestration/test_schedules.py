@@ -21,9 +21,7 @@ from dashboard import sources
 from dashboard.temporal import TemporalGateway
 from data.corpus import write_corpus
 from data.models import BATCH_COMPLETED, Batch
-from orchestration.client import register_search_attributes
 from orchestration.constants import SLA_SCHEDULE_ID, source_schedule_id
-from orchestration.devserver import DevServer
 from orchestration.schedules import (
     ScheduleTimes,
     describe_source_schedule,
@@ -31,6 +29,7 @@ from orchestration.schedules import (
     ensure_source_schedule,
     trigger_source_schedule,
 )
+from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker
 
 pytestmark = pytest.mark.temporal
@@ -44,14 +43,13 @@ async def times(client: Client, source_id: int) -> ScheduleTimes:
 
 
 async def test_schedule_follows_the_source_from_registration_to_deletion(
-    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+    namespace: TemporalNamespace, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "docs"
     write_corpus(folder, 4)
-    client = await Client.connect(dev_server.address)
-    await register_search_attributes(client, "default")
-    gateway = TemporalGateway(dev_server.address, "default")
-    settings = pipeline_settings(sqlite_url, dev_server.address)
+    client = await namespace.connect()
+    gateway = TemporalGateway(namespace.address, namespace.name)
+    settings = pipeline_settings(sqlite_url, namespace)
 
     source_id = -1
 
