@@ -55,13 +55,18 @@ async def terminate_running(client: Client) -> None:
                 await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("test finished")
 
 
-async def wait_for_state(handle: WorkflowHandle[Any, Any], state: str, timeout: float = 60) -> BatchProgress:
-    """Poll the batch workflow's progress query until it reports `state`."""
+async def wait_for_state(
+    handle: WorkflowHandle[Any, Any], state: str, timeout: float = 60, *, attempt: int | None = None
+) -> BatchProgress:
+    """Poll the batch workflow's progress query until it reports `state` (in `attempt`, when given)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         progress: BatchProgress = await handle.query("progress", result_type=BatchProgress)
-        if progress.state == state:
+        if progress.state == state and attempt in (None, progress.attempt):
             return progress
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"{handle.id} stayed {progress.state}, never {state}")
+            raise TimeoutError(
+                f"{handle.id} stayed {progress.state} (attempt {progress.attempt}), never {state}"
+                + ("" if attempt is None else f" in attempt {attempt}")
+            )
         await asyncio.sleep(0.1)

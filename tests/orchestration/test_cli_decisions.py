@@ -16,6 +16,7 @@ from data.models import AuditEvent, Batch
 from orchestration.client import start_refresh
 from orchestration.constants import STATE_AWAITING_APPROVAL
 from orchestration.devserver import free_port
+from orchestration.types import BatchProgress
 from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
 from tests.orchestration.test_cli import SCRIPT, Loreguard, cli_env
@@ -96,10 +97,11 @@ async def test_approve_then_reject_and_a_second_decision_is_refused(
             assert (approved["decision"], approved["attempt"], approved["accepted"]) == ("approved", 2, True)
             assert approved["actor"] == "ops-tester"
 
-            progress = await wait_for_state(handle, STATE_AWAITING_APPROVAL)  # the folder is still missing
-            while progress.attempt != 2:
-                await asyncio.sleep(0.2)
-                progress = await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+            # The approval moved the batch out of "awaiting approval" at once; it waits again only after
+            # attempt 2 failed too (the folder is still missing), and only then may the next decision come.
+            after = await handle.query("progress", result_type=BatchProgress)
+            assert after.state != STATE_AWAITING_APPROVAL or after.attempt == 2, after
+            await wait_for_state(handle, STATE_AWAITING_APPROVAL, attempt=2)
 
             code, out, err = await loreguard(
                 "reject", str(batch_id), "--reason", "source retired", "--actor", "ana"

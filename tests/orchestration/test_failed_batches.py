@@ -31,6 +31,7 @@ from orchestration.constants import (
     SCHEDULER_QUEUE,
     STATE_AWAITING_APPROVAL,
     STATE_PROCESSING,
+    STATE_RETRYING,
 )
 from orchestration.types import (
     AlertInput,
@@ -38,6 +39,7 @@ from orchestration.types import (
     BatchFailure,
     BatchInput,
     BatchPlan,
+    BatchProgress,
     BatchResult,
     BatchTally,
     ChunkFailureInput,
@@ -70,6 +72,8 @@ class StandIns:
         self.calls: list[tuple[str, Any]] = []
         self.hold_processing = asyncio.Event()
         self.hold_processing.set()
+        self.hold_retry = asyncio.Event()
+        self.hold_retry.set()
 
     def called(self, name: str) -> list[Any]:
         return [arg for n, arg in self.calls if n == name]
@@ -124,6 +128,7 @@ class StandIns:
     @activity.defn(name="prepare_retry")
     async def prepare_retry(self, input: RetryInput) -> int:
         self.calls.append(("prepare_retry", input))
+        await self.hold_retry.wait()
         return 0
 
     @activity.defn(name="fail_chunk")
@@ -296,6 +301,32 @@ async def test_decisions_are_refused_with_clear_messages(dev_client: Client) -> 
         with pytest.raises(WorkflowFailureError):
             await handle.result()
     assert len(stand_ins.called("record_decision")) == 1
+
+
+async def test_an_accepted_approval_leaves_awaiting_approval_at_once(dev_client: Client) -> None:
+    """While the retry is being prepared the batch must not look as if it still waited for a decision."""
+    stand_ins = StandIns(failed_per_attempt=(15, 0))
+    stand_ins.hold_retry.clear()  # prepare_retry runs until the test lets it finish
+    async with workers_for(dev_client, stand_ins):
+        handle = await Run(dev_client, stand_ins).start()
+        await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+        await decide(handle, "approve_retry", "ana")
+
+        progress = await handle.query("progress", result_type=BatchProgress)
+        assert (progress.state, progress.attempt) == (STATE_RETRYING, 1)
+        description = await handle.describe()
+        assert description.typed_search_attributes.get(SA_BATCH_STATE) == STATE_RETRYING
+        assert "already approved by ana" in await refusal(handle, "reject", "ben", "too late")
+
+        await eventually(lambda: len(stand_ins.called("prepare_retry")) == 1)
+        progress = await handle.query("progress", result_type=BatchProgress)
+        assert (progress.state, progress.attempt) == (STATE_RETRYING, 2)  # prepare_retry is running
+        assert "not waiting for a decision (it is retrying)" in await refusal(handle, "reject", "ben", "x")
+
+        stand_ins.hold_retry.set()
+        result = await handle.result()
+    assert result.status == "completed"
+    assert [(d.decision, d.actor) for d in stand_ins.called("record_decision")] == [("approved", "ana")]
 
 
 async def test_no_decision_within_24_hours_counts_as_a_rejection_by_timeout() -> None:
