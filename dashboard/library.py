@@ -167,10 +167,15 @@ def library_csv_chunks(
             return
 
 
+# Cells a spreadsheet may read as a formula (OWASP CSV injection): =, +, -, @, and a leading tab or carriage
+# return, which some spreadsheets skip before looking for one of the others.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
         return "'" + value  # a spreadsheet must not run a document's title as a formula
     return value
 

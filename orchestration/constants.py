@@ -29,6 +29,7 @@ STATE_FAILED = "failed"
 STATE_AWAITING_APPROVAL = (
     "awaiting_approval"  # failed, compensated, operators notified, waiting for a decision
 )
+STATE_RETRYING = "retrying"  # a retry was approved; the next attempt is being prepared
 
 # Workflow ID formats. The token keeps IDs unique when an app database is reset but Temporal keeps history.
 BATCH_WORKFLOW_ID = "batch-{batch_id}-{token}"

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         STATE_FAILED,
         STATE_INGESTING,
         STATE_PROCESSING,
+        STATE_RETRYING,
     )
     from orchestration.policies import (
         BOOKKEEPING_RETRY,
@@ -71,6 +72,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 T = TypeVar("T")
+
+# Histories recorded before an accepted approval moved the batch to `retrying` at once replay without it.
+PATCH_RETRYING_ON_APPROVAL = "retrying-on-approval"
 
 
 def _error_details(err: BaseException) -> tuple[str, str]:
@@ -115,6 +119,11 @@ class BatchWorkflow:
     @workflow.update
     def approve_retry(self, input: DecisionInput) -> DecisionResult:
         self._decision = (DECISION_APPROVED, input)
+        if workflow.patched(PATCH_RETRYING_ON_APPROVAL):
+            # Leave "awaiting approval" as the Update is accepted, not after record_decision/prepare_retry:
+            # whoever looks next (query, search attribute, a second operator) sees the batch is no longer waiting.
+            self._awaiting = False
+            self._set_state(STATE_RETRYING)
         return DecisionResult(
             batch_id=self._batch_id,
             decision=DECISION_APPROVED,

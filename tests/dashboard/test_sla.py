@@ -3,7 +3,6 @@ against figures this test computes itself from the seed (not from the page's SQL
 
 from __future__ import annotations
 
-import io
 import math
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -20,8 +19,9 @@ from core.vocabulary import (
     BATCH_COMPLETED,
     BATCH_RUNNING,
 )
+from dashboard.sla_report import weekly_summary
 from data.models import Alert, Artifact, Batch, Source
-from tests.dashboard.conftest import APP, plotly_figures, values
+from tests.dashboard.conftest import APP, Downloads, plotly_figures, values
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY2 = datetime.combine(NOW.date() - timedelta(days=2), datetime.min.time(), UTC)
@@ -185,13 +185,45 @@ def test_sla_page_figures_match_the_seed(sla_page: tuple[AppTest, dict[str, int]
     assert download.proto.label == "Download CSV"
 
 
-def test_weekly_csv_is_the_summary_table(sla_page: tuple[AppTest, dict[str, int]]) -> None:
-    at, _ = sla_page
-    from dashboard.sla_report import weekly_summary
+# What the seed puts on each UTC day: (day, documents stored, of them on time, SLA warnings raised). The
+# running batch's stored document (4 h after its start: on time) and its open warning land on today's date
+# (or yesterday's, just after midnight).
+def seeded_days() -> list[tuple[date, int, int, int]]:
+    return [
+        (DAY2.date(), 5, 4, 0),  # alpha: 0.5, 1, 2, 3.5 h on time; 5 h late
+        (DAY1.date(), 7, 5, 1),  # beta: 0.25, 1 h on time, 4.5, 6 h late; alpha 3.9, 4, 0.1 h on time
+        ((NOW - timedelta(hours=1)).date(), 1, 1, 0),
+        ((NOW - timedelta(minutes=55)).date(), 0, 0, 1),
+    ]
 
-    weekly = frame_with(at, "week", "met target")
-    csv = pd.read_csv(io.StringIO(weekly.to_csv(index=False)))
-    assert list(csv.columns) == ["week", "documents", "on time", "share", "met target", "warning", "critical"]
+
+def test_the_weekly_csv_download_serves_the_weekly_summary(
+    dashboard_env: sessionmaker[Session], downloads: Downloads
+) -> None:
+    seed(dashboard_env)
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run()
+    at.switch_page("../pages/sla.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    weeks: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for day, documents, on_time, warnings in seeded_days():
+        week = weeks[day - timedelta(days=day.weekday())]  # weeks start on Monday
+        week[0] += documents
+        week[1] += on_time
+        week[2] += warnings
+    lines = ["week,documents,on time,share,met target,warning,critical"]
+    for week, (documents, on_time, warnings) in sorted(weeks.items()):
+        share = on_time / documents if documents else None
+        met = share is not None and share >= 0.95
+        lines.append(
+            f"{week},{documents},{on_time},{'' if share is None else repr(share)},{met},{warnings},0"
+        )
+
+    served = downloads.served(at, "sla_csv")
+    assert served.mimetype == "text/csv"
+    assert served.file_name and served.file_name.startswith("loreguard-sla-weekly-")
+    assert served.data.decode() == "\n".join(lines) + "\n"
     assert weekly_summary(pd.DataFrame(), pd.DataFrame(), 0.95).empty
 
 

@@ -92,16 +92,17 @@ def silent_port() -> Iterator[int]:
     sock.close()
 
 
-def test_unreachable_prometheus_costs_at_most_a_second_and_says_so(silent_port: int) -> None:
-    started = time.monotonic()
+def test_unreachable_prometheus_is_given_up_on_and_named(silent_port: int) -> None:
+    # The page does not wait on a silent Prometheus: the call gives up within its budget and says why
+    # (how long that takes is measured in bench/, not asserted here).
     rates = metrics.from_prometheus(f"http://127.0.0.1:{silent_port}", budget=1.0)
-    assert time.monotonic() - started < 1.5
-    assert not rates.available and rates.error and str(silent_port) in rates.error
+    assert not rates.available
+    assert rates.error == f"Prometheus at http://127.0.0.1:{silent_port}: no answer within the time limit"
 
-    started = time.monotonic()
-    refused = metrics.from_prometheus(f"http://127.0.0.1:{free_port()}", budget=1.0)
-    assert time.monotonic() - started < 1.0
-    assert not refused.available and refused.error and "connection refused" in refused.error
+    port = free_port()
+    refused = metrics.from_prometheus(f"http://127.0.0.1:{port}", budget=1.0)
+    assert not refused.available
+    assert refused.error == f"Prometheus at http://127.0.0.1:{port}: connection refused"
 
 
 def test_workers_page_shows_prometheus_unavailable(

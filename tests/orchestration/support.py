@@ -14,13 +14,16 @@ from temporalio.service import RPCError
 from core.settings import Settings
 from orchestration.constants import ALL_QUEUES
 from orchestration.types import BatchProgress
+from tests.conftest import TemporalNamespace
 from workers.main import build_workers
 
 
-def pipeline_settings(db_url: str, address: str, **overrides: object) -> Settings:
+def pipeline_settings(db_url: str, temporal: TemporalNamespace | str, **overrides: object) -> Settings:
+    """Worker settings for tests; `temporal` is the test's namespace (or a bare address: namespace default)."""
     values: dict[str, object] = {
         "database_url": db_url,
-        "temporal_address": address,
+        "temporal_address": temporal if isinstance(temporal, str) else temporal.address,
+        "temporal_namespace": "default" if isinstance(temporal, str) else temporal.name,
         "processing_processes": 1,
         "heartbeat_seconds": 10,
         "chunk_size": 10,
@@ -45,20 +48,25 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[No
 
 
 async def terminate_running(client: Client) -> None:
-    """Leave no running workflow behind for the next test's worker to pick up."""
+    """Leave no running workflow behind in the client's namespace (the test's own)."""
     async for wf in client.list_workflows('ExecutionStatus="Running"'):
         if wf.status == WorkflowExecutionStatus.RUNNING:
             with contextlib.suppress(RPCError):
                 await client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate("test finished")
 
 
-async def wait_for_state(handle: WorkflowHandle[Any, Any], state: str, timeout: float = 60) -> BatchProgress:
-    """Poll the batch workflow's progress query until it reports `state`."""
+async def wait_for_state(
+    handle: WorkflowHandle[Any, Any], state: str, timeout: float = 60, *, attempt: int | None = None
+) -> BatchProgress:
+    """Poll the batch workflow's progress query until it reports `state` (in `attempt`, when given)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         progress: BatchProgress = await handle.query("progress", result_type=BatchProgress)
-        if progress.state == state:
+        if progress.state == state and attempt in (None, progress.attempt):
             return progress
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"{handle.id} stayed {progress.state}, never {state}")
+            raise TimeoutError(
+                f"{handle.id} stayed {progress.state} (attempt {progress.attempt}), never {state}"
+                + ("" if attempt is None else f" in attempt {attempt}")
+            )
         await asyncio.sleep(0.1)

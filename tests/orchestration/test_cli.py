@@ -22,7 +22,9 @@ from data.db import make_engine, make_session_factory
 from data.models import AuditEvent, Batch, Source
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
-SCRIPT = Path(sys.executable).with_name("loreguard")
+# The console script under test; LOREGUARD_TEST_CLI points at another one (a shared venv's script may belong to
+# another checkout of the project).
+SCRIPT = Path(os.environ.get("LOREGUARD_TEST_CLI") or Path(sys.executable).with_name("loreguard"))
 
 
 @dataclass

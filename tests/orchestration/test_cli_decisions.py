@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 
-from cli.devserver import DevServer, free_port
+from cli.devserver import free_port
 from data import repository
 from data.db import make_engine, make_session_factory
 from data.models import AuditEvent, Batch
-from orchestration.client import register_search_attributes
 from orchestration.constants import STATE_AWAITING_APPROVAL
+from orchestration.types import BatchProgress
+from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
 from tests.orchestration.test_cli import SCRIPT, Loreguard, cli_env
 from tests.support.operations import start_refresh
@@ -66,9 +67,9 @@ def test_unreachable_temporal_is_named_and_exits_1(lg: Loreguard, tmp_path: Path
 @pytest.mark.temporal
 @pytest.mark.slow
 async def test_approve_then_reject_and_a_second_decision_is_refused(
-    dev_server: DevServer, tmp_path: Path
+    namespace: TemporalNamespace, tmp_path: Path
 ) -> None:
-    lg = Loreguard(tmp_path, cli_env(tmp_path, dev_server.address))
+    lg = Loreguard(tmp_path, cli_env(tmp_path, namespace.address) | namespace.env())
     lg.ok("migrate")
     engine = make_engine(lg.db_url)
     sessions = make_session_factory(engine)
@@ -76,15 +77,14 @@ async def test_approve_then_reject_and_a_second_decision_is_refused(
         source_id = repository.create_source(
             session, name="gone", kind="folder", location=str(tmp_path / "gone")
         ).id
-    client = await Client.connect(dev_server.address)
-    await register_search_attributes(client, "default")
+    client = await namespace.connect()
 
     async def loreguard(*args: str) -> tuple[int, str, str]:
         done = await asyncio.to_thread(lg, *args)  # the worker runs on this loop meanwhile
         return done.returncode, done.stdout, done.stderr
 
     try:
-        async with running_worker(client, pipeline_settings(lg.db_url, dev_server.address)):
+        async with running_worker(client, pipeline_settings(lg.db_url, namespace)):
             batch_id, handle = await start_refresh(client, sessions, source_id=source_id)
             await wait_for_state(handle, STATE_AWAITING_APPROVAL)
 
@@ -97,10 +97,11 @@ async def test_approve_then_reject_and_a_second_decision_is_refused(
             assert (approved["decision"], approved["attempt"], approved["accepted"]) == ("approved", 2, True)
             assert approved["actor"] == "ops-tester"
 
-            progress = await wait_for_state(handle, STATE_AWAITING_APPROVAL)  # the folder is still missing
-            while progress.attempt != 2:
-                await asyncio.sleep(0.2)
-                progress = await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+            # The approval moved the batch out of "awaiting approval" at once; it waits again only after
+            # attempt 2 failed too (the folder is still missing), and only then may the next decision come.
+            after = await handle.query("progress", result_type=BatchProgress)
+            assert after.state != STATE_AWAITING_APPROVAL or after.attempt == 2, after
+            await wait_for_state(handle, STATE_AWAITING_APPROVAL, attempt=2)
 
             code, out, err = await loreguard(
                 "reject", str(batch_id), "--reason", "source retired", "--actor", "ana"

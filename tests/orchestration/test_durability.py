@@ -25,6 +25,7 @@ from data import repository
 from data.models import Artifact, Batch, Evaluation
 from orchestration.client import register_search_attributes
 from orchestration.types import BatchResult
+from tests.conftest import TemporalNamespace
 from tests.support.corpus import write_corpus
 from tests.support.operations import start_refresh
 
@@ -137,15 +138,14 @@ def assert_stored_exactly_once(sessions: sessionmaker[Session], batch_id: int, r
 
 
 async def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(
-    dev_server: DevServer,
+    namespace: TemporalNamespace,
     sqlite_sessions: sessionmaker[Session],
     corpus_source: int,
     worker: WorkerProcess,
     worker_env: dict[str, str],
 ) -> None:
-    worker.env["LOREGUARD_TEMPORAL_ADDRESS"] = dev_server.address
-    client = await Client.connect(dev_server.address)
-    await register_search_attributes(client, "default")
+    worker.env.update(namespace.env())
+    client = await namespace.connect()
     worker.start()
     batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=corpus_source)
     before = await wait_for_progress(sqlite_sessions, batch_id, DOCS // 4)

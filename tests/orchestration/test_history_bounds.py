@@ -15,8 +15,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from cli.devserver import DevServer
-from orchestration.client import register_search_attributes
 from orchestration.types import (
     BatchInput,
     BatchPlan,
@@ -31,6 +29,7 @@ from orchestration.types import (
     StartBatchInput,
 )
 from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
+from tests.conftest import TemporalNamespace
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
@@ -101,10 +100,9 @@ async def history_figures(client: Client, workflow_id: str) -> list[tuple[str, i
     ids=["children-of-100-chunks", "one-child-continues-as-new"],
 )
 async def test_100k_document_batch_stays_within_history_limits(
-    dev_server: DevServer, chunk_size: int, chunks_per_child: int, expect_continue_as_new: bool
+    namespace: TemporalNamespace, chunk_size: int, chunks_per_child: int, expect_continue_as_new: bool
 ) -> None:
-    client = await Client.connect(dev_server.address)
-    await register_search_attributes(client, "default")
+    client = await namespace.connect()
     plan = BatchPlan(
         source_id=1,
         kind="folder",

@@ -10,12 +10,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowFailureError
 
-from cli.devserver import DevServer
 from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED
 from data import repository
 from data.models import Artifact, Batch, Evaluation
-from orchestration.client import register_search_attributes
 from orchestration.constants import SA_BATCH_STATE, STATE_AWAITING_APPROVAL, STATE_COMPLETED
+from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
 from tests.support.corpus import text_note, write_corpus
 from tests.support.http_standins import ChatCompletionsStandIn, StaticSite
@@ -35,21 +34,19 @@ def broken_documents(folder: Path) -> None:
     (folder / "zz-empty.html").write_text("<html><head><title>x</title></head><body></body></html>")
 
 
-async def client_for(server: DevServer) -> Client:
-    client = await Client.connect(server.address)
-    await register_search_attributes(client, "default")
-    return client
+async def client_for(namespace: TemporalNamespace) -> Client:
+    return await namespace.connect()
 
 
 async def test_batch_stores_every_document_and_fails_bad_ones_alone(
-    dev_server: DevServer, session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
+    namespace: TemporalNamespace, session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "docs"
     write_corpus(folder, 40)
     broken_documents(folder)
     source_id = add_source(session_factory, folder)
-    client = await client_for(dev_server)
-    settings = pipeline_settings(db_url, dev_server.address)
+    client = await client_for(namespace)
+    settings = pipeline_settings(db_url, namespace)
 
     async with running_worker(client, settings):
         batch_id, handle = await start_refresh(client, session_factory, source_id=source_id)
@@ -90,7 +87,7 @@ async def test_batch_stores_every_document_and_fails_bad_ones_alone(
 
 
 async def test_second_refresh_finds_every_document_already_in_the_library(
-    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+    namespace: TemporalNamespace, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "docs"
     write_corpus(folder, 12)
@@ -100,8 +97,8 @@ async def test_second_refresh_finds_every_document_already_in_the_library(
     (folder / "near-a.txt").write_text(original)
     (folder / "near-b.txt").write_text(" ".join(words))
     source_id = add_source(sqlite_sessions, folder)
-    client = await client_for(dev_server)
-    async with running_worker(client, pipeline_settings(sqlite_url, dev_server.address)):
+    client = await client_for(namespace)
+    async with running_worker(client, pipeline_settings(sqlite_url, namespace)):
         first, h1 = await start_refresh(client, sqlite_sessions, source_id=source_id)
         await h1.result()
         second, h2 = await start_refresh(client, sqlite_sessions, source_id=source_id)
@@ -119,11 +116,11 @@ async def test_second_refresh_finds_every_document_already_in_the_library(
 
 
 async def test_missing_folder_fails_the_batch_with_its_reason(
-    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+    namespace: TemporalNamespace, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
 ) -> None:
     source_id = add_source(sqlite_sessions, tmp_path / "gone")
-    client = await client_for(dev_server)
-    async with running_worker(client, pipeline_settings(sqlite_url, dev_server.address)):
+    client = await client_for(namespace)
+    async with running_worker(client, pipeline_settings(sqlite_url, namespace)):
         batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
         await wait_for_state(handle, STATE_AWAITING_APPROVAL)
         with sqlite_sessions() as session:
@@ -162,7 +159,7 @@ Compliance reviews will check each threat report against the policy, and audit f
 
 
 async def test_feed_and_web_page_sources_run_through_the_pipeline(
-    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str
+    namespace: TemporalNamespace, sqlite_sessions: sessionmaker[Session], sqlite_url: str
 ) -> None:
     routes = {
         "/feed.xml": (200, "application/rss+xml", RSS),
@@ -176,8 +173,8 @@ async def test_feed_and_web_page_sources_run_through_the_pipeline(
             page = repository.create_source(
                 session, name="page", kind="web", location=site.url_for("/page.html")
             ).id
-        client = await client_for(dev_server)
-        async with running_worker(client, pipeline_settings(sqlite_url, dev_server.address)):
+        client = await client_for(namespace)
+        async with running_worker(client, pipeline_settings(sqlite_url, namespace)):
             feed_batch, h1 = await start_refresh(client, sqlite_sessions, source_id=feed)
             page_batch, h2 = await start_refresh(client, sqlite_sessions, source_id=page)
             feed_result, page_result = await h1.result(), await h2.result()
@@ -206,7 +203,7 @@ async def test_feed_and_web_page_sources_run_through_the_pipeline(
 
 
 async def test_llm_evaluator_chosen_in_settings_labels_the_batch(
-    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+    namespace: TemporalNamespace, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "docs"
     write_corpus(folder, 8, seed=4)
@@ -214,12 +211,12 @@ async def test_llm_evaluator_chosen_in_settings_labels_the_batch(
     with ChatCompletionsStandIn(fail_first=1, fail_status=429) as llm:
         settings = pipeline_settings(
             sqlite_url,
-            dev_server.address,
+            namespace,
             evaluator="openai",
             openai_base_url=llm.base_url,
             openai_model="m-1",
         )
-        client = await client_for(dev_server)
+        client = await client_for(namespace)
         async with running_worker(client, settings):
             _, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
             result = await handle.result()

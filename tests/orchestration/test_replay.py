@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from cli.devserver import DevServer
-from orchestration.client import register_search_attributes
 from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
+from tests.conftest import TemporalNamespace
 from tests.orchestration.record_histories import HISTORIES, record_into
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
@@ -39,9 +38,8 @@ async def test_committed_history_replays(path: Path) -> None:
 
 
 @pytest.mark.temporal
-async def test_fresh_histories_replay(dev_server: DevServer, tmp_path: Path) -> None:
-    client = await Client.connect(dev_server.address)
-    await register_search_attributes(client, "default")
+async def test_fresh_histories_replay(namespace: TemporalNamespace, tmp_path: Path) -> None:
+    client = await namespace.connect()
     paths = await record_into(client, f"sqlite:///{tmp_path / 'app.db'}", tmp_path, tmp_path / "histories")
     assert len(paths) >= 6
     replayer = Replayer(workflows=[BatchWorkflow, ChunkRangeWorkflow])

@@ -17,13 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from cli.devserver import DevServer
 from core.vocabulary import BATCH_COMPLETED
 from dashboard import sources
 from data.models import Batch
 from operations import Actor, Context
 from operations import sources as source_ops
-from orchestration.client import register_search_attributes
 from orchestration.constants import SLA_SCHEDULE_ID, source_schedule_id
 from orchestration.gateway import TemporalGateway
 from orchestration.schedules import (
@@ -32,6 +30,7 @@ from orchestration.schedules import (
     ensure_source_schedule,
     trigger_source_schedule,
 )
+from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker
 from tests.support.corpus import write_corpus
 
@@ -46,14 +45,13 @@ async def times(client: Client, source_id: int) -> ScheduleTimes:
 
 
 async def test_schedule_follows_the_source_from_registration_to_deletion(
-    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+    namespace: TemporalNamespace, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "docs"
     write_corpus(folder, 4)
-    client = await Client.connect(dev_server.address)
-    await register_search_attributes(client, "default")
-    gateway = TemporalGateway(dev_server.address, "default")
-    settings = pipeline_settings(sqlite_url, dev_server.address)
+    client = await namespace.connect()
+    gateway = TemporalGateway(namespace.address, namespace.name)
+    settings = pipeline_settings(sqlite_url, namespace)
 
     ctx = Context(settings, sqlite_sessions, gateway)
     source_id = -1

@@ -34,7 +34,7 @@ from data import repository
 from data.db import make_engine, make_session_factory
 from orchestration.client import register_search_attributes
 from orchestration.constants import ALL_QUEUES
-from tests.conftest import need
+from tests.conftest import TemporalNamespace, need
 from tests.orchestration.support import pipeline_settings, terminate_running
 from tests.support.corpus import write_corpus
 from tests.support.operations import start_refresh
@@ -86,20 +86,23 @@ def wait_for(probe: Callable[[], float | None], expected: float, timeout: float 
 
 
 async def test_prometheus_scrapes_the_documents_a_batch_processed(
-    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+    dev_server: DevServer,
+    namespace: TemporalNamespace,
+    sqlite_sessions: sessionmaker[Session],
+    sqlite_url: str,
+    tmp_path: Path,
 ) -> None:
     need(prometheus_binary() is not None, "Debian's prometheus binary")
     sdk_port = free_port()
     runtime = Runtime(
         telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{sdk_port}"))
     )
-    client = await Client.connect(dev_server.address, runtime=runtime)
-    await register_search_attributes(client, "default")
+    client = await namespace.connect(runtime=runtime)
     folder = tmp_path / "docs"
     write_corpus(folder, 12)
     with sqlite_sessions.begin() as session:
         source_id = repository.create_source(session, name="docs", kind="folder", location=str(folder)).id
-    settings = pipeline_settings(sqlite_url, dev_server.address, health_port=0, metrics_port=sdk_port)
+    settings = pipeline_settings(sqlite_url, namespace, health_port=0, metrics_port=sdk_port)
 
     async with observed_worker(client, settings) as server:
         for _ in range(50):  # the workers start polling on their first turn of the loop
