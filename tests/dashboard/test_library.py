@@ -9,8 +9,9 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
+from core.vocabulary import ARTIFACT_STORED
 from dashboard import library, views
-from data.models import ARTIFACT_STORED, Artifact, Batch, Evaluation, Source, utcnow
+from data.models import Artifact, Batch, Evaluation, Source, utcnow
 from tests.dashboard.conftest import Downloads, OpenPage
 from tests.dashboard.seed import HOSTILE, Seeded
 
