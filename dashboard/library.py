@@ -169,8 +169,9 @@ def library_csv_chunks(
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value  # a spreadsheet must not run a document's title as a formula
+    # A spreadsheet must not run a document's title as a formula; tab and CR lead into one as well (OWASP).
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
     return value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
@@ -92,9 +93,22 @@ def test_csv_export_is_offered_with_its_cap_stated(seeded: Seeded, open_page: Op
     assert any(f"at most {library.EXPORT_CAP:,} rows" in c.value for c in at.caption)
 
 
-def test_csv_cells_cannot_become_spreadsheet_formulas() -> None:
-    assert library._csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    assert library._csv_cell("plain") == "plain"
+@pytest.mark.parametrize(
+    ("title", "cell"),
+    [
+        ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+        ("+1+cmd", "'+1+cmd"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=cmd|' /C calc'!A0", "'\t=cmd|' /C calc'!A0"),
+        ("\r=1+1", "'\r=1+1"),
+        ("plain", "plain"),
+        ("a\tb", "a\tb"),
+    ],
+    ids=["equals", "plus", "minus", "at", "leading-tab", "leading-cr", "plain", "inner-tab"],
+)
+def test_csv_cells_cannot_become_spreadsheet_formulas(title: str, cell: str) -> None:
+    assert library._csv_cell(title) == cell
 
 
 def test_the_hostile_title_is_a_plain_cell(seeded: Seeded, open_page: OpenPage) -> None:
