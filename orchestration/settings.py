@@ -102,7 +102,9 @@ class Settings(BaseSettings):
 
     # Notifications: any of log, webhook (Slack incoming-webhook compatible), email (SMTP)
     notify_channels: list[NotifyChannel] = Field(default_factory=lambda: list[NotifyChannel](["log"]))
-    webhook_url: str | None = None
+    webhook_url: SecretStr | None = Field(
+        default=None, description="Slack-compatible incoming webhook; a secret (its path is a token)"
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_starttls: bool = False
