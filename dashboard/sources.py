@@ -9,9 +9,10 @@ the schedule will follow: `loreguard up` reconciles every schedule on start.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-import httpx
 import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +39,8 @@ from orchestration.schedules import (
     sync_source_schedule,
 )
 from orchestration.settings import Settings
+from workers.stages.fetching import Fetcher
+from workers.stages.folders import folder_roots
 from workers.stages.gather import SourceError, preview_source, validate_location
 from workers.stages.pipeline import run_cpu_stages
 
@@ -61,7 +64,9 @@ class SourceDraft:
     interval: int
 
 
-def check_draft(session: Session, *, name: str, kind: str, location: str, interval: int) -> SourceDraft:
+def check_draft(
+    session: Session, *, name: str, kind: str, location: str, interval: int, folder_roots: Sequence[Path]
+) -> SourceDraft:
     """The cleaned draft, or ActionRefused listing every problem (one per line)."""
     problems: list[str] = []
     name = name.strip()
@@ -76,7 +81,7 @@ def check_draft(session: Session, *, name: str, kind: str, location: str, interv
         cleaned = location.strip()
     else:
         try:
-            cleaned = validate_location(kind, location)
+            cleaned = validate_location(kind, location, folder_roots=folder_roots)
         except ValueError as exc:
             problems.append(f"Location: {exc}.")
             cleaned = location.strip()
@@ -93,15 +98,20 @@ PREVIEW_COLUMNS = ["title", "uri", "type", "bytes", "language", "words", "proble
 def preview(draft: SourceDraft, settings: Settings, *, limit: int = PREVIEW_DOCUMENTS) -> pd.DataFrame:
     """A dry run: the first documents the source yields, passed through normalize and extract. Saves nothing."""
     try:
-        with httpx.Client(timeout=settings.fetch_timeout_seconds, follow_redirects=True) as client:
+        with Fetcher.from_settings(settings) as fetcher:  # the same address policy and limits as the worker
             documents = preview_source(
-                draft.kind, draft.location, client, limit=limit, max_bytes=settings.max_document_bytes
+                draft.kind,
+                draft.location,
+                fetcher,
+                folder_roots=folder_roots(settings),
+                limit=limit,
+                max_bytes=settings.max_document_bytes,
             )
     except SourceError as exc:
         raise ActionRefused(f"The source cannot be read: {exc.message}") from exc
     rows = []
     for doc in documents:
-        result = run_cpu_stages(doc)
+        result = run_cpu_stages(doc, max_pdf_pages=settings.max_pdf_pages)
         meta = result.metadata
         rows.append(
             [

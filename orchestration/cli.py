@@ -413,7 +413,7 @@ def source_add(name: str, kind: str, location: str, interval: int, as_json: bool
     settings = load_settings()
     if not name.strip():
         raise UsageProblem("a source needs a name")
-    location = checked_location(kind, location)
+    location = checked_location(kind, location, settings)
     with database(settings) as sessions:
         try:
             with sessions.begin() as session:
@@ -563,12 +563,13 @@ def source_delete(source_ref: str, yes: bool) -> None:
     change_source(source_ref, change)
 
 
-def checked_location(kind: str, location: str) -> str:
+def checked_location(kind: str, location: str, settings: Settings) -> str:
     """The location as it will be stored (folders absolute), or a usage error saying what is wrong with it."""
+    from workers.stages.folders import folder_roots
     from workers.stages.gather import validate_location
 
     try:
-        return validate_location(kind, location)
+        return validate_location(kind, location, folder_roots=folder_roots(settings))
     except ValueError as exc:
         raise UsageProblem(str(exc)) from exc
 

@@ -10,6 +10,7 @@ from dashboard.db import reading, sessions, settings, writing
 from dashboard.temporal import gateway
 from data.models import SOURCE_KINDS
 from data.repository import SourceSummary
+from workers.stages.folders import folder_roots
 
 KIND_LABELS = {"folder": "folder (a path)", "feed": "feed (RSS/Atom URL)", "web": "web page (URL)"}
 NOTICE = "sources_notice"  # (message, batch id or None), shown once after an action's rerun
@@ -162,7 +163,12 @@ if wants_preview or wants_register:
     try:
         with database_required(), reading() as session:
             draft = sources.check_draft(
-                session, name=name, kind=kind, location=location, interval=int(interval)
+                session,
+                name=name,
+                kind=kind,
+                location=location,
+                interval=int(interval),
+                folder_roots=folder_roots(settings()),
             )
         if wants_preview:
             with st.spinner("Reading the first documents..."):

@@ -57,6 +57,8 @@ from workers.metrics import ChunkReport, WorkerMetrics
 from workers.notify import Notice, deliver
 from workers.stages.clarify import ClarificationClient, clarify, simhash_bands
 from workers.stages.evaluate import Evaluator, EvaluatorError, make_evaluator
+from workers.stages.fetching import Fetcher
+from workers.stages.folders import folder_roots
 from workers.stages.gather import SourceError, fetch_feed, fetch_page, list_folder, read_file
 from workers.stages.pipeline import CpuStageResult, run_cpu_stages
 from workers.stages.types import DocumentError, EvaluationInput, LibraryMatch, RawDocument
@@ -68,7 +70,7 @@ STORE_BATCH = 50  # evaluations per store transaction
 
 
 def _source_error(err: SourceError) -> ApplicationError:
-    return ApplicationError(err.message, type=err.kind, non_retryable=err.kind == "InvalidSource")
+    return ApplicationError(err.message, type=err.kind, non_retryable=not err.retryable)
 
 
 Heartbeat = Callable[..., None]
@@ -106,6 +108,7 @@ class BatchSteps:
         self.settings = settings
         self.sessions = sessions
         self.http = http
+        self.fetcher = Fetcher.from_settings(settings)  # sources' URLs: address policy, byte and time limits
         self.evaluator = evaluator
         self.metrics: WorkerMetrics | None = None  # set in the worker process; pool processes report instead
         self.clarifier = clarifier
@@ -279,13 +282,13 @@ class BatchSteps:
         """Yields one loader per document, in a stable order (ingest numbers documents by it)."""
         max_bytes = self.settings.max_document_bytes
         if kind == KIND_FOLDER:
-            for path in list_folder(Path(location)):
-                yield lambda path=path: read_file(path, max_bytes)  # type: ignore[misc]
+            for path in list_folder(Path(location), roots=folder_roots(self.settings)):
+                yield lambda path=path: read_file(path, max_bytes, folder=Path(location))  # type: ignore[misc]
         elif kind == KIND_FEED:
-            for doc in fetch_feed(location, self.http):
+            for doc in fetch_feed(location, self.fetcher):
                 yield lambda doc=doc: doc  # type: ignore[misc]
         elif kind == KIND_WEB:
-            page = fetch_page(location, self.http, max_bytes)
+            page = fetch_page(location, self.fetcher, max_bytes)
             yield lambda: page
         else:
             raise SourceError("InvalidSource", f"unknown source kind {kind!r}")
@@ -377,7 +380,7 @@ class BatchSteps:
     def _run_cpu_stages(self, raws: Sequence[RawDocument], heartbeat: Heartbeat) -> list[CpuStageResult]:
         out = []
         for i, raw in enumerate(raws):
-            out.append(run_cpu_stages(raw))
+            out.append(run_cpu_stages(raw, max_pdf_pages=self.settings.max_pdf_pages))
             if i % 20 == 19:
                 heartbeat()
         return out

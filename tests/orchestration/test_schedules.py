@@ -62,7 +62,12 @@ async def test_schedule_follows_the_source_from_registration_to_deletion(
         # register
         with sqlite_sessions.begin() as session:
             draft = sources.check_draft(
-                session, name="docs", kind="folder", location=str(folder), interval=3600
+                session,
+                name="docs",
+                kind="folder",
+                location=str(folder),
+                interval=3600,
+                folder_roots=[tmp_path.resolve()],
             )
             source_id = sources.register(session, draft, actor=ACTOR)
         assert await asyncio.to_thread(sync) is None
