@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import subprocess
@@ -210,6 +211,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="loreguard-bench-") as tmp:
         work = Path(tmp)
+        # The generated corpus lives in a temporary folder: a folder root for this run (workers inherit it).
+        os.environ["LOREGUARD_FOLDER_ROOTS"] = json.dumps([str(work.resolve())])
         t = time.perf_counter()
         write_corpus(work / "docs", args.docs, seed=1)
         write_corpus(work / "warmup", WARMUP_DOCS, seed=2)

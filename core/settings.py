@@ -102,7 +102,9 @@ class Settings(BaseSettings):
 
     # Notifications: any of log, webhook (Slack incoming-webhook compatible), email (SMTP)
     notify_channels: list[NotifyChannel] = Field(default_factory=lambda: list[NotifyChannel](["log"]))
-    webhook_url: str | None = None
+    webhook_url: SecretStr | None = Field(
+        default=None, description="Slack-compatible incoming webhook; a secret (its path is a token)"
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_starttls: bool = False
@@ -142,3 +144,19 @@ class Settings(BaseSettings):
     @property
     def cpu_processes(self) -> int:
         return self.processing_processes or (os.cpu_count() or 1)
+
+    # Safe gathering (issue 11): a source is untrusted input, so what it may reach and consume is bounded here.
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="JSON list of host names, IP addresses and CIDR networks sources may reach although they "
+        "are not public (loopback, private, link-local, ...); empty = public addresses only",
+    )
+    folder_roots: list[Path] = Field(
+        default_factory=list,
+        description="JSON list of folders a folder source must lie inside; empty = the bundled sample folder "
+        "data/samples and <state_dir>/imports",
+    )
+    fetch_deadline_seconds: float = Field(
+        default=120.0, gt=0, description="overall time for one fetch (all redirects and the whole body)"
+    )
+    max_pdf_pages: int = Field(default=500, ge=1, description="pages of a PDF whose text is extracted")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -22,6 +21,8 @@ from operations.context import Actor, Context
 from operations.errors import Refused
 from orchestration.gateway import TemporalUnavailable
 from orchestration.schedules import ensure_all_schedules, sync_source_schedule
+from workers.stages.fetching import Fetcher
+from workers.stages.folders import folder_roots
 from workers.stages.gather import SourceError, preview_source, validate_location
 from workers.stages.pipeline import run_cpu_stages
 
@@ -83,7 +84,7 @@ def check_source(ctx: Context, *, name: str, kind: str, location: str, interval:
         problems.append(f"Kind: choose one of {', '.join(SOURCE_KINDS)}.")
     else:
         try:
-            cleaned = validate_location(kind, location)
+            cleaned = validate_location(kind, location, folder_roots=folder_roots(ctx.settings))
         except ValueError as exc:
             problems.append(f"Location: {exc}.")
     if interval < MIN_INTERVAL:
@@ -99,15 +100,20 @@ def preview(
     """A dry run: the first documents the source yields, passed through normalize and extract. Saves nothing."""
     settings = ctx.settings
     try:
-        with httpx.Client(timeout=settings.fetch_timeout_seconds, follow_redirects=True) as client:
+        with Fetcher.from_settings(settings) as fetcher:  # the same address policy and limits as the worker
             documents = preview_source(
-                draft.kind, draft.location, client, limit=limit, max_bytes=settings.max_document_bytes
+                draft.kind,
+                draft.location,
+                fetcher,
+                folder_roots=folder_roots(settings),
+                limit=limit,
+                max_bytes=settings.max_document_bytes,
             )
     except SourceError as exc:
         raise Refused(f"The source cannot be read: {exc.message}") from exc
     rows = []
     for doc in documents:
-        result = run_cpu_stages(doc)
+        result = run_cpu_stages(doc, max_pdf_pages=settings.max_pdf_pages)
         meta = result.metadata
         rows.append(
             PreviewRow(

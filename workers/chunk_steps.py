@@ -77,7 +77,7 @@ class ChunkSteps(StepsBase):
     def _run_cpu_stages(self, raws: Sequence[RawDocument], heartbeat: Heartbeat) -> list[CpuStageResult]:
         out = []
         for i, raw in enumerate(raws):
-            out.append(run_cpu_stages(raw))
+            out.append(run_cpu_stages(raw, max_pdf_pages=self.settings.max_pdf_pages))
             if i % 20 == 19:
                 heartbeat()
         return out

@@ -22,6 +22,7 @@ from orchestration.types import (
     IngestInput,
     IngestResult,
 )
+from workers.stages.folders import folder_roots
 from workers.stages.gather import SourceError, fetch_feed, fetch_page, list_folder, read_file
 from workers.stages.types import DocumentError, RawDocument
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
@@ -30,7 +31,7 @@ INSERT_BATCH = 500  # artifacts per ingest transaction (and heartbeat)
 
 
 def source_error(err: SourceError) -> ApplicationError:
-    return ApplicationError(err.message, type=err.kind, non_retryable=err.kind == "InvalidSource")
+    return ApplicationError(err.message, type=err.kind, non_retryable=not err.retryable)
 
 
 class IngestSteps(StepsBase):
@@ -54,13 +55,13 @@ class IngestSteps(StepsBase):
         """Yields one loader per document, in a stable order (ingest numbers documents by it)."""
         max_bytes = self.settings.max_document_bytes
         if kind == KIND_FOLDER:
-            for path in list_folder(Path(location)):
-                yield lambda path=path: read_file(path, max_bytes)  # type: ignore[misc]
+            for path in list_folder(Path(location), roots=folder_roots(self.settings)):
+                yield lambda path=path: read_file(path, max_bytes, folder=Path(location))  # type: ignore[misc]
         elif kind == KIND_FEED:
-            for doc in fetch_feed(location, self.http):
+            for doc in fetch_feed(location, self.fetcher):
                 yield lambda doc=doc: doc  # type: ignore[misc]
         elif kind == KIND_WEB:
-            page = fetch_page(location, self.http, max_bytes)
+            page = fetch_page(location, self.fetcher, max_bytes)
             yield lambda: page
         else:
             raise SourceError("InvalidSource", f"unknown source kind {kind!r}")

@@ -7,12 +7,46 @@ import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 import httpx
 
 from core.settings import Settings
 
 log = logging.getLogger("loreguard.alerts")
+
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secret_url: str) -> str:
+    """`text` without the secret URL or its path (the webhook's token), as httpx errors and logs quote them."""
+    parts = urlsplit(secret_url)
+    for secret in (secret_url, parts.path, parts.query):
+        if len(secret) > 1:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class _RedactSecret(logging.Filter):
+    """Rewrites records of a logger (httpx logs every request's URL) so the secret never reaches a handler."""
+
+    def __init__(self, secret_url: str) -> None:
+        super().__init__()
+        self.secret_url = secret_url
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message, self.secret_url)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def _redact_in_logs(secret_url: str) -> None:
+    for name in ("httpx", "httpcore", log.name):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactSecret) and f.secret_url == secret_url for f in logger.filters):
+            logger.addFilter(_RedactSecret(secret_url))
 
 
 @dataclass(frozen=True)
@@ -57,7 +91,8 @@ def deliver(
             if channel == "log":
                 send_log(notice)
             elif channel == "webhook" and settings.webhook_url:
-                send_webhook(settings.webhook_url, notice, client)
+                _redact_in_logs(secret_url := settings.webhook_url.get_secret_value())
+                send_webhook(secret_url, notice, client)
             elif channel == "email":
                 send_email(settings, notice)
             else:
@@ -65,6 +100,12 @@ def deliver(
                 continue
             outcome[channel] = "sent"
         except (httpx.HTTPError, OSError, smtplib.SMTPException) as err:
-            log.warning("notification via %s failed: %s", channel, err)
-            outcome[channel] = f"failed: {err}"
+            # httpx quotes the URL in its errors; the stored outcome and the log must not carry the token.
+            reason = (
+                redact(str(err), settings.webhook_url.get_secret_value())
+                if settings.webhook_url
+                else str(err)
+            )
+            log.warning("notification via %s failed: %s", channel, reason)
+            outcome[channel] = f"failed: {reason}"
     return outcome

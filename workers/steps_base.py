@@ -13,6 +13,7 @@ from core.settings import Settings
 from workers.metrics import WorkerMetrics
 from workers.stages.clarify import ClarificationClient
 from workers.stages.evaluate import Evaluator
+from workers.stages.fetching import Fetcher
 
 Heartbeat = Callable[..., None]
 
@@ -36,6 +37,7 @@ class StepsBase:
         self.settings = settings
         self.sessions = sessions
         self.http = http
+        self.fetcher = Fetcher.from_settings(settings)  # sources' URLs: address policy, byte and time limits
         self.evaluator = evaluator
         self.metrics: WorkerMetrics | None = None  # set in the worker process; pool processes report instead
         self.clarifier = clarifier

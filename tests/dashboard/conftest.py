@@ -58,6 +58,9 @@ def dashboard_env(
     monkeypatch.setenv("LOREGUARD_TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # nobody listens
     monkeypatch.setenv("LOREGUARD_TEMPORAL_UI_PORT", "18233")
     monkeypatch.setenv("LOREGUARD_OPERATOR_NAME", OPERATOR)
+    # Sources in the test's folder and on the loopback stand-ins, which the policy forbids by default.
+    monkeypatch.setenv("LOREGUARD_FOLDER_ROOTS", json.dumps([str(tmp_path)]))
+    monkeypatch.setenv("LOREGUARD_ALLOWED_HOSTS", '["127.0.0.1"]')
     clear_streamlit_caches()
     yield sqlite_sessions
     clear_streamlit_caches()

@@ -67,7 +67,15 @@ def folder(tmp_path: Path) -> Path:
     [
         ("", "folder", "FOLDER", 3600, "Name: a source needs a name."),
         ("alpha", "folder", "FOLDER", 3600, "Name: a source named 'alpha' already exists."),
-        ("new", "folder", "/no/such/folder", 3600, "Location: folder /no/such/folder does not exist."),
+        ("new", "folder", "FOLDER/missing", 3600, "Location: folder <folder>/missing does not exist."),
+        (
+            "new",
+            "folder",
+            "/etc",
+            3600,
+            "Location: folder /etc is outside the folders sources may read (<root>); "
+            "an operator can add a root to LOREGUARD_FOLDER_ROOTS.",
+        ),
         (
             "new",
             "feed",
@@ -95,7 +103,9 @@ def test_register_refuses_bad_input_and_saves_nothing(
     fill(at, name=name, kind=kind, location=location.replace("FOLDER", str(folder)), interval=interval)
     submit(at, "Register")
 
-    assert message in errors(at)
+    assert message.replace("<folder>", str(folder)).replace("<root>", str(folder.parent.resolve())) in errors(
+        at
+    )
     assert source_names(dashboard_env) == before
     assert audit(dashboard_env) == []
 
@@ -323,4 +333,21 @@ def test_dry_run_of_a_feed_and_of_a_feed_that_answers_404(
         fill(at, name="notes", kind="feed", location=site.url_for("/missing.xml"))
         submit(at, "Preview (dry run)")
         assert any(e.startswith("The source cannot be read:") and "404" in e for e in errors(at))
+    assert source_names(dashboard_env) == []
+
+
+def test_dry_run_refuses_an_internal_address_the_operator_did_not_allow(
+    dashboard_env: sessionmaker[Session], open_page: OpenPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preview runs in the dashboard process: it passes the same address policy as the worker."""
+    monkeypatch.delenv("LOREGUARD_ALLOWED_HOSTS")
+    with StaticSite({"/feed.xml": (200, "application/rss+xml", FEED)}) as site:
+        at = open_page("sources")
+        fill(at, name="internal", kind="feed", location=site.url_for("/feed.xml"))
+        submit(at, "Preview (dry run)")
+        assert site.calls == 0
+    refused = [e for e in errors(at) if e.startswith("The source cannot be read:")]
+    assert len(refused) == 1 and "127.0.0.1" in refused[0] and "loopback" in refused[0]
+    assert "LOREGUARD_ALLOWED_HOSTS" in refused[0]
+    assert not any("problem" in d.value.columns for d in at.dataframe)
     assert source_names(dashboard_env) == []

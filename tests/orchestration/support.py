@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -16,6 +18,7 @@ from orchestration.constants import ALL_QUEUES
 from orchestration.types import BatchProgress
 from tests.conftest import TemporalNamespace
 from workers.main import build_workers
+from workers.stages.folders import SAMPLES_FOLDER
 
 
 def pipeline_settings(db_url: str, temporal: TemporalNamespace | str, **overrides: object) -> Settings:
@@ -27,6 +30,9 @@ def pipeline_settings(db_url: str, temporal: TemporalNamespace | str, **override
         "processing_processes": 1,
         "heartbeat_seconds": 10,
         "chunk_size": 10,
+        # The loopback stand-ins and the tests' temporary folders, which the policy forbids by default.
+        "allowed_hosts": ["127.0.0.1"],
+        "folder_roots": [Path(tempfile.gettempdir()).resolve(), SAMPLES_FOLDER],
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -73,6 +73,9 @@ def cli_env(folder: Path, temporal_address: str) -> dict[str, str]:
         LOREGUARD_DATABASE_URL=f"sqlite:///{folder / 'loreguard.db'}",
         LOREGUARD_TEMPORAL_ADDRESS=temporal_address,
         LOREGUARD_OPERATOR_NAME="ops-tester",
+        # The test's own folder and the samples may be registered as folder sources; loopback may be fetched.
+        LOREGUARD_FOLDER_ROOTS=json.dumps([str(folder), str(SAMPLES)]),
+        LOREGUARD_ALLOWED_HOSTS='["127.0.0.1"]',
     )
     return env
 
@@ -103,12 +106,12 @@ def with_temporal(tmp_path: Path, fresh_dev_server: DevServer) -> Loreguard:
     ("args", "message"),
     [
         (["--kind", "archive", "--location", "/tmp"], "Invalid value for '--kind'"),
-        (["--kind", "folder", "--location", "/no/such/folder"], "does not exist"),
+        (["--kind", "folder", "--location", "/no/such/folder"], "is outside the folders sources may read"),
         (["--kind", "feed", "--location", "ftp://example.org/feed.xml"], "is not an http(s) URL"),
         (["--kind", "web", "--location", "example.org/page"], "is not an http(s) URL"),
         (["--kind", "folder", "--location", str(SAMPLES), "--interval", "5"], "--interval"),
     ],
-    ids=["bad-kind", "missing-folder", "ftp-feed", "schemeless-web", "short-interval"],
+    ids=["bad-kind", "folder-outside-roots", "ftp-feed", "schemeless-web", "short-interval"],
 )
 def test_source_add_refuses_bad_input_and_writes_nothing(
     loreguard: Loreguard, args: list[str], message: str

@@ -4,6 +4,7 @@ stored exactly once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -75,6 +76,7 @@ def worker_env(sqlite_url: str, tmp_path: Path) -> dict[str, str]:
         "LOREGUARD_CHUNK_SIZE": "25",
         "LOREGUARD_HEARTBEAT_SECONDS": "5",
         "LOREGUARD_PROCESSING_PROCESSES": "2",
+        "LOREGUARD_FOLDER_ROOTS": json.dumps([str(tmp_path)]),  # the corpus folder is under tmp_path
     }
 
 

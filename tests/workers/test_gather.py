@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.http_standins import StaticSite
+from workers.stages.fetching import Fetcher
 from workers.stages.gather import (
     INVALID_SOURCE,
     SOURCE_UNAVAILABLE,
@@ -91,10 +91,10 @@ def test_folder_listing_is_sorted_recursive_and_skips_hidden_and_unsupported(tmp
             "archive.zip",
         ],
     )
-    listed = [p.relative_to(tmp_path).as_posix() for p in list_folder(tmp_path)]
+    listed = [p.relative_to(tmp_path).as_posix() for p in list_folder(tmp_path, roots=[tmp_path])]
     assert listed == ["a-b/x.htm", "a.md", "b.txt", "notes.markdown", "sub/B.PDF", "sub/c.html"]
     # Same order on every call: a retried ingest numbers documents identically.
-    assert [p.relative_to(tmp_path).as_posix() for p in list_folder(tmp_path)] == listed
+    assert [p.relative_to(tmp_path).as_posix() for p in list_folder(tmp_path, roots=[tmp_path])] == listed
 
 
 @pytest.mark.parametrize(("make", "needle"), [("missing", "does not exist"), ("file", "is not a folder")])
@@ -103,7 +103,7 @@ def test_folder_that_is_not_a_folder_is_an_invalid_source(tmp_path: Path, make: 
     if make == "file":
         target.write_text("x")
     with pytest.raises(SourceError) as info:
-        list_folder(target)
+        list_folder(target, roots=[tmp_path])
     assert info.value.kind == INVALID_SOURCE
     assert not info.value.retryable
     assert needle in info.value.message and str(target) in info.value.message
@@ -122,7 +122,7 @@ def test_read_file_gives_file_uri_and_content_type(tmp_path: Path, name: str, co
     path = tmp_path / "dir with space" / name
     path.parent.mkdir()
     path.write_bytes(b"data")
-    doc = read_file(path, max_bytes=100)
+    doc = read_file(path, max_bytes=100, folder=tmp_path)
     assert doc.content_type == content_type
     assert doc.uri.startswith("file:///") and "dir%20with%20space" in doc.uri
     assert doc.data == b"data"
@@ -132,7 +132,7 @@ def test_read_file_refuses_a_file_over_the_size_limit(tmp_path: Path) -> None:
     path = tmp_path / "big.txt"
     path.write_bytes(b"x" * 101)
     with pytest.raises(DocumentError) as info:
-        read_file(path, max_bytes=100)
+        read_file(path, max_bytes=100, folder=tmp_path)
     assert info.value.stage == "ingest" and "exceeds 100 bytes" in info.value.reason
 
 
@@ -149,22 +149,24 @@ def test_read_file_refuses_a_file_over_the_size_limit(tmp_path: Path) -> None:
         ("web", "https:///nohost", "has no host"),
         ("folder", "", "must not be empty"),
         ("folder", "/definitely/not/here", "does not exist"),
+        ("folder", "/etc", "/etc is outside the folders sources may read (/definitely)"),
         ("email", "someone@example.org", "unknown source kind"),
     ],
 )
 def test_validate_location(kind: str, location: str, expected: str) -> None:
     if expected.startswith("http"):
-        assert validate_location(kind, location) == expected
+        assert validate_location(kind, location, folder_roots=[Path("/definitely")]) == expected
     else:
         with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
-            validate_location(kind, location)
+            validate_location(kind, location, folder_roots=[Path("/definitely")])
 
 
 def test_validate_location_resolves_an_existing_folder(tmp_path: Path) -> None:
-    assert validate_location("folder", f" {tmp_path} ") == str(tmp_path.resolve())
+    roots = [tmp_path.resolve()]
+    assert validate_location("folder", f" {tmp_path} ", folder_roots=roots) == str(tmp_path.resolve())
     (tmp_path / "f.txt").write_text("x")
     with pytest.raises(ValueError, match="is not a folder"):
-        validate_location("folder", str(tmp_path / "f.txt"))
+        validate_location("folder", str(tmp_path / "f.txt"), folder_roots=roots)
 
 
 # --- feeds ---------------------------------------------------------------------------------------
@@ -208,10 +210,10 @@ def test_validate_location_resolves_an_existing_folder(tmp_path: Path) -> None:
     ids=["rss", "atom"],
 )
 def test_fetch_feed_turns_entries_into_html_documents_with_hints(
-    http_client: httpx.Client, body: str, content_type: str, expected: list[tuple[str, dict[str, str], str]]
+    loopback_fetcher: Fetcher, body: str, content_type: str, expected: list[tuple[str, dict[str, str], str]]
 ) -> None:
     with StaticSite({"/feed": (200, content_type, body)}) as site:
-        docs = fetch_feed(site.url_for("/feed"), http_client)
+        docs = fetch_feed(site.url_for("/feed"), loopback_fetcher)
     assert [(d.uri, d.hints) for d in docs] == [(uri, hints) for uri, hints, _ in expected]
     for doc, (_, _, snippet) in zip(docs, expected, strict=True):
         assert doc.content_type == "text/html"
@@ -230,17 +232,17 @@ def test_fetch_feed_turns_entries_into_html_documents_with_hints(
     ids=["html-page", "404", "403", "429", "503"],
 )
 def test_fetch_feed_failures_say_whether_retrying_helps(
-    http_client: httpx.Client, route: tuple[int, str, str], kind: str, needle: str
+    loopback_fetcher: Fetcher, route: tuple[int, str, str], kind: str, needle: str
 ) -> None:
     with StaticSite({"/feed": route}) as site, pytest.raises(SourceError) as info:
-        fetch_feed(site.url_for("/feed"), http_client)
+        fetch_feed(site.url_for("/feed"), loopback_fetcher)
     assert info.value.kind == kind
     assert needle in info.value.message
 
 
-def test_unreachable_feed_is_unavailable_not_invalid(http_client: httpx.Client) -> None:
+def test_unreachable_feed_is_unavailable_not_invalid(loopback_fetcher: Fetcher) -> None:
     with pytest.raises(SourceError) as info:
-        fetch_feed(_closed_port_url(), http_client)
+        fetch_feed(_closed_port_url(), loopback_fetcher)
     assert info.value.kind == SOURCE_UNAVAILABLE and info.value.retryable
 
 
@@ -259,10 +261,10 @@ def test_unreachable_feed_is_unavailable_not_invalid(http_client: httpx.Client) 
     ids=["html", "xhtml", "latin1-text-to-utf8", "pdf", "no-header-sniffed"],
 )
 def test_fetch_page_takes_content_type_from_the_response(
-    http_client: httpx.Client, header: str, body: bytes, content_type: str, data: bytes
+    loopback_fetcher: Fetcher, header: str, body: bytes, content_type: str, data: bytes
 ) -> None:
     with StaticSite({"/p": (200, header, body)}) as site:
-        doc = fetch_page(site.url_for("/p"), http_client, max_bytes=10_000)
+        doc = fetch_page(site.url_for("/p"), loopback_fetcher, max_bytes=10_000)
     assert (doc.uri, doc.content_type, doc.data) == (site.url_for("/p"), content_type, data)
 
 
@@ -279,23 +281,27 @@ def test_fetch_page_takes_content_type_from_the_response(
     ids=["image", "too-big", "404", "410", "408", "500"],
 )
 def test_fetch_page_failures(
-    http_client: httpx.Client, route: tuple[int, str, bytes | str], error: type[Exception], needle: str
+    loopback_fetcher: Fetcher, route: tuple[int, str, bytes | str], error: type[Exception], needle: str
 ) -> None:
     with StaticSite({"/p": route}) as site, pytest.raises(error) as info:
-        fetch_page(site.url_for("/p"), http_client, max_bytes=1000)
+        fetch_page(site.url_for("/p"), loopback_fetcher, max_bytes=1000)
     assert needle in str(info.value)
     if isinstance(info.value, SourceError):
         assert info.value.retryable == (route[0] in (408, 429) or route[0] >= 500)
 
 
 def test_preview_shows_the_first_documents_of_a_folder_and_a_feed(
-    tmp_path: Path, http_client: httpx.Client
+    tmp_path: Path, loopback_fetcher: Fetcher
 ) -> None:
     _tree(tmp_path, [f"doc{i}.txt" for i in range(8)])
-    assert [Path(d.uri).name for d in preview_source("folder", str(tmp_path), http_client, limit=3)] == [
+    previewed = preview_source("folder", str(tmp_path), loopback_fetcher, folder_roots=[tmp_path], limit=3)
+    assert [Path(d.uri).name for d in previewed] == [
         "doc0.txt",
         "doc1.txt",
         "doc2.txt",
     ]
     with StaticSite({"/feed": (200, "application/rss+xml", RSS)}) as site:
-        assert len(preview_source("feed", site.url_for("/feed"), http_client, limit=1)) == 1
+        assert (
+            len(preview_source("feed", site.url_for("/feed"), loopback_fetcher, folder_roots=[], limit=1))
+            == 1
+        )

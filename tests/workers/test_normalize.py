@@ -25,10 +25,30 @@ FR = "L'équipe de sécurité a examiné le rapport d'incident et mis à jour la
 BLANK_PDF = minimal_pdf([])  # valid, but its page draws nothing
 
 
-def _password_protected_pdf() -> bytes:
+def _password_protected_pdf(algorithm: str) -> bytes:
     writer = pypdf.PdfWriter()
     writer.add_blank_page(width=100, height=100)
-    writer.encrypt("secret", algorithm="RC4-128")
+    writer.encrypt("secret", algorithm=algorithm)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def encrypted_with_empty_password(pdf: bytes) -> bytes:
+    """`pdf` encrypted AES-256 (revision 6) with an empty user password, as "no copying" PDFs are."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf)))
+    writer.encrypt(user_password="", owner_password="owner-only", algorithm="AES-256")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def pages_pdf(count: int) -> bytes:
+    """A PDF of `count` pages, page N saying "Page N of the policy manual"."""
+    writer = pypdf.PdfWriter()
+    for number in range(1, count + 1):
+        page = pypdf.PdfReader(io.BytesIO(minimal_pdf([f"Page {number} of the policy manual."]))).pages[0]
+        writer.add_page(page)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
@@ -54,8 +74,9 @@ def test_html_article_keeps_the_article_and_drops_the_boilerplate(samples: Path)
     [
         (b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R", "application/pdf", "corrupt PDF"),
         (b"this is not a pdf at all", "application/pdf", "corrupt PDF"),
-        (BLANK_PDF, "application/pdf", "empty document: PDF has no extractable text"),
-        (_password_protected_pdf(), "application/pdf", "corrupt PDF: encrypted with a password"),
+        (BLANK_PDF, "application/pdf", "no extractable text (scanned PDF?)"),
+        (_password_protected_pdf("RC4-128"), "application/pdf", "encrypted with a password"),
+        (_password_protected_pdf("AES-256"), "application/pdf", "encrypted with a password"),
         (random.Random(7).randbytes(4096), "text/plain", "undecodable bytes"),
         (
             b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8,
@@ -77,6 +98,7 @@ def test_html_article_keeps_the_article_and_drops_the_boilerplate(samples: Path)
         "not-a-pdf",
         "pdf-without-text",
         "pdf-with-password",
+        "aes-256-pdf-with-password",
         "random-bytes",
         "png-as-markdown",
         "empty-page",
@@ -128,6 +150,22 @@ def test_pdf_text_and_document_info_are_read() -> None:
     assert EN in doc.text and "Second line (with parentheses)." in doc.text
     assert doc.language == "en"
     assert doc.hints == {"title": "Vendor policy", "author": "Risk Office"}
+
+
+def test_an_aes_256_pdf_with_an_empty_user_password_opens_with_its_text() -> None:
+    pdf = encrypted_with_empty_password(minimal_pdf([EN], {"Title": "Vendor policy"}))
+    assert pypdf.PdfReader(io.BytesIO(pdf)).is_encrypted
+    doc = normalize(raw(pdf, "application/pdf"))
+    assert EN in doc.text
+    assert doc.hints["title"] == "Vendor policy"
+
+
+def test_text_extraction_stops_at_the_page_cap() -> None:
+    pdf = pages_pdf(5)
+    capped = normalize(raw(pdf, "application/pdf"), max_pdf_pages=2)
+    assert "Page 1 of" in capped.text and "Page 2 of" in capped.text
+    assert "Page 3 of" not in capped.text
+    assert "Page 5 of" in normalize(raw(pdf, "application/pdf")).text  # the default cap is far above 5
 
 
 def test_markdown_markup_is_stripped_and_front_matter_becomes_hints() -> None:

@@ -11,12 +11,15 @@ from workers.stages.gather import list_folder, read_file
 from workers.stages.pipeline import CpuStageResult, run_cpu_stages
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
-SAMPLE_NAMES = [p.relative_to(SAMPLES).as_posix() for p in list_folder(SAMPLES)]
+SAMPLE_NAMES = [p.relative_to(SAMPLES).as_posix() for p in list_folder(SAMPLES, roots=[SAMPLES])]
 
 
 @pytest.fixture(scope="module")
 def processed() -> dict[str, CpuStageResult]:
-    return {name: run_cpu_stages(read_file(SAMPLES / name, 20 * 1024 * 1024)) for name in SAMPLE_NAMES}
+    return {
+        name: run_cpu_stages(read_file(SAMPLES / name, 20 * 1024 * 1024, folder=SAMPLES))
+        for name in SAMPLE_NAMES
+    }
 
 
 def test_the_corpus_has_the_documents_the_readme_promises() -> None:

@@ -9,6 +9,7 @@ import calendar
 import html
 import logging
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
@@ -16,14 +17,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
-import httpx
 
-from workers.stages.types import DocumentError, RawDocument
+from workers.stages.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
+from workers.stages.folders import FolderRefused, inside_roots, read_bounded
+from workers.stages.types import (
+    INVALID_SOURCE,
+    SOURCE_UNAVAILABLE,
+    DocumentError,
+    RawDocument,
+    SourceError,
+)
 
 log = logging.getLogger(__name__)
-
-INVALID_SOURCE = "InvalidSource"  # the source itself is wrong: retrying will not help
-SOURCE_UNAVAILABLE = "SourceUnavailable"  # the source may come back: worth retrying
 
 SUPPORTED_SUFFIXES: dict[str, str] = {
     ".txt": "text/plain",
@@ -44,31 +49,18 @@ _MEDIA_TYPES: dict[str, str] = {
     "application/pdf": "application/pdf",
 }
 
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 SOURCE_KINDS = ("folder", "feed", "web")
-
-
-class SourceError(Exception):
-    """The source as a whole cannot be gathered; `kind` is the error type name the dashboard shows."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-    @property
-    def retryable(self) -> bool:
-        return self.kind == SOURCE_UNAVAILABLE
 
 
 # --- folders -------------------------------------------------------------------------------------
 
 
-def list_folder(path: Path) -> list[Path]:
-    """Supported files under `path`, recursively, hidden files and folders skipped.
+def list_folder(path: Path, *, roots: Sequence[Path]) -> list[Path]:
+    """Supported files under `path`, recursively, hidden files and folders skipped; `path` must lie in a root.
 
     Sorted by relative POSIX path so that a retried ingest numbers the documents the same way.
     """
+    inside_roots(path, roots)  # before anything else: not even whether it exists is told outside the roots
     if not path.exists():
         raise SourceError(INVALID_SOURCE, f"folder {path} does not exist")
     if not path.is_dir():
@@ -86,45 +78,27 @@ def list_folder(path: Path) -> list[Path]:
     return [full for _, full in found]
 
 
-def read_file(path: Path, max_bytes: int) -> RawDocument:
+def read_file(path: Path, max_bytes: int, *, folder: Path) -> RawDocument:
+    """One file of the folder source `folder`; links out of it and anything but a regular file are skipped."""
     content_type = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if content_type is None:
         raise DocumentError("ingest", f"unsupported file type {path.suffix or '(none)'}")
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise DocumentError("ingest", f"file is {size} bytes, exceeds {max_bytes} bytes")
-        data = path.read_bytes()
-    except OSError as exc:
-        # The file vanished or is unreadable since listing; that document fails, not the batch.
-        raise DocumentError("ingest", f"cannot read file: {exc.strerror or exc}") from exc
-    if len(data) > max_bytes:  # grew between stat and read
-        raise DocumentError("ingest", f"file exceeds {max_bytes} bytes")
+    data = read_bounded(path, folder, max_bytes)
     return RawDocument(uri=path.absolute().as_uri(), content_type=content_type, data=data)
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
 
 
-def _check_status(response: httpx.Response, url: str) -> None:
-    status = response.status_code
+def _check_status(response: Fetched, url: str) -> None:
+    status = response.status
     if status < 400:
         return
-    reason = f"{url} answered HTTP {status} {response.reason_phrase}".rstrip()
+    reason = f"{url} answered HTTP {status} {response.reason}".rstrip()
     # 408 and 429 say "not now", so they are worth another try like server errors.
     if status >= 500 or status in (408, 429):
         raise SourceError(SOURCE_UNAVAILABLE, reason)
     raise SourceError(INVALID_SOURCE, reason)
-
-
-# httpx.InvalidURL is not an HTTPError, so both are caught around every request.
-_REQUEST_ERRORS = (httpx.HTTPError, httpx.InvalidURL)
-
-
-def _transport_failure(url: str, exc: Exception) -> SourceError:
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return SourceError(INVALID_SOURCE, f"{url} is not a fetchable URL: {exc}")
-    return SourceError(SOURCE_UNAVAILABLE, f"cannot reach {url}: {type(exc).__name__}: {exc}")
 
 
 def _media_type(header: str | None) -> tuple[str, str | None]:
@@ -156,24 +130,13 @@ def _to_utf8(data: bytes, charset: str | None) -> bytes:
         return data  # a wrong header: let normalize detect the encoding itself
 
 
-def fetch_page(url: str, client: httpx.Client, max_bytes: int) -> RawDocument:
+def fetch_page(url: str, fetcher: Fetcher, max_bytes: int) -> RawDocument:
     try:
-        with client.stream("GET", url, follow_redirects=True) as response:
-            _check_status(response, url)
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise DocumentError("ingest", f"page is {declared} bytes, exceeds {max_bytes} bytes")
-            chunks: list[bytes] = []
-            received = 0
-            for chunk in response.iter_bytes():
-                received += len(chunk)
-                if received > max_bytes:
-                    raise DocumentError("ingest", f"page exceeds {max_bytes} bytes")
-                chunks.append(chunk)
-            header = response.headers.get("content-type")
-    except _REQUEST_ERRORS as exc:
-        raise _transport_failure(url, exc) from exc
-    data = b"".join(chunks)
+        response = fetcher.get(url, max_bytes=max_bytes)
+    except SourceTooLarge as exc:
+        raise DocumentError("ingest", f"page too large: exceeds {max_bytes} bytes") from exc
+    _check_status(response, url)
+    data, header = response.body, response.headers.get("content-type")
     media, charset = _media_type(header)
     content_type = _MEDIA_TYPES.get(media)
     if content_type is None and media in ("", "application/octet-stream", "binary/octet-stream"):
@@ -226,13 +189,11 @@ def _entry_document(entry: Any, feed_url: str, index: int) -> RawDocument:
     return RawDocument(uri=uri, content_type="text/html", data=page.encode("utf-8"), hints=hints)
 
 
-def fetch_feed(url: str, client: httpx.Client) -> list[RawDocument]:
-    try:
-        response = client.get(url, follow_redirects=True)
-    except _REQUEST_ERRORS as exc:
-        raise _transport_failure(url, exc) from exc
+def fetch_feed(url: str, fetcher: Fetcher) -> list[RawDocument]:
+    """Every entry of the feed; the feed is read under the same byte limit, decompressed, as a page."""
+    response = fetcher.get(url)
     _check_status(response, url)
-    parsed = feedparser.parse(response.content)
+    parsed = feedparser.parse(response.body)
     if not parsed.entries and not parsed.get("version"):
         raise SourceError(INVALID_SOURCE, f"{url} is not an RSS/Atom feed")
     return [_entry_document(entry, url, i) for i, entry in enumerate(parsed.entries)]
@@ -241,13 +202,17 @@ def fetch_feed(url: str, client: httpx.Client) -> list[RawDocument]:
 # --- locations and previews ----------------------------------------------------------------------
 
 
-def validate_location(kind: str, location: str) -> str:
+def validate_location(kind: str, location: str, *, folder_roots: Sequence[Path]) -> str:
     """The cleaned location for a new source, or ValueError with a message for the person typing it."""
     cleaned = location.strip()
     if not cleaned:
         raise ValueError("location must not be empty")
     if kind == "folder":
         folder = Path(cleaned).expanduser()
+        try:
+            inside_roots(folder, folder_roots)
+        except FolderRefused as exc:
+            raise ValueError(exc.message) from exc
         if not folder.exists():
             raise ValueError(f"folder {folder} does not exist")
         if not folder.is_dir():
@@ -264,24 +229,31 @@ def validate_location(kind: str, location: str) -> str:
 
 
 def preview_source(
-    kind: str, location: str, client: httpx.Client, limit: int = 5, max_bytes: int = DEFAULT_MAX_BYTES
+    kind: str,
+    location: str,
+    fetcher: Fetcher,
+    *,
+    folder_roots: Sequence[Path],
+    limit: int = 5,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[RawDocument]:
     """The first `limit` documents a source would yield, for a dry run before it is saved.
 
     Unreadable folder files are skipped so one bad file does not hide what the rest look like.
     """
     if kind == "folder":
+        folder = Path(location)
         documents: list[RawDocument] = []
-        for path in list_folder(Path(location)):
+        for path in list_folder(folder, roots=folder_roots):
             if len(documents) >= limit:
                 break
             try:
-                documents.append(read_file(path, max_bytes))
+                documents.append(read_file(path, max_bytes, folder=folder))
             except DocumentError as exc:
                 log.info("preview skips %s: %s", path, exc.reason)
         return documents
     if kind == "feed":
-        return fetch_feed(location, client)[:limit]
+        return fetch_feed(location, fetcher)[:limit]
     if kind == "web":
-        return [fetch_page(location, client, max_bytes)][:limit]
+        return [fetch_page(location, fetcher, max_bytes)][:limit]
     raise ValueError(f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")

@@ -6,6 +6,7 @@ import codecs
 import contextlib
 import hashlib
 import io
+import itertools
 import re
 import threading
 import unicodedata
@@ -183,6 +184,10 @@ def html_text(markup: str) -> str:
 
 # --- PDF -----------------------------------------------------------------------------------------
 
+DEFAULT_MAX_PDF_PAGES = 500
+PDF_NEEDS_PASSWORD = "encrypted with a password: the PDF cannot be opened without it"
+PDF_WITHOUT_TEXT = "no extractable text (scanned PDF?): its pages hold no text layer"
+
 
 def _pdf_date(value: Any) -> str | None:
     try:
@@ -191,13 +196,16 @@ def _pdf_date(value: Any) -> str | None:
         return None
 
 
-def pdf_text(data: bytes) -> tuple[str, dict[str, str]]:
-    """Text of every page and the document-info hints (title, author, published)."""
+def pdf_text(data: bytes, max_pages: int = DEFAULT_MAX_PDF_PAGES) -> tuple[str, dict[str, str]]:
+    """Text of the first `max_pages` pages and the document-info hints (title, author, published).
+
+    A PDF encrypted with an empty user password (common for "no printing" PDFs) opens like any other.
+    """
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise DocumentError("normalize", "corrupt PDF: encrypted with a password")
-        pages = [page.extract_text() or "" for page in reader.pages]
+            raise DocumentError("normalize", PDF_NEEDS_PASSWORD)
+        pages = [page.extract_text() or "" for page in itertools.islice(reader.pages, max_pages)]
         info = reader.metadata
         hints: dict[str, str] = {}
         if info is not None:
@@ -208,6 +216,10 @@ def pdf_text(data: bytes) -> tuple[str, dict[str, str]]:
             hints = {k: str(v).strip() for k, v in candidates.items() if v and str(v).strip()}
     except DocumentError:
         raise
+    except pypdf.errors.FileNotDecryptedError as exc:
+        raise DocumentError("normalize", PDF_NEEDS_PASSWORD) from exc
+    except pypdf.errors.DependencyError as exc:  # the worker was installed without pypdf[crypto]
+        raise DocumentError("normalize", f"encrypted PDF: cannot decrypt here: {exc}") from exc
     except Exception as exc:  # pypdf raises many exception types on damaged files
         raise DocumentError("normalize", f"corrupt PDF: {type(exc).__name__}: {exc}") from exc
     return "\n\n".join(pages), hints
@@ -289,7 +301,7 @@ def content_hash(text: str) -> str:
 # --- the stage -----------------------------------------------------------------------------------
 
 
-def normalize(raw: RawDocument) -> NormalizedDocument:
+def normalize(raw: RawDocument, *, max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES) -> NormalizedDocument:
     content_type = raw.content_type.split(";", 1)[0].strip().lower()
     # Hints from the source (feeds) win over what the document says about itself.
     hints = dict(raw.hints)
@@ -307,9 +319,9 @@ def normalize(raw: RawDocument) -> NormalizedDocument:
     elif content_type == "text/plain":
         text = decode_text(raw.data)
     elif content_type == "application/pdf":
-        text, declared = pdf_text(raw.data)
+        text, declared = pdf_text(raw.data, max_pdf_pages)
         hints = {**declared, **hints}
-        empty = "empty document: PDF has no extractable text"
+        empty = PDF_WITHOUT_TEXT
     else:
         raise DocumentError("normalize", f"unsupported content type {raw.content_type!r}")
     text = clean_text(text)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from workers.stages.extract import extract_metadata
-from workers.stages.normalize import normalize, preload_language_model
+from workers.stages.normalize import DEFAULT_MAX_PDF_PAGES, normalize, preload_language_model
 from workers.stages.types import DocumentError, DocumentMetadata, NormalizedDocument, RawDocument
 
 In = TypeVar("In")
@@ -49,9 +50,9 @@ def _timed(stage: Callable[[In], Out], arg: In) -> tuple[Out | None, str | None,
     return result, error, (time.perf_counter() - started) * 1000
 
 
-def run_cpu_stages(raw: RawDocument) -> CpuStageResult:
+def run_cpu_stages(raw: RawDocument, *, max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES) -> CpuStageResult:
     """Normalize then extract one document; never raises, so one bad document cannot fail a batch."""
-    normalized, error, normalize_ms = _timed(normalize, raw)
+    normalized, error, normalize_ms = _timed(partial(normalize, max_pdf_pages=max_pdf_pages), raw)
     if normalized is None:
         return CpuStageResult(None, None, "normalize", error, normalize_ms, 0.0)
     metadata, error, extract_ms = _timed(extract_metadata, normalized)

@@ -18,6 +18,30 @@ class DocumentError(Exception):
         self.reason = reason
 
 
+INVALID_SOURCE = "InvalidSource"  # the source itself is wrong: retrying will not help
+SOURCE_UNAVAILABLE = "SourceUnavailable"  # the source may come back: worth retrying
+ADDRESS_REFUSED = "AddressRefused"  # the address policy refused a host or a redirect
+FOLDER_REFUSED = "FolderRefused"  # a folder outside every configured root
+SOURCE_TOO_LARGE = "SourceTooLarge"  # more bytes than the limit allows (after decompression)
+FETCH_DEADLINE = "FetchDeadline"  # a fetch took longer than its overall deadline
+
+
+class SourceError(Exception):
+    """The source as a whole cannot be gathered; `kind` is the error type name the dashboard shows.
+
+    Only SOURCE_UNAVAILABLE is worth retrying; every other kind needs a person to change something.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind == SOURCE_UNAVAILABLE
+
+
 @dataclass(frozen=True)
 class RawDocument:
     """A document as gathered by ingest: bytes plus what the source told us about it."""

@@ -1,0 +1,107 @@
+"""Hostile sources through the real pipeline: the batch ends, the reason is recorded, nothing else is lost."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cli.devserver import DevServer
+from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED
+from data import repository
+from data.models import Artifact, Batch
+from orchestration.constants import STATE_AWAITING_APPROVAL
+from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
+from tests.orchestration.test_pipeline import client_for
+from tests.support.corpus import write_corpus
+from tests.support.hostile_standins import Body, HostileSite, gzip_bomb
+from tests.support.operations import start_refresh
+from tests.workers.pdf_builder import minimal_pdf
+from tests.workers.test_normalize import encrypted_with_empty_password
+
+pytestmark = pytest.mark.temporal
+
+NOTE = "The vendor access policy now requires hardware keys for every administrator account."
+
+
+def add_source(sessions: sessionmaker[Session], *, name: str, kind: str, location: str) -> int:
+    with sessions.begin() as session:
+        return repository.create_source(session, name=name, kind=kind, location=location).id
+
+
+async def test_a_hostile_folder_stores_its_documents_and_records_each_skip(
+    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "inbox"
+    write_corpus(folder, 5)
+    (folder / "locked.pdf").write_bytes(encrypted_with_empty_password(minimal_pdf([NOTE])))
+    os.mkfifo(folder / "pipe.txt")
+    (tmp_path / "private.md").write_text("not for the library")
+    (folder / "escape.md").symlink_to(tmp_path / "private.md")
+    (folder / "zero.txt").symlink_to("/dev/zero")
+    source_id = add_source(sqlite_sessions, name="inbox", kind="folder", location=str(folder))
+    client = await client_for(dev_server)
+    async with running_worker(client, pipeline_settings(sqlite_url, dev_server.address)):
+        batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
+        result = await handle.result()
+
+    assert (result.total, result.stored, result.failed) == (9, 6, 3)
+    with sqlite_sessions() as session:
+        rows = session.execute(
+            select(Artifact.uri, Artifact.status, Artifact.error, Artifact.text).where(
+                Artifact.batch_id == batch_id
+            )
+        ).all()
+    stored = {Path(r.uri).name: r.text for r in rows if r.status == ARTIFACT_STORED}
+    assert NOTE in (stored.get("locked.pdf") or "")
+    assert sorted(r.error for r in rows if r.status == ARTIFACT_FAILED) == [
+        f"skipped escape.md: a symbolic link to {tmp_path / 'private.md'}, outside the source's folder",
+        "skipped pipe.txt: a FIFO, not a regular file",
+        "skipped zero.txt: a symbolic link to /dev/zero, outside the source's folder",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "route", "error_type", "needle"),
+    [
+        (
+            ["127.0.0.1"],
+            Body(gzip_bomb(256 * 1024 * 1024), headers={"Content-Encoding": "gzip"}),
+            "SourceTooLarge",
+            "too large",
+        ),
+        ([], Body(b"<rss version='2.0'><channel></channel></rss>"), "AddressRefused", "loopback"),
+    ],
+    ids=["gzip-bomb", "loopback-not-allowed"],
+)
+async def test_a_refused_feed_fails_the_batch_once_with_its_reason(
+    dev_server: DevServer,
+    sqlite_sessions: sessionmaker[Session],
+    sqlite_url: str,
+    allowed: list[str],
+    route: Body,
+    error_type: str,
+    needle: str,
+) -> None:
+    settings = pipeline_settings(
+        sqlite_url, dev_server.address, allowed_hosts=allowed, max_document_bytes=1024 * 1024
+    )
+    with HostileSite({"/feed.xml": route}) as site:
+        source_id = add_source(sqlite_sessions, name="feed", kind="feed", location=site.url_for("/feed.xml"))
+        client = await client_for(dev_server)
+        async with running_worker(client, settings):
+            started = time.monotonic()
+            batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
+            await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+            # Not retried: the ingest retry policy would wait 30 s before a second attempt.
+            assert time.monotonic() - started < 25
+        attempts = len(site.requests)
+    assert attempts == (1 if allowed else 0)
+    with sqlite_sessions() as session:
+        batch = session.get_one(Batch, batch_id)
+        assert (batch.failed_stage, batch.error_type) == ("ingest", error_type)
+        assert batch.error_message and needle in batch.error_message

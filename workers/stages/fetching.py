@@ -1,0 +1,273 @@
+"""The one HTTP client for fetching a source: address policy, redirects, byte limit and overall deadline.
+
+Every connection goes through `GuardedBackend`, which resolves the host once, checks every address against the
+`AddressPolicy` and connects to a checked address (the request keeps its Host header and TLS server name), so a
+second DNS answer cannot rebind the name to an internal address. Redirects are followed here, hop by hop, each
+hop checked the same way. Bodies are decompressed here too, a bounded amount at a time, so a gzip bomb stops at
+the byte limit instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+from urllib.parse import urljoin, urlsplit
+
+import certifi
+import httpcore
+import httpx
+
+from workers.stages.netpolicy import AddressPolicy, AddressRefused
+from workers.stages.types import (
+    FETCH_DEADLINE,
+    INVALID_SOURCE,
+    SOURCE_TOO_LARGE,
+    SOURCE_UNAVAILABLE,
+    SourceError,
+)
+
+MAX_REDIRECTS = 5
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_DEADLINE_SECONDS = 120.0
+DEFAULT_TIMEOUT_SECONDS = 20.0
+_REDIRECTS = (301, 302, 303, 307, 308)
+_SCHEMES = ("http", "https")
+
+
+class SourceTooLarge(SourceError):
+    def __init__(self, message: str) -> None:
+        super().__init__(SOURCE_TOO_LARGE, message)
+
+
+class FetchDeadlineExceeded(SourceError):
+    def __init__(self, message: str) -> None:
+        super().__init__(FETCH_DEADLINE, message)
+
+
+class FetchSettings(Protocol):
+    """The settings a Fetcher is built from (core.settings.Settings has them)."""
+
+    @property
+    def allowed_hosts(self) -> Sequence[str]: ...
+    @property
+    def max_document_bytes(self) -> int: ...
+    @property
+    def fetch_timeout_seconds(self) -> float: ...
+    @property
+    def fetch_deadline_seconds(self) -> float: ...
+
+
+class GuardedBackend(httpcore.SyncBackend):
+    """httpcore's socket backend, connecting only to addresses the policy allows."""
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        self.policy = policy
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        addresses = self.policy.checked_addresses(host, port)
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None  # checked_addresses never returns an empty list
+        raise last
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool whose every TCP connection passes the address policy."""
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        super().__init__(retries=0)
+        # No proxy and no environment: a proxy would resolve the name itself, out of the policy's sight.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl.create_default_context(cafile=certifi.where()),
+            network_backend=GuardedBackend(policy),
+        )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A complete response: the URL that answered (after redirects), its status, headers and decoded body."""
+
+    url: str
+    status: int
+    reason: str
+    headers: httpx.Headers
+    body: bytes
+
+
+class _BoundedDecoder:
+    """Content-Encoding decoding that never produces more than `limit + 1` bytes in total."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.limit = limit
+        self.produced = 0
+        coding = encoding.strip().lower()
+        # "deflate" is sent both zlib-wrapped (the standard) and raw (old servers): the first error decides.
+        self._may_be_raw = coding == "deflate"
+        if coding in ("", "identity"):
+            self._inflate: zlib._Decompress | None = None
+        elif coding in ("gzip", "x-gzip"):
+            self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif coding == "deflate":
+            self._inflate = zlib.decompressobj()
+        else:
+            raise SourceError(INVALID_SOURCE, f"unsupported content encoding {encoding!r}")
+
+    def _room(self) -> int:
+        return self.limit + 1 - self.produced
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._inflate is None:
+            out = data[: self._room()]
+            self.produced += len(out)
+            yield out
+            return
+        pending = data
+        while pending and self._room() > 0:
+            try:
+                out = self._inflate.decompress(pending, self._room())
+            except zlib.error as exc:
+                if self._may_be_raw and self.produced == 0:
+                    self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+                    self._may_be_raw = False
+                    continue
+                raise SourceError(INVALID_SOURCE, f"the response body does not decompress: {exc}") from exc
+            self._may_be_raw = False
+            self.produced += len(out)
+            yield out
+            pending = self._inflate.unconsumed_tail
+            if self._inflate.eof:
+                return
+
+    @property
+    def over_limit(self) -> bool:
+        return self.produced > self.limit
+
+
+def _transport_failure(url: str, exc: Exception) -> SourceError:
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return SourceError(INVALID_SOURCE, f"{url} is not a fetchable URL: {exc}")
+    return SourceError(SOURCE_UNAVAILABLE, f"cannot reach {url}: {type(exc).__name__}: {exc}")
+
+
+class Fetcher:
+    """GETs a source's URL under the address policy, at most MAX_REDIRECTS hops, `max_bytes` (decompressed)
+    and `deadline_seconds` in total; `timeout_seconds` bounds each connect, read and write."""
+
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.policy = policy
+        self.max_bytes = max_bytes
+        self.deadline_seconds = deadline_seconds
+        self.timeout_seconds = timeout_seconds
+        self._client = httpx.Client(
+            transport=GuardedTransport(policy),
+            follow_redirects=False,
+            trust_env=False,
+            timeout=timeout_seconds,
+            # Only encodings this module can decompress a bounded amount at a time.
+            headers={"Accept-Encoding": "gzip, deflate"},
+        )
+
+    @classmethod
+    def from_settings(cls, settings: FetchSettings) -> Fetcher:
+        return cls(
+            AddressPolicy.allowing(settings.allowed_hosts),
+            max_bytes=settings.max_document_bytes,
+            deadline_seconds=settings.fetch_deadline_seconds,
+            timeout_seconds=settings.fetch_timeout_seconds,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def get(self, url: str, *, max_bytes: int | None = None) -> Fetched:
+        """The response to GET `url` after redirects; SourceError subclasses say why there is none."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        deadline = time.monotonic() + self.deadline_seconds
+        current = url
+        for hop in range(MAX_REDIRECTS + 1):
+            scheme = urlsplit(current).scheme.lower()
+            if scheme not in _SCHEMES:
+                what = "redirects to" if hop else "is"
+                raise SourceError(INVALID_SOURCE, f"{url} {what} {current}, not an http(s) URL")
+            remaining = self._remaining(url, deadline)
+            try:
+                request = self._client.build_request(
+                    "GET", current, timeout=min(self.timeout_seconds, remaining)
+                )
+                response = self._client.send(request, stream=True)
+            except AddressRefused as exc:
+                if hop:
+                    raise AddressRefused(f"{url} redirects to {current}: {exc.message}") from exc
+                raise
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise _transport_failure(current, exc) from exc
+            try:
+                location = response.headers.get("location")
+                if response.status_code in _REDIRECTS and location:
+                    current = urljoin(current, location)
+                    continue
+                # An error status is all the caller needs: its body is not read, however large.
+                body = self._read(response, url, limit, deadline) if response.status_code < 400 else b""
+                return Fetched(current, response.status_code, response.reason_phrase, response.headers, body)
+            finally:
+                response.close()
+        raise SourceError(INVALID_SOURCE, f"{url} redirects more than {MAX_REDIRECTS} times")
+
+    def _remaining(self, url: str, deadline: float) -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchDeadlineExceeded(
+                f"{url} took longer than {self.deadline_seconds:g} s to fetch "
+                "(LOREGUARD_FETCH_DEADLINE_SECONDS); it was cut off"
+            )
+        return remaining
+
+    def _read(self, response: httpx.Response, url: str, limit: int, deadline: float) -> bytes:
+        too_large = f"{url} is too large: more than {limit} bytes (LOREGUARD_MAX_DOCUMENT_BYTES)"
+        encoding = response.headers.get("content-encoding", "")
+        declared = response.headers.get("content-length", "")
+        if not encoding and declared.isdigit() and int(declared) > limit:
+            raise SourceTooLarge(f"{url} is too large: {declared} bytes, more than {limit} bytes")
+        decoder = _BoundedDecoder(encoding, limit)
+        body = bytearray()
+        try:
+            for raw in response.iter_raw():
+                self._remaining(url, deadline)
+                for piece in decoder.feed(raw):
+                    body += piece
+                if decoder.over_limit:
+                    raise SourceTooLarge(too_large)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _transport_failure(url, exc) from exc
+        return bytes(body)
