@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.e2e.test_dashboard_browser import (  # noqa: F401  (stack and page are fixtures)
+    FOLDER_ROOTS,
     LOREGUARD,
     OPERATOR,
     OUTPUT,
@@ -46,6 +47,7 @@ def cli(running: Stack) -> Callable[..., str]:
         LOREGUARD_DATABASE_URL=f"sqlite:///{running.database}",
         LOREGUARD_TEMPORAL_ADDRESS=found.group(1),
         LOREGUARD_OPERATOR_NAME=OPERATOR,
+        LOREGUARD_FOLDER_ROOTS=FOLDER_ROOTS,
     )
 
     def run(*args: str) -> str:

@@ -7,12 +7,14 @@ test-output/e2e/ (printed at the end).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +55,9 @@ class Stack:
     log: Path
 
 
+FOLDER_ROOTS = json.dumps([str(Path(tempfile.gettempdir()).resolve())])
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`loreguard up --no-demo` on free ports with its own state folder; stopped with SIGTERM afterwards."""
@@ -70,6 +75,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         LOREGUARD_DASHBOARD_PORT=str(port),
         LOREGUARD_PROCESSING_PROCESSES="1",
         LOREGUARD_OPERATOR_NAME=OPERATOR,
+        LOREGUARD_FOLDER_ROOTS=FOLDER_ROOTS,  # the tests' temporary folders
     )
     log = folder / "up.out"
     with log.open("wb") as out:

@@ -6,6 +6,7 @@ succeeds makes those documents good again; a batch whose ingest fails removes wh
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,7 @@ async def test_a_failed_ingest_removes_what_the_partial_ingest_left(
         source_id = repository.create_source(session, name="gone", kind="folder", location=str(gone)).id
         earlier = repository.create_batch(session, source_id=source_id).id
         batch = repository.create_batch(session, source_id=source_id)
-        batch_id, workflow_id = batch.id, batch_workflow_id(batch.id)
+        batch_id, workflow_id = batch.id, batch_workflow_id(batch.id, uuid.uuid4().hex)
         batch.workflow_id = workflow_id
         # Rows an earlier attempt of this batch's ingest committed before it crashed (its folder has gone
         # since), beside an earlier batch's documents, which are not this batch's to remove.

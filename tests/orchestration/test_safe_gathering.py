@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.devserver import DevServer
 from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED
 from data import repository
 from data.models import Artifact, Batch
 from orchestration.constants import STATE_AWAITING_APPROVAL
+from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
 from tests.orchestration.test_pipeline import client_for
 from tests.support.corpus import write_corpus
@@ -34,7 +34,7 @@ def add_source(sessions: sessionmaker[Session], *, name: str, kind: str, locatio
 
 
 async def test_a_hostile_folder_stores_its_documents_and_records_each_skip(
-    dev_server: DevServer, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+    namespace: TemporalNamespace, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "inbox"
     write_corpus(folder, 5)
@@ -44,8 +44,8 @@ async def test_a_hostile_folder_stores_its_documents_and_records_each_skip(
     (folder / "escape.md").symlink_to(tmp_path / "private.md")
     (folder / "zero.txt").symlink_to("/dev/zero")
     source_id = add_source(sqlite_sessions, name="inbox", kind="folder", location=str(folder))
-    client = await client_for(dev_server)
-    async with running_worker(client, pipeline_settings(sqlite_url, dev_server.address)):
+    client = await client_for(namespace)
+    async with running_worker(client, pipeline_settings(sqlite_url, namespace)):
         batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
         result = await handle.result()
 
@@ -79,7 +79,7 @@ async def test_a_hostile_folder_stores_its_documents_and_records_each_skip(
     ids=["gzip-bomb", "loopback-not-allowed"],
 )
 async def test_a_refused_feed_fails_the_batch_once_with_its_reason(
-    dev_server: DevServer,
+    namespace: TemporalNamespace,
     sqlite_sessions: sessionmaker[Session],
     sqlite_url: str,
     allowed: list[str],
@@ -87,12 +87,10 @@ async def test_a_refused_feed_fails_the_batch_once_with_its_reason(
     error_type: str,
     needle: str,
 ) -> None:
-    settings = pipeline_settings(
-        sqlite_url, dev_server.address, allowed_hosts=allowed, max_document_bytes=1024 * 1024
-    )
+    settings = pipeline_settings(sqlite_url, namespace, allowed_hosts=allowed, max_document_bytes=1024 * 1024)
     with HostileSite({"/feed.xml": route}) as site:
         source_id = add_source(sqlite_sessions, name="feed", kind="feed", location=site.url_for("/feed.xml"))
-        client = await client_for(dev_server)
+        client = await client_for(namespace)
         async with running_worker(client, settings):
             started = time.monotonic()
             batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)

@@ -63,11 +63,3 @@ def test_up_says_how_to_install_prometheus_when_missing(
     s.start_prometheus()
     assert s.prometheus_url is None and not s.children
     assert "apt-get install --no-install-recommends prometheus" in capsys.readouterr().out
-
-
-def test_deploy_config_scrapes_workers_and_temporal() -> None:
-    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "prometheus.yml").read_text())
-    jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
-    assert any(t.endswith(":8080") for t in jobs["loreguard-workers"])
-    assert any(t.endswith(":9464") for t in jobs["loreguard-workers-sdk"])
-    assert jobs["temporal"]

@@ -250,6 +250,7 @@ async def test_worker_process_with_cpu_pool_exports_both_endpoints(
         LOREGUARD_METRICS_PORT=str(sdk_port),
         LOREGUARD_PROCESSING_PROCESSES="1",
         LOREGUARD_CHUNK_SIZE="5",
+        LOREGUARD_FOLDER_ROOTS=json.dumps([str(tmp_path)]),
     )
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
@@ -266,7 +267,7 @@ async def test_worker_process_with_cpu_pool_exports_both_endpoints(
             assert time.monotonic() < deadline, log.read_text(errors="replace")
             await asyncio.sleep(0.2)
         _, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
-        assert (await handle.result()).stored == 12
+        assert (await asyncio.wait_for(handle.result(), 120)).stored == 12
 
         _, body = await asyncio.to_thread(get, f"http://127.0.0.1:{health_port}/metrics")
         text = body.decode()

@@ -49,7 +49,7 @@ def test_a_good_document_passes_both_stages_with_timings() -> None:
 def test_an_unexpected_exception_fails_only_that_document(
     monkeypatch: pytest.MonkeyPatch, stage: str
 ) -> None:
-    def explode(_: object) -> None:
+    def explode(*_: object, **__: object) -> None:
         raise KeyError("missing piece")
 
     monkeypatch.setattr(pipeline, stage, explode)
