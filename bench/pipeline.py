@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from temporalio.client import Client  # noqa: E402
 
 from cli.devserver import DevServer, free_port  # noqa: E402
+from cli.processes import stop_process  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from data import repository  # noqa: E402
 from data.db import make_engine, make_session_factory  # noqa: E402
@@ -146,11 +147,7 @@ async def full_stack(docs: Path, warmup: Path, work: Path, env_overrides: dict[s
             "server_rss_mb": server_rss.peak_kb / 1024,
         }
     finally:
-        worker.terminate()
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_process(worker, timeout=10)
         server.stop()
         log.close()
 

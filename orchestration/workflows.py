@@ -18,13 +18,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from core.vocabulary import DECISION_APPROVED, DECISION_REJECTED, DECISION_TIMED_OUT
+    from orchestration.chunks import ChunkRangeWorkflow, error_details
     from orchestration.constants import (
         CHUNK_RANGE_WORKFLOW_ID,
         ERR_REJECTED,
         ERR_TOO_MANY_FAILURES,
-        EVALUATION_QUEUE,
         INGESTION_QUEUE,
-        PROCESSING_QUEUE,
         SA_ATTEMPT,
         SA_BATCH_ID,
         SA_BATCH_STATE,
@@ -40,8 +39,6 @@ with workflow.unsafe.imports_passed_through():
     from orchestration.policies import (
         BOOKKEEPING_RETRY,
         BOOKKEEPING_TIMEOUT,
-        CHUNK_RETRY,
-        CHUNK_TIMEOUT,
         INGEST_RETRY,
         INGEST_TIMEOUT,
         MIN_CHUNK_HEARTBEAT,
@@ -55,11 +52,8 @@ with workflow.unsafe.imports_passed_through():
         BatchProgress,
         BatchResult,
         BatchTally,
-        ChunkFailureInput,
-        ChunkInput,
         ChunkRangeInput,
         ChunkRangeResult,
-        ChunkResult,
         CompensationResult,
         DecisionInput,
         DecisionResult,
@@ -75,13 +69,6 @@ T = TypeVar("T")
 
 # Histories recorded before an accepted approval moved the batch to `retrying` at once replay without it.
 PATCH_RETRYING_ON_APPROVAL = "retrying-on-approval"
-
-
-def _error_details(err: BaseException) -> tuple[str, str]:
-    cause = err.cause if isinstance(err, ActivityError | ChildWorkflowError) else err
-    if isinstance(cause, ApplicationError):
-        return cause.type or "ApplicationError", cause.message
-    return type(cause).__name__ if cause else type(err).__name__, str(cause or err)
 
 
 @workflow.defn
@@ -236,13 +223,13 @@ class BatchWorkflow:
                     retry_policy=INGEST_RETRY,
                 )
             except ActivityError as err:
-                return self._failure("ingest", *_error_details(err))
+                return self._failure("ingest", *error_details(err))
             self._total = result.total
         self._set_state(STATE_PROCESSING)
         try:
             await self._process_chunks(self._batch_id, plan)
         except ChildWorkflowError as err:
-            return self._failure("processing", *_error_details(err))
+            return self._failure("processing", *error_details(err))
         tally = await self._bookkeeping("tally_batch", self._batch_id, BatchTally)
         if tally.total and tally.failed / tally.total > plan.max_failed_share:
             return self._failure(
@@ -364,73 +351,3 @@ class BatchWorkflow:
         for task in done:
             self._chunks_done += task.result().chunks_done
         return set(still)
-
-
-@workflow.defn
-class ChunkRangeWorkflow:
-    """Runs chunks [first_chunk, end_chunk) of a batch, `window` at a time; continues as new when history grows."""
-
-    @workflow.run
-    async def run(self, input: ChunkRangeInput) -> ChunkRangeResult:
-        next_chunk = input.first_chunk if input.next_chunk is None else input.next_chunk
-        done = input.chunks_done
-        pending: set[asyncio.Task[None]] = set()
-        while True:
-            suggested = workflow.info().is_continue_as_new_suggested()
-            while not suggested and next_chunk < input.end_chunk and len(pending) < input.window:
-                pending.add(asyncio.ensure_future(self._run_chunk(input, next_chunk)))
-                next_chunk += 1
-            if not pending:
-                if next_chunk < input.end_chunk:  # history is getting long: drained, so start afresh
-                    input.next_chunk = next_chunk
-                    input.chunks_done = done
-                    workflow.continue_as_new(input)
-                break
-            finished, still = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in finished:
-                task.result()
-                done += 1
-            pending = set(still)
-        return ChunkRangeResult(chunks_done=done)
-
-    async def _run_chunk(self, input: ChunkRangeInput, chunk: int) -> None:
-        start = chunk * input.chunk_size
-        chunk_input = ChunkInput(
-            batch_id=input.batch_id, start_seq=start, end_seq=min(start + input.chunk_size, input.total)
-        )
-        heartbeat = timedelta(seconds=input.heartbeat_seconds)
-        try:
-            await workflow.execute_activity(
-                "process_chunk",
-                chunk_input,
-                result_type=ChunkResult,
-                task_queue=PROCESSING_QUEUE,
-                start_to_close_timeout=CHUNK_TIMEOUT,
-                heartbeat_timeout=heartbeat,
-                retry_policy=CHUNK_RETRY,
-            )
-            await workflow.execute_activity(
-                "evaluate_chunk",
-                chunk_input,
-                result_type=ChunkResult,
-                task_queue=EVALUATION_QUEUE,
-                start_to_close_timeout=CHUNK_TIMEOUT,
-                heartbeat_timeout=heartbeat,
-                retry_policy=CHUNK_RETRY,
-            )
-        except ActivityError as err:
-            # The chunk gave up after its retries: its unfinished documents fail alone, with the reason.
-            error_type, message = _error_details(err)
-            workflow.logger.warning("chunk %s of batch %s gave up: %s", chunk, input.batch_id, message)
-            await workflow.execute_activity(
-                "fail_chunk",
-                ChunkFailureInput(
-                    batch_id=input.batch_id,
-                    start_seq=chunk_input.start_seq,
-                    end_seq=chunk_input.end_seq,
-                    reason=f"{error_type}: {message}",
-                ),
-                task_queue=INGESTION_QUEUE,
-                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-                retry_policy=BOOKKEEPING_RETRY,
-            )

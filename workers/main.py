@@ -18,6 +18,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from core.settings import Settings
+from orchestration.chunks import ChunkRangeWorkflow
 from orchestration.client import connect
 from orchestration.constants import (
     ALL_QUEUES,
@@ -27,7 +28,7 @@ from orchestration.constants import (
     SCHEDULER_QUEUE,
 )
 from orchestration.scheduled import ScheduledRefreshWorkflow, SlaMonitorWorkflow
-from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
+from orchestration.workflows import BatchWorkflow
 from workers.activities import PipelineActivities
 from workers.metrics import HealthChecks, ObservabilityServer, WorkerMetrics
 from workers.pool import make_cpu_pool

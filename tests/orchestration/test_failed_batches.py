@@ -31,6 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from core.settings import Settings
+from orchestration.chunks import ChunkRangeWorkflow
 from orchestration.constants import (
     ALL_QUEUES,
     ALL_SEARCH_ATTRIBUTES,
@@ -63,7 +64,7 @@ from orchestration.types import (
     RetryInput,
     StartBatchInput,
 )
-from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
+from orchestration.workflows import BatchWorkflow
 from tests.conftest import TemporalNamespace, need
 from tests.orchestration.support import wait_for_state
 

@@ -15,6 +15,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from orchestration.chunks import ChunkRangeWorkflow
 from orchestration.types import (
     BatchInput,
     BatchPlan,
@@ -28,7 +29,7 @@ from orchestration.types import (
     IngestResult,
     StartBatchInput,
 )
-from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
+from orchestration.workflows import BatchWorkflow
 from tests.conftest import TemporalNamespace
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]

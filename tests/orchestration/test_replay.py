@@ -9,7 +9,8 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from orchestration.workflows import BatchWorkflow, ChunkRangeWorkflow
+from orchestration.chunks import ChunkRangeWorkflow
+from orchestration.workflows import BatchWorkflow
 from tests.conftest import TemporalNamespace
 from tests.orchestration.record_histories import HISTORIES, record_into
 

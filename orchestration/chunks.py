@@ -1,0 +1,110 @@
+"""The chunk-range child workflow: runs a share of a batch's chunks with a sliding window and continue-as-new.
+
+Deterministic orchestration only; each chunk is one `process_chunk` and one `evaluate_chunk` activity, and a chunk
+that gives up after its retries fails its unfinished documents alone (`fail_chunk`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from orchestration.constants import (
+        EVALUATION_QUEUE,
+        INGESTION_QUEUE,
+        PROCESSING_QUEUE,
+    )
+    from orchestration.policies import (
+        BOOKKEEPING_RETRY,
+        BOOKKEEPING_TIMEOUT,
+        CHUNK_RETRY,
+        CHUNK_TIMEOUT,
+    )
+    from orchestration.types import (
+        ChunkFailureInput,
+        ChunkInput,
+        ChunkRangeInput,
+        ChunkRangeResult,
+        ChunkResult,
+    )
+
+
+def error_details(err: BaseException) -> tuple[str, str]:
+    cause = err.cause if isinstance(err, ActivityError | ChildWorkflowError) else err
+    if isinstance(cause, ApplicationError):
+        return cause.type or "ApplicationError", cause.message
+    return type(cause).__name__ if cause else type(err).__name__, str(cause or err)
+
+
+@workflow.defn
+class ChunkRangeWorkflow:
+    """Runs chunks [first_chunk, end_chunk) of a batch, `window` at a time; continues as new when history grows."""
+
+    @workflow.run
+    async def run(self, input: ChunkRangeInput) -> ChunkRangeResult:
+        next_chunk = input.first_chunk if input.next_chunk is None else input.next_chunk
+        done = input.chunks_done
+        pending: set[asyncio.Task[None]] = set()
+        while True:
+            suggested = workflow.info().is_continue_as_new_suggested()
+            while not suggested and next_chunk < input.end_chunk and len(pending) < input.window:
+                pending.add(asyncio.ensure_future(self._run_chunk(input, next_chunk)))
+                next_chunk += 1
+            if not pending:
+                if next_chunk < input.end_chunk:  # history is getting long: drained, so start afresh
+                    input.next_chunk = next_chunk
+                    input.chunks_done = done
+                    workflow.continue_as_new(input)
+                break
+            finished, still = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                task.result()
+                done += 1
+            pending = set(still)
+        return ChunkRangeResult(chunks_done=done)
+
+    async def _run_chunk(self, input: ChunkRangeInput, chunk: int) -> None:
+        start = chunk * input.chunk_size
+        chunk_input = ChunkInput(
+            batch_id=input.batch_id, start_seq=start, end_seq=min(start + input.chunk_size, input.total)
+        )
+        heartbeat = timedelta(seconds=input.heartbeat_seconds)
+        try:
+            await workflow.execute_activity(
+                "process_chunk",
+                chunk_input,
+                result_type=ChunkResult,
+                task_queue=PROCESSING_QUEUE,
+                start_to_close_timeout=CHUNK_TIMEOUT,
+                heartbeat_timeout=heartbeat,
+                retry_policy=CHUNK_RETRY,
+            )
+            await workflow.execute_activity(
+                "evaluate_chunk",
+                chunk_input,
+                result_type=ChunkResult,
+                task_queue=EVALUATION_QUEUE,
+                start_to_close_timeout=CHUNK_TIMEOUT,
+                heartbeat_timeout=heartbeat,
+                retry_policy=CHUNK_RETRY,
+            )
+        except ActivityError as err:
+            # The chunk gave up after its retries: its unfinished documents fail alone, with the reason.
+            error_type, message = error_details(err)
+            workflow.logger.warning("chunk %s of batch %s gave up: %s", chunk, input.batch_id, message)
+            await workflow.execute_activity(
+                "fail_chunk",
+                ChunkFailureInput(
+                    batch_id=input.batch_id,
+                    start_seq=chunk_input.start_seq,
+                    end_seq=chunk_input.end_seq,
+                    reason=f"{error_type}: {message}",
+                ),
+                task_queue=INGESTION_QUEUE,
+                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                retry_policy=BOOKKEEPING_RETRY,
+            )
