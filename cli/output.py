@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -30,6 +32,12 @@ class RuntimeProblem(click.ClickException):
     """Something failed while doing the work: exit status 1."""
 
     exit_code = 1
+
+
+class NotAllowed(click.ClickException):
+    """The acting person's roles do not allow the action (it was audited): exit status 3."""
+
+    exit_code = 3
 
 
 def load_settings() -> Settings:
@@ -97,7 +105,7 @@ def operations(settings: Settings | None = None) -> Iterator[Context]:
         try:
             yield ctx
         except Refused as exc:
-            problem = UsageProblem if exc.exit_status == UsageProblem.exit_code else RuntimeProblem
+            problem = {2: UsageProblem, 3: NotAllowed}.get(exc.exit_status, RuntimeProblem)
             raise problem(exc.message) from exc
         except TemporalUnavailable as exc:
             raise unreachable(settings) from exc
@@ -105,12 +113,25 @@ def operations(settings: Settings | None = None) -> Iterator[Context]:
             ctx.close()
 
 
-def acting(settings: Settings, name: str | None = None) -> Actor:
-    """Who the audit log names for this command: --actor if given, else LOREGUARD_OPERATOR_NAME."""
+def os_user() -> str:
     try:
-        return Actor(settings.operator_name if name is None else name)
-    except Refused as exc:
-        raise UsageProblem("--actor must not be blank") from exc
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary UID)
+        return f"uid-{os.getuid()}"
+
+
+def acting(settings: Settings, name: str | None = None) -> Actor:
+    """Who the audit log names for this command: the OS user, or "os-user as NAME" with --actor NAME.
+
+    --actor never stands alone, so a command cannot be recorded as `system` or as another person outright.
+    Roles are LOREGUARD_CLI_ROLES (admin by default: whoever runs commands holds the database's credentials).
+    """
+    who = os_user()
+    if name is not None:
+        if not name.strip():
+            raise UsageProblem("--actor must not be blank")
+        who = f"{who} as {name.strip()}"
+    return Actor(who, frozenset(settings.cli_roles))
 
 
 def echo_json(value: Any) -> None:

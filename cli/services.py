@@ -15,8 +15,9 @@ from pathlib import Path
 
 import click
 
-from cli.output import RuntimeProblem, load_settings, safe_url, unreachable
+from cli.output import RuntimeProblem, UsageProblem, load_settings, safe_url, unreachable
 from core.settings import Settings
+from core.signin import auth_problems, read_auth
 from orchestration.constants import ALL_QUEUES
 
 WORKER_READY = "worker ready"  # `loreguard up` waits for this line in the worker's log
@@ -102,8 +103,13 @@ async def stop_when_orphaned(supervisor_pid: int, task: asyncio.Task[None]) -> N
 
 @click.command()
 def dashboard() -> None:
-    """Run the Streamlit dashboard (replaces this process)."""
+    """Run the Streamlit dashboard (replaces this process).
+
+    Without sign-in ([auth] in a Streamlit secrets file) it serves loopback only; outside development its
+    cookie secret must be real. Both are checked here, before anything listens.
+    """
     settings = load_settings()
+    refuse_unsafe_dashboard(settings)
     command = streamlit_command(settings)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -120,7 +126,30 @@ def dashboard_app() -> Path:
     raise RuntimeProblem("dashboard/app.py and pages/ not found; run from the LoreGuard source folder")
 
 
+def refuse_unsafe_dashboard(settings: Settings) -> None:
+    """Exit 2 with what to do when the dashboard would serve others without sign-in, or with a weak secret."""
+    problems = auth_problems(
+        read_auth(secrets_files(settings)),
+        address=settings.dashboard_address,
+        environment=settings.environment,
+    )
+    if problems:
+        raise UsageProblem("; ".join(problems))
+
+
+def secrets_files(settings: Settings) -> list[Path]:
+    """The Streamlit secrets files the dashboard reads: LOREGUARD_DASHBOARD_SECRETS, else Streamlit's own places."""
+    if settings.dashboard_secrets is not None:
+        return [settings.dashboard_secrets.resolve()]
+    app_dir = dashboard_app().parent
+    return [Path.home() / ".streamlit" / "secrets.toml", Path.cwd() / ".streamlit" / "secrets.toml",
+            app_dir / ".streamlit" / "secrets.toml"]  # fmt: skip
+
+
 def streamlit_command(settings: Settings) -> list[str]:
+    secrets = (
+        ["--secrets.files", str(settings.dashboard_secrets.resolve())] if settings.dashboard_secrets else []
+    )
     return [
         sys.executable,
         "-m",
@@ -137,6 +166,7 @@ def streamlit_command(settings: Settings) -> list[str]:
         "false",
         "--browser.gatherUsageStats",
         "false",
+        *secrets,
     ]
 
 

@@ -19,7 +19,7 @@ import click
 from cli.devserver import DevServer, free_port, port_open
 from cli.output import RuntimeProblem, acting, database, progress, safe_url
 from cli.processes import stop_process
-from cli.services import WORKER_READY, apply_migrations, prepare_temporal
+from cli.services import WORKER_READY, apply_migrations, prepare_temporal, refuse_unsafe_dashboard
 from core.settings import Settings
 from core.vocabulary import KIND_FOLDER
 from data import repository
@@ -73,6 +73,7 @@ class Stack:
         settings = self.settings
         self.log_dir.mkdir(parents=True, exist_ok=True)
         click.echo(f"LoreGuard state in {self.state_dir}")
+        refuse_unsafe_dashboard(settings)  # before anything starts
         self.check_ports()
         self.start_temporal()
         with progress("registering search attributes and 30-day retention", "done"):

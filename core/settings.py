@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.roles import Role
+
 NotifyChannel = Literal["log", "webhook", "email"]
 
 
@@ -114,8 +116,28 @@ class Settings(BaseSettings):
     smtp_to: list[str] = Field(default_factory=list)
     public_dashboard_url: str = "http://127.0.0.1:8501"
 
-    # Operators
-    operator_name: str = Field(default_factory=lambda: os.environ.get("USER") or "operator")
+    # Sign-in and roles: who may do what (core/roles.py). The dashboard's sign-in itself is Streamlit's OpenID
+    # Connect, configured in the [auth] section of a Streamlit secrets file.
+    admins: list[str] = Field(
+        default_factory=list,
+        description="JSON list of emails (or subjects) that are admins whatever their claims: the first admin",
+    )
+    roles_claim: str = Field(
+        default="groups", description="the ID-token claim that lists a person's groups or roles"
+    )
+    role_mapping: dict[str, Role] = Field(
+        default_factory=dict,
+        description='JSON object: a value of the roles claim -> a LoreGuard role, e.g. {"ops-team": "operator"}; '
+        "a value that is itself a role name (viewer, analyst, operator, manager, admin) needs no entry",
+    )
+    cli_roles: list[Role] = Field(
+        default_factory=lambda: [Role.ADMIN],
+        description="roles of whoever runs `loreguard` commands (they hold the database's credentials anyway)",
+    )
+    dashboard_secrets: Path | None = Field(
+        default=None,
+        description="the Streamlit secrets file with the [auth] section (default: Streamlit's own places)",
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -123,8 +145,6 @@ class Settings(BaseSettings):
             key = self.openai_api_key.get_secret_value()
             if self.environment == "production" and key in ("", "changethis", "sk-..."):
                 raise ValueError("LOREGUARD_OPENAI_API_KEY must be set to a real key in production")
-        if not self.operator_name.strip():
-            raise ValueError("LOREGUARD_OPERATOR_NAME must not be blank")
         if "webhook" in self.notify_channels and not self.webhook_url:
             raise ValueError("LOREGUARD_WEBHOOK_URL is needed for the webhook notification channel")
         if "email" in self.notify_channels and not self.smtp_to:

@@ -1,4 +1,4 @@
-"""Dashboard entrypoint: a router only. Pages live in ../pages and are registered here.
+"""Dashboard entrypoint: a router only. It finds out who is here, then runs the page; pages live in ../pages.
 
 To add a page (Approvals, Audit, SLA, Workers...), add its st.Page to PAGES.
 """
@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.auth import gate
+
 st.set_page_config(page_title="LoreGuard Ops", page_icon=":material/shield:", layout="wide")
+gate()  # who is here (sign-in, or the local admin on loopback); every page then checks what they may do
 
 PAGES = [
     st.Page("../pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
@@ -18,6 +21,7 @@ PAGES = [
     st.Page("../pages/audit.py", title="Audit", icon=":material/history:"),
     st.Page("../pages/workers.py", title="Workers", icon=":material/memory:"),
     st.Page("../pages/sla.py", title="SLA", icon=":material/timer:"),
+    st.Page("../pages/users.py", title="Users", icon=":material/group:"),
 ]
 
 st.navigation(PAGES).run()

@@ -9,8 +9,10 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.db import DatabaseUnavailable
+from dashboard.db import unavailable as unavailable_database
 
 # Page scripts as st.page_link wants them: relative to the entrypoint, dashboard/app.py.
 OVERVIEW_PAGE = "../pages/overview.py"
@@ -45,7 +47,9 @@ def database_required() -> Iterator[None]:
     """Stops the page with a readable notice when the library database cannot be read."""
     try:
         yield
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, SQLAlchemyError) as exc:
+        if isinstance(exc, SQLAlchemyError):  # from an operation, which uses the sessions directly
+            exc = unavailable_database(exc)
         st.error(f"The library database is not available: {literal(exc)}", icon=":material/error:")
         st.info("Start the stack with `loreguard up`, or apply the migrations with `loreguard migrate`.")
         st.stop()

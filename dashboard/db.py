@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
 from data.db import make_engine, make_session_factory
-from operations import Actor, Context
+from operations import Context
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -72,8 +72,3 @@ def operations_context() -> Context:
     from dashboard.temporal import gateway
 
     return Context(settings(), sessions(), gateway())
-
-
-def actor() -> Actor:
-    """Who acts from this dashboard session: the name the audit log and Temporal record."""
-    return Actor(settings().operator_name)

@@ -216,3 +216,16 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(500))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class RoleAssignment(Base):
+    """A role an admin granted to a person (by the email or subject their identity provider gives)."""
+
+    __tablename__ = "role_assignments"
+    __table_args__ = (UniqueConstraint("subject", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    granted_by: Mapped[str] = mapped_column(String(200))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,7 +16,9 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from core.roles import Permission
 from data import repository
+from operations.access import require
 from operations.context import Actor, Context
 from operations.errors import NotAccepted, Refused
 from operations.sources import SourceRef, find
@@ -45,6 +47,7 @@ def refresh_source(
     Temporal is reached before any row is written, so an unreachable Temporal leaves nothing behind; a start
     that fails after the row exists ends that batch failed with the reason rather than pending forever.
     """
+    require(actor, ctx, Permission.MANAGE_SOURCES, action="refresh", target=f"source:{source}")
     with ctx.sessions() as session:
         found = find(session, source)
         source_id, source_name = found.id, found.name
@@ -100,6 +103,8 @@ def reject(actor: Actor, ctx: Context, batch_id: int, *, reason: str) -> Decided
 
 
 def _decide(actor: Actor, ctx: Context, batch_id: int, *, approve: bool, reason: str) -> Decided:
+    action = "approve" if approve else "reject"
+    require(actor, ctx, Permission.DECIDE, action=action, target=f"batch:{batch_id}")
     reason = reason.strip()
     if not approve and not reason:
         raise Refused("a rejection needs a reason")

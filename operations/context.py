@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.roles import Permission, Role, permissions
 from core.settings import Settings
 from operations.errors import Refused
 from orchestration.gateway import TemporalGateway
@@ -13,15 +14,24 @@ from orchestration.gateway import TemporalGateway
 
 @dataclass(frozen=True)
 class Actor:
-    """The person (or `system`) an action is done for; the audit log and Temporal record `name`."""
+    """The person an action is done for: the audit log and Temporal record `name`; `roles` say what they may do.
+
+    A signed-in person is named by their email (or subject); a command-line user by their OS account
+    ("ana", or "ana as ben" with --actor), so nobody can act under the bare name `system`.
+    """
 
     name: str
+    roles: frozenset[Role] = frozenset()
 
     def __post_init__(self) -> None:
         cleaned = self.name.strip()
         if not cleaned:
             raise Refused("the acting person's name must not be blank")
         object.__setattr__(self, "name", cleaned)
+        object.__setattr__(self, "roles", frozenset(Role(r) for r in self.roles))
+
+    def may(self, permission: Permission) -> bool:
+        return permission in permissions(self.roles)
 
 
 @dataclass(frozen=True)

@@ -20,3 +20,9 @@ class NotAccepted(Refused):
     """The batch's workflow did not accept a decision (it was decided meanwhile, or is no longer waiting)."""
 
     exit_status = 1
+
+
+class Forbidden(Refused):
+    """The person's roles do not allow the action; the message names the roles that would. It was audited."""
+
+    exit_status = 3

@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from core.roles import Permission
 from core.vocabulary import SOURCE_KINDS
 from data import repository
 from data.models import Source
+from operations.access import require
 from operations.context import Actor, Context
 from operations.errors import Refused
 from orchestration.gateway import TemporalUnavailable
@@ -98,6 +100,9 @@ def preview(
     actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREVIEW_DOCUMENTS
 ) -> list[PreviewRow]:
     """A dry run: the first documents the source yields, passed through normalize and extract. Saves nothing."""
+    require(
+        actor, ctx, Permission.MANAGE_SOURCES, action="preview_source", target=f"new source {draft.name!r}"
+    )
     settings = ctx.settings
     try:
         with Fetcher.from_settings(settings) as fetcher:  # the same address policy and limits as the worker
@@ -131,6 +136,7 @@ def preview(
 
 def register_source(actor: Actor, ctx: Context, draft: SourceDraft) -> SourceChanged:
     """Save a checked draft with its audit event and create its schedule."""
+    require(actor, ctx, Permission.MANAGE_SOURCES, action="add_source", target=f"new source {draft.name!r}")
     with ctx.sessions.begin() as session:
         try:
             source = repository.create_source(
@@ -168,6 +174,9 @@ def resume_source(actor: Actor, ctx: Context, source: SourceRef) -> SourceChange
 
 
 def _set_paused(actor: Actor, ctx: Context, ref: SourceRef, *, paused: bool) -> SourceChanged:
+    action = "pause_source" if paused else "resume_source"
+    require(actor, ctx, Permission.MANAGE_SOURCES, action=action, target=f"source:{ref}")
+
     def change(session: Session, source: Source) -> str:
         if bool(source.paused) != paused:
             source.paused = paused
@@ -184,6 +193,7 @@ def _set_paused(actor: Actor, ctx: Context, ref: SourceRef, *, paused: bool) -> 
 
 def set_source_interval(actor: Actor, ctx: Context, source: SourceRef, seconds: int) -> SourceChanged:
     """Refresh the source every `seconds` (at least MIN_INTERVAL) on its schedule."""
+    require(actor, ctx, Permission.MANAGE_SOURCES, action="set_interval", target=f"source:{source}")
     if seconds < MIN_INTERVAL:
         raise Refused(f"The refresh interval must be at least {MIN_INTERVAL} seconds (got {seconds}).")
 
@@ -205,6 +215,7 @@ def set_source_interval(actor: Actor, ctx: Context, source: SourceRef, seconds: 
 
 def delete_source(actor: Actor, ctx: Context, source: SourceRef) -> SourceChanged:
     """Delete the source with its batches, documents and schedule; refused while one of its batches is in flight."""
+    require(actor, ctx, Permission.DELETE_SOURCES, action="delete_source", target=f"source:{source}")
 
     def change(session: Session, found: Source) -> str:
         busy = repository.batch_in_flight(session, source_id=found.id)

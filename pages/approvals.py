@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.roles import Permission
 from dashboard import approvals
+from dashboard.auth import actor, needs_sentence, require
 from dashboard.components import BATCHES_PAGE, database_required, literal, pager, when
-from dashboard.db import actor, operations_context, reading
+from dashboard.db import operations_context, reading
 from operations.batches import decide_many
 
 FAILED_PAGE_SIZE = 20
@@ -14,7 +16,9 @@ PENDING = "approvals_pending"  # (batch ids, approve) whose confirmation dialog 
 OUTCOMES = "approvals_outcomes"  # outcomes of the last decision, shown once after its rerun
 
 st.title("Approvals")
+require(Permission.READ)
 acting = actor()
+deciding = acting.may(Permission.DECIDE)
 
 for outcome in st.session_state.pop(OUTCOMES, []):
     if outcome.accepted:
@@ -68,18 +72,19 @@ else:
 
     by_id = {w.id: w for w in waiting}
 
-    st.subheader("Decide on several batches")
-    selected = st.multiselect(
-        "Selected batches",
-        list(by_id),
-        format_func=lambda b: f"{b} · {by_id[b].source_name}",
-        key="bulk_batches",
-    )
-    bulk_approve, bulk_reject = st.columns(2)
-    if bulk_approve.button("Approve selected", key="bulk_approve", disabled=not selected):
-        st.session_state[PENDING] = (list(selected), True)
-    if bulk_reject.button("Reject selected…", key="bulk_reject", disabled=not selected):
-        st.session_state[PENDING] = (list(selected), False)
+    if deciding:
+        st.subheader("Decide on several batches")
+        selected = st.multiselect(
+            "Selected batches",
+            list(by_id),
+            format_func=lambda b: f"{b} · {by_id[b].source_name}",
+            key="bulk_batches",
+        )
+        bulk_approve, bulk_reject = st.columns(2)
+        if bulk_approve.button("Approve selected", key="bulk_approve", disabled=not selected):
+            st.session_state[PENDING] = (list(selected), True)
+        if bulk_reject.button("Reject selected…", key="bulk_reject", disabled=not selected):
+            st.session_state[PENDING] = (list(selected), False)
 
     st.subheader("One batch")
     chosen_id = st.selectbox(
@@ -108,14 +113,17 @@ else:
         table.dataframe(failed, hide_index=True, key="failed_artifacts")
     else:
         st.caption("No failed documents recorded (the batch failed before or during ingest).")
-    approve_col, reject_col = st.columns(2)
-    if approve_col.button("Approve retry", type="primary", icon=":material/replay:", key="approve"):
-        st.session_state[PENDING] = ([chosen.id], True)
-    if reject_col.button("Reject…", icon=":material/cancel:", key="reject"):
-        st.session_state[PENDING] = ([chosen.id], False)
+    if not deciding:
+        st.caption(literal(needs_sentence(Permission.DECIDE)))
+    else:
+        approve_col, reject_col = st.columns(2)
+        if approve_col.button("Approve retry", type="primary", icon=":material/replay:", key="approve"):
+            st.session_state[PENDING] = ([chosen.id], True)
+        if reject_col.button("Reject…", icon=":material/cancel:", key="reject"):
+            st.session_state[PENDING] = ([chosen.id], False)
 
 pending = st.session_state.get(PENDING)
-if pending is not None:
+if pending is not None and deciding:
     confirm(*pending)
 
 st.subheader("Recently decided")

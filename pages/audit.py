@@ -6,7 +6,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
+from core.roles import Permission
 from dashboard import audit
+from dashboard.auth import require
 from dashboard.components import database_required, pager
 from dashboard.db import reading, sessions
 
@@ -14,6 +16,7 @@ PAGE_SIZE = 50
 ALL = "all"
 
 st.title("Audit")
+require(Permission.READ_AUDIT)
 
 with database_required(), reading() as session:
     actors, actions = audit.options(session)

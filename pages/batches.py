@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import streamlit as st
 from temporalio.service import RPCError
 
+from core.roles import Permission
 from core.vocabulary import (
     BATCH_AWAITING_APPROVAL,
     BATCH_COMPLETED,
@@ -16,6 +17,7 @@ from core.vocabulary import (
     BATCH_RUNNING,
 )
 from dashboard import charts, queries, views
+from dashboard.auth import require
 from dashboard.components import database_required, literal, pager, unavailable, when
 from dashboard.db import settings
 from dashboard.temporal import temporal_ui_url
@@ -43,6 +45,7 @@ ARTIFACT_PAGE_SIZE = 50
 PROGRESS_SECONDS = 2
 
 st.title("Batches")
+require(Permission.READ)
 db = views.db_key()
 
 # --- the list ----------------------------------------------------------------------------------------------

@@ -6,12 +6,15 @@ from datetime import date
 
 import streamlit as st
 
+from core.roles import Permission
 from dashboard import library, views
-from dashboard.components import database_required, pager
+from dashboard.auth import allowed, needs_sentence, require
+from dashboard.components import database_required, literal, pager
 
 PAGE_SIZE = 50
 
 st.title("Library")
+require(Permission.READ)
 db = views.db_key()
 
 with database_required():
@@ -71,16 +74,19 @@ table.dataframe(
     },
 )
 
-st.download_button(
-    "Download CSV",
-    data=views.library_csv(f),
-    file_name="loreguard-library.csv",
-    mime="text/csv",
-    icon=":material/download:",
-    key="library_csv",
-    on_click="ignore",
-)
-st.caption(
-    f"The export holds the matching documents newest first, at most {library.EXPORT_CAP:,} rows "
-    f"(read from the database in chunks of {library.EXPORT_CHUNK:,}); narrow the filters for older ones."
-)
+if allowed(Permission.EXPORT_CSV):  # the CSV is built only for those who may have it
+    st.download_button(
+        "Download CSV",
+        data=views.library_csv(f),
+        file_name="loreguard-library.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="library_csv",
+        on_click="ignore",
+    )
+    st.caption(
+        f"The export holds the matching documents newest first, at most {library.EXPORT_CAP:,} rows "
+        f"(read from the database in chunks of {library.EXPORT_CHUNK:,}); narrow the filters for older ones."
+    )
+else:
+    st.caption(literal(needs_sentence(Permission.EXPORT_CSV)))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.roles import Permission
 from dashboard import charts, views
+from dashboard.auth import require
 from dashboard.components import (
     APPROVALS_PAGE,
     BATCHES_PAGE,
@@ -20,6 +22,7 @@ from dashboard.temporal import task_queue_ui_url, temporal_ui_url
 from orchestration.gateway import TemporalUnavailable
 
 st.title("Overview")
+require(Permission.READ)
 
 
 @st.fragment(run_every=LIVE_SECONDS)

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from core.roles import Permission
 from dashboard import charts
+from dashboard.auth import allowed, needs_sentence, require
 from dashboard.components import BATCHES_PAGE, database_required, literal
 from dashboard.db import reading, settings
 from dashboard.sla_report import SlaReport, sla_report
@@ -15,6 +17,7 @@ from dashboard.sla_report import SlaReport, sla_report
 WINDOWS = {"last 7 days": 7, "last 30 days": 30, "last 90 days": 90}
 
 st.title("SLA")
+require(Permission.READ)
 s = settings()
 st.caption(
     f"Target: {s.sla_target_share:.0%} of documents stored within {s.sla_target_hours:g} h of their batch's "
@@ -114,12 +117,15 @@ st.dataframe(
     key="sla_weekly",
     column_config={"share": st.column_config.NumberColumn(format="percent")},
 )
-st.download_button(
-    "Download CSV",
-    weekly.to_csv(index=False).encode(),
-    file_name=f"loreguard-sla-weekly-{r.until:%Y%m%d}.csv",
-    mime="text/csv",
-    icon=":material/download:",
-    key="sla_csv",
-)
+if allowed(Permission.EXPORT_SLA):
+    st.download_button(
+        "Download CSV",
+        weekly.to_csv(index=False).encode(),
+        file_name=f"loreguard-sla-weekly-{r.until:%Y%m%d}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="sla_csv",
+    )
+else:
+    st.caption(literal(needs_sentence(Permission.EXPORT_SLA)))
 st.caption(literal(f"From {r.since:%Y-%m-%d} to {r.until:%Y-%m-%d %H:%M} UTC."))

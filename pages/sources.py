@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.roles import Permission
 from core.vocabulary import SOURCE_KINDS
 from dashboard import sources, views
+from dashboard.auth import actor, allowed, needs_sentence, require
 from dashboard.components import BATCHES_PAGE, database_required, literal, when
-from dashboard.db import actor, operations_context
+from dashboard.db import operations_context
 from dashboard.temporal import gateway
 from dashboard.views import SourceSummary
 from operations import Refused
@@ -22,6 +24,7 @@ DELETING = "sources_deleting"  # id of the source whose delete dialog is open
 FORM_KEYS = ("new_name", "new_kind", "new_location", "new_interval")
 
 st.title("Sources")
+require(Permission.READ)
 
 
 def done(message: str, batch_id: int | None = None, changed: SourceChanged | None = None) -> None:
@@ -91,6 +94,10 @@ def confirm_delete(source: SourceSummary) -> None:
         st.rerun()
 
 
+if not allowed(Permission.MANAGE_SOURCES):  # the operations refuse anyway; this spares a useless form
+    st.caption(literal(needs_sentence(Permission.MANAGE_SOURCES)))
+    st.stop()
+
 if summaries:
     st.subheader("Act on a source")
     refused = st.session_state.pop(NOTICE + "_error", None)
@@ -145,7 +152,9 @@ if summaries:
                 st.error(literal(exc.message), icon=":material/block:")
             else:
                 done(f"{chosen.name!r} now refreshes every {int(interval)} s.", changed=changed)
-    if delete_col.button("Delete…", icon=":material/delete:", key="delete"):
+    if allowed(Permission.DELETE_SOURCES) and delete_col.button(
+        "Delete…", icon=":material/delete:", key="delete"
+    ):
         st.session_state[DELETING] = chosen.id
     deleting = st.session_state.get(DELETING)
     if deleting in by_id:

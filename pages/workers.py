@@ -8,14 +8,17 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
+from core.roles import Permission
 from dashboard import metrics
 from dashboard import task_queues as workers
+from dashboard.auth import require
 from dashboard.components import LIVE_SECONDS, database_required, literal, unavailable, when
 from dashboard.db import reading, settings
 from dashboard.temporal import gateway
 from orchestration.gateway import TemporalUnavailable
 
 st.title("Workers")
+require(Permission.READ)
 
 
 @st.fragment(run_every=LIVE_SECONDS)

@@ -45,6 +45,7 @@ from data.repository.failures import (
     record_delivery,
     resolve_alerts,
 )
+from data.repository.people import Grant, grant_role, granted_roles, list_grants, revoke_role
 from data.repository.sources import (
     SourceSummary,
     create_source,
@@ -59,6 +60,7 @@ from data.repository.sources import (
 __all__ = [
     "BatchRow",
     "DuplicateSourceName",
+    "Grant",
     "InFlightBatch",
     "LibraryRow",
     "NotFound",
@@ -83,9 +85,12 @@ __all__ = [
     "finish_batch",
     "get_batch",
     "get_source",
+    "grant_role",
+    "granted_roles",
     "in_flight_batches",
     "insert_artifacts",
     "list_batches",
+    "list_grants",
     "list_sources",
     "load_artifacts",
     "mark_awaiting_decision",
@@ -98,6 +103,7 @@ __all__ = [
     "record_delivery",
     "record_ingested",
     "resolve_alerts",
+    "revoke_role",
     "source_name_taken",
     "source_schedules",
     "update_artifacts",

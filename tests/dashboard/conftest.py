@@ -25,7 +25,7 @@ from cli.devserver import free_port
 from tests.dashboard.seed import Seeded, seed_library
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-OPERATOR = "ops-tester"
+OPERATOR = "ops-tester@example.org"  # signed in through OpenID Connect, an admin
 
 PAGES = {
     "overview": "../pages/overview.py",
@@ -35,6 +35,8 @@ PAGES = {
     "approvals": "../pages/approvals.py",
     "audit": "../pages/audit.py",
     "workers": "../pages/workers.py",
+    "sla": "../pages/sla.py",
+    "users": "../pages/users.py",
 }
 
 
@@ -57,7 +59,6 @@ def dashboard_env(
     monkeypatch.setenv("LOREGUARD_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("LOREGUARD_TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # nobody listens
     monkeypatch.setenv("LOREGUARD_TEMPORAL_UI_PORT", "18233")
-    monkeypatch.setenv("LOREGUARD_OPERATOR_NAME", OPERATOR)
     # Sources in the test's folder and on the loopback stand-ins, which the policy forbids by default.
     monkeypatch.setenv("LOREGUARD_FOLDER_ROOTS", json.dumps([str(tmp_path)]))
     monkeypatch.setenv("LOREGUARD_ALLOWED_HOSTS", '["127.0.0.1"]')
@@ -73,13 +74,31 @@ def seeded(dashboard_env: sessionmaker[Session]) -> Seeded:
 
 OpenPage = Callable[..., AppTest]
 
+# Sign-in is configured ([auth] in the secrets) and the person signed in; what st.user holds after a real
+# OpenID Connect sign-in (the browser tests sign in through a real provider).
+AUTH = {
+    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+    "cookie_secret": "0123456789abcdef0123456789abcdef",
+    "client_id": "loreguard-dashboard",
+    "client_secret": "test-client-secret",
+    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+}
+ADMIN_USER = {"is_logged_in": True, "email": OPERATOR, "sub": OPERATOR, "groups": ["admin"]}
+
+
+def signed_in(at: AppTest, user: dict[str, Any] | None) -> AppTest:
+    """`at` with sign-in configured and `user` signed in (None: sign-in configured, nobody signed in)."""
+    at.secrets["auth"] = AUTH
+    at.user = dict(user) if user is not None else {"is_logged_in": False}
+    return at
+
 
 @pytest.fixture
 def open_page(dashboard_env: sessionmaker[Session]) -> OpenPage:
     """open_page("batches", batch="3") renders a page through the app's router, as a browser would."""
 
-    def open_(page: str, **query: str) -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=30)
+    def open_(page: str, *, user: dict[str, Any] | None = None, **query: str) -> AppTest:
+        at = signed_in(AppTest.from_file(str(APP), default_timeout=30), user or ADMIN_USER)
         at.run()
         for key, value in query.items():
             at.query_params[key] = value

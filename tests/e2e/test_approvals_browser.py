@@ -21,6 +21,7 @@ from playwright.sync_api import Page
 from tests.e2e.test_dashboard_browser import (  # noqa: F401  (stack and page are fixtures)
     FOLDER_ROOTS,
     LOREGUARD,
+    ME,
     OPERATOR,
     OUTPUT,
     Stack,
@@ -46,7 +47,6 @@ def cli(running: Stack) -> Callable[..., str]:
         LOREGUARD_STATE_DIR=str(running.database.parent),
         LOREGUARD_DATABASE_URL=f"sqlite:///{running.database}",
         LOREGUARD_TEMPORAL_ADDRESS=found.group(1),
-        LOREGUARD_OPERATOR_NAME=OPERATOR,
         LOREGUARD_FOLDER_ROOTS=FOLDER_ROOTS,
     )
 
@@ -120,8 +120,8 @@ def test_approve_a_failed_batch_and_see_it_complete(stack: Stack, page: Page, tm
     p.get_by_text("3 event(s), newest first").wait_for()
     shots.append(shoot(p, "audit"))
     assert query(stack.database, "SELECT actor, action, target FROM audit_events ORDER BY id") == [
-        (OPERATOR, "add_source", "source:1"),
-        (OPERATOR, "refresh", "source:1"),
-        (OPERATOR, "approve", f"batch:{batch_id}"),
+        (ME, "add_source", "source:1"),  # on the command line
+        (ME, "refresh", "source:1"),
+        (OPERATOR, "approve", f"batch:{batch_id}"),  # on the Approvals page
     ]
     print(f"\nscreenshots in {OUTPUT}: {', '.join(s.name for s in shots)}")

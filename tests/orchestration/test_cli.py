@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from data.models import AuditEvent, Batch, Source
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 # The console script under test; LOREGUARD_TEST_CLI points at another one (a shared venv's script may belong to
 # another checkout of the project).
+ME = getpass.getuser()
 SCRIPT = Path(os.environ.get("LOREGUARD_TEST_CLI") or Path(sys.executable).with_name("loreguard"))
 
 
@@ -72,7 +74,6 @@ def cli_env(folder: Path, temporal_address: str) -> dict[str, str]:
         LOREGUARD_STATE_DIR=str(folder / "state"),
         LOREGUARD_DATABASE_URL=f"sqlite:///{folder / 'loreguard.db'}",
         LOREGUARD_TEMPORAL_ADDRESS=temporal_address,
-        LOREGUARD_OPERATOR_NAME="ops-tester",
         # The test's own folder and the samples may be registered as folder sources; loopback may be fetched.
         LOREGUARD_FOLDER_ROOTS=json.dumps([str(folder), str(SAMPLES)]),
         LOREGUARD_ALLOWED_HOSTS='["127.0.0.1"]',
@@ -161,7 +162,7 @@ def test_source_add_records_and_lists_sources_as_json(loreguard: Loreguard, tmp_
     with make_session_factory(engine)() as session:
         actors = session.scalars(select(AuditEvent.actor).where(AuditEvent.action == "add_source")).all()
     engine.dispose()
-    assert actors == ["ops-tester", "ops-tester"]
+    assert actors == [ME, ME]  # the OS user who ran the commands
 
     table = loreguard.ok("source", "list").stdout
     assert "advisories" in table and "notes" in table

@@ -18,7 +18,7 @@ from orchestration.constants import STATE_AWAITING_APPROVAL
 from orchestration.types import BatchProgress
 from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
-from tests.orchestration.test_cli import SCRIPT, Loreguard, cli_env
+from tests.orchestration.test_cli import ME, SCRIPT, Loreguard, cli_env
 from tests.support.operations import start_refresh
 
 
@@ -95,7 +95,7 @@ async def test_approve_then_reject_and_a_second_decision_is_refused(
             assert code == 0, err
             approved = json.loads(out)
             assert (approved["decision"], approved["attempt"], approved["accepted"]) == ("approved", 2, True)
-            assert approved["actor"] == "ops-tester"
+            assert approved["actor"] == ME  # the OS user
 
             # The approval moved the batch out of "awaiting approval" at once; it waits again only after
             # attempt 2 failed too (the folder is still missing), and only then may the next decision come.
@@ -107,7 +107,7 @@ async def test_approve_then_reject_and_a_second_decision_is_refused(
                 "reject", str(batch_id), "--reason", "source retired", "--actor", "ana"
             )
             assert code == 0, err
-            assert out.strip().startswith(f"batch {batch_id} rejected by ana:")
+            assert out.strip().startswith(f"batch {batch_id} rejected by {ME} as ana:")
             with pytest.raises(WorkflowFailureError):
                 await handle.result()
 
@@ -126,7 +126,7 @@ async def test_approve_then_reject_and_a_second_decision_is_refused(
             assert (batch.status, batch.decision, batch.decided_by, batch.decision_reason) == (
                 "failed",
                 "rejected",
-                "ana",
+                f"{ME} as ana",  # --actor is recorded beside the OS user, never alone
                 "source retired",
             )
             events = [
@@ -135,8 +135,8 @@ async def test_approve_then_reject_and_a_second_decision_is_refused(
                 if e.action in ("approve", "reject")
             ]
         assert events == [
-            ("ops-tester", "approve", f"batch:{batch_id}", None),
-            ("ana", "reject", f"batch:{batch_id}", "source retired"),
+            (ME, "approve", f"batch:{batch_id}", None),
+            (f"{ME} as ana", "reject", f"batch:{batch_id}", "source retired"),
         ]
     finally:
         engine.dispose()

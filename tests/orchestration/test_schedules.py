@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from core.roles import Role
 from core.vocabulary import BATCH_COMPLETED
 from dashboard import sources
 from data.models import Batch
@@ -35,7 +36,7 @@ from tests.orchestration.support import pipeline_settings, running_worker
 from tests.support.corpus import write_corpus
 
 pytestmark = pytest.mark.temporal
-ACTOR = Actor("alice")
+ACTOR = Actor("alice@example.org", frozenset({Role.ADMIN}))
 
 
 async def times(client: Client, source_id: int) -> ScheduleTimes:

@@ -110,7 +110,6 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         LOREGUARD_TEMPORAL_UI_PORT=str(free_port()),
         LOREGUARD_DASHBOARD_PORT=str(free_port()),
         LOREGUARD_PROCESSING_PROCESSES="1",
-        LOREGUARD_OPERATOR_NAME="ops-tester",
     )
     return env
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowHandle
 
+from core.roles import Role
 from core.settings import Settings
 from operations import Actor, Context
 from operations import batches as batch_ops
@@ -39,7 +40,11 @@ async def start_refresh(
 ) -> tuple[int, WorkflowHandle[Any, BatchResult]]:
     """operations.batches.refresh_source; returns (batch id, a handle on the batch workflow)."""
     started = await asyncio.to_thread(
-        batch_ops.refresh_source, Actor(actor), context(client, sessions), source_id, trigger=trigger
+        batch_ops.refresh_source,
+        Actor(actor, frozenset({Role.OPERATOR})),
+        context(client, sessions),
+        source_id,
+        trigger=trigger,
     )
     return started.batch_id, client.get_workflow_handle(started.workflow_id, result_type=BatchResult)
 
@@ -56,7 +61,11 @@ async def decide(
     """operations.batches.approve_retry / reject; NotAccepted when the batch refuses."""
     ctx = context(client, sessions)
     if approve:
-        decided = await asyncio.to_thread(batch_ops.approve_retry, Actor(actor), ctx, batch_id, reason=reason)
+        decided = await asyncio.to_thread(
+            batch_ops.approve_retry, Actor(actor, frozenset({Role.OPERATOR})), ctx, batch_id, reason=reason
+        )
     else:
-        decided = await asyncio.to_thread(batch_ops.reject, Actor(actor), ctx, batch_id, reason=reason)
+        decided = await asyncio.to_thread(
+            batch_ops.reject, Actor(actor, frozenset({Role.OPERATOR})), ctx, batch_id, reason=reason
+        )
     return decided.result
