@@ -28,4 +28,4 @@ def _slow_normalize(raw: RawDocument, **options: Any) -> NormalizedDocument:
 
 def init_process(settings: Settings, worker_pid: int) -> None:
     pool._init_process(settings, worker_pid)
-    pipeline.normalize = _slow_normalize  # type: ignore[assignment]
+    pipeline.normalize = _slow_normalize
