@@ -205,6 +205,10 @@ def refresh(source_ref: str, wait: bool, as_json: bool) -> None:
             f"batch {outcome['batch_id']} {outcome['status']}: {outcome['total']} documents, "
             f"{outcome['stored']} stored, {outcome['failed']} failed"
         )
+        if outcome["unchanged"]:
+            line += f", {outcome['unchanged']} unchanged"
+        if outcome["skipped"]:
+            line += f", {outcome['skipped']} skipped (over LOREGUARD_MAX_DOCUMENTS_PER_BATCH)"
         if outcome.get("error_message"):
             line += f" ({outcome['error_type']}: {outcome['error_message']})"
         click.echo(line)
@@ -225,6 +229,8 @@ def wait_for_batch(ctx: Context, batch_id: int, poll: float = 0.5) -> dict[str, 
                     "total": batch.total,
                     "stored": batch.stored,
                     "failed": batch.failed,
+                    "unchanged": batch.unchanged,
+                    "skipped": batch.skipped,
                     "error_type": batch.error_type,
                     "error_message": batch.error_message,
                 }
@@ -254,7 +260,20 @@ def batches(source_ref: str | None, status: str | None, limit: int, as_json: boo
         return
     print_table(
         "Batches",
-        ("id", "source", "status", "trigger", "total", "stored", "failed", "created (UTC)", "took", "error"),
+        (
+            "id",
+            "source",
+            "status",
+            "trigger",
+            "total",
+            "stored",
+            "failed",
+            "unchanged",
+            "skipped",
+            "created (UTC)",
+            "took",
+            "error",
+        ),
         [
             (
                 b.id,
@@ -264,6 +283,8 @@ def batches(source_ref: str | None, status: str | None, limit: int, as_json: boo
                 b.total,
                 b.stored,
                 b.failed,
+                b.unchanged,
+                b.skipped,
                 when(b.created_at),
                 took(b.started_at, b.finished_at),
                 b.error_type or "",

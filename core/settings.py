@@ -180,3 +180,26 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="overall time for one fetch (all redirects and the whole body)"
     )
     max_pdf_pages: int = Field(default=500, ge=1, description="pages of a PDF whose text is extracted")
+    max_documents_per_batch: int = Field(
+        default=100_000,
+        ge=1,
+        description="documents one batch gathers; the rest of a larger source is not gathered, only counted "
+        "as skipped on the batch",
+    )
+    ingest_flush_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1,
+        description="ingest writes its buffered documents once their raw bytes reach this total "
+        "(or 500 documents)",
+    )
+    document_time_limit_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="seconds one document may spend in normalize and extract in the CPU process pool; a "
+        "document over it fails alone with that reason; 0 = no limit",
+    )
+    raw_retention: Literal["drop", "keep"] = Field(
+        default="drop",
+        description="drop: a document's raw bytes are deleted once it is stored or found unchanged (a retry "
+        "still has the bytes of every document it processes again); keep: raw bytes stay in the database",
+    )

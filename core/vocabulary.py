@@ -35,12 +35,16 @@ DECISION_APPROVED = "approved"
 DECISION_REJECTED = "rejected"
 DECISION_TIMED_OUT = "timed_out"
 
-# Artifact statuses: ingested -> processed -> stored, or failed at any stage.
+# Artifact statuses: ingested -> processed -> stored (or unchanged), or failed at any stage.
 ARTIFACT_INGESTED = "ingested"
 ARTIFACT_PROCESSED = "processed"
 ARTIFACT_STORED = "stored"
 ARTIFACT_FAILED = "failed"
 ARTIFACT_QUARANTINED = "quarantined"  # stored by a batch that then failed: kept, but not shown as good
+# The source stored this content (same content hash) in an earlier batch: not stored twice, not evaluated.
+ARTIFACT_UNCHANGED = "unchanged"
+# Done: no stage will pick the document up again in this attempt.
+ARTIFACT_DONE = (ARTIFACT_STORED, ARTIFACT_FAILED, ARTIFACT_UNCHANGED)
 
 # Where a document can fail, in pipeline order; the per-document timed stages are the middle four.
 STAGES = ("ingest", "normalize", "extract", "clarify", "evaluate", "store")

@@ -126,6 +126,8 @@ BATCH_COLUMNS = [
     "total",
     "stored",
     "failed",
+    "unchanged",
+    "skipped",
     "created",
     "took (s)",
     "error",
@@ -144,6 +146,8 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
             Batch.total,
             Batch.stored,
             Batch.failed,
+            Batch.unchanged,
+            Batch.skipped,
             Batch.created_at,
             Batch.started_at,
             Batch.finished_at,
@@ -158,21 +162,12 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
     )
     rows = [
         [
-            bid,
-            name,
-            status,
-            trigger,
-            attempt,
-            total,
-            stored,
-            failed,
-            created,
-            _seconds(started, finished),
-            f"{etype}: {emsg}" if etype else (emsg or ""),
+            *r[:10],  # batch .. skipped, in BATCH_COLUMNS order
+            r.created_at,
+            _seconds(r.started_at, r.finished_at),
+            f"{r.error_type}: {r.error_message}" if r.error_type else (r.error_message or ""),
         ]
-        for bid, name, status, trigger, attempt, total, stored, failed, created, started, finished, etype, emsg in (
-            session.execute(stmt)
-        )
+        for r in session.execute(stmt)
     ]
     return pd.DataFrame(rows, columns=BATCH_COLUMNS)
 

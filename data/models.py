@@ -95,6 +95,10 @@ class Batch(Base):
     total: Mapped[int] = mapped_column(Integer, default=0)
     stored: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
+    # Documents past LOREGUARD_MAX_DOCUMENTS_PER_BATCH (not gathered), and documents whose content the source
+    # had already stored (not stored twice).
+    skipped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unchanged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error_type: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
     failed_stage: Mapped[str | None] = mapped_column(String(20))

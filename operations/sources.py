@@ -7,6 +7,7 @@ schedule follows when `loreguard up` reconciles every schedule on start.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,7 +30,8 @@ from workers.stages.gather import SourceError, preview_source, validate_location
 from workers.stages.pipeline import run_cpu_stages
 
 MIN_INTERVAL = 60
-MAX_NAME = 200
+MAX_NAME = 200  # the column's length
+_CONTROL_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")  # controls, invisible format characters, line separators
 PREVIEW_DOCUMENTS = 5
 SCHEDULE_TIMEOUT = 10.0  # seconds for one schedule change, SDK retries included
 
@@ -73,10 +75,9 @@ def check_source(ctx: Context, *, name: str, kind: str, location: str, interval:
     """The cleaned draft, or Refused listing every problem (one per line, each naming its field)."""
     problems: list[str] = []
     name = name.strip()
-    if not name:
-        problems.append("Name: a source needs a name.")
-    elif len(name) > MAX_NAME:
-        problems.append(f"Name: at most {MAX_NAME} characters.")
+    name_problem = name_problem_of(name)
+    if name_problem:
+        problems.append(f"Name: {name_problem}")
     else:
         with ctx.sessions() as session:
             if repository.source_name_taken(session, name=name):
@@ -94,6 +95,21 @@ def check_source(ctx: Context, *, name: str, kind: str, location: str, interval:
     if problems:
         raise Refused("\n".join(problems))
     return SourceDraft(name=name, kind=kind, location=cleaned, interval=interval)
+
+
+def name_problem_of(name: str) -> str | None:
+    """What is wrong with a (stripped) source name, or None: the one rule for every front end."""
+    if not name:
+        return "a source needs a name."
+    if len(name) > MAX_NAME:
+        return f"at most {MAX_NAME} characters (got {len(name)})."
+    control = next((ch for ch in name if unicodedata.category(ch) in _CONTROL_CATEGORIES), None)
+    if control is not None:
+        return f"no control characters such as tabs, line breaks or escapes (found {control!r})."
+    if name.isdigit():
+        # `loreguard source delete 2` must mean source id 2, never a source named "2".
+        return "not only digits: commands take a source's id or its name, so add a letter."
+    return None
 
 
 def preview(

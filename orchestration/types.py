@@ -49,6 +49,7 @@ class IngestInput:
 class IngestResult:
     total: int
     failed: int
+    skipped: int = 0  # documents past LOREGUARD_MAX_DOCUMENTS_PER_BATCH, not gathered
 
 
 @dataclass

@@ -114,11 +114,26 @@ def progress(batch_id: int, opened_live: bool) -> None:
     st.progress(
         min(1.0, share), text=f"{figures.done:,} of {figures.total:,} documents done · {batch.status}"
     )
-    stored, failed, total, attempt = st.columns(4)
+    stored, failed, unchanged, skipped, total, attempt = st.columns(6)
     stored.metric("Stored", f"{figures.counts.get('stored', 0):,}")
     failed.metric("Failed", f"{figures.counts.get('failed', 0):,}")
+    unchanged.metric(
+        "Unchanged",
+        f"{figures.counts.get('unchanged', 0):,}",
+        help="Already stored by an earlier batch of this source (same content): not stored twice",
+    )
+    skipped.metric(
+        "Skipped",
+        f"{batch.skipped:,}",
+        help="Documents of the source past the per-batch limit (LOREGUARD_MAX_DOCUMENTS_PER_BATCH): not gathered",
+    )
     total.metric("Documents", f"{figures.total:,}")
     attempt.metric("Attempt", batch.attempt)
+    if batch.skipped:
+        st.caption(
+            f"{batch.skipped:,} more document(s) of the source were not gathered: over the per-batch limit "
+            "(LOREGUARD_MAX_DOCUMENTS_PER_BATCH)."
+        )
     if batch.status in LIVE and batch.workflow_id:
         try:
             live = views.workflow_progress(*views.temporal_key(), batch.workflow_id)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError  # the error type Temporal reports; no SDK state
 
 from core.vocabulary import (
@@ -17,6 +18,7 @@ from core.vocabulary import (
     ARTIFACT_INGESTED,
     ARTIFACT_PROCESSED,
     ARTIFACT_STORED,
+    ARTIFACT_UNCHANGED,
 )
 from data import repository
 from data.models import Artifact, utcnow
@@ -59,12 +61,19 @@ class ChunkSteps(StepsBase):
                 for a in artifacts
             ]
             report.source = str(artifacts[0].source_id) if artifacts else ""
+            source_id = artifacts[0].source_id if artifacts else 0
         if not docs:
             return ChunkResult(done=0, failed=0), report
         results = self._run_cpu_stages([raw for _, raw in docs], heartbeat)
-        rows = self._clarify([(aid, res) for (aid, _), res in zip(docs, results, strict=True)])
+        rows = self._clarify(
+            [(aid, res) for (aid, _), res in zip(docs, results, strict=True)],
+            source_id=source_id,
+            batch_id=input.batch_id,
+        )
         with self._tx() as session:
             repository.update_artifacts(session, rows=rows)
+            # The source stored this content before: the bytes are not needed again (nor kept twice).
+            self._drop_raw(session, [r["id"] for r in rows if r["status"] == ARTIFACT_UNCHANGED])
         failed = sum(1 for r in rows if r["status"] == ARTIFACT_FAILED)
         for r in rows:
             for stage in ("normalize", "extract", "clarify"):
@@ -76,21 +85,31 @@ class ChunkSteps(StepsBase):
 
     def _run_cpu_stages(self, raws: Sequence[RawDocument], heartbeat: Heartbeat) -> list[CpuStageResult]:
         out = []
+        limit = self.settings.document_time_limit_seconds
         for i, raw in enumerate(raws):
-            out.append(run_cpu_stages(raw, max_pdf_pages=self.settings.max_pdf_pages))
+            out.append(run_cpu_stages(raw, max_pdf_pages=self.settings.max_pdf_pages, time_limit=limit))
             if i % 20 == 19:
                 heartbeat()
         return out
 
-    def _clarify(self, results: Sequence[tuple[int, CpuStageResult]]) -> list[dict[str, Any]]:
+    def _drop_raw(self, session: Session, artifact_ids: list[int]) -> None:
+        if self.settings.raw_retention == "drop":
+            repository.drop_raw(session, artifact_ids=artifact_ids)
+
+    def _clarify(
+        self, results: Sequence[tuple[int, CpuStageResult]], *, source_id: int, batch_id: int
+    ) -> list[dict[str, Any]]:
         started = time.perf_counter()
         ok = [(aid, r) for aid, r in results if r.normalized is not None and r.metadata is not None]
         bands = [simhash_bands(r.normalized.simhash) for _, r in ok if r.normalized]
+        hashes = [r.normalized.content_hash for _, r in ok if r.normalized]
         with self.sessions() as session:
             library = repository.find_library_matches(
-                session,
-                content_hashes=[r.normalized.content_hash for _, r in ok if r.normalized],
-                bands=[[b[i] for b in bands] for i in range(4)],
+                session, content_hashes=hashes, bands=[[b[i] for b in bands] for i in range(4)]
+            )
+            # Content this source already stored in an earlier batch: a refresh of an unchanged source.
+            stored_before = repository.stored_by_source(
+                session, source_id=source_id, other_than_batch=batch_id, content_hashes=hashes
             )
         matches = [LibraryMatch(m.artifact_id, m.content_hash, m.simhash) for m in library]
         per_doc_lookup_ms = (time.perf_counter() - started) * 1000 / max(len(ok), 1)
@@ -104,6 +123,24 @@ class ChunkSteps(StepsBase):
                 rows.append(row)
                 continue
             t0 = time.perf_counter()
+            earlier = stored_before.get(norm.content_hash)
+            if earlier is not None:
+                row.update(
+                    status=ARTIFACT_UNCHANGED,
+                    content_hash=norm.content_hash,
+                    simhash=norm.simhash,
+                    language=norm.language,
+                    title=meta.title[:1000] if meta.title else None,
+                    author=meta.author[:500] if meta.author else None,
+                    published_at=meta.published_at,
+                    word_count=meta.word_count,
+                    duplicate_of_id=earlier,
+                    similarity=1.0,
+                    clarify_ms=per_doc_lookup_ms + (time.perf_counter() - t0) * 1000,
+                    processed_at=now,
+                )
+                rows.append(row)
+                continue
             # Only earlier artifacts count as originals; documents earlier in this chunk count too.
             candidates = [m for m in matches if m.artifact_id < aid]
             notes = None
@@ -242,6 +279,7 @@ class ChunkSteps(StepsBase):
                 for u in updates
             ]
             repository.update_artifacts(session, rows=rows)
+            self._drop_raw(session, [r["id"] for r in rows if r["status"] == ARTIFACT_STORED])
         evaluations.clear()
         updates.clear()
 

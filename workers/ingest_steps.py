@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,13 @@ from workers.stages.gather import SourceError, fetch_feed, fetch_page, list_fold
 from workers.stages.types import DocumentError, RawDocument
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
 
-INSERT_BATCH = 500  # artifacts per ingest transaction (and heartbeat)
+log = logging.getLogger(__name__)
+
+INSERT_BATCH = 500  # at most this many artifacts per ingest transaction (fewer when they weigh much)
+
+
+def _given(doc: RawDocument) -> RawDocument:
+    return doc
 
 
 def source_error(err: SourceError) -> ApplicationError:
@@ -38,46 +46,68 @@ class IngestSteps(StepsBase):
     def ingest_source(
         self, input: IngestInput, *, resume_from: int = 0, heartbeat: Heartbeat = no_heartbeat
     ) -> IngestResult:
+        """Record the source's documents, at most LOREGUARD_MAX_DOCUMENTS_PER_BATCH; the rest are counted."""
         with self.sessions() as session:
             batch = repository.get_batch(session, batch_id=input.batch_id)
             source = repository.get_source(session, source_id=batch.source_id)
             kind, location, source_id = source.kind, source.location, source.id
+
+        def alive() -> None:
+            # Listing and fetching commit nothing: the details keep the prior attempt's resume point.
+            heartbeat(resume_from)
+
         try:
-            documents = self._gather(kind, location)
-            failed = self._write_ingested(input.batch_id, source_id, documents, resume_from, heartbeat)
+            documents = self._gather(kind, location, alive)
+            limit = self.settings.max_documents_per_batch
+            skipped = max(0, len(documents) - limit)
+            failed = self._write_ingested(
+                input.batch_id, source_id, documents[:limit], resume_from, heartbeat
+            )
         except SourceError as err:
             raise source_error(err) from err
+        if skipped:
+            log.warning(
+                "batch %s: %s document(s) past LOREGUARD_MAX_DOCUMENTS_PER_BATCH=%s skipped",
+                input.batch_id,
+                skipped,
+                limit,
+            )
         with self._tx() as session:
-            total = repository.record_ingested(session, batch_id=input.batch_id)
-        return IngestResult(total=total, failed=failed)
+            total = repository.record_ingested(session, batch_id=input.batch_id, skipped=skipped)
+        return IngestResult(total=total, failed=failed, skipped=skipped)
 
-    def _gather(self, kind: str, location: str) -> Iterator[Callable[[], RawDocument]]:
-        """Yields one loader per document, in a stable order (ingest numbers documents by it)."""
+    def _gather(self, kind: str, location: str, alive: Callable[[], None]) -> list[Callable[[], RawDocument]]:
+        """One loader per document, in a stable order (ingest numbers documents by it)."""
         max_bytes = self.settings.max_document_bytes
         if kind == KIND_FOLDER:
-            for path in list_folder(Path(location), roots=folder_roots(self.settings)):
-                yield lambda path=path: read_file(path, max_bytes, folder=Path(location))  # type: ignore[misc]
-        elif kind == KIND_FEED:
-            for doc in fetch_feed(location, self.fetcher):
-                yield lambda doc=doc: doc  # type: ignore[misc]
-        elif kind == KIND_WEB:
-            page = fetch_page(location, self.fetcher, max_bytes)
-            yield lambda: page
-        else:
-            raise SourceError("InvalidSource", f"unknown source kind {kind!r}")
+            folder = Path(location)
+            paths = list_folder(folder, roots=folder_roots(self.settings), heartbeat=alive)
+            return [partial(read_file, path, max_bytes, folder=folder) for path in paths]
+        if kind == KIND_FEED:
+            return [partial(_given, doc) for doc in fetch_feed(location, self.fetcher, heartbeat=alive)]
+        if kind == KIND_WEB:
+            return [partial(fetch_page, location, self.fetcher, max_bytes, heartbeat=alive)]
+        raise SourceError("InvalidSource", f"unknown source kind {kind!r}")
 
     def _write_ingested(
         self,
         batch_id: int,
         source_id: int,
-        documents: Iterator[Callable[[], RawDocument]],
+        documents: Sequence[Callable[[], RawDocument]],
         resume_from: int,
         heartbeat: Heartbeat,
     ) -> int:
-        """Insert ingested rows; rows below `resume_from` were committed by a prior attempt."""
+        """Insert ingested rows; rows below `resume_from` were committed by a prior attempt.
+
+        Rows are written every INSERT_BATCH rows or once their bytes reach LOREGUARD_INGEST_FLUSH_BYTES, so
+        the buffer stays small whatever the documents weigh. The heartbeat after each document carries the
+        number of rows committed so far: where a retried attempt resumes.
+        """
+        flush_bytes = self.settings.ingest_flush_bytes
         rows: list[dict[str, Any]] = []
+        buffered = 0
+        committed = resume_from
         failed = 0
-        seq = 0
         for seq, load in enumerate(documents):
             if seq < resume_from:
                 continue
@@ -87,6 +117,7 @@ class IngestSteps(StepsBase):
                 raw = load()
                 row.update(uri=raw.uri, content_type=raw.content_type, raw=raw.data, hints=raw.hints or None)
                 row["status"] = ARTIFACT_INGESTED
+                buffered += len(raw.data)
             except (DocumentError, OSError) as err:
                 uri = getattr(err, "filename", None) or f"{batch_id}#{seq}"
                 reason = err.reason if isinstance(err, DocumentError) else f"unreadable: {err}"
@@ -96,12 +127,12 @@ class IngestSteps(StepsBase):
             row["ingest_ms"] = (time.perf_counter() - started) * 1000
             row["ingested_at"] = utcnow()
             rows.append(row)
-            if len(rows) >= INSERT_BATCH:
+            if len(rows) >= INSERT_BATCH or buffered >= flush_bytes:
                 self._insert(rows)
-                heartbeat(seq + 1)
-                rows = []
+                committed, rows, buffered = seq + 1, [], 0
+            heartbeat(committed)
         self._insert(rows)
-        heartbeat(seq + 1)
+        heartbeat(max(committed, len(documents)))
         return failed
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:

@@ -9,9 +9,11 @@ from data.repository.artifacts import (
     batch_progress,
     batch_stage_timings,
     count_stored_since,
+    drop_raw,
     find_library_matches,
     insert_artifacts,
     load_artifacts,
+    stored_by_source,
     update_artifacts,
     upsert_evaluations,
 )
@@ -79,6 +81,7 @@ __all__ = [
     "create_batch",
     "create_source",
     "delete_source",
+    "drop_raw",
     "ended_batches_with_open_alerts",
     "find_library_matches",
     "find_source",
@@ -106,6 +109,7 @@ __all__ = [
     "revoke_role",
     "source_name_taken",
     "source_schedules",
+    "stored_by_source",
     "update_artifacts",
     "upsert_evaluations",
 ]

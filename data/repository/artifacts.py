@@ -11,7 +11,7 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
 from core.vocabulary import (
-    ARTIFACT_FAILED,
+    ARTIFACT_DONE,
     ARTIFACT_PROCESSED,
     ARTIFACT_STORED,
 )
@@ -79,6 +79,32 @@ def find_library_matches(
     return [LibraryRow(i, h, s) for i, h, s in session.execute(stmt) if h is not None and s is not None]
 
 
+def stored_by_source(
+    session: Session, *, source_id: int, other_than_batch: int, content_hashes: Iterable[str]
+) -> dict[str, int]:
+    """Content hash -> the first artifact storing it, among the source's stored artifacts of other batches."""
+    hashes = sorted(set(content_hashes))
+    if not hashes:
+        return {}
+    stmt = (
+        select(Artifact.content_hash, func.min(Artifact.id))
+        .where(
+            Artifact.source_id == source_id,
+            Artifact.batch_id != other_than_batch,
+            Artifact.status == ARTIFACT_STORED,
+            Artifact.content_hash.in_(hashes),
+        )
+        .group_by(Artifact.content_hash)
+    )
+    return {h: int(i) for h, i in session.execute(stmt) if h is not None}
+
+
+def drop_raw(session: Session, *, artifact_ids: Sequence[int]) -> None:
+    """Forget the raw bytes of these artifacts (stored or unchanged: no stage reads them again)."""
+    if artifact_ids:
+        session.execute(update(Artifact).where(Artifact.id.in_(list(artifact_ids))).values(raw=None))
+
+
 def update_artifacts(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
     """Bulk UPDATE by primary key: every row carries "id" and the columns to set."""
     if rows:
@@ -119,12 +145,10 @@ def batch_stage_timings(session: Session, *, batch_id: int) -> dict[str, float |
 
 
 def batch_progress(session: Session, *, batch_id: int) -> tuple[int, int]:
-    """(done, total) for a batch: done counts stored and failed artifacts."""
+    """(done, total) for a batch: done counts stored, failed and unchanged artifacts."""
     done, total = session.execute(
         select(
-            func.coalesce(
-                func.sum(case((Artifact.status.in_((ARTIFACT_STORED, ARTIFACT_FAILED)), 1), else_=0)), 0
-            ),
+            func.coalesce(func.sum(case((Artifact.status.in_(ARTIFACT_DONE), 1), else_=0)), 0),
             func.count(),
         ).where(Artifact.batch_id == batch_id)
     ).one()

@@ -13,6 +13,7 @@ from core.vocabulary import (
     ARTIFACT_FAILED,
     ARTIFACT_QUARANTINED,
     ARTIFACT_STORED,
+    ARTIFACT_UNCHANGED,
     BATCH_AWAITING_APPROVAL,
     BATCH_COMPLETED,
     BATCH_FAILED,
@@ -92,10 +93,12 @@ def in_flight_batches(session: Session) -> list[InFlightBatch]:
     return [InFlightBatch(i, started or created, name) for i, started, created, name in rows]
 
 
-def record_ingested(session: Session, *, batch_id: int) -> int:
-    """Set the batch's total from the artifacts ingest wrote; returns it."""
+def record_ingested(session: Session, *, batch_id: int, skipped: int = 0) -> int:
+    """Set the batch's total from the artifacts ingest wrote, and how many it skipped; returns the total."""
     total = session.scalar(select(func.count()).where(Artifact.batch_id == batch_id)) or 0
-    session.execute(update(Batch).where(Batch.id == batch_id).values(total=total, ingested_at=utcnow()))
+    session.execute(
+        update(Batch).where(Batch.id == batch_id).values(total=total, skipped=skipped, ingested_at=utcnow())
+    )
     return int(total)
 
 
@@ -125,6 +128,7 @@ def finish_batch(
     batch.total = sum(counts.values())
     batch.stored = counts.get(ARTIFACT_STORED, 0)
     batch.failed = counts.get(ARTIFACT_FAILED, 0)
+    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
     batch.status = status
     batch.error_type = error_type
     batch.error_message = error_message
@@ -146,6 +150,8 @@ class BatchRow:
     total: int
     stored: int
     failed: int
+    skipped: int
+    unchanged: int
     error_type: str | None
     error_message: str | None
     failed_stage: str | None
@@ -172,6 +178,8 @@ def batch_row(batch: Batch, source_name: str) -> BatchRow:
         total=batch.total,
         stored=batch.stored,
         failed=batch.failed,
+        skipped=batch.skipped,
+        unchanged=batch.unchanged,
         error_type=batch.error_type,
         error_message=batch.error_message,
         failed_stage=batch.failed_stage,

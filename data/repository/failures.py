@@ -13,6 +13,7 @@ from core.vocabulary import (
     ARTIFACT_INGESTED,
     ARTIFACT_QUARANTINED,
     ARTIFACT_STORED,
+    ARTIFACT_UNCHANGED,
     BATCH_AWAITING_APPROVAL,
     BATCH_IN_FLIGHT,
     BATCH_RETRYING,
@@ -73,6 +74,7 @@ def mark_awaiting_decision(
     batch.total = sum(counts.values())
     batch.stored = counts.get(ARTIFACT_STORED, 0) + counts.get(ARTIFACT_QUARANTINED, 0)
     batch.failed = counts.get(ARTIFACT_FAILED, 0)
+    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
 
 
 def record_decision(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.vocabulary import ARTIFACT_STORED, ARTIFACT_UNCHANGED, BATCH_COMPLETED
+from data import repository
 from tests.dashboard.conftest import OpenPage, plotly_figures, unescaped, values
 from tests.dashboard.seed import HOSTILE, Seeded
 
@@ -49,7 +51,14 @@ def test_batch_detail_from_the_query_parameter(
     assert progress.value == 58  # 70 of 120 done
     assert progress.text.startswith("70 of 120 documents done · running")
     shown = {m.label: m.value for m in at.metric}
-    assert shown == {"Stored": "60", "Failed": "10", "Documents": "120", "Attempt": "1"}
+    assert shown == {
+        "Stored": "60",
+        "Failed": "10",
+        "Unchanged": "0",
+        "Skipped": "0",
+        "Documents": "120",
+        "Attempt": "1",
+    }
 
     # Mean ms per document from the seed's timings: ingest 1 + seq/10 over all 120 documents (seq 0-119);
     # normalize 10 + seq/10 and extract 4 + seq % 7 over the 70 processed (0-69); clarify 1 + 0.5 * (seq % 4),
@@ -94,3 +103,40 @@ def test_a_failed_batch_shows_its_error_as_text(seeded: Seeded, open_page: OpenP
 def test_an_unknown_batch_is_said_so(seeded: Seeded, open_page: OpenPage) -> None:
     at = open_page("batches", batch="999")
     assert [w.value for w in at.warning] == ["There is no batch 999."]
+
+
+def test_a_batch_shows_what_it_found_unchanged_and_what_it_skipped_over_the_limit(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    with dashboard_env.begin() as session:
+        batch = repository.create_batch(session, source_id=seeded.sources["alpha"])
+        repository.insert_artifacts(
+            session,
+            rows=[
+                {"batch_id": batch.id, "source_id": batch.source_id, "seq": seq, "uri": f"file:///d/{seq}.txt",
+                 "content_type": "text/plain", "status": ARTIFACT_UNCHANGED if seq < 3 else ARTIFACT_STORED}
+                for seq in range(5)
+            ],
+        )  # fmt: skip
+        repository.record_ingested(session, batch_id=batch.id, skipped=1234)
+        repository.finish_batch(session, batch_id=batch.id, status=BATCH_COMPLETED)
+        batch_id = batch.id
+
+    at = open_page("batches", batch=str(batch_id))
+
+    shown = {m.label: m.value for m in at.metric}
+    assert (shown["Stored"], shown["Unchanged"], shown["Skipped"], shown["Documents"]) == (
+        "2",
+        "3",
+        "1,234",
+        "5",
+    )
+    assert at.get("progress")[0].proto.text.startswith("5 of 5 documents done")
+    captions = [unescaped(c.value) for c in at.caption]
+    assert (
+        "1,234 more document(s) of the source were not gathered: over the per-batch limit "
+        "(LOREGUARD_MAX_DOCUMENTS_PER_BATCH)." in captions
+    )
+    listed = at.dataframe[0].value
+    row = listed[listed["batch"] == batch_id].iloc[0]
+    assert (row["unchanged"], row["skipped"]) == (3, 1234)

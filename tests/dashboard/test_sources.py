@@ -85,6 +85,20 @@ def folder(tmp_path: Path) -> Path:
         ),
         ("new", "web", "   ", 3600, "Location: location must not be empty."),
         ("new", "folder", "FOLDER", 30, "Refresh interval: at least 60 seconds (got 30)."),
+        (
+            "new\x1b[2Jname",
+            "folder",
+            "FOLDER",
+            3600,
+            "Name: no control characters such as tabs, line breaks or escapes (found '\\x1b').",
+        ),
+        (
+            "42",
+            "folder",
+            "FOLDER",
+            3600,
+            "Name: not only digits: commands take a source's id or its name, so add a letter.",
+        ),
     ],
 )
 def test_register_refuses_bad_input_and_saves_nothing(

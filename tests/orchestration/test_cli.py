@@ -128,6 +128,32 @@ def test_source_add_refuses_bad_input_and_writes_nothing(
     assert loreguard.counts() == before
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("x" * 201, "Name: at most 200 characters (got 201)."),
+        (
+            "news\x1b[31mred",
+            "Name: no control characters such as tabs, line breaks or escapes (found '\\x1b').",
+        ),
+        ("news\tdesk", "Name: no control characters such as tabs, line breaks or escapes (found '\\t')."),
+        ("2024", "Name: not only digits: commands take a source's id or its name, so add a letter."),
+    ],
+    ids=["too-long", "escape", "tab", "digits"],
+)
+def test_source_add_refuses_a_bad_name_with_the_operations_message(
+    loreguard: Loreguard, name: str, message: str
+) -> None:
+    before = loreguard.counts()
+
+    result = loreguard("source", "add", name, "--kind", "folder", "--location", str(SAMPLES))
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert loreguard.counts() == before
+
+
 def test_source_add_refuses_a_duplicate_name(loreguard: Loreguard) -> None:
     loreguard.ok("source", "add", "samples", "--kind", "folder", "--location", str(SAMPLES))
     before = loreguard.counts()
@@ -207,11 +233,29 @@ def test_batches_json_lists_newest_first_with_filters(loreguard: Loreguard) -> N
     assert [r["source_name"] for r in by_name] == ["first"]
     assert len(json.loads(loreguard.ok("batches", "--limit", "1", "--json").stdout)) == 1
     assert "second" in loreguard.ok("batches").stdout
+    assert {"unchanged", "skipped"} <= set(rows[0])
 
     unknown = loreguard("batches", "--source", "nowhere")
     assert unknown.returncode == 2 and "nowhere" in unknown.stderr
     bad_status = loreguard("batches", "--status", "done")
     assert bad_status.returncode == 2
+
+
+def test_batches_show_the_unchanged_and_skipped_counts(loreguard: Loreguard) -> None:
+    engine = make_engine(loreguard.db_url)
+    with make_session_factory(engine).begin() as session:
+        source = repository.create_source(session, name="big", kind="web", location="https://a.example/")
+        batch = repository.create_batch(session, source_id=source.id)
+        batch.status, batch.total, batch.stored, batch.unchanged, batch.skipped = BATCH_COMPLETED, 9, 2, 7, 41
+    engine.dispose()
+
+    (row,) = json.loads(loreguard.ok("batches", "--json").stdout)
+    assert (row["total"], row["stored"], row["unchanged"], row["skipped"]) == (9, 2, 7, 41)
+    table = loreguard.ok("batches").stdout
+    assert "unchanged" in table and "skipped" in table
+    line = next(line for line in table.splitlines() if " big " in line)
+    cells = [cell.strip() for cell in line.split("│") if cell.strip()]
+    assert cells[4:9] == ["9", "2", "0", "7", "41"]  # total, stored, failed, unchanged, skipped
 
 
 def test_batches_json_is_an_empty_list_when_there_are_none(loreguard: Loreguard) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ssl
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
@@ -37,6 +37,10 @@ DEFAULT_DEADLINE_SECONDS = 120.0
 DEFAULT_TIMEOUT_SECONDS = 20.0
 _REDIRECTS = (301, 302, 303, 307, 308)
 _SCHEMES = ("http", "https")
+
+
+def _no_heartbeat() -> None:
+    pass
 
 
 class SourceTooLarge(SourceError):
@@ -210,8 +214,14 @@ class Fetcher:
     ) -> None:
         self.close()
 
-    def get(self, url: str, *, max_bytes: int | None = None) -> Fetched:
-        """The response to GET `url` after redirects; SourceError subclasses say why there is none."""
+    def get(
+        self, url: str, *, max_bytes: int | None = None, heartbeat: Callable[[], None] = _no_heartbeat
+    ) -> Fetched:
+        """The response to GET `url` after redirects; SourceError subclasses say why there is none.
+
+        `heartbeat` is called before each hop and after each piece of the body, so a long fetch shows it is
+        alive (and an activity cancelled meanwhile stops here: its heartbeat raises).
+        """
         limit = self.max_bytes if max_bytes is None else max_bytes
         deadline = time.monotonic() + self.deadline_seconds
         current = url
@@ -221,6 +231,7 @@ class Fetcher:
                 what = "redirects to" if hop else "is"
                 raise SourceError(INVALID_SOURCE, f"{url} {what} {current}, not an http(s) URL")
             remaining = self._remaining(url, deadline)
+            heartbeat()
             try:
                 request = self._client.build_request(
                     "GET", current, timeout=min(self.timeout_seconds, remaining)
@@ -238,7 +249,11 @@ class Fetcher:
                     current = urljoin(current, location)
                     continue
                 # An error status is all the caller needs: its body is not read, however large.
-                body = self._read(response, url, limit, deadline) if response.status_code < 400 else b""
+                body = (
+                    self._read(response, url, limit, deadline, heartbeat)
+                    if response.status_code < 400
+                    else b""
+                )
                 return Fetched(current, response.status_code, response.reason_phrase, response.headers, body)
             finally:
                 response.close()
@@ -253,7 +268,14 @@ class Fetcher:
             )
         return remaining
 
-    def _read(self, response: httpx.Response, url: str, limit: int, deadline: float) -> bytes:
+    def _read(
+        self,
+        response: httpx.Response,
+        url: str,
+        limit: int,
+        deadline: float,
+        heartbeat: Callable[[], None],
+    ) -> bytes:
         too_large = f"{url} is too large: more than {limit} bytes (LOREGUARD_MAX_DOCUMENT_BYTES)"
         encoding = response.headers.get("content-encoding", "")
         declared = response.headers.get("content-length", "")
@@ -264,6 +286,7 @@ class Fetcher:
         try:
             for raw in response.iter_raw():
                 self._remaining(url, deadline)
+                heartbeat()
                 for piece in decoder.feed(raw):
                     body += piece
                 if decoder.over_limit:

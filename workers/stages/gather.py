@@ -9,7 +9,7 @@ import calendar
 import html
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
@@ -51,14 +51,21 @@ _MEDIA_TYPES: dict[str, str] = {
 
 SOURCE_KINDS = ("folder", "feed", "web")
 
+Heartbeat = Callable[[], None]  # called while a long listing or fetch goes on (raises when cancelled)
+
+
+def _no_heartbeat() -> None:
+    pass
+
 
 # --- folders -------------------------------------------------------------------------------------
 
 
-def list_folder(path: Path, *, roots: Sequence[Path]) -> list[Path]:
+def list_folder(path: Path, *, roots: Sequence[Path], heartbeat: Heartbeat = _no_heartbeat) -> list[Path]:
     """Supported files under `path`, recursively, hidden files and folders skipped; `path` must lie in a root.
 
-    Sorted by relative POSIX path so that a retried ingest numbers the documents the same way.
+    Sorted by relative POSIX path so that a retried ingest numbers the documents the same way. `heartbeat` is
+    called once per folder listed, so listing a large tree shows it is alive.
     """
     inside_roots(path, roots)  # before anything else: not even whether it exists is told outside the roots
     if not path.exists():
@@ -67,6 +74,7 @@ def list_folder(path: Path, *, roots: Sequence[Path]) -> list[Path]:
         raise SourceError(INVALID_SOURCE, f"{path} is not a folder")
     found: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(path):
+        heartbeat()
         # Pruning in place stops os.walk from descending into hidden folders (.git, .venv, ...).
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
@@ -130,9 +138,11 @@ def _to_utf8(data: bytes, charset: str | None) -> bytes:
         return data  # a wrong header: let normalize detect the encoding itself
 
 
-def fetch_page(url: str, fetcher: Fetcher, max_bytes: int) -> RawDocument:
+def fetch_page(
+    url: str, fetcher: Fetcher, max_bytes: int, *, heartbeat: Heartbeat = _no_heartbeat
+) -> RawDocument:
     try:
-        response = fetcher.get(url, max_bytes=max_bytes)
+        response = fetcher.get(url, max_bytes=max_bytes, heartbeat=heartbeat)
     except SourceTooLarge as exc:
         raise DocumentError("ingest", f"page too large: exceeds {max_bytes} bytes") from exc
     _check_status(response, url)
@@ -189,9 +199,9 @@ def _entry_document(entry: Any, feed_url: str, index: int) -> RawDocument:
     return RawDocument(uri=uri, content_type="text/html", data=page.encode("utf-8"), hints=hints)
 
 
-def fetch_feed(url: str, fetcher: Fetcher) -> list[RawDocument]:
+def fetch_feed(url: str, fetcher: Fetcher, *, heartbeat: Heartbeat = _no_heartbeat) -> list[RawDocument]:
     """Every entry of the feed; the feed is read under the same byte limit, decompressed, as a page."""
-    response = fetcher.get(url)
+    response = fetcher.get(url, heartbeat=heartbeat)
     _check_status(response, url)
     parsed = feedparser.parse(response.body)
     if not parsed.entries and not parsed.get("version"):

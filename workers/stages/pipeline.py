@@ -1,12 +1,17 @@
 """The CPU-bound stages of one document (normalize, extract), run in a process pool.
 
-Everything here is top-level and made of dataclasses so it pickles across the pool.
+Everything here is top-level and made of dataclasses so it pickles across the pool. A document gets a time
+limit: in a pool process (the main thread of its process) an interval timer interrupts a stage that runs
+over it, so that document fails alone and the process goes on with the next one.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -50,12 +55,65 @@ def _timed(stage: Callable[[In], Out], arg: In) -> tuple[Out | None, str | None,
     return result, error, (time.perf_counter() - started) * 1000
 
 
-def run_cpu_stages(raw: RawDocument, *, max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES) -> CpuStageResult:
-    """Normalize then extract one document; never raises, so one bad document cannot fail a batch."""
-    normalized, error, normalize_ms = _timed(partial(normalize, max_pdf_pages=max_pdf_pages), raw)
-    if normalized is None:
-        return CpuStageResult(None, None, "normalize", error, normalize_ms, 0.0)
-    metadata, error, extract_ms = _timed(extract_metadata, normalized)
+class _OutOfTime(BaseException):
+    """Raised by the timer inside a stage. A BaseException, so no stage's `except Exception` swallows it."""
+
+
+def _out_of_time(signum: int, frame: object) -> None:
+    raise _OutOfTime
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the block after `seconds` with _OutOfTime (SIGALRM), where signals can be used.
+
+    Only the main thread of a process may handle signals: a pool process runs its tasks there. Elsewhere (a
+    worker without a pool, the dashboard's dry run) the block runs without a limit.
+    """
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _out_of_time)
+    started = time.monotonic()
+    earlier_delay, earlier_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+            if earlier_delay > 0:  # someone else's timer (a test runner's, say) runs on
+                left = max(earlier_delay - (time.monotonic() - started), 0.001)
+                signal.setitimer(signal.ITIMER_REAL, left, earlier_interval)
+
+
+def run_cpu_stages(
+    raw: RawDocument, *, max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES, time_limit: float = 0
+) -> CpuStageResult:
+    """Normalize then extract one document; never raises, so one bad document cannot fail a batch.
+
+    `time_limit` (seconds, 0 = none) bounds both stages together; a document over it fails at the stage it
+    was in, with the limit as its reason.
+    """
+    started = time.perf_counter()
+    stage, normalized = "normalize", None
+    normalize_ms = 0.0
+    try:
+        with _time_limit(time_limit):
+            normalized, error, normalize_ms = _timed(partial(normalize, max_pdf_pages=max_pdf_pages), raw)
+            if normalized is None:
+                return CpuStageResult(None, None, "normalize", error, normalize_ms, 0.0)
+            stage = "extract"
+            metadata, error, extract_ms = _timed(extract_metadata, normalized)
+    except _OutOfTime:
+        elapsed = (time.perf_counter() - started) * 1000
+        reason = (
+            f"took longer than {time_limit:g} s (LOREGUARD_DOCUMENT_TIME_LIMIT_SECONDS); stopped at {stage}"
+        )
+        if stage == "normalize":
+            return CpuStageResult(None, None, stage, reason, elapsed, 0.0)
+        return CpuStageResult(normalized, None, stage, reason, normalize_ms, elapsed - normalize_ms)
     if metadata is None:
         return CpuStageResult(normalized, None, "extract", error, normalize_ms, extract_ms)
     return CpuStageResult(normalized, metadata, None, None, normalize_ms, extract_ms)

@@ -1,0 +1,113 @@
+"""The per-document time limit: a document over it fails alone with that reason, and the pool process goes on."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import Settings
+from core.vocabulary import ARTIFACT_INGESTED
+from data import repository
+from data.models import Artifact
+from orchestration.types import ChunkInput, ChunkResult
+from tests.support import slow_stage
+from tests.support.corpus import text_note
+from workers.pool import process_chunk_in_pool
+from workers.stages import pipeline
+from workers.stages.types import RawDocument
+from workers.steps_base import no_heartbeat
+
+NOTE = "The access review found two stale administrator accounts; both were disabled the same day."
+REASON = "took longer than 1 s (LOREGUARD_DOCUMENT_TIME_LIMIT_SECONDS); stopped at normalize"
+
+
+def add_documents(
+    sessions: sessionmaker[Session], batch_id: int, source_id: int, bodies: list[bytes]
+) -> None:
+    with sessions.begin() as session:
+        start = len(session.scalars(select(Artifact.id).where(Artifact.batch_id == batch_id)).all())
+        repository.insert_artifacts(
+            session,
+            rows=[
+                {"batch_id": batch_id, "source_id": source_id, "seq": start + i, "uri": f"file:///doc-{start + i}.txt",
+                 "content_type": "text/plain", "status": ARTIFACT_INGESTED, "raw": body, "hints": None}
+                for i, body in enumerate(bodies)
+            ],
+        )  # fmt: skip
+
+
+def test_a_slow_document_fails_alone_with_the_limit_as_reason_and_the_pool_process_survives(
+    sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
+) -> None:
+    rng = random.Random(5)
+    with sqlite_sessions.begin() as session:
+        source_id = repository.create_source(session, name="notes", kind="folder", location=str(tmp_path)).id
+        batch_id = repository.create_batch(session, source_id=source_id).id
+    slow = NOTE.encode() + b"\n" + slow_stage.SLOW_MARKER
+    add_documents(sqlite_sessions, batch_id, source_id, [text_note(rng, 0).encode(), slow, NOTE.encode()])
+    settings = Settings(database_url=sqlite_url, document_time_limit_seconds=1, processing_processes=1)
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=context,
+        initializer=slow_stage.init_process,
+        initargs=(settings, os.getpid()),
+    ) as pool:
+        pid = pool.submit(os.getpid).result()
+        result, report = process_chunk_in_pool(pool, ChunkInput(batch_id, 0, 3), no_heartbeat)
+
+        assert result == ChunkResult(done=2, failed=1)
+        assert report.failed_by_stage == {"normalize": 1}
+        with sqlite_sessions() as session:
+            rows = session.execute(
+                select(Artifact.seq, Artifact.status, Artifact.failed_stage, Artifact.error)
+                .where(Artifact.batch_id == batch_id)
+                .order_by(Artifact.seq)
+            ).all()
+        assert [tuple(r) for r in rows] == [
+            (0, "processed", None, None),
+            (1, "failed", "normalize", REASON),
+            (2, "processed", None, None),
+        ]
+
+        # The same pool process takes the next chunk: nothing was killed or replaced.
+        add_documents(sqlite_sessions, batch_id, source_id, [text_note(rng, 1).encode()])
+        after, _ = process_chunk_in_pool(pool, ChunkInput(batch_id, 3, 4), no_heartbeat)
+        assert after == ChunkResult(done=1, failed=0)
+        assert pool.submit(os.getpid).result() == pid
+
+
+def test_the_limit_also_stops_a_slow_extract_in_the_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    def forever(*_: object) -> None:
+        while True:
+            sum(range(1000))
+
+    pipeline.warm_up()  # the language model loads once, not within the document's time
+    monkeypatch.setattr(pipeline, "extract_metadata", forever)
+    result = pipeline.run_cpu_stages(
+        RawDocument("file:///x.txt", "text/plain", NOTE.encode()), time_limit=0.3
+    )
+
+    assert (result.failed_stage, result.metadata) == ("extract", None)
+    assert (
+        result.error == "took longer than 0.3 s (LOREGUARD_DOCUMENT_TIME_LIMIT_SECONDS); stopped at extract"
+    )
+    assert result.normalized is not None and result.extract_ms >= 250
+
+
+def test_without_a_limit_or_outside_the_main_thread_a_document_runs_untimed() -> None:
+    outcome: list[pipeline.CpuStageResult] = []
+    raw = RawDocument("file:///x.txt", "text/plain", NOTE.encode())
+    worker = threading.Thread(target=lambda: outcome.append(pipeline.run_cpu_stages(raw, time_limit=0.001)))
+    worker.start()
+    worker.join()
+    assert outcome[0].ok  # no signal handler can be set outside the main thread: no limit, no crash
+    assert pipeline.run_cpu_stages(raw, time_limit=0).ok
