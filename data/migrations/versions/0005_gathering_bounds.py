@@ -4,8 +4,6 @@ Two counts on a batch (issue 11):
 - batches.skipped: documents of the source past LOREGUARD_MAX_DOCUMENTS_PER_BATCH, not gathered;
 - batches.unchanged: documents whose content the source had already stored in an earlier batch, not stored twice.
 
-Revises 0003: another branch adds 0004 in parallel; the chain is relinked (0005 after 0004) when both merge.
-
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-01 00:00:00.000000
