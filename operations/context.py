@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
 from operations.errors import Refused
+from orchestration.client import temporal_target
 from orchestration.gateway import TemporalGateway
 
 
@@ -38,7 +39,7 @@ class Context:
         return cls(
             settings,
             sessions,
-            TemporalGateway(settings.target_temporal_address, settings.temporal_namespace),
+            TemporalGateway(temporal_target(settings)),
         )
 
     def close(self) -> None:
