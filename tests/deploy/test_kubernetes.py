@@ -172,10 +172,14 @@ def test_every_secret_setting_comes_from_the_secret(rendered: list[Resource]) ->
         "LOREGUARD_OPENAI_API_KEY": "openai-api-key",
         "LOREGUARD_WEBHOOK_URL": "webhook-url",
         "LOREGUARD_SMTP_PASSWORD": "smtp-password",
+        "LOREGUARD_PAGERDUTY_ROUTING_KEY": "pagerduty-routing-key",
+        "LOREGUARD_TEMPORAL_API_KEY": "temporal-api-key",
     }
     assert not set(secret_settings) & set(config), "a secret setting sits in the ConfigMap"
     secret = by_kind(rendered, "Secret")["loreguard-secrets"]
-    assert set(secret["stringData"]) == {*secret_settings.values(), "cookie-secret"}
+    # The Temporal Cloud key is commented out in the example: a placeholder would turn TLS on.
+    optional = {"temporal-api-key"}
+    assert set(secret["stringData"]) == {*secret_settings.values(), "cookie-secret"} - optional
     for workload, container in containers(rendered):
         name = workload["metadata"]["name"]
         refs = {
@@ -184,6 +188,8 @@ def test_every_secret_setting_comes_from_the_secret(rendered: list[Resource]) ->
             if "secretKeyRef" in v.get("valueFrom", {})
         }
         assert refs["LOREGUARD_DATABASE_URL"] == {"name": "loreguard-secrets", "key": "database-url"}, name
+        # Every connection to Temporal uses the same options, so every workload gets the API key.
+        assert refs["LOREGUARD_TEMPORAL_API_KEY"]["key"] == "temporal-api-key", name
         if name in WORKER_QUEUES:
             for setting, key in secret_settings.items():
                 assert refs[setting]["key"] == key, (name, setting)
