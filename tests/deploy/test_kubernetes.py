@@ -152,6 +152,21 @@ def test_workers_probe_health_and_wait_for_work_in_flight(rendered: list[Resourc
     assert pod_spec(deployments["loreguard-worker-processing"])["terminationGracePeriodSeconds"] >= 300
 
 
+def test_the_worker_shutdown_grace_fits_in_the_pod_grace_period(
+    rendered: list[Resource], clean_environment: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM gives running activities LOREGUARD_WORKER_SHUTDOWN_GRACE_SECONDS, then the cancelled ones need a
+    heartbeat (5 s) to stop and the process needs to exit: 10 s before the kubelet's SIGKILL."""
+    deployments = by_kind(rendered, "Deployment")
+    for name in WORKER_QUEUES:
+        spec = pod_spec(deployments[name])
+        (container,) = spec["containers"]
+        grace = float(container_env(container, rendered)["LOREGUARD_WORKER_SHUTDOWN_GRACE_SECONDS"])
+        assert grace + 10 == spec["terminationGracePeriodSeconds"], name
+    shortest = min(pod_spec(deployments[n])["terminationGracePeriodSeconds"] for n in WORKER_QUEUES)
+    assert Settings(_env_file=None).worker_shutdown_grace_seconds + 10 <= shortest
+
+
 def test_processing_processes_follow_the_cpu_limit(rendered: list[Resource]) -> None:
     (container,) = pod_spec(by_kind(rendered, "Deployment")["loreguard-worker-processing"])["containers"]
     (var,) = [v for v in container["env"] if v["name"] == "LOREGUARD_PROCESSING_PROCESSES"]
