@@ -35,9 +35,11 @@ from data.repository.batches import (
     record_ingested,
 )
 from data.repository.failures import (
+    FAILURE_ALERT_PREFIX,
     compensate_batch,
     ended_batches_with_open_alerts,
     mark_awaiting_decision,
+    open_alert_kinds,
     prepare_retry,
     raise_alert,
     raised_alerts,
@@ -57,6 +59,7 @@ from data.repository.sources import (
 )
 
 __all__ = [
+    "FAILURE_ALERT_PREFIX",
     "BatchRow",
     "DuplicateSourceName",
     "InFlightBatch",
@@ -90,6 +93,7 @@ __all__ = [
     "load_artifacts",
     "mark_awaiting_decision",
     "mark_batch_running",
+    "open_alert_kinds",
     "prepare_retry",
     "raise_alert",
     "raised_alerts",
