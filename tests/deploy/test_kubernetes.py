@@ -16,7 +16,8 @@ from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 from kubernetes_validate.utils import validate as validate_kubernetes
 
 from core.settings import Settings
-from dashboard.task_queues import recommended_replicas
+from dashboard.task_queues import QueueState, queue_table
+from orchestration.constants import SCALED_TASK_TYPE
 from tests.conftest import need
 from tests.deploy.manifests import (
     K8S,
@@ -299,21 +300,49 @@ def test_one_temporal_scaled_object_per_worker_deployment(rendered: list[Resourc
 def test_the_workers_page_recommends_what_keda_scales_to(
     rendered: list[Resource], clean_environment: pytest.MonkeyPatch
 ) -> None:
-    """Both rules: one replica per 100 pending tasks (rounded up), from 1 to 20."""
-    obj = scaled_objects(rendered)["loreguard-worker-processing"]["spec"]
-    per_replica = int(obj["triggers"][0]["metadata"]["targetQueueSize"])
+    """Both rules, for every ScaledObject: one replica per targetQueueSize pending tasks of the queue type KEDA
+    counts (rounded up), from minReplicaCount to maxReplicaCount; the page's settings come from the same
+    ConfigMap, and its defaults are the same numbers."""
     config = next(iter(by_kind(rendered, "ConfigMap").values()))["data"]
-    assert int(config["LOREGUARD_TASKS_PER_REPLICA"]) == per_replica
-    assert int(config["LOREGUARD_MIN_REPLICAS"]) == obj["minReplicaCount"]
-    assert int(config["LOREGUARD_MAX_REPLICAS"]) == obj["maxReplicaCount"]
+    with clean_environment.context() as patch:
+        for key, value in config.items():
+            patch.setenv(key, value)
+        page = Settings()
     defaults = Settings(_env_file=None)
-    assert (defaults.tasks_per_replica, defaults.min_replicas, defaults.max_replicas) == (100, 1, 20)
+    objects = scaled_objects(rendered)
+    assert len(objects) == len(WORKER_QUEUES)
+    for name, obj in objects.items():
+        spec = obj["spec"]
+        (trigger,) = spec["triggers"]
+        meta = trigger["metadata"]
+        per_replica, lowest, highest = (
+            int(meta["targetQueueSize"]),
+            spec["minReplicaCount"],
+            spec["maxReplicaCount"],
+        )
+        for settings in (page, defaults):
+            assert (settings.tasks_per_replica, settings.min_replicas, settings.max_replicas) == (
+                per_replica,
+                lowest,
+                highest,
+            ), name
+        assert SCALED_TASK_TYPE[meta["taskQueue"]] == meta["queueTypes"], name
 
-    def keda(backlog: int) -> int:  # HPA's AverageValue rule, bounded
-        return max(obj["minReplicaCount"], min(obj["maxReplicaCount"], math.ceil(backlog / per_replica)))
+        def keda(backlog: int) -> int:  # KEDA's (and the HPA's AverageValue) rule, bounded
+            return max(lowest, min(highest, math.ceil(backlog / per_replica)))  # noqa: B023
 
-    for backlog in (0, 1, 100, 101, 250, 1999, 2000, 2001, 50_000):
-        assert recommended_replicas(backlog, per_replica=per_replica, minimum=1, maximum=20) == keda(backlog)
+        backlogs = (0, 1, 100, 101, 250, 1999, 2000, 2001, 50_000)
+        states = [
+            QueueState(meta["taskQueue"], kind, 0, backlog, 0.0, 0.0, 0.0, ())
+            for backlog in backlogs
+            for kind in ("workflow", "activity")
+        ]
+        table = queue_table(
+            states, per_replica=page.tasks_per_replica, minimum=page.min_replicas, maximum=page.max_replicas
+        )
+        counted = table[table["type"] == meta["queueTypes"]]
+        assert list(counted["recommended replicas"]) == [keda(b) for b in backlogs], name
+        assert table[table["type"] != meta["queueTypes"]]["recommended replicas"].isna().all(), name
 
 
 def test_a_misspelt_scaled_object_field_is_refused(rendered: list[Resource]) -> None:
