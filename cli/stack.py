@@ -338,7 +338,10 @@ class Stack:
         time.sleep(delay)  # Ctrl-C here still stops everything (KeyboardInterrupt reaches run())
         self.restarts[child.name] = [*recent, time.monotonic()]
         try:
-            self.start_worker() if child.name == "worker" else self.start_dashboard()
+            if child.name == "worker":
+                self.start_worker()
+            else:
+                self.start_dashboard()
         except RuntimeProblem as exc:  # it died again while starting: the next round counts it
             click.echo(f"Error: {exc.message}", err=True)
         return True
