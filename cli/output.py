@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
 from operations import Actor, Context, Refused
-from orchestration.gateway import TemporalUnavailable
+from orchestration.client import TemporalSettingsError, temporal_target
+from orchestration.gateway import TemporalUnavailable, connect_reason
 
 
 class UsageProblem(click.ClickException):
@@ -42,12 +43,17 @@ class NotAllowed(click.ClickException):
 
 def load_settings() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"])
         where = f"LOREGUARD_{field.upper()}: " if field else ""
         raise UsageProblem(f"invalid configuration: {where}{error['msg']}") from None
+    try:
+        temporal_target(settings)  # the TLS files are readable: say so now, not at the first connection
+    except TemporalSettingsError as exc:
+        raise UsageProblem(f"invalid configuration: {exc}") from None
+    return settings
 
 
 def safe_url(url: str) -> str:
@@ -85,11 +91,15 @@ def database(settings: Settings) -> Iterator[sessionmaker[Session]]:
         engine.dispose()
 
 
-def unreachable(settings: Settings) -> RuntimeProblem:
+def unreachable(settings: Settings, error: BaseException | None = None) -> RuntimeProblem:
+    """Temporal could not be reached: where, over what, why (the SDK's reason, shortened), and what to do."""
+    secure = temporal_target(settings).secure
+    how = "over TLS" if secure else "without TLS"
+    why = f": {connect_reason(error, secure=secure)}" if error is not None else ""
     return RuntimeProblem(
-        f"cannot reach Temporal at {settings.target_temporal_address} "
-        f"(namespace {settings.temporal_namespace}); start the stack with `loreguard up` "
-        "or set LOREGUARD_TEMPORAL_ADDRESS"
+        f"cannot reach Temporal at {settings.target_temporal_address} {how} "
+        f"(namespace {settings.temporal_namespace}){why}; start the stack with `loreguard up` "
+        "or check LOREGUARD_TEMPORAL_ADDRESS and the LOREGUARD_TEMPORAL_TLS_* / API key settings"
     )
 
 
@@ -108,7 +118,7 @@ def operations(settings: Settings | None = None) -> Iterator[Context]:
             problem = {2: UsageProblem, 3: NotAllowed}.get(exc.exit_status, RuntimeProblem)
             raise problem(exc.message) from exc
         except TemporalUnavailable as exc:
-            raise unreachable(settings) from exc
+            raise unreachable(settings, exc) from exc
         finally:
             ctx.close()
 

@@ -6,7 +6,6 @@ import asyncio
 import importlib.util
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -51,7 +50,11 @@ def up(no_demo: bool, with_prometheus: bool) -> None:
 )
 @click.option("--supervisor-pid", type=int, hidden=True, help="Stop when this parent process is gone.")
 def worker(queues: tuple[str, ...], supervisor_pid: int | None) -> None:
-    """Run Temporal workers for the given task queues until Ctrl-C or SIGTERM."""
+    """Run Temporal workers for the given task queues until Ctrl-C or SIGTERM.
+
+    Either signal stops polling and gives running activities LOREGUARD_WORKER_SHUTDOWN_GRACE_SECONDS to
+    finish (then they are cancelled and retried elsewhere); the worker then exits with status 0.
+    """
     settings = load_settings()
     selected = tuple(dict.fromkeys(queues)) or ALL_QUEUES
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -62,20 +65,22 @@ def worker(queues: tuple[str, ...], supervisor_pid: int | None) -> None:
 
 async def serve_worker(settings: Settings, queues: Sequence[str], supervisor_pid: int | None) -> None:
     try:
-        from workers.main import run_worker
+        from workers.main import run_worker, stop_on_signals
     except ImportError as exc:
         raise RuntimeProblem(f"the worker code cannot be loaded: {exc}") from exc
-    loop = asyncio.get_running_loop()
-    ready = asyncio.Event()
-    task = asyncio.create_task(run_worker(settings, queues, ready=ready))
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    watch = asyncio.create_task(stop_when_orphaned(supervisor_pid, task)) if supervisor_pid else None
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, queues, ready=ready, stop=stop))
+    # SIGTERM or Ctrl-C: stop polling and let running activities finish (graceful, exit 0); a second one
+    # cancels at once.
+    stop_on_signals(stop, task.cancel)
+    watch = asyncio.create_task(stop_when_orphaned(supervisor_pid, stop)) if supervisor_pid else None
     ready_wait = asyncio.create_task(ready.wait())
     await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
     if ready.is_set():
         click.echo(
             f"{WORKER_READY}: {', '.join(queues)} on {settings.target_temporal_address} "
-            f"(namespace {settings.temporal_namespace}, pid {os.getpid()})"
+            f"(namespace {settings.temporal_namespace}, pid {os.getpid()}, "
+            f"shutdown grace {settings.worker_shutdown_grace_seconds:g} s)"
         )
         sys.stdout.flush()
     ready_wait.cancel()
@@ -86,19 +91,19 @@ async def serve_worker(settings: Settings, queues: Sequence[str], supervisor_pid
             raise
     except RuntimeError as exc:
         if "client connect" in str(exc).lower():
-            raise unreachable(settings) from exc
+            raise unreachable(settings, exc) from exc
         raise
     finally:
         if watch is not None:
             watch.cancel()
 
 
-async def stop_when_orphaned(supervisor_pid: int, task: asyncio.Task[None]) -> None:
+async def stop_when_orphaned(supervisor_pid: int, stop: asyncio.Event) -> None:
     """`loreguard up` starts the worker in its own session; if `up` dies hard, the worker must not linger."""
     while os.getppid() == supervisor_pid:
         await asyncio.sleep(1.0)
     click.echo("the supervising `loreguard up` is gone; stopping", err=True)
-    task.cancel()
+    stop.set()
 
 
 @click.command()
@@ -223,7 +228,7 @@ async def prepare_temporal(settings: Settings, *, wait: float = 0.0) -> None:
             try:
                 client = await connect(settings)
             except RuntimeError as exc:
-                raise unreachable(settings) from exc
+                raise unreachable(settings, exc) from exc
             await ensure_retention(client, settings.temporal_namespace)
             await register_search_attributes(client, settings.temporal_namespace)
             return

@@ -30,6 +30,9 @@ from operations import sources as source_ops
 DEMO_SOURCE = "demo-samples"
 STOP_TIMEOUT = 10.0
 TEMPORAL = "Temporal dev server"
+RESTARTABLE = ("worker", "dashboard")  # a crash of these is restarted; of Temporal or Prometheus, stops `up`
+BACKOFF_FIRST = 1.0  # seconds before the first restart, doubled for each recent one
+BACKOFF_MAX = 30.0
 
 
 @dataclasses.dataclass
@@ -54,6 +57,7 @@ class Stack:
         self.address = settings.target_temporal_address
         self.started_temporal = False
         self.hurry = False
+        self.restarts: dict[str, list[float]] = {name: [] for name in RESTARTABLE}  # monotonic times
 
     def run(self, *, demo: bool) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: it may arrive ignored
@@ -288,17 +292,60 @@ class Stack:
     # running and stopping -------------------------------------------------------------------------------
 
     def supervise(self) -> int:
+        """Watch the children: restart a crashed worker or dashboard (with backoff); anything else, or too
+        many restarts within the window, stops everything with status 1."""
         while True:
-            for child in self.children:
-                if child.process.poll() is not None:
-                    report = self.failure(
-                        child,
-                        f"{child.name} (pid {child.process.pid}) exited unexpectedly "
-                        f"with status {child.process.returncode}",
-                    )
-                    click.echo(f"Error: {report.message}\nstopping everything", err=True)
+            for child in list(self.children):
+                if child.process.poll() is None:
+                    continue
+                crashed = (
+                    f"{child.name} (pid {child.process.pid}) exited unexpectedly "
+                    f"with status {child.process.returncode}"
+                )
+                if child.name not in RESTARTABLE:
+                    return self.give_up(child, crashed)
+                if not self.restart(child, crashed):
                     return 1
             time.sleep(0.5)
+
+    def give_up(self, child: Child, message: str) -> int:
+        report = self.failure(child, message)
+        click.echo(f"Error: {report.message}\nstopping everything", err=True)
+        return 1
+
+    def restart(self, child: Child, crashed: str) -> bool:
+        """Start a crashed worker or dashboard again after a backoff; False when it crashed too often."""
+        s = self.settings
+        now = time.monotonic()
+        window = s.supervisor_restart_window_seconds
+        recent = [t for t in self.restarts[child.name] if now - t < window]
+        if len(recent) >= s.supervisor_max_restarts:
+            self.give_up(
+                child,
+                f"{crashed}; restarted {len(recent)} time(s) within {window:g} s "
+                f"(LOREGUARD_SUPERVISOR_MAX_RESTARTS={s.supervisor_max_restarts}): giving up",
+            )
+            return False
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** len(recent))
+        click.echo(
+            f"{crashed}; restarting {child.name} in {delay:g} s "
+            f"(restart {len(recent) + 1} of at most {s.supervisor_max_restarts} within {window:g} s; "
+            f"see {child.log})",
+            err=True,
+        )
+        # Whatever the crashed process left in its session (a worker's CPU pool) goes with it.
+        stop_process(child.process, timeout=0, group=True, terminate=False)
+        self.children.remove(child)
+        time.sleep(delay)  # Ctrl-C here still stops everything (KeyboardInterrupt reaches run())
+        self.restarts[child.name] = [*recent, time.monotonic()]
+        try:
+            if child.name == "worker":
+                self.start_worker()
+            else:
+                self.start_dashboard()
+        except RuntimeProblem as exc:  # it died again while starting: the next round counts it
+            click.echo(f"Error: {exc.message}", err=True)
+        return True
 
     def stop(self) -> None:
         signal.signal(signal.SIGINT, self.hurry_up)
@@ -313,8 +360,15 @@ class Stack:
                 self.reap(child)
 
     def reap(self, child: Child) -> None:
+        timeout = STOP_TIMEOUT
+        if child.name == "worker" and child.process.poll() is None:
+            # SIGTERM lets the worker's running activities finish: wait for its grace period, not less.
+            timeout = max(STOP_TIMEOUT, self.settings.worker_shutdown_grace_seconds + 5)
+            click.echo(
+                f"waiting up to {timeout:g} s for the worker's running activities (Ctrl-C again: stop at once)"
+            )
         graceful = stop_process(
-            child.process, timeout=STOP_TIMEOUT, group=True, hurry=lambda: self.hurry, terminate=False
+            child.process, timeout=timeout, group=True, hurry=lambda: self.hurry, terminate=False
         )
         if not graceful:
             click.echo(f"{child.name} did not stop in time; killed it", err=True)

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.roles import Role
 
-NotifyChannel = Literal["log", "webhook", "email"]
+NotifyChannel = Literal["log", "webhook", "email", "pagerduty"]
 
 
 class Settings(BaseSettings):
@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     sla_critical_hours: float = Field(default=8.0, gt=0, description="a batch running longer raises CRITICAL")
     sla_check_minutes: float = Field(default=5.0, gt=0, description="how often the SLA monitor runs")
 
-    # Notifications: any of log, webhook (Slack incoming-webhook compatible), email (SMTP)
+    # Notifications: any of log, webhook (Slack incoming-webhook compatible), email (SMTP), pagerduty (below)
     notify_channels: list[NotifyChannel] = Field(default_factory=lambda: list[NotifyChannel](["log"]))
     webhook_url: SecretStr | None = Field(
         default=None, description="Slack-compatible incoming webhook; a secret (its path is a token)"
@@ -203,3 +203,60 @@ class Settings(BaseSettings):
         description="drop: a document's raw bytes are deleted once it is stored or found unchanged (a retry "
         "still has the bytes of every document it processes again); keep: raw bytes stay in the database",
     )
+
+    # Deploy runtime (issue 13): graceful worker shutdown, Temporal beyond one machine (TLS, API key), PagerDuty,
+    # and the local supervisor's restarts.
+    worker_shutdown_grace_seconds: float = Field(
+        default=50.0,
+        ge=0,
+        description="on SIGTERM a worker stops polling and gives its running activities this long to finish "
+        "before they are cancelled (delivered at their next heartbeat) and retried elsewhere; keep it about "
+        "10 s under the pod's terminationGracePeriodSeconds (deploy/k8s sets it per task queue)",
+    )
+    temporal_tls: bool = Field(
+        default=False,
+        description="connect to Temporal over TLS with the system's CAs; implied by any TLS file, a server "
+        "name or an API key",
+    )
+    temporal_tls_ca_file: Path | None = Field(
+        default=None, description="PEM file of the CA that signed the Temporal frontend's certificate"
+    )
+    temporal_tls_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate for mTLS (with temporal_tls_key_file)"
+    )
+    temporal_tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate (a secret: mount it as a file)"
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None, description="name the server certificate is checked against (and SNI), if not the host"
+    )
+    temporal_api_key: SecretStr | None = Field(
+        default=None, description="Temporal Cloud API key (sent as a bearer token; implies TLS)"
+    )
+    pagerduty_routing_key: SecretStr | None = Field(
+        default=None,
+        description="Events API v2 integration (routing) key for the pagerduty channel; a secret",
+    )
+    pagerduty_events_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue", description="PagerDuty Events API v2 endpoint"
+    )
+    supervisor_max_restarts: int = Field(
+        default=5,
+        ge=0,
+        description="`up` restarts a crashed worker or dashboard at most this often per window",
+    )
+    supervisor_restart_window_seconds: float = Field(
+        default=300.0, gt=0, description="the window of supervisor_max_restarts; then `up` gives up"
+    )
+
+    @model_validator(mode="after")
+    def _check_deploy_runtime(self) -> Settings:
+        if bool(self.temporal_tls_cert_file) != bool(self.temporal_tls_key_file):
+            raise ValueError(
+                "LOREGUARD_TEMPORAL_TLS_CERT_FILE and LOREGUARD_TEMPORAL_TLS_KEY_FILE go together (mTLS)"
+            )
+        if "pagerduty" in self.notify_channels and not self.pagerduty_routing_key:
+            raise ValueError(
+                "LOREGUARD_PAGERDUTY_ROUTING_KEY is needed for the pagerduty notification channel"
+            )
+        return self

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from dashboard.temporal import RPC_TIMEOUT
-from orchestration.constants import ALL_QUEUES
+from orchestration.constants import ALL_QUEUES, SCALED_TASK_TYPE
 from orchestration.gateway import TRANSPORT_CODES, TemporalGateway
 
 HISTORY_SAMPLES = 360  # backlog samples kept per browser session (30 min at one every 5 s)
@@ -135,13 +135,19 @@ def queue_table(states: list[QueueState], *, per_replica: int, minimum: int, max
                 "oldest (s)": s.backlog_age_s,
                 "added/s": s.add_rate,
                 "dispatched/s": s.dispatch_rate,
+                # Only on the row the autoscaler counts (KEDA's queueTypes), so the page and KEDA agree.
                 "recommended replicas": recommended_replicas(
                     s.backlog, per_replica=per_replica, minimum=minimum, maximum=maximum
-                ),
+                )
+                if SCALED_TASK_TYPE.get(s.queue) == s.kind
+                else pd.NA,
                 "error": s.error or "",
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["recommended replicas"] = table["recommended replicas"].astype("Int64")
+    return table
 
 
 def worker_table(states: list[QueueState]) -> pd.DataFrame:

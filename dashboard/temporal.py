@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 from temporalio.client import Client
 
+from orchestration.client import TemporalTarget, temporal_target
 from orchestration.gateway import RPC_TIMEOUT, TemporalGateway, TemporalUnavailable
 from orchestration.types import BatchProgress
 
@@ -15,16 +16,15 @@ __all__ = ["RPC_TIMEOUT", "TemporalGateway", "TemporalUnavailable"]
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda gateway: gateway.close())
-def _gateway(address: str, namespace: str) -> TemporalGateway:
-    return TemporalGateway(address, namespace)
+def _gateway(target: TemporalTarget) -> TemporalGateway:
+    return TemporalGateway(target)
 
 
 def gateway() -> TemporalGateway:
-    """The process's gateway for the configured Temporal address and namespace."""
+    """The process's gateway for the configured Temporal (address, namespace, TLS, API key)."""
     from dashboard.db import settings
 
-    s = settings()
-    return _gateway(s.target_temporal_address, s.temporal_namespace)
+    return _gateway(temporal_target(settings()))
 
 
 # --- what the dashboard asks ------------------------------------------------------------------------------

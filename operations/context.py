@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.roles import Permission, Role, permissions
 from core.settings import Settings
 from operations.errors import Refused
+from orchestration.client import temporal_target
 from orchestration.gateway import TemporalGateway
 
 
@@ -48,7 +49,7 @@ class Context:
         return cls(
             settings,
             sessions,
-            TemporalGateway(settings.target_temporal_address, settings.temporal_namespace),
+            TemporalGateway(temporal_target(settings)),
         )
 
     def close(self) -> None:

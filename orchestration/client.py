@@ -4,7 +4,9 @@ No database here: the operations layer writes the rows and calls these with ids.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -15,7 +17,8 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNa
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from core.settings import Settings
 from orchestration.constants import (
@@ -27,10 +30,65 @@ from orchestration.constants import (
 from orchestration.types import BatchInput, BatchResult, DecisionInput, DecisionResult
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
-    return await Client.connect(
-        settings.target_temporal_address, namespace=settings.temporal_namespace, lazy=lazy
-    )
+class TemporalSettingsError(ValueError):
+    """A Temporal connection setting that cannot be used (a TLS file missing or unreadable)."""
+
+
+@dataclass(frozen=True)
+class TemporalTarget:
+    """Where and how to reach Temporal. Every LoreGuard connection (workers, CLI, dashboard, operations) is
+    made from one of these, so TLS and the API key apply everywhere or nowhere."""
+
+    address: str
+    namespace: str = "default"
+    tls: TLSConfig | bool = False
+    api_key: str | None = None
+
+    @property
+    def secure(self) -> bool:
+        return self.tls is not False
+
+    async def connect(self, *, lazy: bool = False, runtime: Runtime | None = None) -> Client:
+        return await Client.connect(
+            self.address,
+            namespace=self.namespace,
+            tls=self.tls,
+            api_key=self.api_key,
+            lazy=lazy,
+            runtime=runtime,
+        )
+
+    def __repr__(self) -> str:  # never the key, nor the private key's bytes
+        return f"TemporalTarget({self.address!r}, namespace={self.namespace!r}, tls={self.secure})"
+
+
+def temporal_target(settings: Settings) -> TemporalTarget:
+    """The one place that turns the LOREGUARD_TEMPORAL_* settings into connection options."""
+    s = settings
+    api_key = s.temporal_api_key.get_secret_value() if s.temporal_api_key else None
+    files = (s.temporal_tls_ca_file, s.temporal_tls_cert_file, s.temporal_tls_key_file)
+    tls: TLSConfig | bool = s.temporal_tls or bool(api_key)
+    if any(files) or s.temporal_tls_server_name:
+        tls = TLSConfig(
+            server_root_ca_cert=_pem(s.temporal_tls_ca_file, "LOREGUARD_TEMPORAL_TLS_CA_FILE"),
+            client_cert=_pem(s.temporal_tls_cert_file, "LOREGUARD_TEMPORAL_TLS_CERT_FILE"),
+            client_private_key=_pem(s.temporal_tls_key_file, "LOREGUARD_TEMPORAL_TLS_KEY_FILE"),
+            domain=s.temporal_tls_server_name,
+        )
+    return TemporalTarget(s.target_temporal_address, s.temporal_namespace, tls=tls, api_key=api_key)
+
+
+def _pem(path: Path | None, variable: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise TemporalSettingsError(f"{variable}: cannot read {path}: {exc.strerror or exc}") from exc
+
+
+async def connect(settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None) -> Client:
+    return await temporal_target(settings).connect(lazy=lazy, runtime=runtime)
 
 
 async def register_search_attributes(client: Client, namespace: str) -> None:

@@ -12,6 +12,14 @@ INGESTION_QUEUE = "loreguard-ingestion"  # I/O bound: fetching feeds, pages, rea
 PROCESSING_QUEUE = "loreguard-processing"  # CPU bound: normalize, extract, clarify
 EVALUATION_QUEUE = "loreguard-evaluation"  # LLM calls, rate limited by the model's quota
 ALL_QUEUES = (SCHEDULER_QUEUE, INGESTION_QUEUE, PROCESSING_QUEUE, EVALUATION_QUEUE)
+# The task type each queue's workers serve, which is the backlog its autoscaler counts (the KEDA ScaledObjects'
+# queueTypes in deploy/k8s) and the Workers page recommends replicas from.
+SCALED_TASK_TYPE = {
+    SCHEDULER_QUEUE: "workflow",
+    INGESTION_QUEUE: "activity",
+    PROCESSING_QUEUE: "activity",
+    EVALUATION_QUEUE: "activity",
+}
 
 # Custom search attributes (SQLite visibility allows 10 Keyword and 3 Int attributes).
 SA_SOURCE_ID = SearchAttributeKey.for_keyword("LoreGuardSourceId")

@@ -21,6 +21,8 @@ from typing import TypeVar
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from orchestration.client import TemporalTarget
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -37,25 +39,32 @@ TRANSPORT_CODES = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
 class TemporalUnavailable(RuntimeError):
     """Temporal cannot be reached or answered too slowly; the message names the address and the reason."""
 
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
 
 class TemporalGateway:
     """One Temporal client on one asyncio loop thread; thread-safe `call` with deadlines and recovery."""
 
     def __init__(
         self,
-        address: str,
-        namespace: str,
+        target: TemporalTarget | str,
+        namespace: str = "default",
         *,
         connect_timeout: float | None = None,
         retry_after: float | None = None,
     ) -> None:
-        self.address = address
-        self.namespace = namespace
+        """`target` comes from `orchestration.client.temporal_target(settings)` (TLS, API key); a bare address
+        (with `namespace`) means a plain connection, as to a local dev server."""
+        self.target = target if isinstance(target, TemporalTarget) else TemporalTarget(target, namespace)
+        self.address = self.target.address
+        self.namespace = self.target.namespace
         self.connect_timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
         self.retry_after = RETRY_AFTER if retry_after is None else retry_after
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
-            target=self._loop.run_forever, name=f"temporal-gateway-{address}", daemon=True
+            target=self._loop.run_forever, name=f"temporal-gateway-{self.address}", daemon=True
         )
         self._thread.start()
         self._client: Client | None = None  # read and written on the loop thread only
@@ -80,7 +89,7 @@ class TemporalGateway:
             self._last_error = reason
             self._down_until = time.monotonic() + self.retry_after
         log.warning("Temporal at %s unavailable: %s", self.address, reason)
-        return TemporalUnavailable(self.unavailable_message(reason))
+        return TemporalUnavailable(self.unavailable_message(reason), reason)
 
     def _mark_up(self) -> None:
         with self._lock:
@@ -100,7 +109,7 @@ class TemporalGateway:
         if closed:
             raise TemporalUnavailable(self.unavailable_message("the Temporal client was closed"))
         if resting:
-            raise TemporalUnavailable(self.unavailable_message(last))
+            raise TemporalUnavailable(self.unavailable_message(last), last or "")
         future: Future[T] = asyncio.run_coroutine_threadsafe(self._run(fn, timeout), self._loop)
         try:
             result = future.result(timeout + self.connect_timeout + 1.0)
@@ -129,14 +138,12 @@ class TemporalGateway:
     async def _connected(self) -> Client:
         if self._client is None:
             try:
-                self._client = await asyncio.wait_for(
-                    Client.connect(self.address, namespace=self.namespace), self.connect_timeout
-                )
+                self._client = await asyncio.wait_for(self.target.connect(), self.connect_timeout)
             except (TimeoutError, RuntimeError, OSError) as exc:
                 reason = (
                     f"no connection within {self.connect_timeout:g} s"
                     if isinstance(exc, TimeoutError)
-                    else _short(str(exc))
+                    else connect_reason(exc, secure=self.target.secure)
                 )
                 raise _ConnectFailed(reason) from exc
         return self._client
@@ -159,10 +166,53 @@ def _is_query_timeout(exc: RPCError) -> bool:
     return "timeout expired" in exc.message.lower()
 
 
-def _short(message: str) -> str:
-    """The readable part of a connect error: 'Connection refused' rather than the whole tonic chain."""
+def connect_reason(error: BaseException, *, secure: bool | None = None) -> str:
+    """The readable part of a connect error: 'Connection refused' rather than the whole tonic chain; for TLS
+    failures, what is wrong and which setting to look at."""
+    if isinstance(error, TemporalUnavailable) and error.reason:
+        return error.reason
+    message = str(error)
+    hint = tls_problem(message, secure)
+    if hint:
+        return hint
     for marker in ('message: "', "error: "):
         if marker in message:
             tail = message.rsplit(marker, 1)[1]
             return tail.split('"', 1)[0].rstrip(")")
     return message.splitlines()[0][:200]
+
+
+def tls_problem(message: str, secure: bool | None) -> str | None:
+    """A TLS failure in the SDK's (rustls) words, said for an operator; None when it is not one."""
+    if "InvalidContentType" in message or "InvalidMessage" in message:
+        return (
+            "TLS handshake failed: the server does not speak TLS (a plain server? then unset "
+            "LOREGUARD_TEMPORAL_TLS, the LOREGUARD_TEMPORAL_TLS_* files and the API key)"
+        )
+    if "UnknownIssuer" in message or "BadSignature" in message:
+        return (
+            "TLS: the server's certificate is not signed by a trusted CA (set LOREGUARD_TEMPORAL_TLS_CA_FILE "
+            "to the CA that signed it)"
+        )
+    if "NotValidForName" in message:
+        expected = (
+            message.split('expected: DnsName("', 1)[-1].split('"', 1)[0] if "expected" in message else ""
+        )
+        return (
+            f"TLS: the server's certificate is not valid for the name {expected or 'dialled'} (set "
+            "LOREGUARD_TEMPORAL_TLS_SERVER_NAME to a name it carries)"
+        )
+    if "Expired" in message and "InvalidCertificate" in message:
+        return "TLS: the server's certificate has expired"
+    closed = "close_notify" in message or "UnexpectedEof" in message or "broken pipe" in message.lower()
+    if closed and secure is True:
+        return (
+            "the server closed the TLS connection: it may want a client certificate it trusts "
+            "(LOREGUARD_TEMPORAL_TLS_CERT_FILE and LOREGUARD_TEMPORAL_TLS_KEY_FILE) or a valid API key"
+        )
+    if closed and secure is False:
+        return (
+            "the server closed the connection: it may require TLS (set LOREGUARD_TEMPORAL_TLS, the "
+            "LOREGUARD_TEMPORAL_TLS_* files or LOREGUARD_TEMPORAL_API_KEY)"
+        )
+    return None

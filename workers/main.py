@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -53,6 +55,9 @@ def build_workers(
         + 4,
         thread_name_prefix="activity",
     )
+    # On shutdown every worker stops polling at once; running activities get the grace period to finish, then
+    # are cancelled (a sync activity sees it at its next heartbeat) and retried on another worker.
+    grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
     workers: list[Worker] = []
     if SCHEDULER_QUEUE in queues:
         workers.append(
@@ -65,6 +70,7 @@ def build_workers(
                     ScheduledRefreshWorkflow,
                     SlaMonitorWorkflow,
                 ],
+                graceful_shutdown_timeout=grace,
             )
         )
     if INGESTION_QUEUE in queues:
@@ -75,6 +81,7 @@ def build_workers(
                 activities=acts.bookkeeping(),
                 activity_executor=threads,
                 max_concurrent_activities=settings.ingestion_concurrency,
+                graceful_shutdown_timeout=grace,
             )
         )
     if PROCESSING_QUEUE in queues:
@@ -85,6 +92,7 @@ def build_workers(
                 activities=[acts.process_chunk],
                 activity_executor=threads,
                 max_concurrent_activities=settings.processing_concurrency,
+                graceful_shutdown_timeout=grace,
             )
         )
     if EVALUATION_QUEUE in queues:
@@ -96,25 +104,24 @@ def build_workers(
                 activity_executor=threads,
                 max_concurrent_activities=settings.evaluation_concurrency,
                 max_task_queue_activities_per_second=settings.evaluation_rate_limit,
+                graceful_shutdown_timeout=grace,
             )
         )
     return workers, acts, threads
 
 
 async def run_worker(
-    settings: Settings, queues: Sequence[str] = ALL_QUEUES, *, ready: asyncio.Event | None = None
+    settings: Settings,
+    queues: Sequence[str] = ALL_QUEUES,
+    *,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Run workers for `queues` until cancelled."""
+    """Run workers for `queues` until `stop` is set (a graceful shutdown, then return) or until cancelled."""
     unknown = set(queues) - set(ALL_QUEUES)
     if unknown:
         raise ValueError(f"unknown task queue(s): {', '.join(sorted(unknown))}")
-    runtime = sdk_metrics_runtime(settings)
-    if runtime is None:
-        client = await connect(settings)
-    else:
-        client = await Client.connect(
-            settings.target_temporal_address, namespace=settings.temporal_namespace, runtime=runtime
-        )
+    client = await connect(settings, runtime=sdk_metrics_runtime(settings))
     cpu_pool = make_cpu_pool(settings) if PROCESSING_QUEUE in queues else None
     metrics = WorkerMetrics()
     workers, acts, threads = build_workers(client, settings, queues, cpu_pool=cpu_pool, metrics=metrics)
@@ -126,12 +133,42 @@ async def run_worker(
         ):
             if ready is not None:
                 ready.set()
-            await asyncio.Event().wait()
+            await (stop or asyncio.Event()).wait()
+            log.info(
+                "shutting down: no new tasks; running activities get up to %g s to finish",
+                settings.worker_shutdown_grace_seconds,
+            )
+        log.info("every worker stopped: all activities finished or handed back")
     finally:
         threads.shutdown(wait=False, cancel_futures=True)
         if cpu_pool is not None:
-            cpu_pool.shutdown(wait=True, cancel_futures=True)  # at most the chunks in flight
+            _stop_pool(cpu_pool)
         acts.steps.http.close()
+
+
+def _stop_pool(pool: ProcessPoolExecutor, wait: float = 5.0) -> None:
+    """Idle after a graceful shutdown; a chunk still computing for a cancelled activity is not waited for
+    long: its pool process leaves with the worker, and the retried chunk rewrites the same rows."""
+    stopper = threading.Thread(target=pool.shutdown, kwargs={"cancel_futures": True}, daemon=True)
+    stopper.start()
+    stopper.join(wait)
+
+
+def stop_on_signals(stop: asyncio.Event, on_second: Callable[[], object]) -> None:
+    """SIGTERM (Kubernetes, compose, `up`) and SIGINT (Ctrl-C) start a graceful shutdown; a second one calls
+    `on_second` (stop at once: whatever is still running is retried on another worker)."""
+    loop = asyncio.get_running_loop()
+
+    def handle(signum: int) -> None:
+        if stop.is_set():
+            log.warning("%s again: stopping now", signal.Signals(signum).name)
+            on_second()
+            return
+        log.info("%s received", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, handle, signum)
 
 
 class _AllWorkers:

@@ -41,11 +41,18 @@ def check_sla(steps: BatchSteps, input: SlaCheckInput) -> SlaCheckResult:
     """Raise the SLA alerts running batches are due (each once), resolve those of batches that ended."""
     s = steps.settings
     now = datetime.fromisoformat(input.now_iso)
+    # Incidents first, rows second: a retry after a crash in between resolves them again, never not at all.
+    with steps.sessions() as session:
+        ended = {
+            batch_id: repository.open_alert_kinds(session, batch_id=batch_id, kinds=SLA_ALERT_KINDS)
+            for batch_id in repository.ended_batches_with_open_alerts(session, kinds=SLA_ALERT_KINDS)
+        }
+    for batch_id, kinds in ended.items():
+        steps.resolve_alerts(batch_id, kinds)
     with steps._tx() as session:
         rows = repository.in_flight_batches(session)
         resolved = sum(
-            repository.resolve_alerts(session, batch_id=batch_id, kinds=SLA_ALERT_KINDS)
-            for batch_id in repository.ended_batches_with_open_alerts(session, kinds=SLA_ALERT_KINDS)
+            repository.resolve_alerts(session, batch_id=batch_id, kinds=SLA_ALERT_KINDS) for batch_id in ended
         )
         open_kinds = repository.raised_alerts(session, kinds=SLA_ALERT_KINDS)
         progress = {row.batch_id: repository.batch_progress(session, batch_id=row.batch_id) for row in rows}

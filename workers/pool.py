@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -28,6 +29,10 @@ _steps: BatchSteps | None = None  # one per pool process, built by the initializ
 
 def _init_process(settings: Settings, worker_pid: int) -> None:
     global _steps
+    # The worker decides when its pool stops: a Ctrl-C or SIGTERM sent to the whole process group must not
+    # kill a chunk in the middle of its graceful shutdown. The pool still leaves with the worker (below).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     warm_up()
     _steps = build_steps(settings)
     threading.Thread(target=_exit_with_worker, args=(worker_pid,), daemon=True).start()

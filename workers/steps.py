@@ -38,7 +38,7 @@ from orchestration.types import (
 )
 from workers.chunk_steps import ChunkSteps
 from workers.ingest_steps import IngestSteps
-from workers.notify import Notice, deliver
+from workers.notify import Notice, alert_key, deliver, resolve
 from workers.stages.clarify import ClarificationClient
 from workers.stages.evaluate import make_evaluator
 
@@ -163,16 +163,23 @@ class BatchSteps(IngestSteps, ChunkSteps):
         subject = (
             f"LoreGuard {input.level.upper()}: batch {input.batch_id}" if input.batch_id else "LoreGuard"
         )
-        outcome = deliver(
-            self.settings,
-            Notice(subject=subject, text=input.message, level=input.level),
-            self.http,
-            self.settings.notify_channels,
+        notice = Notice(
+            subject=subject,
+            text=input.message,
+            level=input.level,
+            key=alert_key(self.settings, input.batch_id, input.kind),
+            kind=input.kind,
         )
+        outcome = deliver(self.settings, notice, self.http, self.settings.notify_channels)
         summary = "; ".join(f"{channel}: {result}" for channel, result in outcome.items())
         with self._tx() as session:
             repository.record_delivery(session, alert_id=alert_id, summary=summary)
         return summary
+
+    def resolve_alerts(self, batch_id: int, kinds: list[str]) -> None:
+        """Close the incidents of these alerts in the channels that keep them open (PagerDuty)."""
+        keys = [alert_key(self.settings, batch_id, kind) for kind in kinds]
+        resolve(self.settings, keys, self.http, self.settings.notify_channels)
 
     def await_decision(self, input: AwaitDecisionInput) -> None:
         f = input.failure
@@ -187,6 +194,15 @@ class BatchSteps(IngestSteps, ChunkSteps):
             )
 
     def record_decision(self, input: RecordDecisionInput) -> None:
+        """The decision, and the batch's failure alerts resolved: on the dashboard and in PagerDuty.
+
+        The incidents are resolved before the rows say so, so a retry after a crash in between resolves
+        them again (harmless) rather than never."""
+        with self.sessions() as session:
+            kinds = repository.open_alert_kinds(
+                session, batch_id=input.batch_id, prefix=repository.FAILURE_ALERT_PREFIX
+            )
+        self.resolve_alerts(input.batch_id, kinds)
         with self._tx() as session:
             repository.record_decision(
                 session,

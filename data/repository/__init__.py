@@ -37,9 +37,11 @@ from data.repository.batches import (
     record_ingested,
 )
 from data.repository.failures import (
+    FAILURE_ALERT_PREFIX,
     compensate_batch,
     ended_batches_with_open_alerts,
     mark_awaiting_decision,
+    open_alert_kinds,
     prepare_retry,
     raise_alert,
     raised_alerts,
@@ -60,6 +62,7 @@ from data.repository.sources import (
 )
 
 __all__ = [
+    "FAILURE_ALERT_PREFIX",
     "BatchRow",
     "DuplicateSourceName",
     "Grant",
@@ -98,6 +101,7 @@ __all__ = [
     "load_artifacts",
     "mark_awaiting_decision",
     "mark_batch_running",
+    "open_alert_kinds",
     "prepare_retry",
     "raise_alert",
     "raised_alerts",

@@ -23,6 +23,8 @@ from data.repository._base import _rowcount
 from data.repository.audit import record_audit
 from data.repository.batches import artifact_status_counts, get_batch
 
+FAILURE_ALERT_PREFIX = "batch_failed"  # failed-batch alerts are kinds batch_failed:attempt-N
+
 # --- failed batches: compensation, alerts, decisions ----------------------------------------------------
 
 
@@ -90,9 +92,22 @@ def record_decision(
     record_audit(session, actor=actor, action=action, target=f"batch:{batch_id}", reason=reason or None)
     session.execute(
         update(Alert)
-        .where(Alert.batch_id == batch_id, Alert.kind.like("batch_failed%"), Alert.resolved_at.is_(None))
+        .where(
+            Alert.batch_id == batch_id,
+            Alert.kind.like(f"{FAILURE_ALERT_PREFIX}%"),
+            Alert.resolved_at.is_(None),
+        )
         .values(resolved_at=utcnow())
     )
+
+
+def open_alert_kinds(
+    session: Session, *, batch_id: int, kinds: Sequence[str] = (), prefix: str = ""
+) -> list[str]:
+    """Kinds of the batch's unresolved alerts: those in `kinds`, or starting with `prefix`."""
+    query = select(Alert.kind).where(Alert.batch_id == batch_id, Alert.resolved_at.is_(None))
+    query = query.where(Alert.kind.in_(kinds)) if kinds else query.where(Alert.kind.like(f"{prefix}%"))
+    return sorted(session.scalars(query).all())
 
 
 def prepare_retry(session: Session, *, batch_id: int, stage: str, attempt: int) -> int:

@@ -165,6 +165,11 @@ def test_workers_and_dashboard_have_health_checks_and_grace_periods(compose: dic
         assert "http://127.0.0.1:8080/health/live" in check, name
         assert services[name]["stop_grace_period"], name
         assert services[name]["depends_on"]["setup"] == {"condition": "service_completed_successfully"}
+        # The worker's own grace is 10 s under compose's, as on Kubernetes (docker stops it with SIGTERM).
+        period = services[name]["stop_grace_period"]
+        seconds = int(period[:-1]) * (60 if period.endswith("m") else 1)
+        grace = float(services[name]["environment"]["LOREGUARD_WORKER_SHUTDOWN_GRACE_SECONDS"])
+        assert grace + 10 == seconds, name
     dashboard = services["dashboard"]
     assert "/_stcore/health" in " ".join(dashboard["healthcheck"]["test"])
     assert dashboard["stop_grace_period"]

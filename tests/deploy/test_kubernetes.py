@@ -16,7 +16,8 @@ from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 from kubernetes_validate.utils import validate as validate_kubernetes
 
 from core.settings import Settings
-from dashboard.task_queues import recommended_replicas
+from dashboard.task_queues import QueueState, queue_table
+from orchestration.constants import SCALED_TASK_TYPE
 from tests.conftest import need
 from tests.deploy.manifests import (
     K8S,
@@ -152,6 +153,21 @@ def test_workers_probe_health_and_wait_for_work_in_flight(rendered: list[Resourc
     assert pod_spec(deployments["loreguard-worker-processing"])["terminationGracePeriodSeconds"] >= 300
 
 
+def test_the_worker_shutdown_grace_fits_in_the_pod_grace_period(
+    rendered: list[Resource], clean_environment: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM gives running activities LOREGUARD_WORKER_SHUTDOWN_GRACE_SECONDS, then the cancelled ones need a
+    heartbeat (5 s) to stop and the process needs to exit: 10 s before the kubelet's SIGKILL."""
+    deployments = by_kind(rendered, "Deployment")
+    for name in WORKER_QUEUES:
+        spec = pod_spec(deployments[name])
+        (container,) = spec["containers"]
+        grace = float(container_env(container, rendered)["LOREGUARD_WORKER_SHUTDOWN_GRACE_SECONDS"])
+        assert grace + 10 == spec["terminationGracePeriodSeconds"], name
+    shortest = min(pod_spec(deployments[n])["terminationGracePeriodSeconds"] for n in WORKER_QUEUES)
+    assert Settings(_env_file=None).worker_shutdown_grace_seconds + 10 <= shortest
+
+
 def test_processing_processes_follow_the_cpu_limit(rendered: list[Resource]) -> None:
     (container,) = pod_spec(by_kind(rendered, "Deployment")["loreguard-worker-processing"])["containers"]
     (var,) = [v for v in container["env"] if v["name"] == "LOREGUARD_PROCESSING_PROCESSES"]
@@ -172,10 +188,14 @@ def test_every_secret_setting_comes_from_the_secret(rendered: list[Resource]) ->
         "LOREGUARD_OPENAI_API_KEY": "openai-api-key",
         "LOREGUARD_WEBHOOK_URL": "webhook-url",
         "LOREGUARD_SMTP_PASSWORD": "smtp-password",
+        "LOREGUARD_PAGERDUTY_ROUTING_KEY": "pagerduty-routing-key",
+        "LOREGUARD_TEMPORAL_API_KEY": "temporal-api-key",
     }
     assert not set(secret_settings) & set(config), "a secret setting sits in the ConfigMap"
     secret = by_kind(rendered, "Secret")["loreguard-secrets"]
-    assert set(secret["stringData"]) == {*secret_settings.values(), "cookie-secret"}
+    # The Temporal Cloud key is commented out in the example: a placeholder would turn TLS on.
+    optional = {"temporal-api-key"}
+    assert set(secret["stringData"]) == {*secret_settings.values(), "cookie-secret"} - optional
     for workload, container in containers(rendered):
         name = workload["metadata"]["name"]
         refs = {
@@ -184,6 +204,8 @@ def test_every_secret_setting_comes_from_the_secret(rendered: list[Resource]) ->
             if "secretKeyRef" in v.get("valueFrom", {})
         }
         assert refs["LOREGUARD_DATABASE_URL"] == {"name": "loreguard-secrets", "key": "database-url"}, name
+        # Every connection to Temporal uses the same options, so every workload gets the API key.
+        assert refs["LOREGUARD_TEMPORAL_API_KEY"]["key"] == "temporal-api-key", name
         if name in WORKER_QUEUES:
             for setting, key in secret_settings.items():
                 assert refs[setting]["key"] == key, (name, setting)
@@ -278,21 +300,49 @@ def test_one_temporal_scaled_object_per_worker_deployment(rendered: list[Resourc
 def test_the_workers_page_recommends_what_keda_scales_to(
     rendered: list[Resource], clean_environment: pytest.MonkeyPatch
 ) -> None:
-    """Both rules: one replica per 100 pending tasks (rounded up), from 1 to 20."""
-    obj = scaled_objects(rendered)["loreguard-worker-processing"]["spec"]
-    per_replica = int(obj["triggers"][0]["metadata"]["targetQueueSize"])
+    """Both rules, for every ScaledObject: one replica per targetQueueSize pending tasks of the queue type KEDA
+    counts (rounded up), from minReplicaCount to maxReplicaCount; the page's settings come from the same
+    ConfigMap, and its defaults are the same numbers."""
     config = next(iter(by_kind(rendered, "ConfigMap").values()))["data"]
-    assert int(config["LOREGUARD_TASKS_PER_REPLICA"]) == per_replica
-    assert int(config["LOREGUARD_MIN_REPLICAS"]) == obj["minReplicaCount"]
-    assert int(config["LOREGUARD_MAX_REPLICAS"]) == obj["maxReplicaCount"]
+    with clean_environment.context() as patch:
+        for key, value in config.items():
+            patch.setenv(key, value)
+        page = Settings()
     defaults = Settings(_env_file=None)
-    assert (defaults.tasks_per_replica, defaults.min_replicas, defaults.max_replicas) == (100, 1, 20)
+    objects = scaled_objects(rendered)
+    assert len(objects) == len(WORKER_QUEUES)
+    for name, obj in objects.items():
+        spec = obj["spec"]
+        (trigger,) = spec["triggers"]
+        meta = trigger["metadata"]
+        per_replica, lowest, highest = (
+            int(meta["targetQueueSize"]),
+            spec["minReplicaCount"],
+            spec["maxReplicaCount"],
+        )
+        for settings in (page, defaults):
+            assert (settings.tasks_per_replica, settings.min_replicas, settings.max_replicas) == (
+                per_replica,
+                lowest,
+                highest,
+            ), name
+        assert SCALED_TASK_TYPE[meta["taskQueue"]] == meta["queueTypes"], name
 
-    def keda(backlog: int) -> int:  # HPA's AverageValue rule, bounded
-        return max(obj["minReplicaCount"], min(obj["maxReplicaCount"], math.ceil(backlog / per_replica)))
+        def keda(backlog: int) -> int:  # KEDA's (and the HPA's AverageValue) rule, bounded
+            return max(lowest, min(highest, math.ceil(backlog / per_replica)))  # noqa: B023
 
-    for backlog in (0, 1, 100, 101, 250, 1999, 2000, 2001, 50_000):
-        assert recommended_replicas(backlog, per_replica=per_replica, minimum=1, maximum=20) == keda(backlog)
+        backlogs = (0, 1, 100, 101, 250, 1999, 2000, 2001, 50_000)
+        states = [
+            QueueState(meta["taskQueue"], kind, 0, backlog, 0.0, 0.0, 0.0, ())
+            for backlog in backlogs
+            for kind in ("workflow", "activity")
+        ]
+        table = queue_table(
+            states, per_replica=page.tasks_per_replica, minimum=page.min_replicas, maximum=page.max_replicas
+        )
+        counted = table[table["type"] == meta["queueTypes"]]
+        assert list(counted["recommended replicas"]) == [keda(b) for b in backlogs], name
+        assert table[table["type"] != meta["queueTypes"]]["recommended replicas"].isna().all(), name
 
 
 def test_a_misspelt_scaled_object_field_is_refused(rendered: list[Resource]) -> None:

@@ -212,6 +212,7 @@ def test_up_uses_a_running_temporal_and_stops_when_a_child_dies(
 ) -> None:
     server = DevServer(tmp_path / "existing.db", port=int(stack_env["LOREGUARD_TEMPORAL_PORT"]), ui_port=None)
     server.start()
+    stack_env["LOREGUARD_SUPERVISOR_MAX_RESTARTS"] = "0"  # no restart: the first crash stops the stack
     try:
         run = Up(stack_env, tmp_path, "--no-demo")
         started.append(run)
@@ -223,7 +224,8 @@ def test_up_uses_a_running_temporal_and_stops_when_a_child_dies(
         os.kill(worker_pid, signal.SIGKILL)
 
         assert run.wait() == 1, run.text
-        assert "worker" in run.text and "exited unexpectedly" in run.text
+        assert "worker" in run.text and "exited unexpectedly" in run.text and "giving up" in run.text
+        assert "restarting worker" not in run.text
         assert "worker.log" in run.text  # the report points at the log, with its last lines
         assert not alive(dashboard_pid), run.text
         assert server.process is not None and server.process.poll() is None, (
@@ -231,6 +233,63 @@ def test_up_uses_a_running_temporal_and_stops_when_a_child_dies(
         )
     finally:
         server.stop()
+
+
+def worker_pids(run: Up) -> list[int]:
+    """Every worker `up` started, in order (the first and each restart)."""
+    return [
+        int(pid)
+        for pid in re.findall(
+            r"starting worker on all task queues\.\.\. ready in [\d.]+ s \(pid (\d+)\)", run.text
+        )
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.temporal
+def test_up_restarts_a_crashed_worker_and_gives_up_after_too_many(
+    stack_env: dict[str, str], tmp_path: Path, started: list[Up]
+) -> None:
+    state = tmp_path / "state"
+    stack_env["LOREGUARD_SUPERVISOR_MAX_RESTARTS"] = "1"
+    run = Up(stack_env, tmp_path)
+    started.append(run)
+    run.wait_for(READY)
+    (first,) = worker_pids(run)
+    dashboard_pid = run.child_pids[-1]
+
+    os.kill(first, signal.SIGKILL)
+    run.wait_for("restarting worker", timeout=30)
+    wait_until(lambda: len(worker_pids(run)) == 2, 120, f"a new worker:\n{run.text}")
+    second = worker_pids(run)[1]
+    assert second != first and alive(second) and not alive(first)
+    assert f"worker (pid {first}) exited unexpectedly with status -9; restarting worker in 1 s" in run.text
+    assert run.process.poll() is None and alive(dashboard_pid), run.text  # the rest kept running
+
+    # The restarted worker does the work: the demo batch and a new refresh complete.
+    def demo_done() -> bool:
+        _, batches = rows(state / "loreguard.db")
+        return bool(batches) and batches[0].status == BATCH_COMPLETED
+
+    wait_until(demo_done, 180, "the demo batch to complete")
+    refresh = subprocess.run(
+        [str(SCRIPT), "refresh", "demo-samples", "--wait"],
+        env=stack_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert refresh.returncode == 0, refresh.stdout + refresh.stderr
+    _, batches = rows(state / "loreguard.db")
+    assert [b.status for b in batches] == [BATCH_COMPLETED, BATCH_COMPLETED]
+
+    # A second crash within the window is one more than LOREGUARD_SUPERVISOR_MAX_RESTARTS=1 allows.
+    os.kill(second, signal.SIGKILL)
+    assert run.wait() == 1, run.text
+    assert "restarted 1 time(s) within 300 s" in run.text and "giving up" in run.text
+    assert "worker.log" in run.text
+    assert not [pid for pid in run.child_pids if alive(pid)], run.text
 
 
 # --- the multi-container deployment (no Docker engine here: checked by reading it) ----------------------
