@@ -82,7 +82,8 @@ def _library_select(
     else:
         stmt = select(*columns).select_from(Artifact)
         if terms:
-            vector, query = literal_column("artifacts.search"), _tsquery(terms)
+            vector: ColumnElement[Any] = literal_column("artifacts.search")  # not mapped: PostgreSQL only
+            query = _tsquery(terms)
             stmt = stmt.where(vector.op("@@")(query))
             if ranked:
                 stmt = stmt.add_columns(func.ts_rank(vector, query).label("score"))
