@@ -1,8 +1,8 @@
 """The library's SQL: stored documents with their evaluation, searched and filtered, a page at a time or as
 a CSV export read in chunks; and the filters' option lists by loose index scans.
 
-Search is full text: every word of the query must occur in the title or the text, as a word or the start of
-one ("ransom" finds "ransomware"), in any case. It reads SQLite's FTS5 table `artifact_search` or PostgreSQL's
+Search is full text: every word of the query must occur in the title or the text, in any case; a word ending
+in `*` also matches longer words ("ransom*" finds "ransomware"). It reads SQLite's FTS5 table `artifact_search` or PostgreSQL's
 `artifacts.search` tsvector (GIN index), both kept by triggers (migration 0006). Results are ranked (title
 matches weigh more: bm25 on SQLite, ts_rank on PostgreSQL) among the newest SEARCH_CAP matching documents, so
 a query that matches half the library still costs a bounded read.
@@ -30,7 +30,7 @@ from data.models import Artifact, Evaluation, Source
 EXPORT_CAP = 50_000  # rows in one CSV export
 EXPORT_CHUNK = 5_000
 COUNT_CAP = 100_000  # counting matches stops here: "100,000+" is as useful as the exact figure
-SEARCH_CAP = 10_000  # a search ranks (and counts) at most this many of the newest matching documents
+SEARCH_CAP = 5_000  # a search ranks (and counts) at most this many of the newest matching documents
 MAX_TERMS = 12
 
 
@@ -49,16 +49,19 @@ def _day_start(day: date) -> datetime:
 
 
 def search_terms(search: str) -> list[str]:
-    """The words of a search box entry (letters and digits; punctuation separates words), lower-cased."""
-    return re.findall(r"\w+", search.lower())[:MAX_TERMS]
+    """The words of a search box entry (letters and digits; punctuation separates words), lower-cased; a
+    word may end in `*` (a prefix). Whole words are the default: a prefix of a common word expands to a long
+    list of documents before the first one is ranked."""
+    return re.findall(r"\w+\*?", search.lower())[:MAX_TERMS]
 
 
 def _fts5_query(terms: list[str]) -> str:
-    return " ".join(f'"{t}"*' for t in terms)  # \w+ words hold no quote; each is a prefix; all must match
+    # \w+ words hold no quote; all must match
+    return " ".join(f'"{t[:-1]}"*' if t.endswith("*") else f'"{t}"' for t in terms)
 
 
 def _tsquery(terms: list[str]) -> ColumnElement[Any]:
-    return func.to_tsquery("simple", " & ".join(f"{t}:*" for t in terms))
+    return func.to_tsquery("simple", " & ".join(f"{t[:-1]}:*" if t.endswith("*") else t for t in terms))
 
 
 ARTIFACT_SEARCH = table("artifact_search", column("rowid"))  # SQLite's FTS5 index (not an ORM model)
@@ -105,11 +108,11 @@ def _library_select(
     return stmt
 
 
-def _newest_matches(session: Session, f: LibraryFilter, *, limit: int) -> Any:
-    """Subquery (id, score) of the newest `limit` documents matching a search and the filters."""
+def _newest_matches(session: Session, f: LibraryFilter, *, limit: int, ranked: bool = True) -> Any:
+    """Subquery (id, score if ranked) of the newest `limit` documents matching a search and the filters."""
     newest = ARTIFACT_SEARCH.c.rowid if sqlite_backend(session) else Artifact.id
     return (
-        _library_select(session, [Artifact.id.label("id")], f, ranked=True)
+        _library_select(session, [Artifact.id.label("id")], f, ranked=ranked)
         .order_by(newest.desc())
         .limit(limit)
         .subquery("matches")
@@ -122,7 +125,7 @@ def library_count(session: Session, f: LibraryFilter, *, cap: int | None = None)
     if cap is None:
         cap = SEARCH_CAP if search_terms(f.search) else COUNT_CAP
     if search_terms(f.search):
-        inner = _newest_matches(session, f, limit=cap + 1)
+        inner = _newest_matches(session, f, limit=cap + 1, ranked=False)
     else:
         inner = _library_select(session, [Artifact.id], f).limit(cap + 1).subquery()
     n = int(session.scalar(select(func.count()).select_from(inner)) or 0)

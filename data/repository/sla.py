@@ -82,32 +82,27 @@ def roll_up_sla_day(session: Session, *, source_id: int, day: date, target_hours
         Batch.status.in_(BATCH_FINISHED),
     )
     seconds = _seconds(session)
-    stored = Artifact.status == ARTIFACT_STORED
+    stored = (Artifact.status == ARTIFACT_STORED) & Artifact.stored_at.is_not(None)
     batches = int(session.scalar(select(func.count()).select_from(Batch).where(*in_day)) or 0)
-    documents, stored_n, on_time = session.execute(
-        select(
-            func.count(),
-            func.sum(case((stored, 1), else_=0)),
-            func.sum(case((stored & (seconds <= target_hours * 3600), 1), else_=0)),
-        )
+    # One pass over the day's artifacts through their batches (batch_id index): the conditions on stored
+    # documents are in the aggregates, not in WHERE, so no planner walks the (status, stored_at) index instead.
+    bucket = case((stored, _bucket(seconds)), else_=None)
+    on_time = func.sum(case((stored & (seconds <= target_hours * 3600), 1), else_=0))
+    rows = session.execute(
+        select(bucket, func.count(), on_time)
         .select_from(Artifact)
         .join(Batch, Batch.id == Artifact.batch_id)
         .where(*in_day)
-    ).one()
-    bucket = _bucket(seconds)
-    buckets = session.execute(
-        select(bucket, func.count())
-        .select_from(Artifact)
-        .join(Batch, Batch.id == Artifact.batch_id)
-        .where(*in_day, stored, Artifact.stored_at.is_not(None))
         .group_by(bucket)
     ).all()
+    documents = sum(int(n) for _, n, _ in rows)
+    stored_n = sum(int(n) for b, n, _ in rows if b is not None)
+    buckets = [(int(b), int(n)) for b, n, _ in rows if b is not None]
     where = (SlaDay.source_id == source_id, SlaDay.day == day)
     session.execute(delete(SlaDay).where(*where))
     session.execute(delete(SlaDayBucket).where(SlaDayBucket.source_id == source_id, SlaDayBucket.day == day))
     if batches == 0:
         return
-    documents, stored_n = int(documents or 0), int(stored_n or 0)
     session.add(
         SlaDay(
             day=day,
@@ -116,14 +111,12 @@ def roll_up_sla_day(session: Session, *, source_id: int, day: date, target_hours
             documents=documents,
             stored=stored_n,
             failed=documents - stored_n,
-            on_time=int(on_time or 0),
+            on_time=sum(int(ok or 0) for _, _, ok in rows),
             target_hours=target_hours,
             updated_at=utcnow(),
         )
     )
-    session.add_all(
-        SlaDayBucket(day=day, source_id=source_id, bucket=int(b), documents=int(n)) for b, n in buckets
-    )
+    session.add_all(SlaDayBucket(day=day, source_id=source_id, bucket=b, documents=n) for b, n in buckets)
     session.flush()
 
 

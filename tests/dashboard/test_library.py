@@ -150,7 +150,7 @@ def test_the_hostile_title_is_a_plain_cell(seeded: Seeded, open_page: OpenPage) 
 
 
 def test_full_text_search_ranks_and_follows_every_write(session_factory: sessionmaker[Session]) -> None:
-    """On SQLite (FTS5) and PostgreSQL (tsvector): words as prefixes, all required, a title match first; the
+    """On SQLite (FTS5) and PostgreSQL (tsvector): whole words or `word*` prefixes, all required, a title match first; the
     index follows inserts, the store step's text update and deletes (triggers), and skips unstored documents."""
     with session_factory.begin() as session:
         source = Source(name="feeds", kind="feed", location="https://example.org/feed.xml")
@@ -188,8 +188,9 @@ def test_full_text_search_ranks_and_follows_every_write(session_factory: session
     ids_by_id = {v: k for k, v in ids.items()}
     found = titles("ransomware")
     assert found[0] == "title" and set(found) == {"title", "text", "later"}  # the title match ranks first
-    assert titles("Ransom HOSPITAL")[0] == "title"  # prefixes, any case, every word required
-    assert set(titles("ransom hospital")) == {"title", "text", "later"}
+    assert titles("Ransom* HOSPITAL*")[0] == "title"  # prefixes, any case, every word required
+    assert set(titles("ransom* hospital*")) == {"title", "text", "later"}
+    assert titles("ransom hospital") == []  # whole words unless a * says otherwise
     assert titles("ransomware sourdough") == []
     assert titles("flour") == ["other"]
     assert titles("%*\"'-") == titles("") and len(titles("")) == 4  # punctuation alone is no search
