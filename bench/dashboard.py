@@ -449,9 +449,13 @@ def run(args: argparse.Namespace) -> int:
         for url, label, _ in targets:
             print(f"database: {label}", flush=True)
             bench_pages(url, args)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
-    print(f"peak RSS: {peak_mb:.0f} MB (this process: renders and queries; seeding ran in a child process)")
+    print(f"peak RSS: {peak_mb():.0f} MB (this process: renders and queries; seeding ran in a child process)")
     return 0
+
+
+def peak_mb() -> float:
+    """The peak resident memory of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_pages(url: str, args: argparse.Namespace) -> float:
@@ -468,7 +472,10 @@ def bench_pages(url: str, args: argparse.Namespace) -> float:
         query_s = timed(query_fns[name], args.repeat)
         render_s = statistics.median(render(page, params) for _ in range(args.repeat))
         results.append((name, render_s, query_s))
-        print(f"{name:<16} render {render_s:6.2f} s   queries {query_s:6.3f} s", flush=True)
+        print(
+            f"{name:<16} render {render_s:6.2f} s   queries {query_s:6.3f} s   peak RSS {peak_mb():4.0f} MB",
+            flush=True,
+        )
     engine.dispose()
     import streamlit as st
 

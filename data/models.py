@@ -126,6 +126,7 @@ class Artifact(Base):
         Index("ix_artifacts_status_stored_at", "status", "stored_at"),
         Index("ix_artifacts_source_status_stored", "source_id", "status", "stored_at"),
         Index("ix_artifacts_language", "language"),
+        Index("ix_artifacts_status_ingested_at", "status", "ingested_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -50,7 +50,9 @@ def test_bench_prints_a_table_per_database_and_the_peak_rss() -> None:
     assert [t.split()[0] for t in tables] == ["SQLite", "PostgreSQL"]
     for table in tables:
         for page in PAGES:
-            assert re.search(rf"^{page} +render +\d+\.\d\d s +queries +\d+\.\d{{3}} s$", table, re.M), page
+            assert re.search(
+                rf"^{page} +render +\d+\.\d\d s +queries +\d+\.\d{{3}} s +peak RSS +\d+ MB$", table, re.M
+            ), page
         assert re.search(rf"^slowest page: ({'|'.join(PAGES)}) \d+\.\d\d s$", table, re.M)
     assert re.fullmatch(r"peak RSS: \d+ MB .*", lines[-1])
     assert bench_schemas() == before  # the scratch schema was dropped

@@ -4,7 +4,8 @@
   they finished, and a histogram of their documents' processing times (data.repository.sla). Built here for
   the batches already finished; kept up to date by the worker's finish step; `loreguard sla rebuild` redoes
   them.
-- alerts (kind, created_at): the SLA page's breaches in its window.
+- alerts (kind, created_at): the SLA page's breaches in its window; artifacts (status, ingested_at): the
+  Workers page's failed documents of the last minutes.
 - full-text search over artifacts' title and text, ranked, maintained by triggers and built here for the rows
   already stored: on SQLite the FTS5 table artifact_search (external content: the index only, no copy of the
   text); on PostgreSQL the tsvector column artifacts.search (title weighted A, the first 100,000 characters
@@ -89,6 +90,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.create_index("ix_alerts_kind_created_at", ["kind", "created_at"], unique=False)
+    with op.batch_alter_table("artifacts", schema=None) as batch_op:
+        batch_op.create_index("ix_artifacts_status_ingested_at", ["status", "ingested_at"], unique=False)
     bind = op.get_bind()
     for statement in SQLITE_SEARCH if bind.dialect.name == "sqlite" else POSTGRES_SEARCH:
         op.execute(statement)
@@ -113,5 +116,7 @@ def downgrade() -> None:
         op.execute("ALTER TABLE artifacts DROP COLUMN IF EXISTS search")
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.drop_index("ix_alerts_kind_created_at")
+    with op.batch_alter_table("artifacts", schema=None) as batch_op:
+        batch_op.drop_index("ix_artifacts_status_ingested_at")
     op.drop_table("sla_day_buckets")
     op.drop_table("sla_days")
