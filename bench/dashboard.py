@@ -1,25 +1,34 @@
 """Dashboard render times over a large library: every page's full render (AppTest) beside its raw queries.
 
     .venv/bin/python bench/dashboard.py --artifacts 1000000
+    .venv/bin/python bench/dashboard.py --artifacts 1000000 --database-url sqlite \
+        --database-url postgresql://postgres@127.0.0.1:5432/test
 
-Seeds a fresh SQLite database (migrated to head) with `--batches` batches over `--sources` sources holding
-`--artifacts` artifacts spread over the last 30 days (with evaluations for the stored ones), starts a Temporal
-dev server unless --no-temporal, then renders each page with Streamlit's AppTest, cold (caches cleared), and
-times the same page's SQL on its own. Prints one line per page and ends with `slowest page: NAME X.XX s`.
+For each database (`--database-url`, repeatable; `sqlite`, the default, is a fresh SQLite file in a temp
+folder; a PostgreSQL URL gets a scratch schema of the bench's own, dropped at the end), seeds it (migrated to
+head, in a child process) with `--batches` batches over `--sources` sources holding `--artifacts` artifacts
+spread over the last 30 days (with evaluations for the stored ones), builds the SLA rollups as
+`loreguard sla rebuild` does, then renders each page with Streamlit's AppTest, cold (caches cleared), and
+times the same page's SQL on its own. A Temporal dev server runs unless --no-temporal. Prints one table per
+database ending with `slowest page: NAME X.XX s`, and last the peak RSS of this (the dashboard's) process.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,51 +52,96 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def seed(path: Path, *, artifacts: int, batches: int, sources: int, seed_value: int = 11) -> None:
+COLUMNS = {
+    "sources": "id, name, kind, location, refresh_interval_seconds, paused, created_at, updated_at",
+    "batches": "id, source_id, workflow_id, trigger, status, attempt, total, stored, failed, error_type,"
+    " error_message, created_at, started_at, ingested_at, finished_at",
+    "artifacts": "id, batch_id, source_id, seq, uri, content_type, status, failed_stage, error, language, text,"
+    " title, word_count, ingest_ms, normalize_ms, extract_ms, clarify_ms, evaluate_ms, store_ms, ingested_at,"
+    " processed_at, stored_at",
+    "evaluations": "artifact_id, label, confidence, relevance, credibility, rationale, evaluator, created_at",
+    "alerts": "batch_id, kind, level, message, created_at",
+}
+
+
+class SqliteRows:
+    """Bulk inserts into a SQLite file (datetimes as SQLAlchemy stores them)."""
+
+    def __init__(self, url: str) -> None:
+        self.conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.execute("PRAGMA cache_size=-100000")
+
+    def write(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        marks = ", ".join("?" * len(rows[0]))
+        converted = [tuple(stamp(v) if isinstance(v, datetime) else v for v in row) for row in rows]
+        with self.conn:
+            self.conn.executemany(f"INSERT INTO {table} ({COLUMNS[table]}) VALUES ({marks})", converted)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class PostgresRows:
+    """COPY into PostgreSQL (the search vector is filled by the artifacts trigger); sequences and statistics
+    brought up to date at the end, as a live database would have them."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+
+    def write(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        with self.conn.cursor() as cur, cur.copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def close(self) -> None:
+        for table in ("sources", "batches", "artifacts", "evaluations", "alerts"):
+            self.conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+            )
+        self.conn.execute("VACUUM ANALYZE")
+        self.conn.close()
+
+
+def seed(url: str, *, artifacts: int, batches: int, sources: int, seed_value: int = 11) -> None:
+    rows = SqliteRows(url) if url.startswith("sqlite") else PostgresRows(url)
+    for table, chunk in generate(
+        artifacts=artifacts, batches=batches, sources=sources, seed_value=seed_value
+    ):
+        if chunk:
+            rows.write(table, chunk)
+    rows.close()
+
+
+def generate(
+    *, artifacts: int, batches: int, sources: int, seed_value: int
+) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """(table, rows) in foreign-key order, in chunks small enough to keep the seeding process lean."""
     rng = random.Random(seed_value)
     now = datetime.now(UTC)
     per_batch = max(1, artifacts // batches)
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA synchronous=OFF")
-    conn.execute("PRAGMA cache_size=-200000")
-    with conn:
-        conn.executemany(
-            "INSERT INTO sources (id, name, kind, location, refresh_interval_seconds, paused, created_at,"
-            " updated_at) VALUES (?, ?, 'folder', ?, 3600, 0, ?, ?)",
-            [
-                (i, f"source-{i:03d}", f"/srv/library/source-{i:03d}", stamp(now - SPAN), stamp(now - SPAN))
-                for i in range(1, sources + 1)
-            ],
-        )
+    yield (
+        "sources",
+        [
+            (
+                i,
+                f"source-{i:03d}",
+                "folder",
+                f"/srv/library/source-{i:03d}",
+                3600,
+                False,
+                now - SPAN,
+                now - SPAN,
+            )
+            for i in range(1, sources + 1)
+        ],
+    )
     artifact_id = 0
     batch_rows: list[tuple[Any, ...]] = []
     artifact_rows: list[tuple[Any, ...]] = []
     evaluation_rows: list[tuple[Any, ...]] = []
-
-    def flush() -> None:
-        with conn:
-            conn.executemany(
-                "INSERT INTO batches (id, source_id, workflow_id, trigger, status, attempt, total, stored, failed,"
-                " error_type, error_message, created_at, started_at, ingested_at, finished_at)"
-                " VALUES (?, ?, ?, 'schedule', ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                batch_rows,
-            )
-            conn.executemany(
-                "INSERT INTO artifacts (id, batch_id, source_id, seq, uri, content_type, status, failed_stage,"
-                " error, language, text, title, word_count, ingest_ms, normalize_ms, extract_ms, clarify_ms,"
-                " evaluate_ms, store_ms, ingested_at, processed_at, stored_at)"
-                " VALUES (?, ?, ?, ?, ?, 'text/html', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                artifact_rows,
-            )
-            conn.executemany(
-                "INSERT INTO evaluations (artifact_id, label, confidence, relevance, credibility, rationale,"
-                " evaluator, created_at) VALUES (?, ?, ?, ?, ?, ?, 'builtin', ?)",
-                evaluation_rows,
-            )
-        batch_rows.clear()
-        artifact_rows.clear()
-        evaluation_rows.clear()
-
     for batch_id in range(1, batches + 1):
         source_id = rng.randint(1, sources)
         started = now - SPAN * (batches - batch_id + 1) / batches
@@ -106,6 +160,7 @@ def seed(path: Path, *, artifacts: int, batches: int, sources: int, seed_value: 
                     source_id,
                     seq,
                     f"https://example.org/{source_id}/{batch_id}/{seq}.html",
+                    "text/html",
                     "stored" if ok else "failed",
                     None if ok else "normalize",
                     None if ok else "undecodable bytes: no text found",
@@ -119,9 +174,9 @@ def seed(path: Path, *, artifacts: int, batches: int, sources: int, seed_value: 
                     rng.uniform(0.5, 3),
                     rng.uniform(5, 50),
                     rng.uniform(1, 4),
-                    stamp(started),
-                    stamp(done_at),
-                    stamp(done_at) if ok else None,
+                    started,
+                    done_at,
+                    done_at if ok else None,
                 )
             )
             if ok:
@@ -134,7 +189,8 @@ def seed(path: Path, *, artifacts: int, batches: int, sources: int, seed_value: 
                         rng.random(),
                         rng.random(),
                         f"mentions {words[0]} and {words[1]}; relevance from topic matches",
-                        stamp(done_at),
+                        "builtin",
+                        done_at,
                     )
                 )
             else:
@@ -147,27 +203,51 @@ def seed(path: Path, *, artifacts: int, batches: int, sources: int, seed_value: 
                 batch_id,
                 source_id,
                 f"batch-{batch_id}-bench",
+                "schedule",
                 status,
+                1,
                 count,
                 stored,
                 failed,
                 "TooManyFailures" if status == "awaiting_approval" else None,
                 "too many documents failed" if status == "awaiting_approval" else None,
-                stamp(started),
-                stamp(started),
-                stamp(started + timedelta(seconds=1)),
-                None if finished is None else stamp(finished),
+                started,
+                started,
+                started + timedelta(seconds=1),
+                finished,
             )
         )
-        if len(artifact_rows) >= 100_000:
-            flush()
-    flush()
-    with conn:
-        conn.executemany(
-            "INSERT INTO alerts (batch_id, kind, level, message, created_at) VALUES (?, ?, 'warning', ?, ?)",
-            [(b, "sla_warning", f"batch {b} is late", stamp(now)) for b in (batches, batches - 1)],
-        )
-    conn.close()
+        if len(artifact_rows) >= 20_000 or batch_id == batches:
+            yield "batches", batch_rows
+            yield "artifacts", artifact_rows
+            yield "evaluations", evaluation_rows
+            batch_rows, artifact_rows, evaluation_rows = [], [], []
+    yield (
+        "alerts",
+        [(b, "sla_warning", "warning", f"batch {b} is late", now) for b in (batches, batches - 1)],
+    )
+
+
+def prepare(url: str, args: argparse.Namespace) -> None:
+    """Migrate, seed and roll up (run in a child process: its memory is not the dashboard's)."""
+    from core.settings import Settings
+    from data.db import make_engine, make_session_factory
+    from data.repository import rebuild_sla_rollups
+
+    upgrade(url)
+    started = time.perf_counter()
+    seed(url, artifacts=args.artifacts, batches=args.batches, sources=args.sources)
+    seeded = time.perf_counter() - started
+    engine = make_engine(url)
+    started = time.perf_counter()
+    with make_session_factory(engine).begin() as session:
+        days = rebuild_sla_rollups(session, target_hours=Settings().sla_target_hours)
+    engine.dispose()
+    print(
+        f"seeded {args.artifacts:,} artifacts, {args.batches:,} batches, {args.sources} sources "
+        f"in {seeded:.1f} s; SLA rollups of {days:,} source-days in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
 
 
 # --- timing ---------------------------------------------------------------------------------------------
@@ -327,9 +407,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=10_000)
     parser.add_argument("--sources", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3, help="renders per page; the median is printed")
-    parser.add_argument("--db", type=Path, help="reuse or create this SQLite file (default: a temp folder)")
+    parser.add_argument(
+        "--database-url",
+        action="append",
+        dest="databases",
+        metavar="URL",
+        help="`sqlite` (a fresh file, the default) or a PostgreSQL URL (a scratch schema is created and "
+        "dropped in it); repeat to run several",
+    )
+    parser.add_argument("--db", type=Path, help="reuse or create this SQLite file instead of a fresh one")
     parser.add_argument("--no-temporal", action="store_true", help="do not start a Temporal dev server")
-    parser.add_argument("--keep", action="store_true", help="keep the seeded database (its path is printed)")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded databases (where is printed)")
     args = parser.parse_args(argv)
     try:
         return run(args)
@@ -339,46 +427,101 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    folder = SCRATCH
-    folder.mkdir(parents=True, exist_ok=True)
-    db = args.db or folder / "bench.db"
-    url = f"sqlite:///{db.resolve()}"
-    if not db.exists():
-        upgrade(url)
-        started = time.perf_counter()
-        seed(db, artifacts=args.artifacts, batches=args.batches, sources=args.sources)
-        print(
-            f"seeded {args.artifacts:,} artifacts, {args.batches:,} batches, {args.sources} sources "
-            f"in {time.perf_counter() - started:.1f} s ({db}, {db.stat().st_size / 1e6:.0f} MB)"
-        )
-    else:
-        upgrade(url)
-        print(f"reusing {db}")
-
+    SCRATCH.mkdir(parents=True, exist_ok=True)
     for key in [k for k in os.environ if k.startswith("LOREGUARD_")]:
         del os.environ[key]
-    os.environ["LOREGUARD_DATABASE_URL"] = url
-    os.environ["LOREGUARD_STATE_DIR"] = str(folder / "state")
-    batch_id = args.batches  # the newest batch, still running: the live detail with its workflow query
-
-    with TemporalServer(args.no_temporal):
-        from data.db import make_engine, make_session_factory
-
-        engine = make_engine(url)
-        sessions = make_session_factory(engine)
-        query_fns = page_queries(sessions, batch_id)
-        results: list[tuple[str, float, float]] = []
-        for name, (page, params) in pages(batch_id).items():
-            query_s = timed(query_fns[name], args.repeat)
-            render_s = statistics.median(render(page, params) for _ in range(args.repeat))
-            results.append((name, render_s, query_s))
-            print(f"{name:<16} render {render_s:6.2f} s   queries {query_s:6.3f} s")
-        engine.dispose()
-    if args.keep:
-        print(f"database kept: {db}")
-    name, render_s, _ = max(results, key=lambda r: r[1])
-    print(f"slowest page: {name} {render_s:.2f} s")
+    os.environ["LOREGUARD_STATE_DIR"] = str(SCRATCH / "state")
+    with TemporalServer(args.no_temporal), ExitStack() as stack:
+        # every database is seeded before the first render: AppTest replaces __main__, which the spawned
+        # seeding process needs to find `prepare`
+        targets = [stack.enter_context(ScratchDatabase(d, args)) for d in args.databases or ["sqlite"]]
+        for url, label, fresh in targets:
+            print(f"database: {label}", flush=True)
+            if fresh:
+                child = multiprocessing.get_context("spawn").Process(target=prepare, args=(url, args))
+                child.start()
+                child.join()
+                if child.exitcode != 0:
+                    raise SystemExit(f"seeding {label} failed (exit status {child.exitcode})")
+            else:
+                upgrade(url)
+                print(f"reusing {label}")
+        for url, label, _ in targets:
+            print(f"database: {label}", flush=True)
+            bench_pages(url, args)
+    print(f"peak RSS: {peak_mb():.0f} MB (this process: renders and queries; seeding ran in a child process)")
     return 0
+
+
+def peak_mb() -> float:
+    """The peak resident memory of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_pages(url: str, args: argparse.Namespace) -> float:
+    """Render and time every page on the database at `url`; prints the table, returns the slowest render."""
+    from data.db import make_engine, make_session_factory
+
+    os.environ["LOREGUARD_DATABASE_URL"] = url
+    batch_id = args.batches  # the newest batch, still running: the live detail with its workflow query
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    query_fns = page_queries(sessions, batch_id)
+    results: list[tuple[str, float, float]] = []
+    for name, (page, params) in pages(batch_id).items():
+        query_s = timed(query_fns[name], args.repeat)
+        render_s = statistics.median(render(page, params) for _ in range(args.repeat))
+        results.append((name, render_s, query_s))
+        print(
+            f"{name:<16} render {render_s:6.2f} s   queries {query_s:6.3f} s   peak RSS {peak_mb():4.0f} MB",
+            flush=True,
+        )
+    engine.dispose()
+    import streamlit as st
+
+    st.cache_resource.clear()  # the dashboard's engine for this database
+    name, render_s, _ = max(results, key=lambda r: r[1])
+    print(f"slowest page: {name} {render_s:.2f} s", flush=True)
+    return render_s
+
+
+class ScratchDatabase:
+    """(url, label, fresh) of the database to bench: a fresh SQLite file (or --db), or a scratch schema of
+    its own in the given PostgreSQL database, dropped on exit unless --keep."""
+
+    def __init__(self, database: str, args: argparse.Namespace) -> None:
+        self.database, self.args = database, args
+        self.schema: str | None = None
+        self.admin: Any = None
+
+    def __enter__(self) -> tuple[str, str, bool]:
+        from sqlalchemy.engine import make_url
+
+        if self.database == "sqlite":
+            db = (self.args.db or SCRATCH / "bench.db").resolve()
+            return f"sqlite:///{db}", f"SQLite {db}", not db.exists()
+        from data.db import make_engine
+
+        self.schema = f"lg_bench_{uuid.uuid4().hex[:10]}"
+        self.admin = make_engine(self.database)
+        with self.admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{self.schema}"')
+        sep = "&" if "?" in self.database else "?"
+        url = f"{self.database}{sep}options=-csearch_path%3D{self.schema}"
+        label = (
+            f"PostgreSQL {make_url(self.database).render_as_string(hide_password=True)}, schema {self.schema}"
+        )
+        return url, label, True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.admin is None:
+            return
+        if self.args.keep:
+            print(f"schema kept: {self.schema}")
+        else:
+            with self.admin.begin() as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA "{self.schema}" CASCADE')
+        self.admin.dispose()
 
 
 class TemporalServer:

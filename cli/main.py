@@ -13,6 +13,7 @@ import click
 
 from cli.decisions import approve, reject
 from cli.services import dashboard, migrate, setup, up, worker
+from cli.sla import sla
 from cli.sources import batches, refresh, source
 
 
@@ -34,7 +35,7 @@ def cli() -> None:
     """
 
 
-for command in (up, worker, dashboard, migrate, setup, source, refresh, batches, approve, reject):
+for command in (up, worker, dashboard, migrate, setup, source, refresh, batches, approve, reject, sla):
     cli.add_command(command)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -83,33 +85,131 @@ ON_TIME = "#2e8540"
 LATE = "#c0392b"
 
 
-def sla_share_figure(frame: pd.DataFrame, *, x: str, target: float) -> go.Figure:
-    """On-time share per `x` (a day or a source; column share, 0..1) against the target line."""
+NO_DATA = "#d5d9e0"
+VOLUME = "#5d6d7e"
+DAY_MS = 86_400_000
+
+
+def day_axis(fig: go.Figure, days: list[date]) -> go.Figure:
+    """A date axis over exactly the window's days: one tick per day (a week for long windows), day labels
+    only, half a day of margin either side, so one day of data neither fills the chart nor reads as hours."""
+    first, last = days[0], days[-1]
+    fig.update_xaxes(
+        type="date",
+        range=[f"{first - timedelta(days=1)} 12:00", f"{last} 12:00"],
+        tick0=f"{first}",
+        dtick=DAY_MS if len(days) <= 14 else 7 * DAY_MS,
+        tickformat="%b %d",
+        hoverformat="%Y-%m-%d",
+        showgrid=False,
+    )
+    return fig
+
+
+def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date]) -> go.Figure:
+    """On-time share per day (columns: day, documents, on time, late, failed, share NaN when no data).
+
+    A 0% day is a red bar labelled "0%" at the base line; a day without finished batches is a pale hatched
+    column named "no data"; the documents per day are a grey line on the right-hand axis.
+    """
+    frame = frame.set_index("day").reindex(days).reset_index(names="day")
+    documents = frame["documents"].fillna(0).astype(int)
+    share = frame["share"].astype("float64")
+    has_data = documents > 0
+    x = [d.isoformat() for d in frame["day"]]
+    hover = "%{x|%Y-%m-%d}: %{y:.1f}% on time<br>%{customdata[0]:,} of %{customdata[1]:,} documents" + (
+        "; %{customdata[2]:,} late, %{customdata[3]:,} failed<extra></extra>"
+    )
+    customdata = frame[["on time", "documents", "late", "failed"]].fillna(0).astype(int).to_numpy()
+    fig = go.Figure(
+        [
+            go.Bar(
+                name="on time",
+                x=x,
+                y=share * 100,
+                marker_color=[ON_TIME if v >= target else LATE for v in share.fillna(0)],
+                marker_line={"color": LATE, "width": [2 if v == 0 else 0 for v in share.fillna(1)]},
+                text=["0%" if v == 0 else "" for v in share.fillna(1)],
+                textposition="outside",
+                textfont_color=LATE,
+                cliponaxis=False,
+                customdata=customdata,
+                hovertemplate=hover,
+            ),
+            go.Bar(
+                name="no data",
+                x=[d for d, ok in zip(x, has_data, strict=True) if not ok],
+                y=[100] * int((~has_data).sum()),
+                marker={"color": NO_DATA, "opacity": 0.45, "pattern": {"shape": "/", "fgcolor": "#aab2bd"}},
+                hovertemplate="%{x|%Y-%m-%d}: no finished batch<extra></extra>",
+            ),
+            go.Scatter(
+                name="documents",
+                x=x,
+                y=documents,
+                yaxis="y2",
+                mode="lines+markers",
+                line={"color": VOLUME, "width": 1},
+                marker={"size": 5},
+                hovertemplate="%{x|%Y-%m-%d}: %{y:,} documents<extra></extra>",
+            ),
+        ]
+    )
+    fig.add_hline(y=target * 100, line_dash="dash", line_color="#333", annotation_text=f"target {target:.0%}")
+    fig = _layout(fig, height=300, y_title="% of documents on time")
+    fig.update_yaxes(range=[0, 105])
+    fig.update_layout(
+        barmode="overlay",
+        bargap=0.15,
+        showlegend=True,
+        legend={"orientation": "h", "y": -0.2},
+        yaxis2={
+            "title": "documents",
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "showgrid": False,
+            "tickformat": ",d",
+        },
+    )
+    return day_axis(fig, days)
+
+
+def sla_source_figure(frame: pd.DataFrame, *, target: float) -> go.Figure:
+    """On-time share per source (columns: source, documents, on time, share) against the target line."""
     colors = [ON_TIME if s >= target else LATE for s in frame["share"].fillna(0)]
     fig = go.Figure(
         go.Bar(
-            x=frame[x],
+            x=frame["source"],
             y=frame["share"] * 100,
             marker_color=colors,
+            text=[f"{v:.0%}" for v in frame["share"].fillna(0)],
+            textposition="outside",
+            cliponaxis=False,
             customdata=frame[["on time", "documents"]],
-            hovertemplate="%{x}: %{y:.1f}% on time (%{customdata[0]} of %{customdata[1]})<extra></extra>",
+            hovertemplate="%{x}: %{y:.1f}% on time (%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>",
         )
     )
     fig.add_hline(y=target * 100, line_dash="dash", line_color="#333", annotation_text=f"target {target:.0%}")
-    fig.update_yaxes(range=[0, 100])
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(range=[0, 105])
     return _layout(fig, y_title="% of documents on time")
 
 
-def sla_percentiles_figure(frame: pd.DataFrame, *, target_hours: float) -> go.Figure:
-    """p50/p95/p99 processing hours per day (columns: day, p50 h, p95 h, p99 h) with the target line."""
+def sla_percentiles_figure(frame: pd.DataFrame, *, target_hours: float, days: list[date]) -> go.Figure:
+    """p50/p95/p99 processing hours per day (columns: day, p50 h, p95 h, p99 h; NaN on days without data,
+    where the lines break) with the target line."""
+    frame = frame.set_index("day").reindex(days).reset_index(names="day")
+    x = [d.isoformat() for d in frame["day"]]
     fig = go.Figure(
         [
             go.Scatter(
-                x=frame["day"],
-                y=frame[col],
+                x=x,
+                y=frame[col].astype("float64"),
                 mode="lines+markers",
+                connectgaps=False,
                 name=col.removesuffix(" h"),
-                hovertemplate=f"%{{x}}: {col.removesuffix(' h')} %{{y:.2f}} h<extra></extra>",
+                hovertemplate=f"%{{x|%Y-%m-%d}}: {col.removesuffix(' h')} at most %{{y:.2f}} h<extra></extra>",
             )
             for col in ("p50 h", "p95 h", "p99 h")
         ]
@@ -119,7 +219,7 @@ def sla_percentiles_figure(frame: pd.DataFrame, *, target_hours: float) -> go.Fi
     )
     fig = _layout(fig, y_title="hours from batch start to stored")
     fig.update_layout(showlegend=True)
-    return fig
+    return day_axis(fig, days)
 
 
 def sla_breaches_figure(frame: pd.DataFrame) -> go.Figure:

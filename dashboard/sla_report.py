@@ -1,19 +1,22 @@
-"""The SLA page's SQL: on-time share per day and per source, processing-time percentiles per day, breaches,
-batches at risk now and a weekly summary. Aggregated in the database; every result is a handful of rows.
+"""The SLA page's SQL: on-time share per day and per source, processing-time percentiles per day, the worst
+days per source, breaches, batches at risk now and a weekly summary.
 
-A document's processing time is `stored_at - batch.started_at` (seconds); it is on time when that is within
-`sla_target_hours`. Percentiles are nearest-rank (the smallest time with at least p of the day's documents at or
-below it), computed per day with window functions (SQLite has no percentile functions).
+Documents are counted from the daily per-source rollups (data.repository.sla): a source-day holds the
+documents of the batches the source started that UTC day, once those batches finished. A stored document is
+on time when it was stored within the target of its batch's start; a document that was not stored (failed,
+or quarantined by a failed batch) is late. Percentiles come from the rollups' processing-time histogram
+(stored documents only): the upper edge of the bucket holding the nearest-rank document, at most 9% above the
+exact figure. Every query reads a primary-key range of the rollups or an index; batches still running are
+shown live under "Batches in flight".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Date, Float, case, cast, func, literal, select
+from sqlalchemy import Date, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from core.sla_rules import assess
@@ -25,119 +28,105 @@ from core.vocabulary import (
     BATCH_IN_FLIGHT,
     SLA_ALERT_KINDS,
 )
-from data.models import Alert, Artifact, Batch, Source
+from data.models import Alert, Artifact, Batch, SlaDay, SlaDayBucket, Source
+from data.repository import percentile_seconds
 
 PERCENTILES = (0.50, 0.95, 0.99)
 MAX_AT_RISK = 200
 MAX_SOURCES = 500
+DAY_COLUMNS = ["day", "documents", "on time", "late", "failed", "share"]
 
 
 def _sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-def _seconds(session: Session) -> ColumnElement[Any]:
-    """Processing seconds of a stored document: stored_at - its batch's started_at."""
-    if _sqlite(session):  # julianday is a float of days: round to the millisecond, so 4 h is not 4 h + 2e-5 s
-        return func.round(
-            (func.julianday(Artifact.stored_at) - func.julianday(Batch.started_at)) * 86400.0, 3
-        )
-    return cast(func.extract("epoch", Artifact.stored_at - Batch.started_at), Float)
-
-
-def _day(session: Session) -> ColumnElement[Any]:
-    if _sqlite(session):
-        return func.date(Artifact.stored_at)
-    return cast(func.date_trunc("day", Artifact.stored_at), Date)
-
-
 def _as_date(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _window(since: datetime, until: datetime) -> list[ColumnElement[bool]]:
-    return [
-        Artifact.status == ARTIFACT_STORED,
-        Artifact.stored_at >= since,
-        Artifact.stored_at < until,
-        Batch.started_at.is_not(None),
-    ]
+def window_days(since: date, until: date) -> list[date]:
+    """Every day from `since` to `until`, both included."""
+    return [since + timedelta(days=n) for n in range((until - since).days + 1)]
 
 
-def _shares(frame: pd.DataFrame) -> pd.DataFrame:
+def _with_share(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["late"] = frame["documents"] - frame["on time"] - frame["failed"]
     frame["share"] = (frame["on time"] / frame["documents"]).where(frame["documents"] > 0)
     return frame
 
 
-def share_by_day(session: Session, *, since: datetime, until: datetime, target_hours: float) -> pd.DataFrame:
-    """day, documents, on time, share: stored documents per day (UTC) and those within the target."""
-    day = _day(session).label("day")
-    on_time = func.sum(case((_seconds(session) <= target_hours * 3600, 1), else_=0))
+def source_days(session: Session, *, since: date, until: date) -> pd.DataFrame:
+    """day, source, documents, on time, failed: the rollup rows of the window (a primary-key range)."""
     rows = session.execute(
-        select(day, func.count(), on_time)
-        .select_from(Artifact)
-        .join(Batch, Batch.id == Artifact.batch_id)
-        .where(*_window(since, until))
-        .group_by(day)
-        .order_by(day)
-    ).all()
-    frame = pd.DataFrame(
-        [(_as_date(d), int(n), int(ok or 0)) for d, n, ok in rows], columns=["day", "documents", "on time"]
-    )
-    return _shares(frame)
-
-
-def share_by_source(
-    session: Session, *, since: datetime, until: datetime, target_hours: float
-) -> pd.DataFrame:
-    """source, documents, on time, share over the window, per source (busiest first)."""
-    on_time = func.sum(case((_seconds(session) <= target_hours * 3600, 1), else_=0))
-    rows = session.execute(
-        select(Source.name, func.count(), on_time)
-        .select_from(Artifact)
-        .join(Batch, Batch.id == Artifact.batch_id)
-        .join(Source, Source.id == Artifact.source_id)
-        .where(*_window(since, until))
-        .group_by(Source.name)
-        .order_by(func.count().desc(), Source.name)
-        .limit(MAX_SOURCES)
-    ).all()
-    frame = pd.DataFrame(
-        [(name, int(n), int(ok or 0)) for name, n, ok in rows], columns=["source", "documents", "on time"]
-    )
-    return _shares(frame)
-
-
-def percentiles_by_day(session: Session, *, since: datetime, until: datetime) -> pd.DataFrame:
-    """day, documents, p50 h, p95 h, p99 h: nearest-rank percentiles of processing time per day."""
-    day = _day(session).label("day")
-    seconds = _seconds(session).label("seconds")
-    ranked = (
-        select(
-            day,
-            seconds,
-            func.row_number().over(partition_by=day, order_by=seconds).label("rank"),
-            func.count().over(partition_by=day).label("n"),
-        )
-        .select_from(Artifact)
-        .join(Batch, Batch.id == Artifact.batch_id)
-        .where(*_window(since, until))
-        .subquery()
-    )
-    picks = [
-        func.min(case((ranked.c.rank >= literal(p) * ranked.c.n, ranked.c.seconds))).label(f"p{int(p * 100)}")
-        for p in PERCENTILES
-    ]
-    rows = session.execute(
-        select(ranked.c.day, func.max(ranked.c.n), *picks).group_by(ranked.c.day).order_by(ranked.c.day)
+        select(SlaDay.day, Source.name, SlaDay.documents, SlaDay.on_time, SlaDay.failed)
+        .join(Source, Source.id == SlaDay.source_id)
+        .where(SlaDay.day >= since, SlaDay.day <= until)
+        .order_by(SlaDay.day, Source.name)
     ).all()
     return pd.DataFrame(
-        [
-            (_as_date(row[0]), int(row[1]), *(float(v) / 3600 if v is not None else None for v in row[2:]))
-            for row in rows
-        ],
-        columns=["day", "documents", "p50 h", "p95 h", "p99 h"],
+        [(_as_date(d), name, int(n), int(ok), int(f)) for d, name, n, ok, f in rows],
+        columns=["day", "source", "documents", "on time", "failed"],
     )
+
+
+def share_by_day(rows: pd.DataFrame, days: list[date]) -> pd.DataFrame:
+    """One row per day of the window: documents, on time, late, failed, share (NaN: no finished batch)."""
+    summed = rows.groupby("day")[["documents", "on time", "failed"]].sum() if not rows.empty else None
+    frame = pd.DataFrame({"day": days})
+    for col in ("documents", "on time", "failed"):
+        frame[col] = [int(summed[col].get(d, 0)) if summed is not None else 0 for d in days]
+    return _with_share(frame)[DAY_COLUMNS]
+
+
+def share_by_source(rows: pd.DataFrame, *, target_share: float) -> pd.DataFrame:
+    """Per source (lowest share first): documents, on time, late, failed, share, days below target, the worst
+    day and its share."""
+    columns = ["source", "documents", "on time", "late", "failed", "share", "days below target", "worst day"]
+    if rows.empty:
+        return pd.DataFrame(columns=[*columns, "worst day share"])
+    daily = _with_share(rows.copy())
+    frame = _with_share(daily.groupby("source")[["documents", "on time", "failed"]].sum().reset_index())
+    below = daily[daily["share"] < target_share].groupby("source").size()
+    worst = daily.sort_values(["share", "documents"], ascending=[True, False]).drop_duplicates("source")
+    worst = worst.set_index("source")
+    frame["days below target"] = [int(below.get(s, 0)) for s in frame["source"]]
+    frame["worst day"] = [worst.loc[s, "day"] for s in frame["source"]]
+    frame["worst day share"] = [float(worst.loc[s, "share"]) for s in frame["source"]]
+    frame = frame.sort_values(["share", "documents"], ascending=[True, False]).head(MAX_SOURCES)
+    return frame[[*columns, "worst day share"]].reset_index(drop=True)
+
+
+def percentiles_by_day(session: Session, *, days: list[date]) -> pd.DataFrame:
+    """day, documents, p50 h, p95 h, p99 h for every day of the window (NaN where nothing was stored), from
+    the processing-time histogram summed over sources."""
+    rows = session.execute(
+        select(SlaDayBucket.day, SlaDayBucket.bucket, func.sum(SlaDayBucket.documents))
+        .where(SlaDayBucket.day >= days[0], SlaDayBucket.day <= days[-1])
+        .group_by(SlaDayBucket.day, SlaDayBucket.bucket)
+    ).all()
+    buckets: dict[date, list[tuple[int, int]]] = {}
+    for d, bucket, n in rows:
+        buckets.setdefault(_as_date(d), []).append((int(bucket), int(n)))
+    out = []
+    for d in days:
+        counts = buckets.get(d, [])
+        picks = [percentile_seconds(counts, p) for p in PERCENTILES]
+        out.append((d, sum(n for _, n in counts), *(None if s is None else s / 3600 for s in picks)))
+    frame = pd.DataFrame(out, columns=["day", "documents", "p50 h", "p95 h", "p99 h"])
+    for col in ("p50 h", "p95 h", "p99 h"):
+        frame[col] = frame[col].astype("float64")
+    return frame
+
+
+def rollup_targets(session: Session, *, since: date, until: date) -> list[float]:
+    """The on-time targets the window's rollups were counted against (one, unless the setting changed)."""
+    return [
+        float(t)
+        for (t,) in session.execute(
+            select(SlaDay.target_hours).where(SlaDay.day >= since, SlaDay.day <= until).distinct()
+        )
+    ]
 
 
 def breaches_by_source(session: Session, *, since: datetime) -> pd.DataFrame:
@@ -167,7 +156,7 @@ def breaches_by_day(session: Session, *, since: datetime) -> pd.DataFrame:
     day = (
         func.date(Alert.created_at)
         if _sqlite(session)
-        else cast(func.date_trunc("day", Alert.created_at), Date)
+        else cast(func.timezone("UTC", Alert.created_at), Date)
     ).label("day")
     rows = session.execute(
         select(
@@ -234,8 +223,10 @@ def at_risk(session: Session, *, now: datetime, warning_hours: float, critical_h
 
 
 def weekly_summary(daily: pd.DataFrame, breaches: pd.DataFrame, target_share: float) -> pd.DataFrame:
-    """week (Monday), documents, on time, share, met target, warning, critical: from the daily aggregates."""
-    columns = ["week", "documents", "on time", "share", "met target", "warning", "critical"]
+    """week (Monday), documents, on time, failed, share, met target, warning, critical: from the daily
+    figures; weeks without documents or breaches are left out."""
+    columns = ["week", "documents", "on time", "failed", "share", "met target", "warning", "critical"]
+    daily = daily[daily["documents"] > 0] if not daily.empty else daily
     if daily.empty and breaches.empty:
         return pd.DataFrame(columns=columns)
 
@@ -243,9 +234,9 @@ def weekly_summary(daily: pd.DataFrame, breaches: pd.DataFrame, target_share: fl
         return d - timedelta(days=d.weekday())
 
     docs = (
-        daily.assign(week=daily["day"].map(monday)).groupby("week")[["documents", "on time"]].sum()
+        daily.assign(week=daily["day"].map(monday)).groupby("week")[["documents", "on time", "failed"]].sum()
         if not daily.empty
-        else pd.DataFrame(columns=["documents", "on time"])
+        else pd.DataFrame(columns=["documents", "on time", "failed"])
     )
     alerts = (
         breaches.assign(week=breaches["day"].map(monday)).groupby("week")[["warning", "critical"]].sum()
@@ -253,7 +244,7 @@ def weekly_summary(daily: pd.DataFrame, breaches: pd.DataFrame, target_share: fl
         else pd.DataFrame(columns=["warning", "critical"])
     )
     frame = docs.join(alerts, how="outer").fillna(0).sort_index().reset_index(names="week")
-    for col in ("documents", "on time", "warning", "critical"):
+    for col in ("documents", "on time", "failed", "warning", "critical"):
         frame[col] = frame[col].astype(int)
     frame["share"] = (frame["on time"] / frame["documents"]).where(frame["documents"] > 0)
     frame["met target"] = frame["share"] >= target_share
@@ -264,18 +255,35 @@ def weekly_summary(daily: pd.DataFrame, breaches: pd.DataFrame, target_share: fl
 class SlaReport:
     since: datetime
     until: datetime
+    days: list[date]
     documents: int
     on_time: int
+    failed: int
     daily: pd.DataFrame
     by_source: pd.DataFrame
     percentiles: pd.DataFrame
     breaches: pd.DataFrame
     at_risk: pd.DataFrame
     weekly: pd.DataFrame
+    rollup_targets: list[float]
+    target_hours: float
+
+    @property
+    def stale_target(self) -> bool:
+        """Whether some rollups in the window were counted against another target than today's setting."""
+        return any(abs(t - self.target_hours) > 1e-9 for t in self.rollup_targets)
 
     @property
     def share(self) -> float | None:
         return self.on_time / self.documents if self.documents else None
+
+    @property
+    def breaches_in_window(self) -> int:
+        return int(self.breaches["warning"].sum() + self.breaches["critical"].sum())
+
+    @property
+    def breaches_open(self) -> int:
+        return int(self.breaches["open"].sum())
 
 
 def sla_report(
@@ -288,19 +296,25 @@ def sla_report(
     warning_hours: float,
     critical_hours: float,
 ) -> SlaReport:
-    until = now
-    since = datetime.combine((now - timedelta(days=days - 1)).date(), datetime.min.time(), UTC)
-    daily = share_by_day(session, since=since, until=until, target_hours=target_hours)
-    breaches_daily = breaches_by_day(session, since=since)
+    """The SLA page's figures for the `days` UTC days up to and including today."""
+    today = now.astimezone(UTC).date()
+    window = window_days(today - timedelta(days=days - 1), today)
+    since = datetime.combine(window[0], datetime.min.time(), UTC)
+    rows = source_days(session, since=window[0], until=window[-1])
+    daily = share_by_day(rows, window)
     return SlaReport(
         since=since,
-        until=until,
-        documents=int(daily["documents"].sum()) if not daily.empty else 0,
-        on_time=int(daily["on time"].sum()) if not daily.empty else 0,
+        until=now,
+        days=window,
+        documents=int(daily["documents"].sum()),
+        on_time=int(daily["on time"].sum()),
+        failed=int(daily["failed"].sum()),
         daily=daily,
-        by_source=share_by_source(session, since=since, until=until, target_hours=target_hours),
-        percentiles=percentiles_by_day(session, since=since, until=until),
+        by_source=share_by_source(rows, target_share=target_share),
+        percentiles=percentiles_by_day(session, days=window),
         breaches=breaches_by_source(session, since=since),
         at_risk=at_risk(session, now=now, warning_hours=warning_hours, critical_hours=critical_hours),
-        weekly=weekly_summary(daily, breaches_daily, target_share),
+        weekly=weekly_summary(daily, breaches_by_day(session, since=since), target_share),
+        rollup_targets=rollup_targets(session, since=window[0], until=window[-1]),
+        target_hours=target_hours,
     )

@@ -52,9 +52,15 @@ f = library.LibraryFilter(
 
 with database_required():
     count, capped = views.library_count(db, f)
+    ranked = bool(library.search_terms(f.search))
     st.caption(
-        f"{count:,}{'+' if capped else ''} document(s) match, newest first"
-        + (f" (counting stops at {count:,})" if capped else "")
+        f"{count:,}{'+' if capped else ''} document(s) match, {'best match' if ranked else 'newest'} first"
+        + (f" (counting stops at {count:,})" if capped and not ranked else "")
+        + (
+            f" (the newest {count:,} matches are ranked; add words or filters to narrow)"
+            if capped and ranked
+            else ""
+        )
         + "."
     )
     table = st.container()

@@ -92,6 +92,8 @@ class BatchSteps(IngestSteps, ChunkSteps):
                 error_type=input.error_type,
                 error_message=input.error_message,
             )
+            # the SLA page reads rollups: the batch's day is recomputed in the same transaction
+            repository.roll_up_batch(session, batch_id=batch.id, target_hours=self.settings.sla_target_hours)
             return BatchResult(
                 batch_id=batch.id,
                 status=batch.status,

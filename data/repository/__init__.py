@@ -50,6 +50,14 @@ from data.repository.failures import (
     resolve_alerts,
 )
 from data.repository.people import Grant, grant_role, granted_roles, list_grants, revoke_role
+from data.repository.sla import (
+    bucket_of,
+    bucket_upper_seconds,
+    percentile_seconds,
+    rebuild_sla_rollups,
+    roll_up_batch,
+    roll_up_sla_day,
+)
 from data.repository.sources import (
     SourceSummary,
     create_source,
@@ -78,6 +86,8 @@ __all__ = [
     "batch_rows_awaiting_decision",
     "batch_stage_timings",
     "batch_with_workflow_id",
+    "bucket_of",
+    "bucket_upper_seconds",
     "close_unstarted_batch",
     "compensate_batch",
     "count_stored_since",
@@ -102,15 +112,19 @@ __all__ = [
     "mark_awaiting_decision",
     "mark_batch_running",
     "open_alert_kinds",
+    "percentile_seconds",
     "prepare_retry",
     "raise_alert",
     "raised_alerts",
+    "rebuild_sla_rollups",
     "record_audit",
     "record_decision",
     "record_delivery",
     "record_ingested",
     "resolve_alerts",
     "revoke_role",
+    "roll_up_batch",
+    "roll_up_sla_day",
     "source_name_taken",
     "source_schedules",
     "stored_by_source",

@@ -147,3 +147,55 @@ def test_the_hostile_title_is_a_plain_cell(seeded: Seeded, open_page: OpenPage) 
     page = at.dataframe[0].value
     assert list(page["title"]) == [HOSTILE]
     assert list(page["source"]) == [HOSTILE]
+
+
+def test_full_text_search_ranks_and_follows_every_write(session_factory: sessionmaker[Session]) -> None:
+    """On SQLite (FTS5) and PostgreSQL (tsvector): whole words or `word*` prefixes, all required, a title match first; the
+    index follows inserts, the store step's text update and deletes (triggers), and skips unstored documents."""
+    with session_factory.begin() as session:
+        source = Source(name="feeds", kind="feed", location="https://example.org/feed.xml")
+        session.add(source)
+        session.flush()
+        batch = Batch(source_id=source.id, status="completed", started_at=utcnow())
+        session.add(batch)
+        session.flush()
+        docs = {
+            "title": ("Ransomware gang hits hospitals", "a report on extortion"),
+            "text": ("Weekly digest", "ransomware and phishing campaigns against hospitals"),
+            "other": ("Sourdough starter", "flour, water and patience"),
+            "later": (None, None),  # ingested: no title or text until the store step writes them
+        }
+        ids = {}
+        for seq, (key, (title, body)) in enumerate(docs.items()):
+            artifact = Artifact(
+                batch_id=batch.id, source_id=source.id, seq=seq, uri=f"https://example.org/{key}",
+                content_type="text/html", status=ARTIFACT_STORED, title=title, text=body,
+                stored_at=utcnow() - timedelta(minutes=seq),
+            )  # fmt: skip
+            session.add(artifact)
+            session.flush()
+            ids[key] = artifact.id
+        session.get(Artifact, ids["later"]).text = "Hospitals report RANSOMWARE again"  # type: ignore[union-attr]
+
+    def titles(search: str) -> list[str | None]:
+        with session_factory() as session:
+            f = library.LibraryFilter(search=search)
+            frame = library.library_page(session, f)
+            count, capped = library.library_count(session, f)
+            assert count == len(frame) and not capped
+            return [ids_by_id[i] for i in frame["id"]]
+
+    ids_by_id = {v: k for k, v in ids.items()}
+    found = titles("ransomware")
+    assert found[0] == "title" and set(found) == {"title", "text", "later"}  # the title match ranks first
+    assert titles("Ransom* HOSPITAL*")[0] == "title"  # prefixes, any case, every word required
+    assert set(titles("ransom* hospital*")) == {"title", "text", "later"}
+    assert titles("ransom hospital") == []  # whole words unless a * says otherwise
+    assert titles("ransomware sourdough") == []
+    assert titles("flour") == ["other"]
+    assert titles("%*\"'-") == titles("") and len(titles("")) == 4  # punctuation alone is no search
+
+    with session_factory.begin() as session:
+        session.delete(session.get(Artifact, ids["title"]))
+        session.get(Artifact, ids["text"]).status = "quarantined"  # type: ignore[union-attr]
+    assert titles("ransomware") == ["later"]

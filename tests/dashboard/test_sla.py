@@ -1,5 +1,6 @@
-"""The SLA page on seeded data: shares, percentiles, breaches, batches at risk and the weekly CSV, each checked
-against figures this test computes itself from the seed (not from the page's SQL)."""
+"""The SLA page on seeded data: shares, percentiles, worst days, breaches, batches at risk and the weekly CSV,
+each checked against figures this test computes itself from the seed (not from the page's SQL), with a day
+at 0% on time and a day without data inside the window."""
 
 from __future__ import annotations
 
@@ -17,22 +18,28 @@ from core.vocabulary import (
     ARTIFACT_INGESTED,
     ARTIFACT_STORED,
     BATCH_COMPLETED,
+    BATCH_FAILED,
     BATCH_RUNNING,
 )
 from dashboard.sla_report import weekly_summary
+from data import repository
 from data.models import Alert, Artifact, Batch, Source
-from tests.dashboard.conftest import APP, Downloads, plotly_figures, values
+from tests.dashboard.conftest import APP, Downloads, plotly_figures, unescaped, values
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-DAY2 = datetime.combine(NOW.date() - timedelta(days=2), datetime.min.time(), UTC)
+TODAY = NOW.date()
+DAY2 = datetime.combine(TODAY - timedelta(days=2), datetime.min.time(), UTC)
 DAY1 = DAY2 + timedelta(days=1)
-# (source, batch start, hours from start to stored per document); 4 h is the target (inclusive)
+ZERO_DAY = DAY2 - timedelta(days=2)  # every document late or failed: 0% on time
+NO_DATA_DAY = DAY2 - timedelta(days=1)  # no batch at all
+# (source, status, batch start, hours from start to stored per document, failed documents); 4 h is the target
 FINISHED = [
-    ("alpha", DAY2 + timedelta(hours=8), [0.5, 1.0, 2.0, 3.5, 5.0]),
-    ("beta", DAY1 + timedelta(hours=6), [0.25, 4.5, 6.0, 1.0]),
-    ("alpha", DAY1 + timedelta(hours=9), [3.9, 4.0, 0.1]),
+    ("alpha", BATCH_COMPLETED, DAY2 + timedelta(hours=8), [0.5, 1.0, 2.0, 3.5, 5.0], 1),
+    ("beta", BATCH_COMPLETED, DAY1 + timedelta(hours=6), [0.25, 4.5, 6.0, 1.0], 1),
+    ("alpha", BATCH_COMPLETED, DAY1 + timedelta(hours=9), [3.9, 4.0, 0.1], 1),
+    ("beta", BATCH_FAILED, ZERO_DAY + timedelta(hours=2), [7.0], 3),
 ]
-RUNNING_START = NOW - timedelta(hours=5)  # beta: 2 of 4 documents done in 5 h
+RUNNING_START = NOW - timedelta(hours=5)  # beta: 2 of 4 documents done in 5 h, not in the rollups yet
 
 
 def seed(sessions: sessionmaker[Session]) -> dict[str, int]:
@@ -44,15 +51,11 @@ def seed(sessions: sessionmaker[Session]) -> dict[str, int]:
             session.flush()
             ids[name] = source.id
         batch_ids = []
-        for n, (name, start, hours) in enumerate(FINISHED):
+        for n, (name, status, start, hours, failed) in enumerate(FINISHED):
             batch = Batch(
-                source_id=ids[name],
-                status=BATCH_COMPLETED,
-                created_at=start,
-                started_at=start,
-                finished_at=start + timedelta(hours=max(hours)),
-                workflow_id=f"batch-{n}",
-            )
+                source_id=ids[name], status=status, created_at=start, started_at=start,
+                finished_at=start + timedelta(hours=max(hours)), workflow_id=f"batch-{n}",
+            )  # fmt: skip
             session.add(batch)
             session.flush()
             batch_ids.append(batch.id)
@@ -63,12 +66,13 @@ def seed(sessions: sessionmaker[Session]) -> dict[str, int]:
                         content_type="text/plain", status=ARTIFACT_STORED, stored_at=start + timedelta(hours=h),
                     )
                 )  # fmt: skip
-            session.add(  # a failed document is not a stored one: not in the SLA figures
-                Artifact(
-                    batch_id=batch.id, source_id=ids[name], seq=len(hours), uri=f"file:///{n}/x",
-                    content_type="text/plain", status=ARTIFACT_FAILED,
-                )
-            )  # fmt: skip
+            for extra in range(failed):  # a failed document counts as late
+                session.add(
+                    Artifact(
+                        batch_id=batch.id, source_id=ids[name], seq=len(hours) + extra, uri=f"file:///{n}/x{extra}",
+                        content_type="text/plain", status=ARTIFACT_FAILED,
+                    )
+                )  # fmt: skip
         running = Batch(
             source_id=ids["beta"], status=BATCH_RUNNING, created_at=RUNNING_START, started_at=RUNNING_START,
             workflow_id="batch-running",
@@ -96,7 +100,28 @@ def seed(sessions: sessionmaker[Session]) -> dict[str, int]:
                     resolved_at=created + timedelta(hours=1) if resolved else None,
                 )
             )  # fmt: skip
+        session.flush()
+        for batch_id in batch_ids:  # what the worker's finish step does for each finished batch
+            repository.roll_up_batch(session, batch_id=batch_id, target_hours=4.0)
     return ids
+
+
+def expected_days() -> dict[date, tuple[int, int, int]]:
+    """day -> (documents, on time, failed), from the seed alone."""
+    days: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for _, _, start, hours, failed in FINISHED:
+        day = days[start.date()]
+        day[0] += len(hours) + failed
+        day[1] += sum(h <= 4 for h in hours)
+        day[2] += failed
+    return {d: (n, ok, f) for d, (n, ok, f) in days.items()}
+
+
+def upper_edge(hours: float) -> float:
+    """The histogram bucket's upper edge (2^(k/8) s) holding a processing time, in hours."""
+    seconds = hours * 3600
+    k = 0 if seconds <= 1 else math.ceil(math.log2(seconds) * 8 - 1e-9)
+    return 2 ** (k / 8) / 3600
 
 
 def nearest_rank(sorted_values: list[float], p: float) -> float:
@@ -118,44 +143,81 @@ def frame_with(at: AppTest, *columns: str) -> pd.DataFrame:
     return found
 
 
-def test_sla_page_figures_match_the_seed(sla_page: tuple[AppTest, dict[str, int]]) -> None:
+def test_the_daily_chart_has_a_day_axis_a_zero_day_a_no_data_day_and_volume(
+    sla_page: tuple[AppTest, dict[str, int]],
+) -> None:
+    at, _ = sla_page
+    days = expected_days()
+    window = [TODAY - timedelta(days=n) for n in range(29, -1, -1)]  # the default window: 30 days
+    figure = plotly_figures(at)["sla_daily"]
+    traces = {t["name"]: t for t in figure["data"]}
+
+    share = traces["on time"]
+    assert [date.fromisoformat(x) for x in share["x"]] == window  # every day of the window, in order
+    shown = dict(zip(share["x"], values(share["y"]), strict=True))
+    for day in window:
+        if day in days:
+            n, ok, _ = days[day]
+            assert shown[day.isoformat()] == pytest.approx(100 * ok / n)
+        else:
+            assert math.isnan(shown[day.isoformat()])  # no bar: no data
+    zero = ZERO_DAY.date().isoformat()
+    assert shown[zero] == 0
+    labels = dict(zip(share["x"], share["text"], strict=True))
+    assert labels[zero] == "0%" and labels[DAY2.date().isoformat()] == ""  # 0% is labelled, not blank
+
+    no_data = traces["no data"]  # the hatched columns: exactly the days without a finished batch
+    assert set(no_data["x"]) == {d.isoformat() for d in window if d not in days}
+    assert NO_DATA_DAY.date().isoformat() in no_data["x"] and zero not in no_data["x"]
+
+    volume = traces["documents"]
+    assert volume["yaxis"] == "y2"
+    counts = dict(zip(volume["x"], values(volume["y"]), strict=True))
+    assert {d: counts[d.isoformat()] for d in window} == {d: days.get(d, (0, 0, 0))[0] for d in window}
+
+    axis = figure["layout"]["xaxis"]
+    assert axis["type"] == "date" and axis["tickformat"] == "%b %d"  # day labels, never "23:59:59.9996"
+    assert axis["range"][0] < window[0].isoformat() and axis["range"][1] > window[-1].isoformat()
+    assert figure["layout"]["shapes"][0]["y0"] == pytest.approx(95)  # the target line
+
+
+def test_percentile_lines_come_from_the_histogram_and_break_at_gaps(
+    sla_page: tuple[AppTest, dict[str, int]],
+) -> None:
+    at, _ = sla_page
+    stored: dict[date, list[float]] = defaultdict(list)
+    for _, _, start, hours, _ in FINISHED:
+        stored[start.date()] += hours
+    figure = plotly_figures(at)["sla_percentiles"]
+    for trace in figure["data"]:
+        p = int(trace["name"].removeprefix("p")) / 100
+        assert trace["connectgaps"] is False
+        shown = dict(zip(trace["x"], values(trace["y"]), strict=True))
+        assert math.isnan(shown[NO_DATA_DAY.date().isoformat()])  # the line breaks there
+        for day, hours in stored.items():
+            exact = nearest_rank(sorted(hours), p)
+            assert shown[day.isoformat()] == pytest.approx(upper_edge(exact))
+            assert exact <= shown[day.isoformat()] <= exact * 1.091  # an upper bound within 9%
+
+    table = frame_with(at, "p50 h", "p95 h", "p99 h")
+    assert list(table["day"]) == sorted(stored)
+    assert list(table["documents"]) == [len(stored[d]) for d in sorted(stored)]
+
+
+def test_headline_figures_and_plain_breach_labels(sla_page: tuple[AppTest, dict[str, int]]) -> None:
     at, ids = sla_page
-    # what the test expects, from the seed alone
-    by_day: dict[date, list[float]] = defaultdict(list)
-    by_source: dict[str, list[float]] = defaultdict(list)
-    for name, start, hours in FINISHED:
-        for h in hours:
-            by_day[(start + timedelta(hours=h)).date()].append(h)
-            by_source[name].append(h)
-    by_day[(NOW - timedelta(hours=1)).date()].append(4.0)  # the running batch's stored document: 4 h
-    by_source["beta"].append(4.0)
-    all_hours = [h for hs in by_day.values() for h in hs]
-    on_time = sum(h <= 4 for h in all_hours)
-
+    days = expected_days()
+    documents = sum(n for n, _, _ in days.values())
+    on_time = sum(ok for _, ok, _ in days.values())
+    failed = sum(f for _, _, f in days.values())
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Documents stored"] == str(len(all_hours))
-    assert metrics["Documents on time"] == f"{on_time / len(all_hours):.1%}"
+    assert metrics["Documents in finished batches"] == str(documents)
+    assert metrics["Documents on time"] == f"{on_time / documents:.1%}"
+    assert metrics["Breaches in window"] == "2" and metrics["Breaches still open"] == "1"
     assert metrics["Batches at risk now"] == "1"
-
-    figures = plotly_figures(at)
-    daily = figures["sla_daily"]["data"][0]
-    expected_days = sorted(by_day)
-    assert [date.fromisoformat(d[:10]) for d in daily["x"]] == expected_days
-    assert values(daily["y"]) == pytest.approx(
-        [100 * sum(h <= 4 for h in by_day[d]) / len(by_day[d]) for d in expected_days]
-    )
-    sources = figures["sla_sources"]["data"][0]
-    shown = dict(zip(sources["x"], values(sources["y"]), strict=True))
-    assert shown == pytest.approx({n: 100 * sum(h <= 4 for h in hs) / len(hs) for n, hs in by_source.items()})
-    assert figures["sla_daily"]["layout"]["shapes"][0]["y0"] == pytest.approx(95)  # the target line
-
-    percentiles = frame_with(at, "p50 h", "p95 h", "p99 h")
-    assert list(percentiles["day"]) == expected_days
-    for _, row in percentiles.iterrows():
-        hours = sorted(by_day[row["day"]])
-        assert row["documents"] == len(hours)
-        for p in (0.50, 0.95, 0.99):
-            assert row[f"p{int(p * 100)} h"] == pytest.approx(nearest_rank(hours, p), abs=1e-4)
+    captions = " ".join(unescaped(c.value) for c in at.caption)
+    assert "Breaches in window: 2; still open: 1." in captions
+    assert f"failed (counted late): {failed}" in captions
 
     breaches = frame_with(at, "warning", "critical", "open")
     assert breaches.to_dict("records") == [{"source": "beta", "warning": 2, "critical": 0, "open": 1}]
@@ -166,35 +228,24 @@ def test_sla_page_figures_match_the_seed(sla_page: tuple[AppTest, dict[str, int]
         ids["running"], "beta", "warning", 2, 4,
     )  # fmt: skip
     assert at_risk["age h"] == pytest.approx(5.0, abs=0.05)
-    # 2 done in 5 h: the 2 left take 5 h more
-    expected = NOW + timedelta(hours=5)
+    expected = NOW + timedelta(hours=5)  # 2 done in 5 h: the 2 left take 5 h more
     assert abs(at_risk["projected completion"].to_pydatetime() - expected) < timedelta(minutes=3)
 
-    weekly = frame_with(at, "week", "met target")
-    weeks: dict[date, list[float]] = defaultdict(list)
-    for d, hs in by_day.items():
-        weeks[d - timedelta(days=d.weekday())] += hs
-    assert list(weekly["week"]) == sorted(weeks)
-    assert list(weekly["documents"]) == [len(weeks[w]) for w in sorted(weeks)]
-    assert list(weekly["share"]) == pytest.approx(
-        [sum(h <= 4 for h in weeks[w]) / len(weeks[w]) for w in sorted(weeks)]
+
+def test_per_source_table_names_the_worst_days(sla_page: tuple[AppTest, dict[str, int]]) -> None:
+    at, _ = sla_page
+    table = frame_with(at, "source", "worst day", "days below target").set_index("source")
+    # alpha: day 2 has 4 of 6 on time, day 1 has 3 of 4; beta: day 1 has 2 of 5, the zero day 0 of 4
+    assert table.loc["alpha", "documents"] == 10 and table.loc["alpha", "on time"] == 7
+    assert table.loc["alpha", "worst day"] == DAY2.date()
+    assert table.loc["alpha", "worst day share"] == pytest.approx(4 / 6)
+    assert table.loc["beta", "worst day"] == ZERO_DAY.date() and table.loc["beta", "worst day share"] == 0
+    assert table.loc["beta", "failed"] == 4 and table.loc["beta", "days below target"] == 2
+    assert list(table.index) == ["beta", "alpha"]  # the lowest share first
+    shown = plotly_figures(at)["sla_sources"]["data"][0]
+    assert dict(zip(shown["x"], values(shown["y"]), strict=True)) == pytest.approx(
+        {"alpha": 70.0, "beta": 100 * 2 / 9}
     )
-    assert int(weekly["warning"].sum()) == 2 and int(weekly["critical"].sum()) == 0
-
-    (download,) = at.get("download_button")
-    assert download.proto.label == "Download CSV"
-
-
-# What the seed puts on each UTC day: (day, documents stored, of them on time, SLA warnings raised). The
-# running batch's stored document (4 h after its start: on time) and its open warning land on today's date
-# (or yesterday's, just after midnight).
-def seeded_days() -> list[tuple[date, int, int, int]]:
-    return [
-        (DAY2.date(), 5, 4, 0),  # alpha: 0.5, 1, 2, 3.5 h on time; 5 h late
-        (DAY1.date(), 7, 5, 1),  # beta: 0.25, 1 h on time, 4.5, 6 h late; alpha 3.9, 4, 0.1 h on time
-        ((NOW - timedelta(hours=1)).date(), 1, 1, 0),
-        ((NOW - timedelta(minutes=55)).date(), 0, 0, 1),
-    ]
 
 
 def test_the_weekly_csv_download_serves_the_weekly_summary(
@@ -206,18 +257,20 @@ def test_the_weekly_csv_download_serves_the_weekly_summary(
     at.switch_page("../pages/sla.py").run()
     assert not at.exception, [e.value for e in at.exception]
 
-    weeks: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for day, documents, on_time, warnings in seeded_days():
+    weeks: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for day, (documents, on_time, failed) in expected_days().items():
         week = weeks[day - timedelta(days=day.weekday())]  # weeks start on Monday
         week[0] += documents
         week[1] += on_time
-        week[2] += warnings
-    lines = ["week,documents,on time,share,met target,warning,critical"]
-    for week, (documents, on_time, warnings) in sorted(weeks.items()):
+        week[2] += failed
+    for warned in (DAY1.date(), (NOW - timedelta(minutes=55)).date()):
+        weeks[warned - timedelta(days=warned.weekday())][3] += 1
+    lines = ["week,documents,on time,failed,share,met target,warning,critical"]
+    for week, (documents, on_time, failed, warnings) in sorted(weeks.items()):
         share = on_time / documents if documents else None
         met = share is not None and share >= 0.95
         lines.append(
-            f"{week},{documents},{on_time},{'' if share is None else repr(share)},{met},{warnings},0"
+            f"{week},{documents},{on_time},{failed},{'' if share is None else repr(share)},{met},{warnings},0"
         )
 
     served = downloads.served(at, "sla_csv")
@@ -232,7 +285,7 @@ def test_empty_library_renders(dashboard_env: sessionmaker[Session]) -> None:
     at.run()
     at.switch_page("../pages/sla.py").run()
     assert not at.exception
-    assert any("No documents stored" in i.value for i in at.info)
+    assert any("No finished batch" in i.value for i in at.info)
 
 
 def test_overview_links_open_sla_breaches_to_the_sla_page(dashboard_env: sessionmaker[Session]) -> None:
@@ -250,9 +303,11 @@ def test_sla_queries_agree_on_sqlite_and_postgresql(session_factory: sessionmake
         r = sla_report(
             session, now=NOW, days=30, target_hours=4, target_share=0.95, warning_hours=4, critical_hours=8
         )
-    hours = sorted([h for _, _, hs in FINISHED for h in hs] + [4.0])
-    assert (r.documents, r.on_time) == (len(hours), sum(h <= 4 for h in hours))
-    assert int(r.percentiles["documents"].sum()) == len(hours)
-    assert r.breaches.to_dict("records") == [{"source": "beta", "warning": 2, "critical": 0, "open": 1}]
+    days = expected_days()
+    assert (r.documents, r.on_time, r.failed) == tuple(sum(v[i] for v in days.values()) for i in range(3))
+    assert len(r.days) == 30 and r.days[-1] == TODAY
+    assert int(r.percentiles["documents"].sum()) == sum(len(h) for _, _, _, h, _ in FINISHED)
+    assert (r.breaches_in_window, r.breaches_open) == (2, 1)
     assert list(r.at_risk["batch"]) == [ids["running"]] and list(r.at_risk["level"]) == ["warning"]
-    assert int(r.weekly["documents"].sum()) == len(hours)
+    assert int(r.weekly["documents"].sum()) == r.documents
+    assert not r.stale_target
