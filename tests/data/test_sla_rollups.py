@@ -98,7 +98,7 @@ def test_the_finish_step_rolls_up_the_batch_day_once_and_again_after_a_retry(db_
 def test_the_migration_builds_rollups_for_finished_batches_and_a_source_deletion_removes_them(
     db_url: str,
 ) -> None:
-    upgrade(db_url, "0003")
+    upgrade(db_url, "0005")
     engine = make_engine(db_url)
     sessions: sessionmaker[Session] = make_session_factory(engine)
     with sessions.begin() as session:
@@ -122,7 +122,7 @@ def test_the_migration_builds_rollups_for_finished_batches_and_a_source_deletion
         repository.delete_source(session, source_id=source_id)
     with sessions() as session:
         assert rollup(session) == ([], [])
-    command.downgrade(alembic_config(db_url), "0003")
+    command.downgrade(alembic_config(db_url), "0005")
     engine.dispose()
 
 

@@ -45,9 +45,11 @@ SQLITE_SEARCH = [
     "INSERT INTO artifact_search (artifact_search) VALUES ('rebuild')",
 ]
 
+# PostgreSQL's parser drops anything shaped like markup ("<script>") as a tag; FTS5 indexes the words inside.
+# Angle brackets become spaces first, so a title such as "<script>alert(1)</script>" is found on both.
 POSTGRES_VECTOR = (
-    "setweight(to_tsvector('simple', coalesce({row}title, '')), 'A')"
-    " || setweight(to_tsvector('simple', left(coalesce({row}text, ''), 100000)), 'B')"
+    "setweight(to_tsvector('simple', translate(coalesce({row}title, ''), '<>', '  ')), 'A')"
+    " || setweight(to_tsvector('simple', translate(left(coalesce({row}text, ''), 100000), '<>', '  ')), 'B')"
 )
 POSTGRES_SEARCH = [
     "ALTER TABLE artifacts ADD COLUMN search tsvector",
