@@ -58,5 +58,5 @@ if wants_grant or wants_revoke:
     except Refused as exc:
         st.error(literal(exc.message), icon=":material/block:")
     else:
-        st.session_state[NOTICE] = message[0].upper() + message[1:] + "."
+        st.session_state[NOTICE] = message + "."  # it starts with an email: no capital
         st.rerun()
