@@ -233,3 +233,24 @@ def sla_breaches_figure(frame: pd.DataFrame) -> go.Figure:
     fig = _layout(fig, y_title="breaches")
     fig.update_layout(barmode="stack", showlegend=True)
     return fig
+
+
+def backlog_figure(frame: pd.DataFrame, *, zone: str) -> go.Figure:
+    """Pending tasks per queue over time (columns: time, queue, backlog), times shown in `zone`."""
+    fig = go.Figure()
+    for queue, rows in frame.groupby("queue", sort=True):
+        times = pd.to_datetime(rows["time"], utc=True).dt.tz_convert(zone)
+        fig.add_trace(
+            go.Scatter(
+                x=times,
+                y=rows["backlog"],
+                mode="lines+markers",
+                name=str(queue),
+                hovertemplate=f"%{{x|%Y-%m-%d %H:%M:%S}} ({zone}): %{{y:,d}} pending<extra>{queue}</extra>",
+            )
+        )
+    _layout(fig, height=280, x_title=f"time ({zone})", y_title="pending tasks")
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.3})
+    fig.update_xaxes(type="date", tickformat="%H:%M\n%b %d", gridcolor="#e6e9ef")
+    fig.update_yaxes(tickformat=",d", rangemode="tozero")
+    return fig

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED, BATCH_AWAITING_APPROVAL, STAGES
 from data import repository
-from data.models import Alert, Artifact, Batch, Source
+from data.models import Alert, Artifact, Batch, QueueSample, Source
 
 SLA_ALERT_KINDS = ("sla_warning", "sla_critical")
 MAX_SOURCES = 500  # the sources table; far more than a deployment registers
@@ -223,3 +223,14 @@ def batch_artifacts(
     frame = pd.DataFrame([list(r) for r in rows], columns=ARTIFACT_COLUMNS)
     frame[["failed stage", "error"]] = frame[["failed stage", "error"]].fillna("")
     return frame
+
+
+def backlog_samples(session: Session, *, since: datetime) -> pd.DataFrame:
+    """Pending tasks per queue (both task types summed) at each sample since `since`, oldest first."""
+    rows = session.execute(
+        select(QueueSample.sampled_at, QueueSample.queue, func.sum(QueueSample.backlog))
+        .where(QueueSample.sampled_at >= since)
+        .group_by(QueueSample.sampled_at, QueueSample.queue)
+        .order_by(QueueSample.sampled_at)
+    ).all()
+    return pd.DataFrame([list(r) for r in rows], columns=["time", "queue", "backlog"])

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import library, queries, task_queues, temporal
-from dashboard.db import reading, sessions, settings
+from dashboard import library, metrics, queries, task_queues, temporal
+from dashboard.db import reading, sessions, settings, writing
 from data import repository
 from orchestration.types import BatchProgress
 
@@ -181,3 +181,36 @@ def library_csv(f: library.LibraryFilter) -> Callable[[], str]:
             return library.library_csv(session, f)
 
     return build
+
+
+# --- workers --------------------------------------------------------------------------------------------
+
+BACKLOG_HOURS = 6  # the Workers page's backlog chart
+
+
+def record_backlog(states: list[task_queues.QueueState], at: datetime) -> None:
+    """Keep this look at the queues in the app database (at most one sample per backlog_sample_seconds,
+    whoever looks), so the history outlives the page. Not cached: it writes."""
+    s = settings()
+    with writing() as session:
+        repository.record_queue_samples(
+            session,
+            at=at,
+            samples=task_queues.samples(states),
+            every=timedelta(seconds=s.backlog_sample_seconds),
+            keep=timedelta(hours=s.backlog_retention_hours),
+        )
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def backlog_history(db: str, prometheus_url: str | None, hours: int) -> tuple[pd.DataFrame, str]:
+    """(time, queue, backlog) over the last `hours`, and where it came from: Prometheus's
+    approximate_backlog_count when configured and answering, else the samples in the app database."""
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    if prometheus_url:
+        try:
+            return metrics.backlog_from_prometheus(prometheus_url, since=since), "Prometheus"
+        except metrics.PrometheusUnavailable:
+            pass  # the database's samples, said so in the caption
+    with reading() as session:
+        return queries.backlog_samples(session, since=since), "the app database"
