@@ -37,9 +37,15 @@ def _waiting_b4(sessions: sessionmaker[Session], seeded: Seeded) -> int:
         batch.attempt = 2
         batch.compensation = "quarantined 1 stored document(s) until a retry succeeds"
         batch.decision_deadline = utcnow() + timedelta(hours=5, minutes=30)
-        decided = session.get_one(Batch, seeded.batches["b1"])
-        decided.decision, decided.decided_by, decided.decision_reason = "rejected", "ana", "source retired"
-        decided.decided_at = utcnow()
+        # as the workflow records a decision: on the batch row and in the decision history
+        repository.record_decision(
+            session,
+            batch_id=seeded.batches["b1"],
+            decision="rejected",
+            actor="ana",
+            reason="source retired",
+            attempt=1,
+        )
     return b4
 
 
