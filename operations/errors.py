@@ -36,3 +36,7 @@ class AlreadyRunning(Refused):
     def __init__(self, message: str, *, batch_id: int) -> None:
         super().__init__(message)
         self.batch_id = batch_id
+
+
+class Unreachable(Refused):
+    """A dry run could not read the location (down, refused, not found): registering it is still allowed."""

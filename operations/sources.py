@@ -21,7 +21,7 @@ from data import repository
 from data.models import Source
 from operations.access import require
 from operations.context import Actor, Context
-from operations.errors import Refused
+from operations.errors import Refused, Unreachable
 from orchestration.gateway import TemporalUnavailable
 from orchestration.schedules import ensure_all_schedules, sync_source_schedule
 from workers.stages.folders import folder_roots
@@ -122,6 +122,7 @@ def preview(
     from workers.stages.fetching import Fetcher
     from workers.stages.gather import SourceError, preview_source
     from workers.stages.pipeline import run_cpu_stages
+    from workers.stages.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
 
     settings = ctx.settings
     try:
@@ -135,6 +136,8 @@ def preview(
                 max_bytes=settings.max_document_bytes,
             )
     except SourceError as exc:
+        if exc.kind in (SOURCE_UNAVAILABLE, FETCH_DEADLINE):  # down or unreachable now: may come back
+            raise Unreachable(f"The source cannot be reached now: {exc.message}") from exc
         raise Refused(f"The source cannot be read: {exc.message}") from exc
     rows = []
     for doc in documents:
