@@ -32,17 +32,21 @@ def _layout(fig: go.Figure, *, height: int = 260, x_title: str = "", y_title: st
     return fig
 
 
-def throughput_figure(frame: pd.DataFrame) -> go.Figure:
-    """Documents stored per interval (columns: interval, documents)."""
+def throughput_figure(frame: pd.DataFrame, *, zone: str = "UTC") -> go.Figure:
+    """Documents stored per interval (columns: interval, documents), the hours shown in `zone`."""
+    hours = pd.to_datetime(frame["interval"], utc=True).dt.tz_convert(zone)
     fig = go.Figure(
         go.Bar(
-            x=frame["interval"],
+            x=hours,
             y=frame["documents"],
             marker_color=PRIMARY,
-            hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: %{y} documents<extra></extra>",
+            hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} ({zone}): %{{y}} documents<extra></extra>",
         )
     )
-    return _layout(fig, y_title="documents stored")
+    _layout(fig, x_title=f"hour ({zone})", y_title="documents stored")
+    fig.update_xaxes(type="date", tickformat="%H:%M\n%b %d")
+    fig.update_yaxes(tickformat=",d")
+    return fig
 
 
 def workflow_status_figure(frame: pd.DataFrame) -> go.Figure:

@@ -69,7 +69,7 @@ def live() -> None:
     with database_required():
         history, origin = views.backlog_history(views.db_key(), s.prometheus_url, views.BACKLOG_HOURS)
     if history.empty:
-        st.caption("No backlog recorded yet: it is sampled while someone has this page or the Overview open.")
+        st.caption("No backlog recorded yet: it is sampled while someone has this page open.")
     else:
         st.plotly_chart(charts.backlog_figure(history, zone=zone_name()), key="backlog_chart")
         st.caption(
