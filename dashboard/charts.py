@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -239,8 +239,12 @@ def sla_breaches_figure(frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def backlog_figure(frame: pd.DataFrame, *, zone: str) -> go.Figure:
-    """Pending tasks per queue over time (columns: time, queue, backlog), times shown in `zone`."""
+def backlog_figure(
+    frame: pd.DataFrame, *, zone: str, since: datetime | None = None, until: datetime | None = None
+) -> go.Figure:
+    """Pending tasks per queue over time (columns: time, queue, backlog), times shown in `zone`, the x axis
+    over the whole window (since, until) and the y axis in whole tasks (at least 0-5, so an idle queue does
+    not get ticks of 0.2)."""
     fig = go.Figure()
     for queue, rows in frame.groupby("queue", sort=True):
         times = pd.to_datetime(rows["time"], utc=True).dt.tz_convert(zone)
@@ -256,5 +260,8 @@ def backlog_figure(frame: pd.DataFrame, *, zone: str) -> go.Figure:
     _layout(fig, height=280, x_title=f"time ({zone})", y_title="pending tasks")
     fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.3})
     fig.update_xaxes(type="date", tickformat="%H:%M\n%b %d", gridcolor="#e6e9ef")
-    fig.update_yaxes(tickformat=",d", rangemode="tozero")
+    if since is not None and until is not None:
+        fig.update_xaxes(range=[pd.Timestamp(since).tz_convert(zone), pd.Timestamp(until).tz_convert(zone)])
+    top = float(frame["backlog"].max()) if not frame.empty else 0.0
+    fig.update_yaxes(tickformat=",d", range=[0, max(5.0, top * 1.1)], rangemode="tozero")
     return fig

@@ -71,4 +71,5 @@ def _confirm(acting: Actor, batch_ids: list[int], approve: bool, described: str)
     st.session_state.pop(PENDING, None)
     st.session_state.pop("decision_reason", None)
     st.session_state[OUTCOMES] = outcomes
+    st.cache_data.clear()  # a rare action: every list and count shows the decision at once, not in 5 s
     st.rerun()

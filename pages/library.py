@@ -90,7 +90,7 @@ if not frame.empty:
         "Open a document", list(titles), format_func=lambda i: f"{i} · {titles[i]}", key="library_open"
     )
     link_col.page_link(
-        DOCUMENT_PAGE, label="Open", icon=":material/description:", query_params={"doc": str(picked)}
+        DOCUMENT_PAGE, label="Open document", icon=":material/description:", query_params={"doc": str(picked)}
     )
 
 if allowed(Permission.EXPORT_CSV):  # the CSV is built only for those who may have it

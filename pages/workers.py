@@ -4,7 +4,7 @@ pipeline's rates and latencies (Prometheus when configured, else the database)."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -71,7 +71,12 @@ def live() -> None:
     if history.empty:
         st.caption("No backlog recorded yet: it is sampled while someone has this page open.")
     else:
-        st.plotly_chart(charts.backlog_figure(history, zone=zone_name()), key="backlog_chart")
+        st.plotly_chart(
+            charts.backlog_figure(
+                history, zone=zone_name(), since=now - timedelta(hours=views.BACKLOG_HOURS), until=now
+            ),
+            key="backlog_chart",
+        )
         st.caption(
             f"From {origin}"
             + (

@@ -98,6 +98,9 @@ def test_workers_page_shows_a_real_backlog_on_a_queue_nobody_polls(
     assert chart["layout"]["xaxis"]["type"] == "date"
     assert chart["layout"]["xaxis"]["title"]["text"] == "time (UTC)"
     assert chart["layout"]["yaxis"]["tickformat"] == ",d"
+    assert chart["layout"]["yaxis"]["range"][1] >= 5  # whole tasks, never ticks of 0.2
+    start, end = (pd.Timestamp(x) for x in chart["layout"]["xaxis"]["range"])
+    assert end - start == pd.Timedelta(hours=6)  # the window, not one sample's second
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(QueueSample)) >= len(ALL_QUEUES)
     # No Prometheus configured: rates and latencies come from the library database.

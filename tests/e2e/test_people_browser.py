@@ -60,9 +60,9 @@ def test_the_analyst_opens_a_document_from_a_search(
     # pick the document in "Open a document" and follow the link
     p.get_by_label("Open a document").click()
     p.get_by_role("option", name=re.compile(rf"^{artifact_id} · ")).click()
-    p.get_by_role("link", name="Open").click()
+    p.get_by_role("link", name="Open document", exact=True).click()
     p.get_by_role("heading", name="Document", exact=True).wait_for()
-    p.wait_for_url(re.compile(rf"/document\?doc={artifact_id}"))
+    p.wait_for_url(re.compile(rf"/document\?doc={artifact_id}"), wait_until="commit")  # a client-side switch
     p.get_by_role("heading", name=str(title)).wait_for()
     body = p.locator('[data-testid="stTextArea"] textarea')
     body.wait_for()
