@@ -263,7 +263,7 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
-def page_queries(session_factory: Any, batch_id: int) -> dict[str, Callable[[], Any]]:
+def page_queries(session_factory: Any, batch_id: int, document_id: int) -> dict[str, Callable[[], Any]]:
     """Each page's SQL with its default filters, as the page asks it (dashboard.queries via dashboard.views)."""
     from core.settings import Settings
     from dashboard import approvals, audit, metrics, queries
@@ -320,6 +320,17 @@ def page_queries(session_factory: Any, batch_id: int) -> dict[str, Callable[[], 
             lib.library_count(s, f)
             lib.library_page(s, f)
 
+    def document_page() -> None:
+        from dashboard import documents
+
+        with session_factory() as s:
+            doc = documents.document(s, artifact_id=document_id)
+            assert doc is not None
+            documents.exact_duplicates(s, doc)
+            documents.near_duplicates(s, doc)
+            documents.sightings(s, doc)
+            documents.document_text(s, artifact_id=document_id)
+
     def approvals_page() -> None:
         with session_factory() as s:
             approvals.waiting(s)
@@ -356,6 +367,7 @@ def page_queries(session_factory: Any, batch_id: int) -> dict[str, Callable[[], 
         "Batch detail": batch_detail,
         "Library": library,
         "Library search": library_search,
+        "Document": document_page,
         "Approvals": approvals_page,
         "SLA": sla_page,
         "Audit": audit_page,
@@ -363,7 +375,7 @@ def page_queries(session_factory: Any, batch_id: int) -> dict[str, Callable[[], 
     }
 
 
-def pages(batch_id: int) -> dict[str, tuple[str, dict[str, str]]]:
+def pages(batch_id: int, document_id: int) -> dict[str, tuple[str, dict[str, str]]]:
     """Page name -> (page script relative to dashboard/app.py, query parameters)."""
     return {
         "Overview": ("../pages/overview.py", {}),
@@ -372,6 +384,7 @@ def pages(batch_id: int) -> dict[str, tuple[str, dict[str, str]]]:
         "Batch detail": ("../pages/batches.py", {"batch": str(batch_id)}),
         "Library": ("../pages/library.py", {}),
         "Library search": ("../pages/library.py", {"q": "ransomware phishing"}),
+        "Document": ("../pages/document.py", {"doc": str(document_id)}),
         "Approvals": ("../pages/approvals.py", {}),
         "SLA": ("../pages/sla.py", {}),
         "Audit": ("../pages/audit.py", {}),
@@ -460,15 +473,23 @@ def peak_mb() -> float:
 
 def bench_pages(url: str, args: argparse.Namespace) -> float:
     """Render and time every page on the database at `url`; prints the table, returns the slowest render."""
+    from sqlalchemy import text
+
     from data.db import make_engine, make_session_factory
 
     os.environ["LOREGUARD_DATABASE_URL"] = url
     batch_id = args.batches  # the newest batch, still running: the live detail with its workflow query
     engine = make_engine(url)
     sessions = make_session_factory(engine)
-    query_fns = page_queries(sessions, batch_id)
+    with sessions() as session:  # the newest stored document: what a search opens first
+        document_id = int(
+            session.scalar(
+                text("SELECT max(id) FROM artifacts WHERE status = 'stored' AND stored_at IS NOT NULL")
+            )
+        )
+    query_fns = page_queries(sessions, batch_id, document_id)
     results: list[tuple[str, float, float]] = []
-    for name, (page, params) in pages(batch_id).items():
+    for name, (page, params) in pages(batch_id, document_id).items():
         query_s = timed(query_fns[name], args.repeat)
         render_s = statistics.median(render(page, params) for _ in range(args.repeat))
         results.append((name, render_s, query_s))

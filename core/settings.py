@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.roles import Role
@@ -248,6 +248,42 @@ class Settings(BaseSettings):
     supervisor_restart_window_seconds: float = Field(
         default=300.0, gt=0, description="the window of supervisor_max_restarts; then `up` gives up"
     )
+
+    # The dashboard for its people (issue 12): one time zone for every page, chart and export; the Workers
+    # page's backlog history (sampled into the app database when no Prometheus is configured) and its advice.
+    timezone: str = Field(
+        default="UTC",
+        description="IANA time zone (e.g. Europe/Berlin) in which every dashboard page, chart and CSV export "
+        "shows times, always labelled; the database keeps UTC",
+    )
+    backlog_sample_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="the dashboard records each task queue's backlog in the app database at most this often "
+        "(when no Prometheus is configured), so the Workers page's history survives a reload",
+    )
+    backlog_retention_hours: float = Field(
+        default=168.0, gt=0, description="backlog samples older than this are deleted when a new one is taken"
+    )
+    backlog_age_target_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Workers page: a queue whose oldest pending task waited longer than this is flagged, "
+        "whatever its length (KEDA scales on length alone)",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as UTC or Europe/Berlin"
+            ) from exc
+        return value
 
     @model_validator(mode="after")
     def _check_deploy_runtime(self) -> Settings:

@@ -13,11 +13,15 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.vocabulary import ARTIFACT_FAILED
+from core.vocabulary import ARTIFACT_FAILED, BATCH_AWAITING_APPROVAL
+from dashboard.formatting import status_word
 from data import repository
-from data.models import Artifact, Batch, Source, utcnow
+from data.models import Artifact, Batch, BatchDecision, Source, utcnow
 
 DECISION_TIMEOUT = 15.0  # seconds for one Update, SDK retries included
+
+
+BatchRow = repository.BatchRow  # a waiting batch, as the Approvals page shows it
 
 
 def waiting(session: Session) -> list[repository.BatchRow]:
@@ -102,29 +106,42 @@ def failed_artifacts(session: Session, *, batch_id: int, limit: int, offset: int
     )
 
 
-DECIDED_COLUMNS = ["batch", "source", "decision", "by", "reason", "decided", "status now"]
+DECIDED_COLUMNS = ["decided", "batch", "source", "attempt", "decision", "by", "reason", "status now"]
 
 
-def recent_decisions(session: Session, *, limit: int = 20) -> pd.DataFrame:
-    rows = session.execute(
-        select(Batch, Source.name)
+def recent_decisions(session: Session, *, limit: int = 20, batch_id: int | None = None) -> pd.DataFrame:
+    """Every decision (not only a batch's last), newest first: of one batch, or of all batches."""
+    stmt = (
+        select(BatchDecision, Source.name, Batch.status)
+        .join(Batch, Batch.id == BatchDecision.batch_id)
         .join(Source, Source.id == Batch.source_id)
-        .where(Batch.decided_at.is_not(None))
-        .order_by(Batch.decided_at.desc(), Batch.id.desc())
-        .limit(limit)
+    )
+    if batch_id is not None:
+        stmt = stmt.where(BatchDecision.batch_id == batch_id)
+    rows = session.execute(
+        stmt.order_by(BatchDecision.decided_at.desc(), BatchDecision.id.desc()).limit(limit)
     ).all()
     return pd.DataFrame(
         [
             [
-                b.id,
+                d.decided_at,
+                d.batch_id,
                 name,
-                b.decision or "",
-                b.decided_by or "",
-                b.decision_reason or "",
-                b.decided_at,
-                b.status,
+                d.attempt,
+                status_word(d.decision),
+                d.actor,
+                d.reason or "",
+                status_word(status),
             ]
-            for b, name in rows
+            for d, name, status in rows
         ],
         columns=DECIDED_COLUMNS,
-    )
+    ).astype({"attempt": "Int64"})
+
+
+def waiting_ids(session: Session, *, source_id: int | None = None) -> list[int]:
+    """Ids of the batches awaiting a decision (of one source), nearest timeout first: a bulk decision's set."""
+    stmt = select(Batch.id).where(Batch.status == BATCH_AWAITING_APPROVAL)
+    if source_id is not None:
+        stmt = stmt.where(Batch.source_id == source_id)
+    return list(session.scalars(stmt.order_by(Batch.decision_deadline, Batch.id)))

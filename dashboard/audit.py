@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dashboard.formatting import in_zone
 from dashboard.library import _csv_cell
 from data.models import AuditEvent
 
-COLUMNS = ["time", "actor", "action", "target", "reason"]
+COLUMNS = ["time", "actor", "action", "target", "name", "reason"]  # name: the target's, when written
 EXPORT_CAP = 50_000  # rows in one CSV export
 
 
@@ -37,7 +38,12 @@ def _conditions(f: AuditFilter) -> list[ColumnElement[bool]]:
     if f.target.strip():
         needle = f.target.strip().lower()
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(func.lower(AuditEvent.target).like(f"%{escaped}%", escape="\\"))
+        conditions.append(
+            or_(
+                func.lower(AuditEvent.target).like(f"%{escaped}%", escape="\\"),
+                func.lower(AuditEvent.target_name).like(f"%{escaped}%", escape="\\"),
+            )
+        )
     if f.since is not None:
         conditions.append(AuditEvent.created_at >= f.since)
     if f.until is not None:
@@ -53,7 +59,12 @@ def page(session: Session, f: AuditFilter, *, limit: int | None, offset: int = 0
     """Events newest first."""
     stmt = (
         select(
-            AuditEvent.created_at, AuditEvent.actor, AuditEvent.action, AuditEvent.target, AuditEvent.reason
+            AuditEvent.created_at,
+            AuditEvent.actor,
+            AuditEvent.action,
+            AuditEvent.target,
+            AuditEvent.target_name,
+            AuditEvent.reason,
         )
         .where(*_conditions(f))
         .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
@@ -62,7 +73,10 @@ def page(session: Session, f: AuditFilter, *, limit: int | None, offset: int = 0
         stmt = stmt.limit(limit).offset(offset)
     rows = session.execute(stmt).all()
     return pd.DataFrame(
-        [[t, actor, action, target, reason or ""] for t, actor, action, target, reason in rows],
+        [
+            [t, actor, action, target, name or "", reason or ""]
+            for t, actor, action, target, name, reason in rows
+        ],
         columns=COLUMNS,
     )
 
@@ -74,12 +88,13 @@ def options(session: Session) -> tuple[list[str], list[str]]:
     return actors, actions
 
 
-def csv_text(session: Session, f: AuditFilter, *, cap: int = EXPORT_CAP) -> str:
-    """The events matching the filter as CSV, newest first, at most `cap` rows; times in ISO 8601 UTC.
+def csv_text(session: Session, f: AuditFilter, *, cap: int = EXPORT_CAP, zone: str = "UTC") -> str:
+    """The events matching the filter as CSV, newest first, at most `cap` rows; times in ISO 8601 in `zone`
+    (with their offset).
 
     Cells that a spreadsheet would run as formulas (=, +, -, @) are prefixed with a quote.
     """
-    frame = page(session, f, limit=cap)
+    frame = in_zone(page(session, f, limit=cap), zone)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
@@ -88,11 +103,11 @@ def csv_text(session: Session, f: AuditFilter, *, cap: int = EXPORT_CAP) -> str:
     return out.getvalue()
 
 
-def csv_export(maker: sessionmaker[Session], f: AuditFilter) -> Callable[[], str]:
+def csv_export(maker: sessionmaker[Session], f: AuditFilter, *, zone: str = "UTC") -> Callable[[], str]:
     """The CSV export as a callable for st.download_button: read only when it is clicked (on another thread)."""
 
     def build() -> str:
         with maker() as session:
-            return csv_text(session, f)
+            return csv_text(session, f, zone=zone)
 
     return build

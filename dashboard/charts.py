@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -32,17 +32,21 @@ def _layout(fig: go.Figure, *, height: int = 260, x_title: str = "", y_title: st
     return fig
 
 
-def throughput_figure(frame: pd.DataFrame) -> go.Figure:
-    """Documents stored per interval (columns: interval, documents)."""
+def throughput_figure(frame: pd.DataFrame, *, zone: str = "UTC") -> go.Figure:
+    """Documents stored per interval (columns: interval, documents), the hours shown in `zone`."""
+    hours = pd.to_datetime(frame["interval"], utc=True).dt.tz_convert(zone)
     fig = go.Figure(
         go.Bar(
-            x=frame["interval"],
+            x=hours,
             y=frame["documents"],
             marker_color=PRIMARY,
-            hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: %{y} documents<extra></extra>",
+            hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} ({zone}): %{{y}} documents<extra></extra>",
         )
     )
-    return _layout(fig, y_title="documents stored")
+    _layout(fig, x_title=f"hour ({zone})", y_title="documents stored")
+    fig.update_xaxes(type="date", tickformat="%H:%M\n%b %d")
+    fig.update_yaxes(tickformat=",d")
+    return fig
 
 
 def workflow_status_figure(frame: pd.DataFrame) -> go.Figure:
@@ -232,4 +236,32 @@ def sla_breaches_figure(frame: pd.DataFrame) -> go.Figure:
     )
     fig = _layout(fig, y_title="breaches")
     fig.update_layout(barmode="stack", showlegend=True)
+    return fig
+
+
+def backlog_figure(
+    frame: pd.DataFrame, *, zone: str, since: datetime | None = None, until: datetime | None = None
+) -> go.Figure:
+    """Pending tasks per queue over time (columns: time, queue, backlog), times shown in `zone`, the x axis
+    over the whole window (since, until) and the y axis in whole tasks (at least 0-5, so an idle queue does
+    not get ticks of 0.2)."""
+    fig = go.Figure()
+    for queue, rows in frame.groupby("queue", sort=True):
+        times = pd.to_datetime(rows["time"], utc=True).dt.tz_convert(zone)
+        fig.add_trace(
+            go.Scatter(
+                x=times,
+                y=rows["backlog"],
+                mode="lines+markers",
+                name=str(queue),
+                hovertemplate=f"%{{x|%Y-%m-%d %H:%M:%S}} ({zone}): %{{y:,d}} pending<extra>{queue}</extra>",
+            )
+        )
+    _layout(fig, height=280, x_title=f"time ({zone})", y_title="pending tasks")
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.3})
+    fig.update_xaxes(type="date", tickformat="%H:%M\n%b %d", gridcolor="#e6e9ef")
+    if since is not None and until is not None:
+        fig.update_xaxes(range=[pd.Timestamp(since).tz_convert(zone), pd.Timestamp(until).tz_convert(zone)])
+    top = float(frame["backlog"].max()) if not frame.empty else 0.0
+    fig.update_yaxes(tickformat=",d", range=[0, max(5.0, top * 1.1)], rangemode="tozero")
     return fig

@@ -7,10 +7,13 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
+import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from dashboard import formatting
 from dashboard.db import DatabaseUnavailable
 from dashboard.db import unavailable as unavailable_database
 
@@ -19,6 +22,7 @@ OVERVIEW_PAGE = "../pages/overview.py"
 SOURCES_PAGE = "../pages/sources.py"
 BATCHES_PAGE = "../pages/batches.py"
 LIBRARY_PAGE = "../pages/library.py"
+DOCUMENT_PAGE = "../pages/document.py"
 APPROVALS_PAGE = "../pages/approvals.py"
 AUDIT_PAGE = "../pages/audit.py"
 WORKERS_PAGE = "../pages/workers.py"
@@ -38,8 +42,33 @@ def literal(value: object) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
+def zone_name() -> str:
+    """LOREGUARD_TIMEZONE: the one zone every page, chart and export shows times in."""
+    from dashboard.db import settings
+
+    return settings().timezone
+
+
 def when(value: datetime | None) -> str:
-    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    """A time in the configured zone, labelled ('2026-12-02 10:15:03 CET'); '—' when there is none."""
+    return formatting.when(value, zone_name())
+
+
+def table(
+    frame: pd.DataFrame, *, key: str, column_config: dict[str, Any] | None = None, **kwargs: Any
+) -> Any:
+    """st.dataframe with every time moved to the configured zone and its column labelled with the zone."""
+    zone = zone_name()
+    shown = formatting.in_zone(frame, zone)
+    config: dict[str, Any] = {}
+    for name in shown.columns:
+        if isinstance(shown[name].dtype, pd.DatetimeTZDtype):
+            config[str(name)] = st.column_config.DatetimeColumn(
+                f"{name} ({zone})", format="YYYY-MM-DD HH:mm:ss", timezone=zone
+            )
+    config.update(column_config or {})
+    kwargs.setdefault("hide_index", True)
+    return st.dataframe(shown, key=key, column_config=config, **kwargs)
 
 
 @contextmanager

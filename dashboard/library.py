@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import column, table
 
 from core.vocabulary import ARTIFACT_STORED
+from dashboard.documents import seen_counts
 from dashboard.queries import sqlite_backend
 from data.models import Artifact, Evaluation, Source
 
@@ -101,6 +102,9 @@ def _library_select(
     # a stored document always has stored_at; saying so lets PostgreSQL's newest-first index scan skip the
     # NULLs of failed documents (a backward scan meets them first) instead of reading past them
     stmt = stmt.where(Artifact.status == ARTIFACT_STORED, Artifact.stored_at.is_not(None))
+    # each content once: a stored exact duplicate of another stored document (another source's copy) is
+    # listed with its original, on the original's document page
+    stmt = stmt.where(Artifact.duplicate_of_id.is_(None))
     if f.source_id is not None:
         stmt = stmt.where(Artifact.source_id == f.source_id)
     if f.label is not None:
@@ -169,11 +173,12 @@ def _library_columns() -> list[Any]:
 
 def library_page(session: Session, f: LibraryFilter, *, limit: int = 50, offset: int = 0) -> pd.DataFrame:
     """One page of stored documents: the best matches first for a search (among the newest SEARCH_CAP
-    matches), else newest first."""
+    matches), else newest first; each with how often its content was seen, first and last."""
+    columns = [*_library_columns(), Artifact.content_hash]
     if search_terms(f.search):
         matches = _newest_matches(session, f, limit=SEARCH_CAP)
         stmt = (
-            select(*_library_columns())
+            select(*columns)
             .select_from(matches)
             .join(Artifact, Artifact.id == matches.c.id)
             .join(Source, Source.id == Artifact.source_id)
@@ -181,35 +186,54 @@ def library_page(session: Session, f: LibraryFilter, *, limit: int = 50, offset:
             .order_by(matches.c.score.desc(), Artifact.id.desc())
         )
     else:
-        stmt = _library_select(session, _library_columns(), f).order_by(
-            Artifact.stored_at.desc(), Artifact.id.desc()
-        )
+        stmt = _library_select(session, columns, f).order_by(Artifact.stored_at.desc(), Artifact.id.desc())
     stmt = stmt.limit(limit).offset(offset)
-    frame = pd.DataFrame([list(r) for r in session.execute(stmt)], columns=LIBRARY_COLUMNS)
+    frame = pd.DataFrame([list(r) for r in session.execute(stmt)], columns=[*LIBRARY_COLUMNS, "hash"])
     frame["confidence"] = frame["confidence"].astype("float64").round(3)
-    return frame
+    seen = seen_counts(session, [h for h in frame["hash"] if h])
+    frame["seen"] = pd.array([seen[h][0] if h in seen else 1 for h in frame["hash"]], dtype="Int64")
+    frame["first seen"] = [seen[h][1] if h in seen else None for h in frame["hash"]]
+    frame["last seen"] = [seen[h][2] if h in seen else None for h in frame["hash"]]
+    frame["open"] = [f"{DOCUMENT_URL}?doc={i}" for i in frame["id"]]
+    return frame.drop(columns=["hash"])
+
+
+DOCUMENT_URL = "document"  # the document page's URL path (pages/document.py), relative to the app
+PAGE_COLUMNS = [*LIBRARY_COLUMNS, "seen", "first seen", "last seen", "open"]
 
 
 def library_csv(
-    session: Session, f: LibraryFilter, *, cap: int = EXPORT_CAP, chunk: int = EXPORT_CHUNK
+    session: Session,
+    f: LibraryFilter,
+    *,
+    cap: int = EXPORT_CAP,
+    chunk: int = EXPORT_CHUNK,
+    with_text: bool = False,
 ) -> str:
-    """The filtered library as CSV, newest first, at most `cap` rows, read in keyset-paged chunks."""
+    """The filtered library as CSV, newest first, at most `cap` rows, read in keyset-paged chunks; with the
+    documents' text as a last column when asked (only for people who may see text: the page checks)."""
     out = io.StringIO()
-    for part in library_csv_chunks(session, f, cap=cap, chunk=chunk):
+    for part in library_csv_chunks(session, f, cap=cap, chunk=chunk, with_text=with_text):
         out.write(part)
     return out.getvalue()
 
 
 def library_csv_chunks(
-    session: Session, f: LibraryFilter, *, cap: int = EXPORT_CAP, chunk: int = EXPORT_CHUNK
+    session: Session,
+    f: LibraryFilter,
+    *,
+    cap: int = EXPORT_CAP,
+    chunk: int = EXPORT_CHUNK,
+    with_text: bool = False,
 ) -> Iterator[str]:
     header = io.StringIO()
-    csv.writer(header).writerow(LIBRARY_COLUMNS)
+    csv.writer(header).writerow([*LIBRARY_COLUMNS, *(["text"] if with_text else [])])
+    columns = [*_library_columns(), *([Artifact.text] if with_text else [])]
     yield header.getvalue()
     written = 0
     after: tuple[datetime, int] | None = None
     while written < cap:
-        stmt = _library_select(session, _library_columns(), f)
+        stmt = _library_select(session, columns, f)
         if after is not None:
             stored_at, artifact_id = after
             stmt = stmt.where(
@@ -229,7 +253,7 @@ def library_csv_chunks(
         yield buffer.getvalue()
         written += len(rows)
         last = rows[-1]
-        after = (last[0], last[-1])
+        after = (last[0], last[LIBRARY_COLUMNS.index("id")])
         if len(rows) < size:
             return
 

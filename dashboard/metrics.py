@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 from prometheus_api_client import PrometheusConnect
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -75,6 +76,34 @@ def from_prometheus(url: str, *, window: str = "15m", budget: float = 1.0) -> Pi
             origin="prometheus", available=False, error=f"Prometheus at {url}: {_reason(exc)}"
         )
     return rates
+
+
+class PrometheusUnavailable(RuntimeError):
+    """Prometheus did not answer a query in time (or answered nonsense)."""
+
+
+def backlog_from_prometheus(url: str, *, since: datetime, budget: float = 1.0) -> pd.DataFrame:
+    """(time, queue, backlog) from the Temporal server's approximate_backlog_count (queue names as LoreGuard
+    writes them: the server reports loreguard_processing for loreguard-processing)."""
+    end = datetime.now(UTC)
+    step = max(15, int((end - since).total_seconds() / 240))
+    try:
+        api = PrometheusConnect(url=url, retry=Retry(total=0), timeout=budget, disable_ssl=True)
+        series = api.custom_query_range(
+            "sum by (taskqueue) (approximate_backlog_count)", start_time=since, end_time=end, step=str(step)
+        )
+    except Exception as exc:
+        raise PrometheusUnavailable(f"Prometheus at {url}: {_reason(exc)}") from exc
+    rows = [
+        (
+            datetime.fromtimestamp(float(t), UTC),
+            str(one["metric"].get("taskqueue", "")).replace("_", "-"),
+            int(float(v)),
+        )
+        for one in series
+        for t, v in one.get("values", [])
+    ]
+    return pd.DataFrame(rows, columns=["time", "queue", "backlog"])
 
 
 def from_database(session: Session, *, window: timedelta = timedelta(minutes=15)) -> PipelineRates:

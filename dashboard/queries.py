@@ -15,9 +15,18 @@ import pandas as pd
 from sqlalchemy import BigInteger, ColumnElement, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
-from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED, BATCH_AWAITING_APPROVAL, STAGES
+from core.vocabulary import (
+    ARTIFACT_FAILED,
+    ARTIFACT_STORED,
+    ARTIFACT_UNCHANGED,
+    BATCH_AWAITING_APPROVAL,
+    BATCH_IN_FLIGHT,
+    BATCH_RUNNING,
+    STAGES,
+)
+from dashboard.formatting import duration, status_word
 from data import repository
-from data.models import Alert, Artifact, Batch, Source
+from data.models import Alert, Artifact, Batch, QueueSample, Source
 
 SLA_ALERT_KINDS = ("sla_warning", "sla_critical")
 MAX_SOURCES = 500  # the sources table; far more than a deployment registers
@@ -121,6 +130,7 @@ BATCH_COLUMNS = [
     "batch",
     "source",
     "status",
+    "progress",
     "trigger",
     "attempt",
     "total",
@@ -129,13 +139,30 @@ BATCH_COLUMNS = [
     "unchanged",
     "skipped",
     "created",
-    "took (s)",
+    "took",
     "error",
 ]
+INGESTING = "ingesting"  # a running batch still gathering its documents: its total is still growing
+
+
+def shown_status(status: str, ingested_at: datetime | None) -> str:
+    """The status as a person reads it, with the ingesting phase of a running batch made explicit."""
+    if status == BATCH_RUNNING and ingested_at is None:
+        return INGESTING
+    return status_word(status)
+
+
+def progress_text(done: int, total: int, status: str) -> str:
+    if status == INGESTING:
+        return f"{total:,} gathered so far"
+    if not total:
+        return "—"
+    return f"{done:,} of {total:,} ({done / total:.0%})"
 
 
 def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int = 0) -> pd.DataFrame:
-    """One page of batches, newest first."""
+    """One page of batches, newest first; a batch in flight counts its documents live (the row's own counts
+    are written when it finishes), so the list and the batch's page agree."""
     stmt = (
         select(
             Batch.id,
@@ -150,6 +177,7 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
             Batch.skipped,
             Batch.created_at,
             Batch.started_at,
+            Batch.ingested_at,
             Batch.finished_at,
             Batch.error_type,
             Batch.error_message,
@@ -160,15 +188,34 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
         .limit(limit)
         .offset(offset)
     )
-    rows = [
-        [
-            *r[:10],  # batch .. skipped, in BATCH_COLUMNS order
-            r.created_at,
-            _seconds(r.started_at, r.finished_at),
-            f"{r.error_type}: {r.error_message}" if r.error_type else (r.error_message or ""),
-        ]
-        for r in session.execute(stmt)
-    ]
+    rows = []
+    for r in session.execute(stmt):
+        total, stored, failed, unchanged = r.total, r.stored, r.failed, r.unchanged
+        if r.status in BATCH_IN_FLIGHT and r.status != BATCH_AWAITING_APPROVAL:
+            counts = repository.artifact_status_counts(session, batch_id=r.id)
+            total = sum(counts.values())
+            stored = counts.get(ARTIFACT_STORED, 0)
+            failed = counts.get(ARTIFACT_FAILED, 0)
+            unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
+        status = shown_status(r.status, r.ingested_at)
+        rows.append(
+            [
+                r.id,
+                r.name,
+                status,
+                progress_text(stored + failed + unchanged, total, status),
+                r.trigger,
+                r.attempt,
+                total,
+                stored,
+                failed,
+                unchanged,
+                r.skipped,
+                r.created_at,
+                duration(_seconds(r.started_at, r.finished_at)),
+                f"{r.error_type}: {r.error_message}" if r.error_type else (r.error_message or ""),
+            ]
+        )
     return pd.DataFrame(rows, columns=BATCH_COLUMNS)
 
 
@@ -223,3 +270,14 @@ def batch_artifacts(
     frame = pd.DataFrame([list(r) for r in rows], columns=ARTIFACT_COLUMNS)
     frame[["failed stage", "error"]] = frame[["failed stage", "error"]].fillna("")
     return frame
+
+
+def backlog_samples(session: Session, *, since: datetime) -> pd.DataFrame:
+    """Pending tasks per queue (both task types summed) at each sample since `since`, oldest first."""
+    rows = session.execute(
+        select(QueueSample.sampled_at, QueueSample.queue, func.sum(QueueSample.backlog))
+        .where(QueueSample.sampled_at >= since)
+        .group_by(QueueSample.sampled_at, QueueSample.queue)
+        .order_by(QueueSample.sampled_at)
+    ).all()
+    return pd.DataFrame([list(r) for r in rows], columns=["time", "queue", "backlog"])

@@ -11,6 +11,7 @@ import pandas as pd
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from dashboard.formatting import every, status_word
 from data import repository
 from operations.sources import PreviewRow
 from orchestration.gateway import TemporalGateway, TemporalUnavailable
@@ -54,7 +55,7 @@ SUMMARY_COLUMNS = [
     "name",
     "kind",
     "location",
-    "every (s)",
+    "refreshes",
     "paused",
     "batches",
     "documents",
@@ -73,13 +74,13 @@ def summary_frame(summaries: list[repository.SourceSummary]) -> pd.DataFrame:
                 s.name,
                 s.kind,
                 s.location,
-                s.refresh_interval_seconds,
+                every(s.refresh_interval_seconds),
                 s.paused,
                 s.batches,
                 s.documents,
                 s.errors,
                 s.last_refresh,
-                s.last_status or "",
+                status_word(s.last_status) if s.last_status else "never",
             ]
             for s in summaries
         ],

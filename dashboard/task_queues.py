@@ -16,11 +16,10 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from dashboard.formatting import duration
 from dashboard.temporal import RPC_TIMEOUT
 from orchestration.constants import ALL_QUEUES, SCALED_TASK_TYPE
 from orchestration.gateway import TRANSPORT_CODES, TemporalGateway
-
-HISTORY_SAMPLES = 360  # backlog samples kept per browser session (30 min at one every 5 s)
 
 _TYPES = (
     ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
@@ -123,10 +122,10 @@ def backlog_frame(states: list[QueueState]) -> pd.DataFrame:
     )
 
 
-def queue_table(states: list[QueueState], *, per_replica: int, minimum: int, maximum: int) -> pd.DataFrame:
-    rows = []
-    for s in states:
-        rows.append(
+def queue_table(states: list[QueueState]) -> pd.DataFrame:
+    """Per queue and task type: pollers, backlog and its age, rates (the recommendation is queue_advice's)."""
+    return pd.DataFrame(
+        [
             {
                 "queue": s.queue,
                 "type": s.kind,
@@ -135,42 +134,69 @@ def queue_table(states: list[QueueState], *, per_replica: int, minimum: int, max
                 "oldest (s)": s.backlog_age_s,
                 "added/s": s.add_rate,
                 "dispatched/s": s.dispatch_rate,
-                # Only on the row the autoscaler counts (KEDA's queueTypes), so the page and KEDA agree.
-                "recommended replicas": recommended_replicas(
-                    s.backlog, per_replica=per_replica, minimum=minimum, maximum=maximum
-                )
-                if SCALED_TASK_TYPE.get(s.queue) == s.kind
-                else pd.NA,
                 "error": s.error or "",
             }
+            for s in states
+        ],
+        columns=["queue", "type", "pollers", "backlog", "oldest (s)", "added/s", "dispatched/s", "error"],
+    )
+
+
+def queue_advice(
+    states: list[QueueState], *, per_replica: int, minimum: int, maximum: int, age_target: float
+) -> pd.DataFrame:
+    """One recommendation per queue, on the task type the autoscaler counts (KEDA's queueTypes): replicas by
+    KEDA's rule on the backlog's length, and advice that also weighs how long the oldest task has waited."""
+    rows = []
+    for s in states:
+        if SCALED_TASK_TYPE.get(s.queue) != s.kind:
+            continue
+        replicas = recommended_replicas(s.backlog, per_replica=per_replica, minimum=minimum, maximum=maximum)
+        rows.append(
+            {
+                "queue": s.queue,
+                "type": s.kind,
+                "backlog": s.backlog,
+                "oldest": duration(s.backlog_age_s) if s.backlog else "—",
+                "recommended replicas": replicas,
+                "advice": _advice(s, replicas, maximum=maximum, age_target=age_target),
+            }
         )
-    table = pd.DataFrame(rows)
-    if not table.empty:
-        table["recommended replicas"] = table["recommended replicas"].astype("Int64")
-    return table
+    return pd.DataFrame(
+        rows, columns=["queue", "type", "backlog", "oldest", "recommended replicas", "advice"]
+    )
+
+
+def _advice(s: QueueState, replicas: int, *, maximum: int, age_target: float) -> str:
+    if s.error:
+        return f"unknown: {s.error}"
+    late = s.backlog > 0 and s.backlog_age_s > age_target
+    if late and s.pollers == 0:
+        return f"tasks wait {duration(s.backlog_age_s)} and no worker polls: start a worker for this queue"
+    if late and replicas >= maximum:
+        return (
+            f"tasks wait {duration(s.backlog_age_s)} at the maximum of {maximum} replicas: raise "
+            "LOREGUARD_MAX_REPLICAS (and maxReplicaCount) or the workers' concurrency"
+        )
+    if late:
+        return (
+            f"tasks wait {duration(s.backlog_age_s)} (over {duration(age_target)}): scale to {replicas}; if "
+            f"{replicas} already run, lower the tasks per replica (targetQueueSize)"
+        )
+    if s.backlog == 0:
+        return f"idle: {replicas} (the minimum) is enough"
+    return f"{replicas} replica(s) for {s.backlog:,} pending task(s); the oldest waited {duration(s.backlog_age_s)}"
 
 
 def worker_table(states: list[QueueState]) -> pd.DataFrame:
     rows = [
-        {
-            "worker": p.identity,
-            "queue": p.queue,
-            "type": p.kind,
-            "last seen": p.last_access,
-            "polls/s": p.rate_per_second,
-        }
+        {"worker": p.identity, "queue": p.queue, "type": p.kind, "last seen": p.last_access}
         for s in states
         for p in s.workers
     ]
-    return pd.DataFrame(rows, columns=["worker", "queue", "type", "last seen", "polls/s"])
+    return pd.DataFrame(rows, columns=["worker", "queue", "type", "last seen"])
 
 
-def add_sample(history: list[dict[str, Any]], states: list[QueueState], at: datetime) -> list[dict[str, Any]]:
-    """Append one backlog sample per queue (both types summed); keep the last HISTORY_SAMPLES per queue."""
-    per_queue: dict[str, int] = {}
-    for s in states:
-        per_queue[s.queue] = per_queue.get(s.queue, 0) + s.backlog
-    history.extend({"time": at, "queue": q, "backlog": n} for q, n in per_queue.items())
-    limit = HISTORY_SAMPLES * max(len(per_queue), 1)
-    del history[:-limit]
-    return history
+def samples(states: list[QueueState]) -> list[tuple[str, str, int, float]]:
+    """(queue, type, backlog, oldest s) of the queues Temporal described, for the backlog history."""
+    return [(s.queue, s.kind, s.backlog, s.backlog_age_s) for s in states if not s.error]

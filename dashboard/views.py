@@ -13,9 +13,13 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import library, queries, task_queues, temporal
-from dashboard.db import reading, sessions, settings
+from core.vocabulary import BATCH_RETRYING, BATCH_RUNNING
+from dashboard import approvals, documents, library, metrics, queries, task_queues, temporal
+from dashboard.db import operations_context, reading, sessions, settings, writing
+from dashboard.formatting import duration, when
 from data import repository
+from operations import Actor
+from operations import documents as documents_ops
 from orchestration.types import BatchProgress
 
 SourceSummary = repository.SourceSummary  # the sources table's row type, for the pages
@@ -133,6 +137,31 @@ def batch_figures(db: str, batch_id: int) -> BatchFigures:
         )
 
 
+@st.cache_data(ttl=1, show_spinner=False)
+def batch_decisions(db: str, batch_id: int) -> pd.DataFrame:
+    """Every decision on the batch, newest first."""
+    with reading() as session:
+        return approvals.recent_decisions(session, batch_id=batch_id, limit=1000)
+
+
+def pace(batch: queries.BatchDetail, done: int, total: int, now: datetime) -> str:
+    """'1,234 documents in 2 min: 10.3 docs/s; about 5 min left (ETA 14:05 UTC)' (no ETA while ingesting)."""
+    if batch.started_at is None or done <= 0:
+        return ""
+    end = batch.finished_at or now
+    seconds = max((end - batch.started_at).total_seconds(), 0.001)
+    rate = done / seconds
+    text = f"{done:,} documents in {duration(seconds)}: {rate:,.1f} docs/s"
+    if batch.finished_at is None and batch.status in (BATCH_RUNNING, BATCH_RETRYING):
+        if batch.ingested_at is None:
+            return text + "; no ETA while ingesting (the total still grows)"
+        left = max(total - done, 0) / rate
+        text += (
+            f"; about {duration(left)} left (ETA {when(now + timedelta(seconds=left), settings().timezone)})"
+        )
+    return text
+
+
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def batch_artifacts(db: str, batch_id: int, only_failed: bool, limit: int, offset: int) -> pd.DataFrame:
     with reading() as session:
@@ -169,15 +198,87 @@ def library_page(db: str, f: library.LibraryFilter, limit: int, offset: int) -> 
         return library.library_page(session, f, limit=limit, offset=offset)
 
 
-def library_csv(f: library.LibraryFilter) -> Callable[[], str]:
-    """The CSV export as a callable for st.download_button: the rows are read only when it is clicked.
+def library_csv(
+    f: library.LibraryFilter, *, actor: Actor | None = None, with_text: bool = False
+) -> Callable[[], str]:
+    """The CSV export as a callable for st.download_button: the rows are read only when it is clicked, after
+    the operations layer said the person may have them (`actor`; with the text only for READ_TEXT roles).
 
     Streamlit calls it on another thread, so it holds the session factory rather than reaching for caches.
     """
     maker = sessions()
+    ctx = operations_context() if actor is not None else None
 
     def build() -> str:
+        if actor is not None and ctx is not None:
+            documents_ops.may_export(actor, ctx, with_text=with_text)
         with maker() as session:
-            return library.library_csv(session, f)
+            return library.library_csv(session, f, with_text=with_text)
 
     return build
+
+
+# --- workers --------------------------------------------------------------------------------------------
+
+BACKLOG_HOURS = 6  # the Workers page's backlog chart
+
+
+def record_backlog(states: list[task_queues.QueueState], at: datetime) -> None:
+    """Keep this look at the queues in the app database (at most one sample per backlog_sample_seconds,
+    whoever looks), so the history outlives the page. Not cached: it writes."""
+    s = settings()
+    with writing() as session:
+        repository.record_queue_samples(
+            session,
+            at=at,
+            samples=task_queues.samples(states),
+            every=timedelta(seconds=s.backlog_sample_seconds),
+            keep=timedelta(hours=s.backlog_retention_hours),
+        )
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def backlog_history(db: str, prometheus_url: str | None, hours: int) -> tuple[pd.DataFrame, str]:
+    """(time, queue, backlog) over the last `hours`, and where it came from: Prometheus's
+    approximate_backlog_count when configured and answering, else the samples in the app database."""
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    if prometheus_url:
+        try:
+            return metrics.backlog_from_prometheus(prometheus_url, since=since), "Prometheus"
+        except metrics.PrometheusUnavailable:
+            pass  # the database's samples, said so in the caption
+    with reading() as session:
+        return queries.backlog_samples(session, since=since), "the app database"
+
+
+# --- one document ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    document: documents.Document
+    exact: pd.DataFrame
+    near: pd.DataFrame
+    sightings: pd.DataFrame
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def document_view(db: str, artifact_id: int) -> DocumentView | None:
+    """Everything the document page shows but the text (which is read only for those who may see it)."""
+    with reading() as session:
+        doc = documents.document(session, artifact_id=artifact_id)
+        if doc is None:
+            return None
+        return DocumentView(
+            doc,
+            documents.exact_duplicates(session, doc),
+            documents.near_duplicates(session, doc),
+            documents.sightings(session, doc),
+        )
+
+
+def document_text(actor: Actor, artifact_id: int) -> str | None:
+    """The text, after the operations layer's role check (Forbidden when the person may not see it)."""
+    documents_ops.may_read_text(actor, operations_context(), artifact_id)
+    with reading() as session:
+        return documents.document_text(session, artifact_id=artifact_id)

@@ -162,8 +162,12 @@ class Artifact(Base):
     word_count: Mapped[int | None] = mapped_column(Integer)
 
     # clarify
-    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("artifacts.id", ondelete="SET NULL"))
-    near_duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("artifacts.id", ondelete="SET NULL"))
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="SET NULL"), index=True
+    )
+    near_duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="SET NULL"), index=True
+    )
     similarity: Mapped[float | None] = mapped_column(Float)
     clarification: Mapped[str | None] = mapped_column(Text)
 
@@ -225,8 +229,39 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(100), index=True)
     target: Mapped[str] = mapped_column(String(500))
+    # what the target is called when the event is written ("advisories", "batch 12 of advisories"): it
+    # stays readable after the source is deleted
+    target_name: Mapped[str | None] = mapped_column(String(500))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class BatchDecision(Base):
+    """One decision on a failed batch (approved, rejected, timed out); the batch row keeps only the last."""
+
+    __tablename__ = "batch_decisions"
+    __table_args__ = (Index("ix_batch_decisions_batch_decided", "batch_id", "decided_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    attempt: Mapped[int | None] = mapped_column(Integer)  # the attempt that failed (unknown for old rows)
+    decision: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class QueueSample(Base):
+    """A task queue's backlog and the age of its oldest task at one moment (the Workers page's history)."""
+
+    __tablename__ = "queue_samples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sampled_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    queue: Mapped[str] = mapped_column(String(200))
+    task_type: Mapped[str] = mapped_column(String(20))
+    backlog: Mapped[int] = mapped_column(Integer)
+    backlog_age_s: Mapped[float] = mapped_column(Float)
 
 
 class RoleAssignment(Base):

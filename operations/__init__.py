@@ -5,6 +5,6 @@ these functions with the acting person first and show `Refused` messages as they
 """
 
 from operations.context import Actor, Context
-from operations.errors import Forbidden, NotAccepted, Refused
+from operations.errors import AlreadyRunning, Forbidden, NotAccepted, Refused
 
-__all__ = ["Actor", "Context", "Forbidden", "NotAccepted", "Refused"]
+__all__ = ["Actor", "AlreadyRunning", "Context", "Forbidden", "NotAccepted", "Refused"]

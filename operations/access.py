@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from core.roles import Permission, needs
 from data import repository
 from operations.context import Actor, Context
@@ -18,6 +20,23 @@ def require(actor: Actor, ctx: Context, permission: Permission, *, action: str, 
     message = needs(permission, actor.roles)
     with ctx.sessions.begin() as session:
         repository.record_audit(
-            session, actor=actor.name, action=f"refused:{action}", target=target, reason=message
+            session,
+            actor=actor.name,
+            action=f"refused:{action}",
+            target=target,
+            reason=message,
+            target_name=_name_of(session, target),
         )
     raise Forbidden(message[0].upper() + message[1:] + ".")
+
+
+def _name_of(session: Session, target: str) -> str | None:
+    """The name of a "source:ID" or "batch:ID" target when it exists (else None: a name as typed, say)."""
+    kind, _, ref = target.partition(":")
+    if not ref.isdigit():
+        return None
+    if kind == "source":
+        return repository.source_name(session, int(ref))
+    if kind == "batch":
+        return repository.batch_name(session, int(ref))
+    return None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -20,7 +21,7 @@ from core.roles import Permission
 from data import repository
 from operations.access import require
 from operations.context import Actor, Context
-from operations.errors import NotAccepted, Refused
+from operations.errors import AlreadyRunning, NotAccepted, Refused
 from operations.sources import SourceRef, find
 from orchestration.client import DecisionRefused, send_decision, start_batch_workflow
 from orchestration.constants import ERR_NOT_STARTED, batch_workflow_id
@@ -51,13 +52,23 @@ def refresh_source(
     with ctx.sessions() as session:
         found = find(session, source)
         source_id, source_name = found.id, found.name
+        _refuse_a_second_batch(session, source_id, source_name)
     ctx.temporal.call(_reachable, timeout=START_TIMEOUT)  # TemporalUnavailable: nothing written
     with ctx.sessions.begin() as session:
+        repository.lock_source(session, source_id=source_id)
+        _refuse_a_second_batch(session, source_id, source_name)
         batch = repository.create_batch(session, source_id=source_id, trigger=trigger)
         batch_id = batch.id
         workflow_id = batch_workflow_id(batch_id, uuid.uuid4().hex)
         batch.workflow_id = workflow_id
-        repository.record_audit(session, actor=actor.name, action="refresh", target=f"source:{source_id}")
+        repository.record_audit(
+            session,
+            actor=actor.name,
+            action="refresh",
+            target=f"source:{source_id}",
+            target_name=source_name,
+            reason=f"batch {batch_id}",
+        )
 
     async def start(client: Client) -> None:
         await start_batch_workflow(client, batch_id=batch_id, source_id=source_id, workflow_id=workflow_id)
@@ -75,6 +86,18 @@ def refresh_source(
             )
         raise Refused(f"The refresh was not started. {reason}") from exc
     return RefreshStarted(batch_id, workflow_id, source_id, source_name)
+
+
+def _refuse_a_second_batch(session: Session, source_id: int, source_name: str) -> None:
+    """One batch per source at a time (scheduled runs skip overlaps the same way)."""
+    busy = repository.batch_in_flight(session, source_id=source_id)
+    if busy is not None:
+        status = repository.get_batch(session, batch_id=busy).status
+        raise AlreadyRunning(
+            f"Source {source_name!r} already has batch {busy} in flight ({status.replace('_', ' ')}); "
+            "wait for it to finish, or decide on it if it awaits approval.",
+            batch_id=busy,
+        )
 
 
 async def _reachable(client: Client) -> None:

@@ -26,3 +26,17 @@ class Forbidden(Refused):
     """The person's roles do not allow the action; the message names the roles that would. It was audited."""
 
     exit_status = 3
+
+
+class AlreadyRunning(Refused):
+    """A refresh of a source that has a batch in flight: one batch per source at a time; `batch_id` is it."""
+
+    exit_status = 1
+
+    def __init__(self, message: str, *, batch_id: int) -> None:
+        super().__init__(message)
+        self.batch_id = batch_id
+
+
+class Unreachable(Refused):
+    """A dry run could not read the location (down, refused, not found): registering it is still allowed."""

@@ -21,13 +21,11 @@ from data import repository
 from data.models import Source
 from operations.access import require
 from operations.context import Actor, Context
-from operations.errors import Refused
+from operations.errors import Refused, Unreachable
 from orchestration.gateway import TemporalUnavailable
 from orchestration.schedules import ensure_all_schedules, sync_source_schedule
-from workers.stages.fetching import Fetcher
 from workers.stages.folders import folder_roots
-from workers.stages.gather import SourceError, preview_source, validate_location
-from workers.stages.pipeline import run_cpu_stages
+from workers.stages.locations import validate_location
 
 MIN_INTERVAL = 60
 MAX_NAME = 200  # the column's length
@@ -119,6 +117,13 @@ def preview(
     require(
         actor, ctx, Permission.MANAGE_SOURCES, action="preview_source", target=f"new source {draft.name!r}"
     )
+    # Imported here: the parsers, PDF reader and language model cost the dashboard ~35 MB, and only a dry
+    # run needs them (checking a location does not).
+    from workers.stages.fetching import Fetcher
+    from workers.stages.gather import SourceError, preview_source
+    from workers.stages.pipeline import run_cpu_stages
+    from workers.stages.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
+
     settings = ctx.settings
     try:
         with Fetcher.from_settings(settings) as fetcher:  # the same address policy and limits as the worker
@@ -131,6 +136,8 @@ def preview(
                 max_bytes=settings.max_document_bytes,
             )
     except SourceError as exc:
+        if exc.kind in (SOURCE_UNAVAILABLE, FETCH_DEADLINE):  # down or unreachable now: may come back
+            raise Unreachable(f"The source cannot be reached now: {exc.message}") from exc
         raise Refused(f"The source cannot be read: {exc.message}") from exc
     rows = []
     for doc in documents:
@@ -169,6 +176,7 @@ def register_source(actor: Actor, ctx: Context, draft: SourceDraft) -> SourceCha
             actor=actor.name,
             action="add_source",
             target=f"source:{source.id}",
+            target_name=draft.name,
             reason=f"{draft.kind} {draft.location}, every {draft.interval} s",
         )
         source_id = source.id
@@ -201,6 +209,7 @@ def _set_paused(actor: Actor, ctx: Context, ref: SourceRef, *, paused: bool) -> 
                 actor=actor.name,
                 action="pause_source" if paused else "resume_source",
                 target=f"source:{source.id}",
+                target_name=source.name,
             )
         return f"source {source.id} {source.name!r} {'paused' if paused else 'resumed'}"
 
@@ -222,6 +231,7 @@ def set_source_interval(actor: Actor, ctx: Context, source: SourceRef, seconds: 
                 actor=actor.name,
                 action="set_interval",
                 target=f"source:{found.id}",
+                target_name=found.name,
                 reason=f"{before} s -> {seconds} s",
             )
         return f"source {found.id} {found.name!r} refreshes every {seconds} s"
@@ -247,6 +257,7 @@ def delete_source(actor: Actor, ctx: Context, source: SourceRef) -> SourceChange
             actor=actor.name,
             action="delete_source",
             target=f"source:{found.id}",
+            target_name=name,
             reason=f"deleted {name!r}",
         )
         return f"source {found.id} {name!r} deleted"

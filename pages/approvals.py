@@ -1,78 +1,53 @@
-"""Approvals: failed batches awaiting an operator's decision (approve a retry, or reject with a reason)."""
+"""Approvals: failed batches awaiting an operator's decision (approve a retry, or reject with a reason), one at a
+time, a selection, or every batch of a source; and every decision taken. The lists refresh themselves."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import streamlit as st
 
 from core.roles import Permission
-from dashboard import approvals
+from dashboard import approvals, decide
 from dashboard.auth import actor, needs_sentence, require
-from dashboard.components import BATCHES_PAGE, database_required, literal, pager, when
-from dashboard.db import operations_context, reading
-from operations.batches import decide_many
+from dashboard.components import (
+    BATCHES_PAGE,
+    LIVE_SECONDS,
+    database_required,
+    literal,
+    pager,
+    table,
+    when,
+    zone_name,
+)
+from dashboard.db import reading
 
 FAILED_PAGE_SIZE = 20
-PENDING = "approvals_pending"  # (batch ids, approve) whose confirmation dialog is open
-OUTCOMES = "approvals_outcomes"  # outcomes of the last decision, shown once after its rerun
+ALL_SOURCES = 0
 
 st.title("Approvals")
 require(Permission.READ)
 acting = actor()
 deciding = acting.may(Permission.DECIDE)
-
-for outcome in st.session_state.pop(OUTCOMES, []):
-    if outcome.accepted:
-        st.success(literal(outcome.message), icon=":material/check_circle:")
-    else:
-        st.error(literal(outcome.message), icon=":material/block:")
+decide.show_outcomes()
 
 
-@st.dialog("Confirm decision", on_dismiss=lambda: st.session_state.pop(PENDING, None))
-def confirm(batch_ids: list[int], approve: bool) -> None:
-    listed = ", ".join(str(b) for b in batch_ids)
-    if approve:
-        st.markdown(f"Approve a retry of batch(es) **{listed}**?")
-        st.caption("Only what failed is tried again, as the next attempt.")
-    else:
-        st.markdown(f"Reject batch(es) **{listed}**?")
-        st.caption("A rejected batch ends failed with your reason.")
-    reason = st.text_area(
-        "Reason" + ("" if approve else " (required)"), key="decision_reason", max_chars=2000
-    )
-    st.caption(f"Decided as {literal(acting.name)}; the decision is recorded in the audit log.")
-    yes, no = st.columns(2)
-    confirmed = yes.button("Approve retry" if approve else "Reject", type="primary", key="decision_confirmed")
-    if no.button("Cancel", key="decision_cancelled"):
-        st.session_state.pop(PENDING, None)
-        st.rerun()
-    if not confirmed:
+@st.fragment(run_every=LIVE_SECONDS)
+def waiting_batches() -> None:
+    with database_required(), reading() as session:
+        waiting = approvals.waiting(session)
+    if not waiting:
+        st.info("No failed batch is waiting for a decision.", icon=":material/task_alt:")
+        st.caption(f"Checked {when(datetime.now(UTC))}; refreshes every {LIVE_SECONDS} s.")
         return
-    if not approve and not reason.strip():
-        st.error("A rejection needs a reason.", icon=":material/block:")
-        return
-    with st.spinner("Sending the decision..."):
-        outcomes = decide_many(acting, operations_context(), batch_ids, approve=approve, reason=reason)
-    st.session_state.pop(PENDING, None)
-    st.session_state.pop("decision_reason", None)
-    st.session_state[OUTCOMES] = outcomes
-    st.rerun()
-
-
-with database_required(), reading() as session:
-    waiting = approvals.waiting(session)
-
-if not waiting:
-    st.info("No failed batch is waiting for a decision.", icon=":material/task_alt:")
-else:
     st.caption(
-        f"{len(waiting)} failed batch(es) waiting, nearest timeout first. "
-        "A batch not decided in time counts as rejected by timeout."
+        f"{len(waiting)} failed batch(es) waiting, nearest timeout first. A batch not decided in time counts "
+        f"as rejected by timeout. Refreshes every {LIVE_SECONDS} s."
     )
-    st.dataframe(approvals.waiting_frame(waiting), hide_index=True, key="approvals_table")
-
+    table(approvals.waiting_frame(waiting), key="approvals_table")
     by_id = {w.id: w for w in waiting}
-
     if deciding:
+        by_filter(waiting)
         st.subheader("Decide on several batches")
         selected = st.multiselect(
             "Selected batches",
@@ -82,10 +57,42 @@ else:
         )
         bulk_approve, bulk_reject = st.columns(2)
         if bulk_approve.button("Approve selected", key="bulk_approve", disabled=not selected):
-            st.session_state[PENDING] = (list(selected), True)
+            decide.ask(selected, approve=True)
+            st.rerun()
         if bulk_reject.button("Reject selected…", key="bulk_reject", disabled=not selected):
-            st.session_state[PENDING] = (list(selected), False)
+            decide.ask(selected, approve=False)
+            st.rerun()
+    one_batch(by_id)
 
+
+def by_filter(waiting: list[approvals.BatchRow]) -> None:
+    """'Every batch of source X awaiting approval', with the count shown before anything is confirmed."""
+    st.subheader("Decide on a filter")
+    sources = {w.source_id: w.source_name for w in waiting}
+    source_id = st.selectbox(
+        "Every batch awaiting approval of",
+        [ALL_SOURCES, *sorted(sources, key=lambda i: sources[i])],
+        format_func=lambda i: "all sources" if i == ALL_SOURCES else sources[i],
+        key="filter_source",
+    )
+    with database_required(), reading() as session:
+        ids = approvals.waiting_ids(session, source_id=None if source_id == ALL_SOURCES else source_id)
+    described = (
+        "every batch awaiting approval"
+        if source_id == ALL_SOURCES
+        else f"every batch of source {sources.get(source_id, '?')} awaiting approval"
+    )
+    st.caption(f"{len(ids)} batch(es) match: {literal(described)}.")
+    approve_all, reject_all = st.columns(2)
+    if approve_all.button(f"Approve all {len(ids)}…", key="filter_approve", disabled=not ids):
+        decide.ask(ids, approve=True, described=described)
+        st.rerun()
+    if reject_all.button(f"Reject all {len(ids)}…", key="filter_reject", disabled=not ids):
+        decide.ask(ids, approve=False, described=described)
+        st.rerun()
+
+
+def one_batch(by_id: dict[int, approvals.BatchRow]) -> None:
     st.subheader("One batch")
     chosen_id = st.selectbox(
         "Batch", list(by_id), format_func=lambda b: f"{b} · {by_id[b].source_name}", key="approval_batch"
@@ -104,38 +111,44 @@ else:
         failed_total = approvals.failed_artifact_count(session, batch_id=chosen.id)
     if failed_total:
         st.caption(f"{failed_total:,} failed document(s) with their reasons")
-        table = st.container()
+        rows = st.container()
         offset = pager(failed_total, FAILED_PAGE_SIZE, key=f"failed_page_{chosen.id}")
         with database_required(), reading() as session:
             failed = approvals.failed_artifacts(
                 session, batch_id=chosen.id, limit=FAILED_PAGE_SIZE, offset=offset
             )
-        table.dataframe(failed, hide_index=True, key="failed_artifacts")
+        with rows:
+            table(failed, key="failed_artifacts")
     else:
         st.caption("No failed documents recorded (the batch failed before or during ingest).")
     if not deciding:
         st.caption(literal(needs_sentence(Permission.DECIDE)))
-    else:
-        approve_col, reject_col = st.columns(2)
-        if approve_col.button("Approve retry", type="primary", icon=":material/replay:", key="approve"):
-            st.session_state[PENDING] = ([chosen.id], True)
-        if reject_col.button("Reject…", icon=":material/cancel:", key="reject"):
-            st.session_state[PENDING] = ([chosen.id], False)
+        return
+    approve_col, reject_col = st.columns(2)
+    if approve_col.button("Approve retry", type="primary", icon=":material/replay:", key="approve"):
+        decide.ask([chosen.id], approve=True)
+        st.rerun()
+    if reject_col.button("Reject…", icon=":material/cancel:", key="reject"):
+        decide.ask([chosen.id], approve=False)
+        st.rerun()
 
-pending = st.session_state.get(PENDING)
-if pending is not None and deciding:
-    confirm(*pending)
 
-st.subheader("Recently decided")
-with database_required(), reading() as session:
-    decided = approvals.recent_decisions(session)
-if decided.empty:
-    st.caption("No decisions yet.")
-else:
-    st.dataframe(
-        decided,
-        hide_index=True,
-        key="recent_decisions",
-        column_config={"decided": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+@st.fragment(run_every=LIVE_SECONDS)
+def decision_history() -> None:
+    st.subheader("Decisions")
+    with database_required(), reading() as session:
+        decided = approvals.recent_decisions(session, limit=50)
+    if decided.empty:
+        st.caption("No decisions yet.")
+        return
+    table(decided, key="recent_decisions")
+    st.caption(
+        f"Every decision, newest first (the last 50; a batch's page lists all of its own). Times are in "
+        f"{zone_name()}. A timeout is recorded as timed out by system."
     )
-    st.caption("Times are UTC. A timeout is recorded as timed_out by system.")
+
+
+waiting_batches()
+if deciding:
+    decide.confirm_pending(acting)
+decision_history()

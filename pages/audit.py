@@ -9,7 +9,8 @@ import streamlit as st
 from core.roles import Permission
 from dashboard import audit
 from dashboard.auth import require
-from dashboard.components import database_required, pager
+from dashboard.components import database_required, pager, zone_name
+from dashboard.components import table as rows_table
 from dashboard.db import reading, sessions
 
 PAGE_SIZE = 50
@@ -24,7 +25,9 @@ with database_required(), reading() as session:
 actor_col, action_col, target_col, range_col = st.columns([1, 1, 2, 2])
 actor = actor_col.selectbox("Actor", [ALL, *actors], key="audit_actor")
 action = action_col.selectbox("Action", [ALL, *actions], key="audit_action")
-target = target_col.text_input("Target contains", key="audit_target", placeholder="source:3, batch:12")
+target = target_col.text_input(
+    "Target contains", key="audit_target", placeholder="source:3, batch:12 or a name"
+)
 today = datetime.now(UTC).date()
 picked = range_col.date_input(
     "Between (UTC dates)", value=[], max_value=today, key="audit_dates", help="Leave empty for all time."
@@ -48,20 +51,19 @@ f = audit.AuditFilter(
 
 with database_required(), reading() as session:
     total = audit.count(session, f)
-    st.caption(f"{total:,} event(s), newest first; times are UTC.")
+    st.caption(
+        f"{total:,} event(s), newest first; times are in {zone_name()}. A target keeps the name it had "
+        "when the event was written, so it stays readable after the source is deleted."
+    )
     table = st.container()
     offset = pager(total, PAGE_SIZE, key="audit_page")
     frame = audit.page(session, f, limit=PAGE_SIZE, offset=offset)
 
-table.dataframe(
-    frame,
-    hide_index=True,
-    key="audit_events",
-    column_config={"time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
-)
+with table:
+    rows_table(frame, key="audit_events")
 st.download_button(
     "Download CSV",
-    data=audit.csv_export(sessions(), f),
+    data=audit.csv_export(sessions(), f, zone=zone_name()),
     file_name="loreguard-audit.csv",
     mime="text/csv",
     icon=":material/download:",
@@ -69,4 +71,7 @@ st.download_button(
     on_click="ignore",
     disabled=not total,
 )
-st.caption(f"The export holds the filtered events, newest first, at most {audit.EXPORT_CAP:,} rows.")
+st.caption(
+    f"The export holds the filtered events, newest first, at most {audit.EXPORT_CAP:,} rows; times in "
+    f"{zone_name()} (ISO 8601 with the offset)."
+)

@@ -16,9 +16,9 @@ from core.vocabulary import (
     BATCH_RETRYING,
     BATCH_RUNNING,
 )
-from dashboard import charts, queries, views
-from dashboard.auth import require
-from dashboard.components import database_required, literal, pager, unavailable, when
+from dashboard import approvals, charts, decide, queries, views
+from dashboard.auth import actor, needs_sentence, require
+from dashboard.components import LIVE_SECONDS, database_required, literal, pager, table, unavailable, when
 from dashboard.db import settings
 from dashboard.temporal import temporal_ui_url
 from orchestration.gateway import TemporalUnavailable
@@ -46,13 +46,19 @@ PROGRESS_SECONDS = 2
 
 st.title("Batches")
 require(Permission.READ)
+acting = actor()
 db = views.db_key()
+decide.show_outcomes()
 
 # --- the list ----------------------------------------------------------------------------------------------
 
+PICK = "batches_pick"  # a row picked in the list, applied to the batch number on the next full run
+if PICK in st.session_state:
+    st.session_state["batch"] = st.session_state.pop(PICK)
+
+
 with database_required():
     source_names = views.source_options(db)
-
 source_col, status_col, window_col = st.columns(3)
 source_id = source_col.selectbox(
     "Source",
@@ -60,35 +66,48 @@ source_id = source_col.selectbox(
     format_func=lambda i: "all sources" if i is None else source_names[i],
     key="batches_source",
 )
-status = status_col.selectbox("Status", [ALL, *STATUSES], key="status", bind="query-params")
+status = status_col.selectbox(
+    "Status",
+    [ALL, *STATUSES],
+    key="status",  # raw values: the Overview links here with ?status=awaiting_approval
+    bind="query-params",
+)
 window = window_col.selectbox("Created", list(WINDOWS), key="batches_window")
 span = WINDOWS[window]
 # Rounded to the minute so the cached list is shared between reruns.
 since = None if span is None else (datetime.now(UTC) - span).replace(second=0, microsecond=0)
 f = queries.BatchFilter(source_id=source_id, status=None if status == ALL else status, since=since)
 
-with database_required():
-    total = views.batch_count(db, f)
-    st.caption(f"{total:,} batch(es), newest first. Select a row to open it.")
-    table = st.container()
-    offset = pager(total, PAGE_SIZE, key="batches_page")
-    frame = views.batch_page(db, f, PAGE_SIZE, offset)
 
-with table:
-    event = st.dataframe(
-        frame,
-        hide_index=True,
-        key="batch_rows",
-        on_select="rerun",
-        selection_mode="single-row",
-        column_config={"created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
-    )
-picked = event.selection.rows if event is not None else []
-if picked and picked[0] < len(frame):
-    chosen = int(frame.iloc[picked[0]]["batch"])
-    if st.session_state.get("batches_picked") != chosen:  # a new click, not the same selection rerun
-        st.session_state["batches_picked"] = chosen
-        st.session_state["batch"] = chosen
+@st.fragment(run_every=LIVE_SECONDS)
+def batch_list(f: queries.BatchFilter) -> None:
+    with database_required():
+        total = views.batch_count(db, f)
+        st.caption(
+            f"{total:,} batch(es), newest first. Select a row to open it. Refreshes every {LIVE_SECONDS} s."
+        )
+        rows = st.container()
+        offset = pager(total, PAGE_SIZE, key="batches_page")
+        frame = views.batch_page(db, f, PAGE_SIZE, offset)
+
+    with rows:
+        event = table(
+            frame,
+            key="batch_rows",
+            on_select="rerun",
+            selection_mode="single-row",
+            column_config={"error": st.column_config.TextColumn(width="medium")},
+        )
+    picked = event.selection.rows if event is not None else []
+    if picked and picked[0] < len(frame):
+        chosen = int(frame.iloc[picked[0]]["batch"])
+        if st.session_state.get("batches_picked") != chosen:  # a new click, not the same selection rerun
+            st.session_state["batches_picked"] = chosen
+            st.session_state[PICK] = chosen
+            st.rerun()  # the whole page: the batch number below follows
+
+
+batch_list(f)
 
 # --- one batch ---------------------------------------------------------------------------------------------
 
@@ -100,7 +119,8 @@ batch_id = int(
 
 
 def progress(batch_id: int, opened_live: bool) -> None:
-    """The progress bar, from the library (SQL) and, while it runs, from the workflow's progress query."""
+    """One measure, documents: done of total, the rate and an ETA from the library (SQL); while it runs, the
+    workflow's own progress query besides. Ingesting is its own state: the total is still growing then."""
     with database_required():
         batch = views.batch_detail(db, batch_id)
         figures = views.batch_figures(db, batch_id)
@@ -108,12 +128,19 @@ def progress(batch_id: int, opened_live: bool) -> None:
         return
     if opened_live and batch.status not in LIVE:
         st.rerun()  # it just finished: show the final state everywhere on the page
+    status = queries.shown_status(batch.status, batch.ingested_at)
     share = (
         figures.done / figures.total if figures.total else (1.0 if batch.status == BATCH_COMPLETED else 0.0)
     )
-    st.progress(
-        min(1.0, share), text=f"{figures.done:,} of {figures.total:,} documents done · {batch.status}"
-    )
+    if status == queries.INGESTING:
+        st.progress(
+            0.0, text=f"ingesting · {figures.total:,} documents gathered so far (the total still grows)"
+        )
+    else:
+        st.progress(min(1.0, share), text=f"{figures.done:,} of {figures.total:,} documents done · {status}")
+    pace = views.pace(batch, figures.done, figures.total, datetime.now(UTC))
+    if pace:
+        st.caption(pace)
     stored, failed, unchanged, skipped, total, attempt = st.columns(6)
     stored.metric("Stored", f"{figures.counts.get('stored', 0):,}")
     failed.metric("Failed", f"{figures.counts.get('failed', 0):,}")
@@ -157,7 +184,8 @@ def detail(batch_id: int) -> None:
     s = settings()
     st.subheader(f"Batch {batch.id}")
     st.markdown(
-        f"Source **{literal(batch.source_name)}** · {literal(batch.trigger)} · created {when(batch.created_at)}"
+        f"Source **{literal(batch.source_name)}** · {literal(batch.trigger)} · "
+        f"{literal(queries.shown_status(batch.status, batch.ingested_at))} · created {when(batch.created_at)}"
         f" · started {when(batch.started_at)} · finished {when(batch.finished_at)}"
     )
     if batch.workflow_id:
@@ -174,13 +202,28 @@ def detail(batch_id: int) -> None:
         st.code(f"{batch.error_type or ''}: {batch.error_message or ''}", language=None, wrap_lines=True)
     if batch.compensation:
         st.text(f"Compensation: {batch.compensation}")
-    if batch.decision:
-        st.text(
-            f"Decision: {batch.decision} by {batch.decided_by or '?'}"
-            + (f" ({batch.decision_reason})" if batch.decision_reason else "")
+    if batch.status == BATCH_AWAITING_APPROVAL:
+        st.markdown(
+            f"**Waiting for an operator's decision** until {when(batch.decision_deadline)} "
+            f"({approvals.time_left(batch.decision_deadline)}); failed at "
+            f"{literal(batch.failed_stage or 'an unknown stage')}, attempt {batch.attempt}."
         )
-    elif batch.status == BATCH_AWAITING_APPROVAL:
-        st.text(f"Waiting for an operator's decision until {when(batch.decision_deadline)}.")
+        if acting.may(Permission.DECIDE):
+            approve_col, reject_col = st.columns(2)
+            if approve_col.button(
+                "Approve retry", type="primary", icon=":material/replay:", key="batch_approve"
+            ):
+                decide.ask([batch.id], approve=True)
+            if reject_col.button("Reject…", icon=":material/cancel:", key="batch_reject"):
+                decide.ask([batch.id], approve=False)
+            decide.confirm_pending(acting)
+        else:
+            st.caption(literal(needs_sentence(Permission.DECIDE)))
+    with database_required():
+        decisions = views.batch_decisions(db, batch.id)
+    if not decisions.empty:
+        st.markdown("**Decisions**")
+        table(decisions.drop(columns=["batch", "source"]), key="batch_decisions")
 
     with database_required():
         figures = views.batch_figures(db, batch.id)
@@ -197,7 +240,8 @@ def detail(batch_id: int) -> None:
     offset = pager(count, ARTIFACT_PAGE_SIZE, key="artifacts_page")
     with database_required():
         artifacts = views.batch_artifacts(db, batch.id, only_failed, ARTIFACT_PAGE_SIZE, offset)
-    rows.dataframe(artifacts, hide_index=True, key="artifact_rows")
+    with rows:
+        table(artifacts, key="artifact_rows")
 
 
 if batch_id:

@@ -8,8 +8,9 @@ import streamlit as st
 
 from core.roles import Permission
 from dashboard import library, views
-from dashboard.auth import allowed, needs_sentence, require
-from dashboard.components import database_required, literal, pager
+from dashboard.auth import actor, allowed, needs_sentence, require
+from dashboard.components import DOCUMENT_PAGE, database_required, literal, pager, zone_name
+from dashboard.components import table as rows_table
 
 PAGE_SIZE = 50
 
@@ -67,23 +68,42 @@ with database_required():
     offset = pager(count, PAGE_SIZE, key="library_page")
     frame = views.library_page(db, f, PAGE_SIZE, offset)
 
-table.dataframe(
-    frame,
-    hide_index=True,
-    key="library_rows",
-    column_config={
-        "stored": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        "published": st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
-        "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
-        "rationale": st.column_config.TextColumn(width="large"),
-        "uri": st.column_config.TextColumn(),
-    },
-)
+with table:
+    rows_table(
+        frame,
+        key="library_rows",
+        column_config={
+            "stored": st.column_config.DatetimeColumn(f"stored ({zone_name()})", format="YYYY-MM-DD HH:mm"),
+            "published": st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
+            "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+            "rationale": st.column_config.TextColumn(width="large"),
+            "uri": st.column_config.TextColumn(),
+            "seen": st.column_config.NumberColumn("seen", help="Times this content was gathered, any source"),
+            "open": st.column_config.LinkColumn("open", display_text="open"),
+        },
+    )
+
+if not frame.empty:
+    titles = {int(i): (t or u) for i, t, u in zip(frame["id"], frame["title"], frame["uri"], strict=True)}
+    pick_col, link_col = st.columns([3, 1], vertical_alignment="bottom")
+    picked = pick_col.selectbox(
+        "Open a document", list(titles), format_func=lambda i: f"{i} · {titles[i]}", key="library_open"
+    )
+    link_col.page_link(
+        DOCUMENT_PAGE, label="Open document", icon=":material/description:", query_params={"doc": str(picked)}
+    )
 
 if allowed(Permission.EXPORT_CSV):  # the CSV is built only for those who may have it
+    text_ok = allowed(Permission.READ_TEXT)
+    with_text = st.checkbox(
+        "Include the documents' text",
+        key="library_csv_text",
+        disabled=not text_ok,
+        help=None if text_ok else needs_sentence(Permission.READ_TEXT),
+    )
     st.download_button(
         "Download CSV",
-        data=views.library_csv(f),
+        data=views.library_csv(f, actor=actor(), with_text=with_text and text_ok),
         file_name="loreguard-library.csv",
         mime="text/csv",
         icon=":material/download:",
@@ -92,7 +112,8 @@ if allowed(Permission.EXPORT_CSV):  # the CSV is built only for those who may ha
     )
     st.caption(
         f"The export holds the matching documents newest first, at most {library.EXPORT_CAP:,} rows "
-        f"(read from the database in chunks of {library.EXPORT_CHUNK:,}); narrow the filters for older ones."
+        f"(read from the database in chunks of {library.EXPORT_CHUNK:,}); narrow the filters for older ones. "
+        f"Times are UTC (ISO 8601 with the offset)."
     )
 else:
     st.caption(literal(needs_sentence(Permission.EXPORT_CSV)))

@@ -14,8 +14,10 @@ from dashboard.components import (
     LIVE_SECONDS,
     SLA_PAGE,
     database_required,
+    table,
     unavailable,
     when,
+    zone_name,
 )
 from dashboard.db import settings
 from dashboard.temporal import task_queue_ui_url, temporal_ui_url
@@ -48,8 +50,8 @@ def live() -> None:
     throughput, workflows = st.columns([3, 2])
     with throughput:
         st.subheader("Throughput, last 24 h")
-        st.plotly_chart(charts.throughput_figure(figures.throughput), key="throughput")
-        st.caption("Documents stored per hour (UTC), counted in the library database.")
+        st.plotly_chart(charts.throughput_figure(figures.throughput, zone=zone_name()), key="throughput")
+        st.caption(f"Documents stored per hour ({zone_name()}), counted in the library database.")
     with workflows:
         st.subheader("Workflows by status")
         try:
@@ -78,9 +80,9 @@ def live() -> None:
         backlog["Temporal UI"] = [
             task_queue_ui_url(s.temporal_ui_port, s.temporal_namespace, q) for q in backlog["queue"]
         ]
-        st.dataframe(
+        table(
             backlog,
-            hide_index=True,
+            key="overview_backlog",
             column_config={"Temporal UI": st.column_config.LinkColumn(display_text="open")},
         )
         st.caption("Approximate backlog per task queue from Temporal (its statistics lag by 5-10 s).")

@@ -8,13 +8,15 @@ from core.roles import Permission
 from core.vocabulary import SOURCE_KINDS
 from dashboard import sources, views
 from dashboard.auth import actor, allowed, needs_sentence, require
-from dashboard.components import BATCHES_PAGE, database_required, literal, when
+from dashboard.components import BATCHES_PAGE, database_required, literal, table, when, zone_name
 from dashboard.db import operations_context
+from dashboard.formatting import every, status_word
 from dashboard.temporal import gateway
 from dashboard.views import SourceSummary
-from operations import Refused
+from operations import AlreadyRunning, Refused
 from operations import batches as batch_ops
 from operations import sources as source_ops
+from operations.errors import Unreachable
 from operations.sources import SourceChanged
 from orchestration.gateway import TemporalUnavailable
 
@@ -22,6 +24,7 @@ KIND_LABELS = {"folder": "folder (a path)", "feed": "feed (RSS/Atom URL)", "web"
 NOTICE = "sources_notice"  # (message, batch id or None), shown once after an action's rerun
 DELETING = "sources_deleting"  # id of the source whose delete dialog is open
 FORM_KEYS = ("new_name", "new_kind", "new_location", "new_interval")
+SELECT = "sources_select"  # the source to choose under "Act on a source" on the next run (just registered)
 
 st.title("Sources")
 require(Permission.READ)
@@ -53,20 +56,20 @@ with database_required():
 
 if summaries:
     times = sources.schedule_times(gateway(), [s.id for s in summaries])
-    st.dataframe(
+    table(
         sources.with_schedule_times(sources.summary_frame(summaries), times),
-        hide_index=True,
         key="sources_table",
+        width="stretch",
         column_config={
-            "last refresh": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-            "paused": st.column_config.CheckboxColumn(),
-            "next run": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-            "last run": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            "paused": st.column_config.CheckboxColumn(width="small"),
+            "location": st.column_config.TextColumn(width="medium"),
+            "name": st.column_config.TextColumn(width="small"),
+            "id": st.column_config.NumberColumn(width="small"),
         },
     )
     st.caption(
         "Documents and errors are totals over every batch of the source; next and last run are as the source's "
-        "schedule reports them; times are UTC."
+        f"schedule reports them; times are in {zone_name()}."
         + (" Temporal is unavailable: schedule times are not shown." if times is None else "")
     )
 else:
@@ -104,11 +107,13 @@ if summaries:
     if refused:
         st.error(literal(refused), icon=":material/block:")
     by_id = {s.id: s for s in summaries}
+    if st.session_state.get(SELECT) in by_id:
+        st.session_state["source_chosen"] = st.session_state.pop(SELECT)
     chosen_id = st.selectbox("Source", list(by_id), format_func=lambda i: by_id[i].name, key="source_chosen")
     chosen = by_id[chosen_id]
     st.caption(
-        f"{literal(chosen.kind)} · {literal(chosen.location)} · every {chosen.refresh_interval_seconds} s · "
-        f"last refresh {when(chosen.last_refresh)} ({literal(chosen.last_status or 'never')})"
+        f"{literal(chosen.kind)} · {literal(chosen.location)} · {every(chosen.refresh_interval_seconds)} · "
+        f"last refresh {when(chosen.last_refresh)} ({literal(status_word(chosen.last_status) if chosen.last_status else 'never')})"
         + (" · paused" if chosen.paused else "")
     )
     refresh_col, pause_col, interval_col, delete_col = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
@@ -116,6 +121,11 @@ if summaries:
         try:
             with database_required():
                 started = batch_ops.refresh_source(actor(), operations_context(), chosen.id)
+        except AlreadyRunning as exc:
+            st.error(literal(exc.message), icon=":material/block:")
+            st.page_link(
+                BATCHES_PAGE, label=f"Open batch {exc.batch_id}", query_params={"batch": str(exc.batch_id)}
+            )
         except (Refused, TemporalUnavailable) as exc:
             st.error(
                 literal(
@@ -188,6 +198,12 @@ if wants_preview or wants_register:
                     preview = sources.preview_frame(source_ops.preview(actor(), ctx, draft))
             else:
                 changed = source_ops.register_source(actor(), ctx, draft)
+    except Unreachable as exc:  # the location is well formed; it may be down now, or not reachable from here
+        st.warning(
+            literal(exc.message)
+            + ". It can still be registered; its batches will fail until it is reachable.",
+            icon=":material/cloud_off:",
+        )
     except Refused as exc:
         for problem in exc.message.splitlines():
             st.error(literal(problem), icon=":material/block:")
@@ -195,9 +211,11 @@ if wants_preview or wants_register:
         if wants_register:
             for key in FORM_KEYS:  # an empty form for the next source
                 st.session_state.pop(key, None)
+            st.session_state[SELECT] = changed.source_id  # chosen under "Act on a source" after the rerun
             done(
-                f"Source {draft.name!r} registered (id {changed.source_id}); it refreshes every "
-                f"{draft.interval} s on its schedule, or now from the table above.",
+                f"Source {draft.name!r} registered (id {changed.source_id}); it refreshes "
+                f'{every(draft.interval)} on its schedule. It is selected under "Act on a source" above: '
+                "Refresh now starts a batch at once.",
                 changed=changed,
             )
         st.markdown(f"**Dry run of {literal(draft.name)}**: the first {len(preview)} document(s).")

@@ -1,19 +1,21 @@
-"""Workers: per task queue, pollers, backlog and its age, rates, the workers polling it, recommended replicas,
-backlog over time; and the pipeline's rates and latencies (Prometheus when configured, else the database)."""
+"""Workers: one recommendation per task queue (backlog and its age); per queue and type its pollers, backlog
+and rates; the workers polling; backlog over time (Prometheus, else the app database's samples); and the
+pipeline's rates and latencies (Prometheus when configured, else the database)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
 
 from core.roles import Permission
-from dashboard import metrics
+from dashboard import charts, metrics, views
 from dashboard import task_queues as workers
 from dashboard.auth import require
-from dashboard.components import LIVE_SECONDS, database_required, literal, unavailable, when
-from dashboard.db import reading, settings
+from dashboard.components import LIVE_SECONDS, database_required, literal, table, unavailable, when, zone_name
+from dashboard.db import DatabaseUnavailable, reading, settings
+from dashboard.formatting import duration
 from dashboard.temporal import gateway
 from orchestration.gateway import TemporalUnavailable
 
@@ -32,31 +34,57 @@ def live() -> None:
         unavailable("Task queues", exc)
         states = None
     if states is not None:
-        st.dataframe(
-            workers.queue_table(
-                states, per_replica=s.tasks_per_replica, minimum=s.min_replicas, maximum=s.max_replicas
+        st.subheader("Recommendation per queue")
+        table(
+            workers.queue_advice(
+                states,
+                per_replica=s.tasks_per_replica,
+                minimum=s.min_replicas,
+                maximum=s.max_replicas,
+                age_target=s.backlog_age_target_seconds,
             ),
-            hide_index=True,
-            key="queues",
+            key="advice",
+            column_config={"advice": st.column_config.TextColumn(width="large")},
         )
         st.caption(
-            f"Approximate backlog from Temporal (statistics lag 5-10 s). Recommended replicas: one per "
-            f"{s.tasks_per_replica} pending tasks, at least {s.min_replicas}, at most {s.max_replicas}."
+            f"Replicas by KEDA's rule on the task type it counts: one per {s.tasks_per_replica} pending tasks, "
+            f"at least {s.min_replicas}, at most {s.max_replicas} (deploy/k8s ScaledObjects). The advice also "
+            f"flags a queue whose oldest task waited over {duration(s.backlog_age_target_seconds)}."
         )
-        history: list[dict[str, object]] = st.session_state.setdefault("workers_backlog_history", [])
-        workers.add_sample(history, states, now)
-        st.subheader("Backlog over time")
-        frame = pd.DataFrame(history)
-        chart = frame.pivot_table(index="time", columns="queue", values="backlog", aggfunc="sum")
-        st.line_chart(chart, y_label="pending tasks")
-        st.caption(f"Sampled every {LIVE_SECONDS} s while this page is open.")
+        table(workers.queue_table(states), key="queues")
+        st.caption("Approximate backlog from Temporal (statistics lag 5-10 s).")
+        try:
+            views.record_backlog(states, now)
+        except DatabaseUnavailable as exc:
+            unavailable("Recording the backlog", exc)
 
         st.subheader("Workers polling")
-        table = workers.worker_table(states)
-        if table.empty:
+        pollers = workers.worker_table(states)
+        if pollers.empty:
             st.info("No worker is polling any task queue.")
         else:
-            st.dataframe(table, hide_index=True, key="pollers")
+            table(pollers, key="pollers")
+
+    st.subheader(f"Backlog over the last {views.BACKLOG_HOURS} h")
+    with database_required():
+        history, origin = views.backlog_history(views.db_key(), s.prometheus_url, views.BACKLOG_HOURS)
+    if history.empty:
+        st.caption("No backlog recorded yet: it is sampled while someone has this page open.")
+    else:
+        st.plotly_chart(
+            charts.backlog_figure(
+                history, zone=zone_name(), since=now - timedelta(hours=views.BACKLOG_HOURS), until=now
+            ),
+            key="backlog_chart",
+        )
+        st.caption(
+            f"From {origin}"
+            + (
+                f" (sampled at most every {duration(s.backlog_sample_seconds)} while the page is open)."
+                if origin != "Prometheus"
+                else "."
+            )
+        )
 
     st.subheader("Pipeline rates and latencies")
     rates = pipeline_rates()
@@ -74,7 +102,7 @@ def live() -> None:
             ]
         )
         if not latency.empty:
-            st.dataframe(latency, hide_index=True, key="latency")
+            table(latency, key="latency")
         st.caption(f"From {literal(origin)}.")
     st.caption(f"Updated {when(now)}; refreshes every {LIVE_SECONDS} s.")
 

@@ -17,7 +17,7 @@ from data.repository.artifacts import (
     update_artifacts,
     upsert_evaluations,
 )
-from data.repository.audit import record_audit
+from data.repository.audit import batch_name, record_audit, source_name
 from data.repository.batches import (
     BatchRow,
     InFlightBatch,
@@ -50,6 +50,7 @@ from data.repository.failures import (
     resolve_alerts,
 )
 from data.repository.people import Grant, grant_role, granted_roles, list_grants, revoke_role
+from data.repository.queues import record_queue_samples
 from data.repository.sla import (
     bucket_of,
     bucket_upper_seconds,
@@ -65,6 +66,7 @@ from data.repository.sources import (
     find_source,
     get_source,
     list_sources,
+    lock_source,
     source_name_taken,
     source_schedules,
 )
@@ -81,6 +83,7 @@ __all__ = [
     "artifact_status_counts",
     "batch_detail",
     "batch_in_flight",
+    "batch_name",
     "batch_progress",
     "batch_row",
     "batch_rows_awaiting_decision",
@@ -109,6 +112,7 @@ __all__ = [
     "list_grants",
     "list_sources",
     "load_artifacts",
+    "lock_source",
     "mark_awaiting_decision",
     "mark_batch_running",
     "open_alert_kinds",
@@ -121,10 +125,12 @@ __all__ = [
     "record_decision",
     "record_delivery",
     "record_ingested",
+    "record_queue_samples",
     "resolve_alerts",
     "revoke_role",
     "roll_up_batch",
     "roll_up_sla_day",
+    "source_name",
     "source_name_taken",
     "source_schedules",
     "stored_by_source",

@@ -164,6 +164,7 @@ class BatchRow:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    ingested_at: datetime | None = None  # None while a running batch is still gathering its documents
 
 
 def batch_row(batch: Batch, source_name: str) -> BatchRow:
@@ -192,6 +193,7 @@ def batch_row(batch: Batch, source_name: str) -> BatchRow:
         created_at=batch.created_at,
         started_at=batch.started_at,
         finished_at=batch.finished_at,
+        ingested_at=batch.ingested_at,
     )
 
 

@@ -18,9 +18,9 @@ from core.vocabulary import (
     BATCH_IN_FLIGHT,
     BATCH_RETRYING,
 )
-from data.models import Alert, Artifact, Batch, utcnow
+from data.models import Alert, Artifact, Batch, BatchDecision, utcnow
 from data.repository._base import _rowcount
-from data.repository.audit import record_audit
+from data.repository.audit import batch_name, record_audit
 from data.repository.batches import artifact_status_counts, get_batch
 
 FAILURE_ALERT_PREFIX = "batch_failed"  # failed-batch alerts are kinds batch_failed:attempt-N
@@ -88,8 +88,20 @@ def record_decision(
     batch.decided_by = actor
     batch.decision_reason = reason or None
     batch.decided_at = utcnow()
+    session.add(
+        BatchDecision(
+            batch_id=batch_id, attempt=attempt, decision=decision, actor=actor, reason=reason or None
+        )
+    )
     action = {"approved": "approve", "rejected": "reject"}.get(decision, "reject_by_timeout")
-    record_audit(session, actor=actor, action=action, target=f"batch:{batch_id}", reason=reason or None)
+    record_audit(
+        session,
+        actor=actor,
+        action=action,
+        target=f"batch:{batch_id}",
+        reason=reason or None,
+        target_name=batch_name(session, batch_id),
+    )
     session.execute(
         update(Alert)
         .where(

@@ -137,3 +137,9 @@ def list_sources(session: Session, *, limit: int | None = None) -> list[SourceSu
 
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def lock_source(session: Session, *, source_id: int) -> None:
+    """Hold the source's row until the transaction ends (PostgreSQL; SQLite writes one at a time anyway), so
+    two refreshes at once cannot both find no batch in flight."""
+    session.scalar(select(Source.id).where(Source.id == source_id).with_for_update())

@@ -37,6 +37,7 @@ PAGES = {
     "workers": "../pages/workers.py",
     "sla": "../pages/sla.py",
     "users": "../pages/users.py",
+    "document": "../pages/document.py",
 }
 
 

@@ -115,6 +115,7 @@ def _batch(
         failed=failed,
         created_at=created,
         started_at=created,
+        ingested_at=created + timedelta(seconds=30),  # every seeded batch is past ingest
         finished_at=finished,
     )
     session.add(batch)

@@ -37,9 +37,15 @@ def _waiting_b4(sessions: sessionmaker[Session], seeded: Seeded) -> int:
         batch.attempt = 2
         batch.compensation = "quarantined 1 stored document(s) until a retry succeeds"
         batch.decision_deadline = utcnow() + timedelta(hours=5, minutes=30)
-        decided = session.get_one(Batch, seeded.batches["b1"])
-        decided.decision, decided.decided_by, decided.decision_reason = "rejected", "ana", "source retired"
-        decided.decided_at = utcnow()
+        # as the workflow records a decision: on the batch row and in the decision history
+        repository.record_decision(
+            session,
+            batch_id=seeded.batches["b1"],
+            decision="rejected",
+            actor="ana",
+            reason="source retired",
+            attempt=1,
+        )
     return b4
 
 
@@ -240,3 +246,32 @@ def test_reject_reaches_the_workflow_and_a_stale_decision_is_refused(
 
 async def _result(handle: WorkflowHandle[Any, Any]) -> Any:
     return await handle.result()
+
+
+def test_bulk_decision_on_a_filter_shows_the_count_before_confirming(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    b4 = _waiting_b4(dashboard_env, seeded)
+    at = open_page("approvals")
+    source = next(i for i in at.selectbox(key="filter_source").options)  # "all sources" first
+    assert source == "all sources"
+    at.selectbox(key="filter_source").select_index(1).run()
+    assert any(
+        f"1 batch(es) match: every batch of source {HOSTILE} awaiting approval." in unescaped(c.value)
+        for c in at.caption
+    )
+    at.button(key="filter_approve").click().run()
+    assert at.button(key="decision_confirmed").label == "Approve retry"
+    assert any("1 batch(es): every batch of source" in unescaped(m.value) for m in at.markdown)
+    at.button(key="decision_confirmed").click().run()
+    assert [unescaped(e.value).split(".")[0] for e in at.error] == [f"Batch {b4}: not sent"]
+
+
+def test_navigation_counts_what_waits(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    _waiting_b4(dashboard_env, seeded)
+    at = open_page("overview")
+    labels = [p.proto.label for p in at.sidebar.get("page_link")]
+    assert "1 batch(es) awaiting approval" in labels
+    assert "2 open SLA breach(es)" in labels  # the seed's warning on b5 and critical on b4

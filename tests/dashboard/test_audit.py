@@ -6,13 +6,19 @@ import csv
 import io
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
+from core.roles import Role
+from core.settings import Settings
 from dashboard import audit
-from data.models import AuditEvent, utcnow
+from data.models import AuditEvent, Batch, utcnow
+from operations import Actor, Context
+from operations import sources as source_ops
 from tests.dashboard.conftest import OpenPage
-from tests.dashboard.seed import HOSTILE
+from tests.dashboard.seed import HOSTILE, Seeded
 
 
 def seed_events(sessions: sessionmaker[Session]) -> None:
@@ -87,7 +93,7 @@ def test_csv_export_holds_the_filtered_events(dashboard_env: sessionmaker[Sessio
         text = audit.csv_text(session, audit.AuditFilter(actor="ben"))
         capped = audit.csv_text(session, audit.AuditFilter(), cap=3)
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == ["time", "actor", "action", "target", "reason"]
+    assert list(rows[0]) == ["time", "actor", "action", "target", "name", "reason"]
     assert [(r["actor"], r["action"], r["target"], r["reason"]) for r in rows] == [
         ("ben", "approve", "batch:7", "'=cmd()"),  # never a spreadsheet formula
         ("ben", "reject", "batch:12", HOSTILE),
@@ -96,3 +102,28 @@ def test_csv_export_holds_the_filtered_events(dashboard_env: sessionmaker[Sessio
     assert len(list(csv.DictReader(io.StringIO(capped)))) == 3
     built = audit.csv_export(dashboard_env, audit.AuditFilter(action="reject"))()
     assert [r["target"] for r in csv.DictReader(io.StringIO(built))] == ["batch:12"]
+
+
+def test_an_event_keeps_its_targets_name_after_the_source_is_deleted(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOREGUARD_TIMEZONE", "Europe/Berlin")
+    actor = Actor("ana@example.org", frozenset({Role.ADMIN}))
+    ctx = Context.for_settings(Settings(), dashboard_env)
+    try:
+        source_ops.set_source_interval(actor, ctx, "alpha", 7200)  # the schedule cannot follow: no Temporal
+        with dashboard_env.begin() as session:  # alpha's batches end first, as they would
+            for batch in session.scalars(select(Batch).where(Batch.source_id == seeded.sources["alpha"])):
+                batch.status = "completed"
+        source_ops.delete_source(actor, ctx, "alpha")
+    finally:
+        ctx.close()
+    at = open_page("audit")
+    events = at.dataframe[0].value
+    assert list(events["name"][:2]) == ["alpha", "alpha"]  # the deleted source still reads as alpha
+    assert list(events["target"][:2]) == [f"source:{seeded.sources['alpha']}"] * 2
+    assert any("times are in Europe/Berlin" in c.value for c in at.caption)
+    assert str(events["time"].dt.tz) == "Europe/Berlin"
+
+    at.text_input(key="audit_target").input("alph").run()  # the filter finds names too
+    assert len(at.dataframe[0].value) == 2

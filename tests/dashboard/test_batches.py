@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.vocabulary import ARTIFACT_STORED, ARTIFACT_UNCHANGED, BATCH_COMPLETED
 from data import repository
+from data.models import Artifact, utcnow
 from tests.dashboard.conftest import OpenPage, plotly_figures, unescaped, values
 from tests.dashboard.seed import HOSTILE, Seeded
 
@@ -96,7 +97,9 @@ def test_a_running_batch_says_when_live_progress_is_unavailable(seeded: Seeded, 
 def test_a_failed_batch_shows_its_error_as_text(seeded: Seeded, open_page: OpenPage) -> None:
     at = open_page("batches", batch=str(seeded.batches["b4"]))
     assert [c.value for c in at.code] == [f"TooManyFailures: 2 of 3 documents failed: {HOSTILE}"]
-    assert any("Waiting for an operator's decision" in t.value for t in at.text)
+    assert any("Waiting for an operator's decision" in unescaped(m.value) for m in at.markdown)
+    # an admin may decide right here
+    assert {b.key for b in at.button} >= {"batch_approve", "batch_reject"}
     assert not at.get("progress")[0].proto.text.endswith("running")
 
 
@@ -140,3 +143,66 @@ def test_a_batch_shows_what_it_found_unchanged_and_what_it_skipped_over_the_limi
     listed = at.dataframe[0].value
     row = listed[listed["batch"] == batch_id].iloc[0]
     assert (row["unchanged"], row["skipped"]) == (3, 1234)
+
+
+def test_the_list_counts_a_running_batch_live_and_names_the_ingesting_state(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    with dashboard_env.begin() as session:
+        ingesting = repository.create_batch(session, source_id=seeded.sources["alpha"])
+        ingesting.status, ingesting.started_at = "running", utcnow()
+        session.flush()
+        ingesting_id = ingesting.id
+        session.add_all(
+            Artifact(
+                batch_id=ingesting_id,
+                source_id=ingesting.source_id,
+                seq=i,
+                uri=f"file:///x/{i}",
+                content_type="text/plain",
+            )
+            for i in range(7)
+        )
+    at = open_page("batches")
+    rows = at.dataframe[0].value.set_index("batch")
+    b5 = seeded.batches["b5"]
+    assert (rows.loc[b5, "status"], rows.loc[b5, "progress"]) == ("running", "70 of 120 (58%)")
+    assert (rows.loc[b5, "stored"], rows.loc[b5, "failed"]) == (60, 10)  # live, not the row's zeros
+    assert (rows.loc[ingesting_id, "status"], rows.loc[ingesting_id, "progress"]) == (
+        "ingesting",
+        "7 gathered so far",
+    )
+    assert rows.loc[seeded.batches["b4"], "status"] == "awaiting approval"
+    assert rows.loc[seeded.batches["b1"], "took"] == "5 min"
+
+    detail = open_page("batches", batch=str(b5))
+    pace = [c.value for c in detail.caption if "docs/s" in c.value]
+    assert pace and "left (ETA" in pace[0]
+    live = open_page("batches", batch=str(ingesting_id))
+    assert live.get("progress")[0].proto.text.startswith("ingesting · 7 documents gathered so far")
+
+
+def test_a_failed_batch_is_decided_on_its_own_page_and_lists_every_decision(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    b4 = seeded.batches["b4"]
+    with dashboard_env.begin() as session:
+        for attempt, (decision, who) in enumerate((("approved", "ana"), ("rejected", "ben")), start=1):
+            repository.record_decision(
+                session, batch_id=b4, decision=decision, actor=who, reason=f"try {attempt}", attempt=attempt
+            )
+    at = open_page("batches", batch=str(b4))
+    history = next(d.value for d in at.dataframe if "decision" in d.value.columns)
+    assert list(history["decision"]) == ["rejected", "approved"]  # both, newest first
+    assert list(history["by"]) == ["ben", "ana"]
+    at.button(key="batch_reject").click().run()
+    assert at.button(key="decision_confirmed").label == "Reject"
+    at.text_area(key="decision_reason").input("source retired").run()
+    at.button(key="decision_confirmed").click().run()
+    # no Temporal here: the decision is refused with why, and nothing changes
+    assert any(f"Batch {b4}: not sent. Temporal unavailable" in unescaped(e.value) for e in at.error)
+
+    viewer = {"is_logged_in": True, "email": "v@example.org", "sub": "v@example.org", "groups": ["viewer"]}
+    at = open_page("batches", user=viewer, batch=str(b4))
+    assert not any(b.key in ("batch_approve", "batch_reject") for b in at.button)
+    assert any("You need the operator or admin role" in unescaped(c.value) for c in at.caption)

@@ -27,7 +27,7 @@ def test_newest_first_with_label_confidence_rationale_source(seeded: Seeded, ope
 
     page = at.dataframe[0].value
     assert len(page) == 50  # a page, never the whole table
-    assert list(page.columns) == library.LIBRARY_COLUMNS
+    assert list(page.columns) == library.PAGE_COLUMNS
     assert page["stored"].is_monotonic_decreasing
     assert page["stored"].iloc[0] == max(seeded.stored_at)
     assert set(page["source"]) <= set(seeded.sources)

@@ -52,6 +52,7 @@ PAGE_ACCESS = {
     },
     "audit": {"manager", "admin"},
     "users": {"admin"},
+    "document": READERS,
 }
 
 

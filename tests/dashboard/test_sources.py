@@ -6,12 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 from temporalio.client import Client
 
-from cli.devserver import DevServer
+from cli.devserver import DevServer, free_port
 from core.vocabulary import BATCH_FAILED, BATCH_PENDING
 from data.models import AuditEvent, Batch, Source
 from orchestration.client import register_search_attributes
@@ -154,10 +154,13 @@ def test_register_saves_the_source_with_an_audit_event(
 
     assert not at.error, errors(at)
     assert any("Source 'docs' registered" in unescaped(s.value) for s in at.success)
+    assert any('selected under "Act on a source"' in unescaped(s.value) for s in at.success)
     assert at.text_input(key="new_name").value == ""  # an empty form for the next one
+    assert at.text_input(key="new_location").value == ""
+    assert at.selectbox(key="source_chosen").format_func(at.selectbox(key="source_chosen").value) == "docs"
     table = at.dataframe[0].value
     assert list(table["name"]) == ["docs"]
-    assert list(table["every (s)"]) == [600]
+    assert list(table["refreshes"]) == ["every 10 min"]
     assert list(table["location"]) == [str(folder.resolve())]
     with dashboard_env() as session:
         source = session.scalars(select(Source)).one()
@@ -175,7 +178,7 @@ def test_table_shows_each_sources_refreshes(seeded: Seeded, open_page: OpenPage)
     assert table.loc["alpha", "errors"] == 1
     assert table.loc["alpha", "last status"] == "completed"
     assert table.loc["beta", "last status"] == "running"
-    assert table.loc[HOSTILE, "last status"] == "awaiting_approval"  # the hostile name is a plain cell
+    assert table.loc[HOSTILE, "last status"] == "awaiting approval"  # the hostile name is a plain cell
 
 
 def choose(at: AppTest, name: str) -> AppTest:
@@ -203,7 +206,7 @@ def test_pause_resume_and_interval_are_saved_and_audited(
     assert "The refresh interval must be at least 60 seconds (got 59)." in errors(at)
     at.number_input(key=f"interval_{beta}").set_value(900)
     at.button(key="save_interval").click().run()
-    assert at.dataframe[0].value.set_index("name").loc["beta", "every (s)"] == 900
+    assert at.dataframe[0].value.set_index("name").loc["beta", "refreshes"] == "every 15 min"
 
     assert audit(dashboard_env) == [
         (OPERATOR, "pause_source", f"source:{beta}", None),
@@ -253,6 +256,52 @@ def test_delete_is_refused_while_a_batch_is_in_flight(
     assert audit(dashboard_env) == []
 
 
+def test_a_second_refresh_is_refused_naming_the_batch_in_flight(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    at = open_page("sources")
+    choose(at, "beta")  # b5 is running
+    at.button(key="refresh").click().run()
+    b5 = seeded.batches["b5"]
+    assert errors(at) == [
+        f"Source 'beta' already has batch {b5} in flight (running); wait for it to finish, or decide on it "
+        "if it awaits approval."
+    ]
+    assert ("batches", f"batch={b5}") in [
+        (p.proto.page, p.proto.query_string) for p in at.main.get("page_link")
+    ]
+    with dashboard_env() as session:
+        assert session.scalar(select(func.count()).select_from(Batch)) == len(seeded.batches)
+
+
+def test_a_folder_given_a_url_says_which_kind_to_choose(
+    dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    at = open_page("sources")
+    fill(at, name="news", kind="folder", location="https://example.org/feed.xml")
+    submit(at, "Register")
+    assert errors(at) == [
+        "Location: https://example.org/feed.xml is a URL, not a folder; choose the kind feed (RSS/Atom) or "
+        "web (one page) for it."
+    ]
+    assert source_names(dashboard_env) == []
+
+
+def test_a_preview_that_cannot_reach_the_location_warns_and_the_source_can_still_be_registered(
+    dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    at = open_page("sources")
+    fill(at, name="later", kind="feed", location=f"http://127.0.0.1:{free_port()}/feed.xml")
+    submit(at, "Preview (dry run)")
+    warned = [unescaped(w.value) for w in at.warning]
+    assert any(
+        w.startswith("The source cannot be reached now:") and "still be registered" in w for w in warned
+    )
+    assert not errors(at)
+    submit(at, "Register")
+    assert source_names(dashboard_env) == ["later"]
+
+
 def test_refresh_with_temporal_down_says_so_and_leaves_no_batch(
     seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
 ) -> None:
@@ -290,10 +339,12 @@ def test_refresh_starts_a_batch_workflow(
         batch = session.scalars(select(Batch).order_by(Batch.id.desc())).first()
     assert batch is not None and batch.source_id == seeded.sources["alpha"] and batch.workflow_id
     assert any(f"Batch {batch.id} started for 'alpha'" in unescaped(s.value) for s in at.success)
-    assert [(link.proto.page, link.proto.query_string) for link in at.page_link] == [
+    assert [(link.proto.page, link.proto.query_string) for link in at.main.get("page_link")] == [
         ("batches", f"batch={batch.id}")
     ]
-    assert (OPERATOR, "refresh", f"source:{seeded.sources['alpha']}", None) in audit(dashboard_env)
+    assert (OPERATOR, "refresh", f"source:{seeded.sources['alpha']}", f"batch {batch.id}") in audit(
+        dashboard_env
+    )
 
     async def described() -> str:
         client = await Client.connect(fresh_dev_server.address)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from streamlit.testing.v1 import AppTest
 from temporalio.client import Client
 
 from cli.devserver import DevServer, free_port
 from dashboard import metrics
 from dashboard.task_queues import recommended_replicas
+from data.models import QueueSample
 from orchestration.constants import ALL_QUEUES, SCHEDULER_QUEUE
 from tests.dashboard.conftest import OpenPage
 from tests.dashboard.seed import Seeded
@@ -42,8 +48,13 @@ def test_recommended_replicas(backlog: int | None, per: int, lo: int, hi: int, e
 
 @pytest.mark.temporal
 def test_workers_page_shows_a_real_backlog_on_a_queue_nobody_polls(
-    fresh_dev_server: DevServer, monkeypatch: pytest.MonkeyPatch, seeded: Seeded, open_page: OpenPage
+    fresh_dev_server: DevServer,
+    monkeypatch: pytest.MonkeyPatch,
+    seeded: Seeded,
+    open_page: OpenPage,
+    dashboard_env: sessionmaker[Session],
 ) -> None:
+    session_factory = dashboard_env
     monkeypatch.setenv("LOREGUARD_TEMPORAL_ADDRESS", fresh_dev_server.address)
     monkeypatch.setenv("LOREGUARD_TASKS_PER_REPLICA", "2")
 
@@ -56,8 +67,8 @@ def test_workers_page_shows_a_real_backlog_on_a_queue_nobody_polls(
     deadline = time.monotonic() + 30
     while True:  # the server's statistics lag a few seconds; the gateway may still be connecting
         at = open_page("workers")
-        if at.dataframe:
-            queues = at.dataframe[0].value  # the task-queue table comes first
+        if len(at.dataframe) >= 2:
+            queues = frame_with(at, "pollers")  # per queue and task type
             row = queues[(queues["queue"] == SCHEDULER_QUEUE) & (queues["type"] == "workflow")].iloc[0]
             if row["backlog"] == 5:
                 break
@@ -70,22 +81,36 @@ def test_workers_page_shows_a_real_backlog_on_a_queue_nobody_polls(
     assert row["backlog"] == 5
     assert row["pollers"] == 0
     assert row["oldest (s)"] > 0
-    assert row["recommended replicas"] == 3  # ceil(5 / 2)
     idle = queues[queues["queue"] != SCHEDULER_QUEUE]
     assert (idle["backlog"] == 0).all()
-    # A recommendation only on the row KEDA counts: workflow tasks for the scheduler, activities elsewhere.
-    assert (idle[idle["type"] == "activity"]["recommended replicas"] == 1).all()
-    assert idle[idle["type"] == "workflow"]["recommended replicas"].isna().all()
-    assert (
-        queues[(queues["queue"] == SCHEDULER_QUEUE) & (queues["type"] == "activity")]["recommended replicas"]
-        .isna()
-        .all()
-    )
+    assert "recommended replicas" not in queues
+    assert all("polls/s" not in d.value for d in at.dataframe)  # a poller's rate was its rate limit
+    # One recommendation per queue, on the type KEDA counts (workflow tasks for the scheduler), and it weighs
+    # the backlog's age: nobody polls a queue whose tasks wait.
+    advice = frame_with(at, "advice")
+    assert sorted(advice["queue"]) == sorted(ALL_QUEUES)
+    scheduler = advice[advice["queue"] == SCHEDULER_QUEUE].iloc[0]
+    assert scheduler["type"] == "workflow" and scheduler["recommended replicas"] == 3  # ceil(5 / 2)
+    assert (advice[advice["queue"] != SCHEDULER_QUEUE]["recommended replicas"] == 1).all()
     assert any("No worker is polling" in i.value for i in at.info)
-    assert len(at.get("arrow_vega_lite_chart")) + len(at.get("vega_lite_chart")) >= 1  # backlog over time
+    # The backlog history is kept in the app database and drawn with real time axes (plotly, not altair).
+    chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert chart["layout"]["xaxis"]["type"] == "date"
+    assert chart["layout"]["xaxis"]["title"]["text"] == "time (UTC)"
+    assert chart["layout"]["yaxis"]["tickformat"] == ",d"
+    assert chart["layout"]["yaxis"]["range"][1] >= 5  # whole tasks, never ticks of 0.2
+    start, end = (pd.Timestamp(x) for x in chart["layout"]["xaxis"]["range"])
+    assert end - start == pd.Timedelta(hours=6)  # the window, not one sample's second
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(QueueSample)) >= len(ALL_QUEUES)
     # No Prometheus configured: rates and latencies come from the library database.
     assert any("library database" in c.value for c in at.caption)
     assert not at.warning
+
+
+def frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    (frame,) = [d.value for d in at.dataframe if column in d.value]
+    return frame
 
 
 @pytest.fixture

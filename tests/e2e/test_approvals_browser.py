@@ -100,7 +100,7 @@ def test_approve_a_failed_batch_and_see_it_complete(stack: Stack, page: Page, tm
     shots = [shoot(p, "approvals")]
     p.get_by_role("button", name="Approve retry").click()
     dialog = p.get_by_role("dialog")
-    dialog.get_by_text(f"Approve a retry of batch(es) {batch_id}?").wait_for()
+    dialog.get_by_text(f"Approve a retry of 1 batch(es) ({batch_id})?").wait_for()
     dialog.get_by_role("button", name="Approve retry").click()
     p.get_by_text(f"Batch {batch_id}: approved.").wait_for()  # the Update's answer, at once
 
@@ -121,7 +121,7 @@ def test_approve_a_failed_batch_and_see_it_complete(stack: Stack, page: Page, tm
     shots.append(shoot(p, "audit"))
     assert query(stack.database, "SELECT actor, action, target FROM audit_events ORDER BY id") == [
         (ME, "add_source", "source:1"),  # on the command line
-        (ME, "refresh", "source:1"),
+        (ME, "refresh", "source:1"),  # the batch it started is in the reason
         (OPERATOR, "approve", f"batch:{batch_id}"),  # on the Approvals page
     ]
     print(f"\nscreenshots in {OUTPUT}: {', '.join(s.name for s in shots)}")

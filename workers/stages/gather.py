@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import feedparser
 
 from workers.stages.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
-from workers.stages.folders import FolderRefused, inside_roots, read_bounded
+from workers.stages.folders import inside_roots, read_bounded
+from workers.stages.locations import SOURCE_KINDS
+from workers.stages.locations import validate_location as validate_location  # its home before locations.py
 from workers.stages.types import (
     INVALID_SOURCE,
     SOURCE_UNAVAILABLE,
@@ -48,8 +49,6 @@ _MEDIA_TYPES: dict[str, str] = {
     "text/x-markdown": "text/markdown",
     "application/pdf": "application/pdf",
 }
-
-SOURCE_KINDS = ("folder", "feed", "web")
 
 Heartbeat = Callable[[], None]  # called while a long listing or fetch goes on (raises when cancelled)
 
@@ -210,32 +209,6 @@ def fetch_feed(url: str, fetcher: Fetcher, *, heartbeat: Heartbeat = _no_heartbe
 
 
 # --- locations and previews ----------------------------------------------------------------------
-
-
-def validate_location(kind: str, location: str, *, folder_roots: Sequence[Path]) -> str:
-    """The cleaned location for a new source, or ValueError with a message for the person typing it."""
-    cleaned = location.strip()
-    if not cleaned:
-        raise ValueError("location must not be empty")
-    if kind == "folder":
-        folder = Path(cleaned).expanduser()
-        try:
-            inside_roots(folder, folder_roots)
-        except FolderRefused as exc:
-            raise ValueError(exc.message) from exc
-        if not folder.exists():
-            raise ValueError(f"folder {folder} does not exist")
-        if not folder.is_dir():
-            raise ValueError(f"{folder} is not a folder")
-        return str(folder.resolve())
-    if kind in ("feed", "web"):
-        parts = urlsplit(cleaned)
-        if parts.scheme.lower() not in ("http", "https"):
-            raise ValueError(f"{cleaned} is not an http(s) URL")
-        if not parts.hostname:
-            raise ValueError(f"{cleaned} has no host name")
-        return cleaned
-    raise ValueError(f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
 
 
 def preview_source(

@@ -1,0 +1,45 @@
+"""Checking where a new source points, before it is saved: light enough for the dashboard and the CLI to import
+(no parser, no language model, no HTTP client)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from workers.stages.folders import FolderRefused, inside_roots
+
+SOURCE_KINDS = ("folder", "feed", "web")
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def validate_location(kind: str, location: str, *, folder_roots: Sequence[Path]) -> str:
+    """The cleaned location for a new source, or ValueError with a message for the person typing it."""
+    cleaned = location.strip()
+    if not cleaned:
+        raise ValueError("location must not be empty")
+    if kind == "folder":
+        if _URL_LIKE.match(cleaned):
+            # Path("https://x/feed.xml") would turn into a mangled relative path under the working folder.
+            raise ValueError(
+                f"{cleaned} is a URL, not a folder; choose the kind feed (RSS/Atom) or web (one page) for it"
+            )
+        folder = Path(cleaned).expanduser()
+        try:
+            inside_roots(folder, folder_roots)
+        except FolderRefused as exc:
+            raise ValueError(exc.message) from exc
+        if not folder.exists():
+            raise ValueError(f"folder {folder} does not exist")
+        if not folder.is_dir():
+            raise ValueError(f"{folder} is not a folder")
+        return str(folder.resolve())
+    if kind in ("feed", "web"):
+        parts = urlsplit(cleaned)
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ValueError(f"{cleaned} is not an http(s) URL")
+        if not parts.hostname:
+            raise ValueError(f"{cleaned} has no host name")
+        return cleaned
+    raise ValueError(f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
