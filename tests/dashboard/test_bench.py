@@ -15,8 +15,8 @@ from tests.conftest import POSTGRES_URL, need, postgres_available
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "dashboard.py"
 PAGES = (
-    "Overview", "Sources", "Batches", "Batch detail", "Library", "Library search", "Approvals", "SLA", "Audit",
-    "Workers",
+    "Overview", "Sources", "Batches", "Batch detail", "Library", "Library search", "Document", "Approvals",
+    "SLA", "Audit", "Workers",
 )  # fmt: skip
 
 
