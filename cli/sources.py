@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -76,26 +77,27 @@ def source_add(name: str, kind: str, location: str, interval: int, as_json: bool
         click.echo(changed.message)
 
 
+def change_source(action: Callable[..., SourceChanged], *args: Any) -> None:
+    """Run a source action as this command's person and print what it did (and any schedule warning)."""
+    settings = load_settings()
+    with operations(settings) as ctx:
+        changed = action(acting(settings), ctx, *args)
+    report(changed)
+    click.echo(changed.message)
+
+
 @source.command("pause")
 @click.argument("source_ref", metavar="SOURCE")
 def source_pause(source_ref: str) -> None:
     """Pause SOURCE's scheduled refreshes (id or name)."""
-    settings = load_settings()
-    with operations(settings) as ctx:
-        changed = source_ops.pause_source(acting(settings), ctx, source_ref)
-    report(changed)
-    click.echo(changed.message)
+    change_source(source_ops.pause_source, source_ref)
 
 
 @source.command("resume")
 @click.argument("source_ref", metavar="SOURCE")
 def source_resume(source_ref: str) -> None:
     """Resume SOURCE's scheduled refreshes (id or name)."""
-    settings = load_settings()
-    with operations(settings) as ctx:
-        changed = source_ops.resume_source(acting(settings), ctx, source_ref)
-    report(changed)
-    click.echo(changed.message)
+    change_source(source_ops.resume_source, source_ref)
 
 
 @source.command("set-interval")
@@ -103,11 +105,7 @@ def source_resume(source_ref: str) -> None:
 @click.argument("seconds", type=click.IntRange(min=MIN_INTERVAL))
 def source_set_interval(source_ref: str, seconds: int) -> None:
     """Refresh SOURCE every SECONDS (at least 60) on its schedule."""
-    settings = load_settings()
-    with operations(settings) as ctx:
-        changed = source_ops.set_source_interval(acting(settings), ctx, source_ref, seconds)
-    report(changed)
-    click.echo(changed.message)
+    change_source(source_ops.set_source_interval, source_ref, seconds)
 
 
 @source.command("delete")
