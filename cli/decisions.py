@@ -12,7 +12,7 @@ from operations import batches as batch_ops
 @click.command()
 @click.argument("batch_id", metavar="BATCH", type=click.IntRange(min=1))
 @click.option("--reason", default="", help="Why (optional for an approval).")
-@click.option("--actor", help="On whose behalf; recorded as \"OS-USER as ACTOR\" (default: the OS user).")
+@click.option("--actor", help='On whose behalf; recorded as "OS-USER as ACTOR" (default: the OS user).')
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def approve(batch_id: int, reason: str, actor: str | None, as_json: bool) -> None:
     """Approve a retry of failed BATCH, which is awaiting a decision."""
@@ -22,7 +22,7 @@ def approve(batch_id: int, reason: str, actor: str | None, as_json: bool) -> Non
 @click.command()
 @click.argument("batch_id", metavar="BATCH", type=click.IntRange(min=1))
 @click.option("--reason", required=True, help="Why the batch is rejected (required).")
-@click.option("--actor", help="On whose behalf; recorded as \"OS-USER as ACTOR\" (default: the OS user).")
+@click.option("--actor", help='On whose behalf; recorded as "OS-USER as ACTOR" (default: the OS user).')
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def reject(batch_id: int, reason: str, actor: str | None, as_json: bool) -> None:
     """Reject failed BATCH with a reason: it ends failed."""

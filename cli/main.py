@@ -12,6 +12,7 @@ from typing import NoReturn
 import click
 
 from cli.decisions import approve, reject
+from cli.hybrid import celery_worker
 from cli.services import dashboard, migrate, setup, up, worker
 from cli.sources import batches, refresh, source
 
@@ -34,7 +35,19 @@ def cli() -> None:
     """
 
 
-for command in (up, worker, dashboard, migrate, setup, source, refresh, batches, approve, reject):
+for command in (
+    up,
+    worker,
+    celery_worker,
+    dashboard,
+    migrate,
+    setup,
+    source,
+    refresh,
+    batches,
+    approve,
+    reject,
+):
     cli.add_command(command)
 
 
