@@ -1,5 +1,6 @@
 """Workers: per task queue, pollers, backlog and its age, rates, the workers polling it, recommended replicas,
-backlog over time; and the pipeline's rates and latencies (Prometheus when configured, else the database)."""
+backlog over time; the Celery queue and workers when the hybrid runs; and the pipeline's rates and latencies
+(Prometheus when configured, else the database)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,9 @@ def live() -> None:
         else:
             st.dataframe(table, hide_index=True, key="pollers")
 
+    if s.processing_backend == "celery":
+        celery_queue()
+
     st.subheader("Pipeline rates and latencies")
     rates = pipeline_rates()
     if not rates.available:
@@ -77,6 +81,31 @@ def live() -> None:
             st.dataframe(latency, hide_index=True, key="latency")
         st.caption(f"From {literal(origin)}.")
     st.caption(f"Updated {when(now)}; refreshes every {LIVE_SECONDS} s.")
+
+
+def celery_queue() -> None:
+    """The hybrid: the chunk activities hand their documents to Celery workers through this queue."""
+    s = settings()
+    st.subheader("Celery queue (Temporal + Celery hybrid)")
+    state = workers.describe_celery(s)
+    if state.pending is None:
+        unavailable("Celery broker", state.error)
+        return
+    st.dataframe(
+        workers.celery_queue_table(
+            state, per_replica=s.tasks_per_replica, minimum=s.min_replicas, maximum=s.max_replicas
+        ),
+        hide_index=True,
+        key="celery_queue",
+    )
+    table = workers.celery_worker_table(state)
+    if table.empty:
+        st.info(
+            f"No Celery worker consumes {literal(state.queue)}: start one with `loreguard celery-worker`."
+        )
+    else:
+        st.dataframe(table, hide_index=True, key="celery_workers")
+    st.caption("Pending tasks from the broker; workers answer a broadcast within 1 s.")
 
 
 def pipeline_rates() -> metrics.PipelineRates:
