@@ -277,6 +277,10 @@ async def loreguard(backend: str, docs: Path, warmup: Path, work: Path, total: i
             if proc is not None:
                 proc.stop()
         server.stop()
+        if celery is not None:
+            queue = env["LOREGUARD_CELERY_QUEUE"]
+            with make_celery_app(Settings(celery_queue=queue)).connection_for_write() as conn:
+                conn.default_channel.queue_delete(queue)
 
 
 # --- (c) Celery alone: a chord over the chunks ---------------------------------------------------------------
@@ -344,7 +348,7 @@ def celery_alone(docs: Path, warmup: Path, work: Path, total: int, chunk_size: i
     finally:
         worker.stop()
         with app.connection_for_write() as conn:
-            conn.default_channel.queue_purge(queue)
+            conn.default_channel.queue_delete(queue)
 
 
 # --- (d) Prefect 3 -----------------------------------------------------------------------------------------

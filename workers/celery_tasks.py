@@ -61,7 +61,20 @@ class _ProcessSteps:
 
 
 def encode(result: ChunkResult, report: ChunkReport) -> dict[str, Any]:
-    return {"result": asdict(result), "report": asdict(report)}
+    """JSON for the result backend (not dataclasses.asdict: it rebuilds a Counter from (key, count) pairs)."""
+    return {
+        "result": asdict(result),
+        "report": {
+            "source": report.source,
+            "stage": report.stage,
+            "done": report.done,
+            "failed_by_stage": dict(report.failed_by_stage),
+            "labels": dict(report.labels),
+            "stage_ms": {k: list(v) for k, v in report.stage_ms.items()},
+            "evaluator_calls": report.evaluator_calls,
+            "evaluator_errors": dict(report.evaluator_errors),
+        },
+    }
 
 
 def decode(payload: dict[str, Any]) -> tuple[ChunkResult, ChunkReport]:

@@ -86,7 +86,7 @@ def purge_celery_queue(settings: Settings) -> None:
     from orchestration.celery_app import make_celery_app
 
     with make_celery_app(settings).connection_for_write() as conn, contextlib.suppress(Exception):
-        conn.default_channel.queue_purge(settings.celery_queue)
+        conn.default_channel.queue_delete(settings.celery_queue)  # its messages and its binding
 
 
 async def terminate_running(client: Client) -> None:
