@@ -47,6 +47,7 @@ def batch_flow(batch_id: int, total: int, chunk_size: int) -> int:
 
 
 def run_batch(url: str, folder: Path, name: str, chunk_size: int, workers: int) -> None:
+    name = f"{name}-{os.getpid()}"  # source names are unique; a second run uses the same database
     sessions = make_session_factory(make_engine(url))
     with sessions.begin() as session:
         source_id = repository.create_source(session, name=name, kind="folder", location=str(folder)).id
@@ -70,6 +71,13 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, required=True)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
+    # Prefect's local ephemeral server, started once and named to the pool's processes: left alone, every
+    # spawned pool process starts an ephemeral server of its own (about 20 s each, and a second SQLite database).
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
     run_batch(args.db, args.warmup, "warmup", args.chunk_size, args.workers)
     run_batch(args.db, args.folder, "bench", args.chunk_size, args.workers)
 
