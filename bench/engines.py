@@ -59,7 +59,7 @@ from core.vocabulary import ARTIFACT_STORED  # noqa: E402
 from data import repository  # noqa: E402
 from data.db import make_engine, make_session_factory  # noqa: E402
 from data.models import Artifact, Evaluation  # noqa: E402
-from orchestration.celery_app import make_celery_app  # noqa: E402
+from orchestration.celery_app import delete_queue, make_celery_app  # noqa: E402
 from orchestration.client import register_search_attributes  # noqa: E402
 from orchestration.types import ChunkInput, IngestInput  # noqa: E402
 from tests.support.corpus import write_corpus  # noqa: E402
@@ -279,8 +279,7 @@ async def loreguard(backend: str, docs: Path, warmup: Path, work: Path, total: i
         server.stop()
         if celery is not None:
             queue = env["LOREGUARD_CELERY_QUEUE"]
-            with make_celery_app(Settings(celery_queue=queue)).connection_for_write() as conn:
-                conn.default_channel.queue_delete(queue)
+            delete_queue(make_celery_app(Settings(celery_queue=queue)), queue)
 
 
 # --- (c) Celery alone: a chord over the chunks ---------------------------------------------------------------
@@ -347,8 +346,7 @@ def celery_alone(docs: Path, warmup: Path, work: Path, total: int, chunk_size: i
         return engine
     finally:
         worker.stop()
-        with app.connection_for_write() as conn:
-            conn.default_channel.queue_delete(queue)
+        delete_queue(app, queue)
 
 
 # --- (d) Prefect 3 -----------------------------------------------------------------------------------------

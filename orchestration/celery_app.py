@@ -103,3 +103,15 @@ def safe_broker_url(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user + ':***@' if user else ''}{host}"
+
+
+def delete_queue(app: Celery, queue: str) -> None:
+    """Remove a queue and what waits in it (tests and benchmarks use queues of their own)."""
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        channel.queue_purge(queue)
+        client = getattr(channel, "client", None)
+        if client is not None:  # Redis: the queue is its list; kombu keeps its binding in a key of its own
+            client.delete(f"_kombu.binding.{queue}")
+        else:
+            channel.queue_delete(queue)

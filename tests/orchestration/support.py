@@ -83,10 +83,10 @@ def celery_worker(settings: Settings, concurrency: int = 2) -> Iterator[None]:
 
 
 def purge_celery_queue(settings: Settings) -> None:
-    from orchestration.celery_app import make_celery_app
+    from orchestration.celery_app import delete_queue, make_celery_app
 
-    with make_celery_app(settings).connection_for_write() as conn, contextlib.suppress(Exception):
-        conn.default_channel.queue_delete(settings.celery_queue)  # its messages and its binding
+    with contextlib.suppress(Exception):
+        delete_queue(make_celery_app(settings), settings.celery_queue)
 
 
 async def terminate_running(client: Client) -> None:
