@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: bootstrap run test lint format bench clean
+.PHONY: bootstrap run test lint format bench bench-engines clean
 
 # Runtime dependencies at the versions the image installs (deploy/constraints.txt), the dev tools, and the
 # embedded Temporal dev server (the `local` extra) that `make run` starts.
@@ -35,5 +35,17 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 
+# Prefect 3 caps python-dateutil and packaging below the project's pins, so the engines benchmark runs its
+# Prefect side in a virtualenv of its own: the project's runtime dependencies plus the `prefect` extra.
+PREFECT_VENV := .venv-prefect
+$(PREFECT_VENV)/.installed: pyproject.toml
+	@test -x $(PREFECT_VENV)/bin/python || $(PYTHON) -m venv $(PREFECT_VENV)
+	$(PREFECT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PREFECT_VENV)/bin/python -m pip install --quiet -e '.[prefect]'
+	@touch $@
+
+bench-engines: $(STAMP) $(PREFECT_VENV)/.installed
+	$(BIN)/python bench/engines.py --prefect-python $(PREFECT_VENV)/bin/python $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) .loreguard .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PREFECT_VENV) .loreguard .pytest_cache .mypy_cache .ruff_cache

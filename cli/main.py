@@ -12,6 +12,7 @@ from typing import NoReturn
 import click
 
 from cli.decisions import approve, reject
+from cli.hybrid import celery_worker
 from cli.services import dashboard, migrate, setup, up, worker
 from cli.sla import sla
 from cli.sources import batches, refresh, source
@@ -35,7 +36,20 @@ def cli() -> None:
     """
 
 
-for command in (up, worker, dashboard, migrate, setup, source, refresh, batches, approve, reject, sla):
+for command in (
+    up,
+    worker,
+    celery_worker,
+    dashboard,
+    migrate,
+    setup,
+    source,
+    refresh,
+    batches,
+    approve,
+    reject,
+    sla,
+):
     cli.add_command(command)
 
 

@@ -29,11 +29,20 @@ WORKER_READY = "worker ready"  # `loreguard up` waits for this line in the worke
     is_flag=True,
     help="Also run Debian's prometheus binary scraping the worker and Temporal; the dashboard reads it.",
 )
-def up(no_demo: bool, with_prometheus: bool) -> None:
+@click.option(
+    "--with-celery",
+    is_flag=True,
+    help="Run the Temporal + Celery hybrid: a Celery worker beside the Temporal worker, which hands it the "
+    "documents (LOREGUARD_PROCESSING_BACKEND=celery, broker LOREGUARD_CELERY_BROKER_URL).",
+)
+def up(no_demo: bool, with_prometheus: bool, with_celery: bool) -> None:
     """Run the whole stack on this machine until Ctrl-C: Temporal, worker, dashboard."""
     from cli.stack import Stack
 
-    stack = Stack(load_settings(), with_prometheus=with_prometheus)
+    settings = load_settings()
+    if with_celery:
+        settings = settings.model_copy(update={"processing_backend": "celery"})
+    stack = Stack(settings, with_prometheus=with_prometheus)
     code = stack.run(demo=not no_demo)
     if code:
         raise click.exceptions.Exit(code)

@@ -84,6 +84,8 @@ class Stack:
             asyncio.run(prepare_temporal(settings))
         with progress("applying database migrations", "done") as note:
             note.append(f"revision {apply_migrations(settings.target_database_url)}")
+        if settings.processing_backend == "celery":
+            self.start_celery_worker()  # first: the Temporal worker hands it documents from its first chunk
         self.start_worker()
         if self.with_prometheus:
             self.start_prometheus()
@@ -142,6 +144,18 @@ class Stack:
             )
             note.append(f"pid {child.process.pid}")
 
+    def start_celery_worker(self) -> None:
+        from cli.hybrid import CELERY_READY, broker_label, check_broker
+
+        check_broker(self.settings)
+        command = [sys.executable, "-m", "cli.main", "celery-worker", "--supervisor-pid", str(os.getpid())]
+        with progress(f"starting Celery worker on {broker_label(self.settings)}", "ready") as note:
+            child = self.spawn("celery worker", command, self.log_dir / "celery-worker.log")
+            self.wait_until(
+                child, lambda: CELERY_READY in read_new(child.log, child.log_offset), 120.0, "to report ready"
+            )
+            note.append(f"pid {child.process.pid}")
+
     def start_prometheus(self) -> None:
         """Debian's prometheus on a generated config (worker + Temporal), or how to install it."""
         from cli import prometheus as prom
@@ -194,6 +208,7 @@ class Stack:
             LOREGUARD_STATE_DIR=str(self.state_dir),
             LOREGUARD_DATABASE_URL=self.settings.target_database_url,
             LOREGUARD_TEMPORAL_ADDRESS=self.address,
+            LOREGUARD_PROCESSING_BACKEND=self.settings.processing_backend,  # `--with-celery` sets it
             PYTHONUNBUFFERED="1",
         )
         if self.prometheus_url:
@@ -249,6 +264,10 @@ class Stack:
             )
         if self.prometheus_url:
             click.echo(f"  {'Prometheus':<18} {self.prometheus_url}")
+        if s.processing_backend == "celery":
+            from cli.hybrid import broker_label
+
+            click.echo(f"  {'Celery broker':<18} {broker_label(s)} (queue {s.celery_queue})")
         click.echo("")
 
     def ensure_demo(self) -> None:

@@ -296,3 +296,46 @@ class Settings(BaseSettings):
                 "LOREGUARD_PAGERDUTY_ROUTING_KEY is needed for the pagerduty notification channel"
             )
         return self
+
+    # Temporal + Celery hybrid (issue 14): with `celery`, the chunk activities hand their documents to Celery
+    # workers (`loreguard celery-worker`) through a broker and wait for them; the workflows stay the same.
+    processing_backend: Literal["temporal", "celery"] = Field(
+        default="temporal",
+        description="temporal: chunk activities run the stages in the Temporal worker's CPU pool; celery: they "
+        "enqueue the chunk's documents as Celery tasks and wait for them",
+    )
+    celery_broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="the Celery broker: Redis (redis://host:6379/0) or RabbitMQ (amqp://user:pass@host:5672//)",
+    )
+    celery_result_backend: str | None = Field(
+        default=None,
+        description="where Celery task results wait for the chunk activity; default: the broker when it is "
+        "Redis, else redis://127.0.0.1:6379/0",
+    )
+    celery_queue: str = Field(
+        default="processing", min_length=1, description="the Celery queue of the stages"
+    )
+    celery_task_documents: int = Field(
+        default=50,
+        ge=1,
+        le=2000,
+        description="documents per Celery task: a chunk is split into tasks this big",
+    )
+    celery_concurrency: int = Field(
+        default=0, ge=0, description="processes of one `loreguard celery-worker`; 0 = one per core"
+    )
+    celery_visibility_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Redis broker: a task taken by a worker that died unacknowledged is delivered again once it "
+        "is this old (RabbitMQ re-delivers at once); keep it above the longest task",
+    )
+
+    @property
+    def target_celery_result_backend(self) -> str:
+        if self.celery_result_backend:
+            return self.celery_result_backend
+        if self.celery_broker_url.startswith(("redis://", "rediss://")):
+            return self.celery_broker_url
+        return "redis://127.0.0.1:6379/0"

@@ -1,9 +1,11 @@
 """What the Workers page shows: per task queue, pollers, backlog and its age, rates, the workers polling it, and
-how many worker replicas the backlog calls for (one per `tasks_per_replica` pending tasks, within bounds)."""
+how many worker replicas the backlog calls for (one per `tasks_per_replica` pending tasks, within bounds); with the
+Temporal + Celery hybrid, the Celery queue's depth and the Celery workers consuming it."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,8 +18,10 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from core.settings import Settings
 from dashboard.formatting import duration
 from dashboard.temporal import RPC_TIMEOUT
+from orchestration.celery_app import CeleryQueueState, describe_celery_queue, make_celery_app
 from orchestration.constants import ALL_QUEUES, SCALED_TASK_TYPE
 from orchestration.gateway import TRANSPORT_CODES, TemporalGateway
 
@@ -200,3 +204,47 @@ def worker_table(states: list[QueueState]) -> pd.DataFrame:
 def samples(states: list[QueueState]) -> list[tuple[str, str, int, float]]:
     """(queue, type, backlog, oldest s) of the queues Temporal described, for the backlog history."""
     return [(s.queue, s.kind, s.backlog, s.backlog_age_s) for s in states if not s.error]
+
+
+# --- the hybrid's Celery queue ----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _celery_app(broker: str, backend: str, queue: str) -> Any:
+    return make_celery_app(
+        Settings(celery_broker_url=broker, celery_result_backend=backend, celery_queue=queue, _env_file=None)
+    )
+
+
+def describe_celery(settings: Settings) -> CeleryQueueState:
+    """The Celery queue's depth (from the broker) and the workers consuming it (a 1 s broadcast)."""
+    app = _celery_app(
+        settings.celery_broker_url, settings.target_celery_result_backend, settings.celery_queue
+    )
+    return describe_celery_queue(app, settings.celery_queue)
+
+
+def celery_queue_table(
+    state: CeleryQueueState, *, per_replica: int, minimum: int, maximum: int
+) -> pd.DataFrame:
+    """One row beside the Temporal task queues: pending tasks, workers, and the same replica rule."""
+    return pd.DataFrame(
+        [
+            {
+                "queue": state.queue,
+                "broker": state.broker,
+                "pending tasks": state.pending,
+                "workers": len(state.workers),
+                "running now": sum(w.active for w in state.workers),
+                "recommended replicas": recommended_replicas(
+                    state.pending, per_replica=per_replica, minimum=minimum, maximum=maximum
+                ),
+                "error": state.error or "",
+            }
+        ]
+    )
+
+
+def celery_worker_table(state: CeleryQueueState) -> pd.DataFrame:
+    rows = [{"worker": w.name, "processes": w.processes, "running now": w.active} for w in state.workers]
+    return pd.DataFrame(rows, columns=["worker", "processes", "running now"])

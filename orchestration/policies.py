@@ -38,3 +38,10 @@ MIN_CHUNK_HEARTBEAT = timedelta(seconds=60)
 
 # The SLA monitor's check reads every batch in flight; one round must end well within its 5-minute schedule.
 SLA_CHECK_TIMEOUT = timedelta(minutes=2)
+
+# Celery tasks of the hybrid (LOREGUARD_PROCESSING_BACKEND=celery): 3 attempts with exponential backoff, as the
+# study sets them (1 s, 2 s, ... at most 60 s, jittered). A task that gives up fails the chunk activity, which
+# CHUNK_RETRY retries over what is left; documents that can never succeed do not raise (they fail alone).
+CELERY_TASK_ATTEMPTS = 3
+CELERY_RETRY_BACKOFF_SECONDS = 1
+CELERY_RETRY_BACKOFF_MAX_SECONDS = 60

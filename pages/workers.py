@@ -1,6 +1,7 @@
 """Workers: one recommendation per task queue (backlog and its age); per queue and type its pollers, backlog
-and rates; the workers polling; backlog over time (Prometheus, else the app database's samples); and the
-pipeline's rates and latencies (Prometheus when configured, else the database)."""
+and rates; the workers polling; backlog over time (Prometheus, else the app database's samples); the Celery
+queue and workers when the hybrid runs; and the pipeline's rates and latencies (Prometheus when configured,
+else the database)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,9 @@ def live() -> None:
             )
         )
 
+    if s.processing_backend == "celery":
+        celery_queue()
+
     st.subheader("Pipeline rates and latencies")
     rates = pipeline_rates()
     if not rates.available:
@@ -105,6 +109,31 @@ def live() -> None:
             table(latency, key="latency")
         st.caption(f"From {literal(origin)}.")
     st.caption(f"Updated {when(now)}; refreshes every {LIVE_SECONDS} s.")
+
+
+def celery_queue() -> None:
+    """The hybrid: the chunk activities hand their documents to Celery workers through this queue."""
+    s = settings()
+    st.subheader("Celery queue (Temporal + Celery hybrid)")
+    state = workers.describe_celery(s)
+    if state.pending is None:
+        unavailable("Celery broker", state.error)
+        return
+    st.dataframe(
+        workers.celery_queue_table(
+            state, per_replica=s.tasks_per_replica, minimum=s.min_replicas, maximum=s.max_replicas
+        ),
+        hide_index=True,
+        key="celery_queue",
+    )
+    table = workers.celery_worker_table(state)
+    if table.empty:
+        st.info(
+            f"No Celery worker consumes {literal(state.queue)}: start one with `loreguard celery-worker`."
+        )
+    else:
+        st.dataframe(table, hide_index=True, key="celery_workers")
+    st.caption("Pending tasks from the broker; workers answer a broadcast within 1 s.")
 
 
 def pipeline_rates() -> metrics.PipelineRates:

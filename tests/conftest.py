@@ -23,6 +23,7 @@ from data.migrate import upgrade
 from orchestration.client import register_search_attributes
 
 POSTGRES_URL = os.environ.get("LOREGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("LOREGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_ALL = os.environ.get("LOREGUARD_REQUIRE_ALL") == "1"
 
 
@@ -88,6 +89,35 @@ def sqlite_sessions(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(sqlite_url)
     yield make_session_factory(engine)
     engine.dispose()
+
+
+def redis_available(url: str = REDIS_URL) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(params=["temporal", "celery"])
+def processing_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs the test once on Temporal alone and once on the Temporal + Celery hybrid (a real Redis broker).
+
+    Settings and spawned processes read the backend from the environment; the hybrid gets a Celery queue of
+    the test's own, so no test takes another test's tasks.
+    """
+    backend: str = request.param
+    monkeypatch.setenv("LOREGUARD_PROCESSING_BACKEND", backend)
+    if backend == "celery":
+        need(redis_available(), f"Redis at {REDIS_URL} (the Celery broker)")
+        monkeypatch.setenv("LOREGUARD_CELERY_BROKER_URL", REDIS_URL)
+        monkeypatch.setenv("LOREGUARD_CELERY_QUEUE", f"processing-test-{uuid.uuid4().hex[:12]}")
+    return backend
 
 
 def temporal_available() -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 from temporalio import activity
 
+from orchestration.celery_app import EVALUATE_TASK, PROCESS_TASK
 from orchestration.types import (
     AlertInput,
     AwaitDecisionInput,
@@ -29,6 +30,7 @@ from orchestration.types import (
     SlaCheckResult,
     StartBatchInput,
 )
+from workers.celery_chunks import CeleryChunks
 from workers.metrics import ChunkReport, WorkerMetrics
 from workers.monitoring import check_sla, create_scheduled_batch
 from workers.pool import process_chunk_in_pool
@@ -36,17 +38,22 @@ from workers.steps import BatchSteps
 
 
 class PipelineActivities:
-    """Registered as bound methods; the steps hold the clients (database, CPU pool, HTTP, evaluator)."""
+    """Registered as bound methods; the steps hold the clients (database, CPU pool, HTTP, evaluator).
+
+    With `celery` (the hybrid), the chunk activities hand their documents to Celery workers and wait for them.
+    """
 
     def __init__(
         self,
         steps: BatchSteps,
         cpu_pool: ProcessPoolExecutor | None = None,
         metrics: WorkerMetrics | None = None,
+        celery: CeleryChunks | None = None,
     ) -> None:
         self.steps = steps
         self.cpu_pool = cpu_pool
         self.metrics = metrics
+        self.celery = celery
         steps.metrics = metrics
 
     def _record(self, report: ChunkReport) -> None:
@@ -65,6 +72,8 @@ class PipelineActivities:
 
     @activity.defn(name="process_chunk")
     def process_chunk(self, input: ChunkInput) -> ChunkResult:
+        if self.celery is not None:
+            return self._on_celery(PROCESS_TASK, input)
         if self.cpu_pool is not None:
             result, report = process_chunk_in_pool(self.cpu_pool, input, activity.heartbeat)
         else:
@@ -74,8 +83,17 @@ class PipelineActivities:
 
     @activity.defn(name="evaluate_chunk")
     def evaluate_chunk(self, input: ChunkInput) -> ChunkResult:
+        if self.celery is not None:
+            return self._on_celery(EVALUATE_TASK, input)
         result, report = self.steps.evaluate_chunk_report(input, heartbeat=activity.heartbeat)
         self._record(report)
+        return result
+
+    def _on_celery(self, task: str, input: ChunkInput) -> ChunkResult:
+        assert self.celery is not None
+        result, reports = self.celery.run(task, input, activity.heartbeat)
+        for report in reports:
+            self._record(report)
         return result
 
     @activity.defn(name="finish_batch")

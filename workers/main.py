@@ -20,6 +20,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from core.settings import Settings
+from orchestration.celery_app import make_celery_app
 from orchestration.chunks import ChunkRangeWorkflow
 from orchestration.client import connect
 from orchestration.constants import (
@@ -32,6 +33,7 @@ from orchestration.constants import (
 from orchestration.scheduled import ScheduledRefreshWorkflow, SlaMonitorWorkflow
 from orchestration.workflows import BatchWorkflow
 from workers.activities import PipelineActivities
+from workers.celery_chunks import CeleryChunks
 from workers.metrics import HealthChecks, ObservabilityServer, WorkerMetrics
 from workers.pool import make_cpu_pool
 from workers.steps import build_steps
@@ -47,7 +49,10 @@ def build_workers(
     cpu_pool: ProcessPoolExecutor | None,
     metrics: WorkerMetrics | None = None,
 ) -> tuple[list[Worker], PipelineActivities, ThreadPoolExecutor]:
-    acts = PipelineActivities(build_steps(settings), cpu_pool, metrics)
+    celery = None
+    if settings.processing_backend == "celery":
+        celery = CeleryChunks(make_celery_app(settings), settings)
+    acts = PipelineActivities(build_steps(settings), cpu_pool, metrics, celery)
     threads = ThreadPoolExecutor(
         max_workers=settings.ingestion_concurrency
         + settings.processing_concurrency
@@ -122,10 +127,12 @@ async def run_worker(
     if unknown:
         raise ValueError(f"unknown task queue(s): {', '.join(sorted(unknown))}")
     client = await connect(settings, runtime=sdk_metrics_runtime(settings))
-    cpu_pool = make_cpu_pool(settings) if PROCESSING_QUEUE in queues else None
+    # With the celery backend the stages run on Celery workers: this process needs no CPU pool.
+    local_cpu = PROCESSING_QUEUE in queues and settings.processing_backend == "temporal"
+    cpu_pool = make_cpu_pool(settings) if local_cpu else None
     metrics = WorkerMetrics()
     workers, acts, threads = build_workers(client, settings, queues, cpu_pool=cpu_pool, metrics=metrics)
-    log.info("worker polling %s", ", ".join(queues))
+    log.info("worker polling %s (processing backend: %s)", ", ".join(queues), settings.processing_backend)
     try:
         async with (
             _AllWorkers(workers),

@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pandas as pd
@@ -17,12 +18,16 @@ from streamlit.testing.v1 import AppTest
 from temporalio.client import Client
 
 from cli.devserver import DevServer, free_port
+from core.settings import Settings
 from dashboard import metrics
 from dashboard.task_queues import recommended_replicas
 from data.models import QueueSample
+from orchestration.celery_app import PROCESS_TASK, make_celery_app
 from orchestration.constants import ALL_QUEUES, SCHEDULER_QUEUE
+from tests.conftest import REDIS_URL, need, redis_available
 from tests.dashboard.conftest import OpenPage
 from tests.dashboard.seed import Seeded
+from tests.orchestration.support import celery_worker, purge_celery_queue
 
 
 @pytest.mark.parametrize(
@@ -146,3 +151,31 @@ def test_workers_page_shows_prometheus_unavailable(
     warnings = " ".join(w.value for w in at.warning)
     assert "Prometheus unavailable" in warnings
     assert "Temporal" in warnings  # no Temporal in this test either; the page still renders
+
+
+def test_workers_page_shows_the_celery_queue_and_its_workers_when_the_hybrid_runs(
+    monkeypatch: pytest.MonkeyPatch, dashboard_env: object, open_page: OpenPage
+) -> None:
+    need(redis_available(), f"Redis at {REDIS_URL} (the Celery broker)")
+    queue = f"processing-test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("LOREGUARD_PROCESSING_BACKEND", "celery")
+    monkeypatch.setenv("LOREGUARD_CELERY_BROKER_URL", REDIS_URL)
+    monkeypatch.setenv("LOREGUARD_CELERY_QUEUE", queue)
+    settings = Settings()
+    app = make_celery_app(settings)
+    for seq in range(3):  # three tasks waiting, nobody consuming them
+        app.send_task(PROCESS_TASK, args=(1, seq, seq + 1), queue=queue)
+
+    at = open_page("workers")
+    celery = next(d.value for d in at.dataframe if "pending tasks" in d.value.columns)
+    row = celery.iloc[0]
+    assert (row["queue"], row["broker"], row["pending tasks"], row["workers"]) == (queue, REDIS_URL, 3, 0)
+    assert any("No Celery worker consumes" in i.value for i in at.info)
+
+    purge_celery_queue(settings)
+    with celery_worker(settings, concurrency=1):
+        at = open_page("workers")
+    celery = next(d.value for d in at.dataframe if "pending tasks" in d.value.columns)
+    assert (celery.iloc[0]["pending tasks"], celery.iloc[0]["workers"]) == (0, 1)
+    workers = next(d.value for d in at.dataframe if "processes" in d.value.columns)
+    assert len(workers) == 1 and workers.iloc[0]["worker"].startswith("gen")  # Celery's test worker name

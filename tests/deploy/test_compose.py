@@ -175,6 +175,22 @@ def test_workers_and_dashboard_have_health_checks_and_grace_periods(compose: dic
     assert dashboard["stop_grace_period"]
 
 
+def test_the_hybrid_profile_adds_a_healthy_broker_and_celery_workers(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    redis, celery = services["redis"], services["celery-worker"]
+    assert redis["profiles"] == celery["profiles"] == ["celery"]  # off unless `--profile celery`
+    assert "redis-cli" in redis["healthcheck"]["test"]
+    assert celery["command"] == ["loreguard", "celery-worker"]
+    assert celery["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert celery["depends_on"]["setup"] == {"condition": "service_completed_successfully"}
+    assert "control.ping" in " ".join(celery["healthcheck"]["test"]) and celery["stop_grace_period"]
+    env = services["worker-processing"]["environment"]
+    assert env["LOREGUARD_CELERY_BROKER_URL"] == "redis://redis:6379/0"
+    assert (
+        env["LOREGUARD_PROCESSING_BACKEND"] == "temporal"
+    )  # .env.example's default; celery turns the hybrid on
+
+
 def test_mounted_files_exist(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):

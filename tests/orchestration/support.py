@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -40,17 +40,53 @@ def pipeline_settings(db_url: str, temporal: TemporalNamespace | str, **override
 
 @asynccontextmanager
 async def running_worker(client: Client, settings: Settings) -> AsyncIterator[None]:
-    """All task queues served in this process (CPU stages inline: no process pool)."""
+    """All task queues served in this process (CPU stages inline: no process pool); with the celery backend,
+    a real Celery worker on the broker too (threads in this process, consuming the test's own queue)."""
     workers, acts, threads = build_workers(client, settings, ALL_QUEUES, cpu_pool=None)
-    for w in workers:
-        await w.__aenter__()
+    with contextlib.ExitStack() as stack:
+        if settings.processing_backend == "celery":
+            stack.enter_context(celery_worker(settings))
+        for w in workers:
+            await w.__aenter__()
+        try:
+            yield
+        finally:
+            await terminate_running(client)
+            await asyncio.gather(*(w.__aexit__(None, None, None) for w in workers))
+            threads.shutdown(wait=False, cancel_futures=True)
+            acts.steps.http.close()
+
+
+@contextlib.contextmanager
+def celery_worker(settings: Settings, concurrency: int = 2) -> Iterator[None]:
+    """The stage tasks served by an embedded Celery worker; the test's queue is emptied afterwards."""
+    from celery.contrib.testing.worker import start_worker
+
+    from orchestration.celery_app import make_celery_app
+    from workers.celery_tasks import register_tasks
+
+    app = make_celery_app(settings)
+    register_tasks(app, settings)
     try:
-        yield
+        with start_worker(
+            app,
+            pool="threads",
+            concurrency=concurrency,
+            perform_ping_check=False,
+            shutdown_timeout=30,
+            queues=[settings.celery_queue],
+            loglevel="WARNING",
+        ):
+            yield
     finally:
-        await terminate_running(client)
-        await asyncio.gather(*(w.__aexit__(None, None, None) for w in workers))
-        threads.shutdown(wait=False, cancel_futures=True)
-        acts.steps.http.close()
+        purge_celery_queue(settings)
+
+
+def purge_celery_queue(settings: Settings) -> None:
+    from orchestration.celery_app import delete_queue, make_celery_app
+
+    with contextlib.suppress(Exception):
+        delete_queue(make_celery_app(settings), settings.celery_queue)
 
 
 async def terminate_running(client: Client) -> None:

@@ -25,7 +25,8 @@ from tests.support.corpus import write_corpus
 from tests.support.http_standins import ChatCompletionsStandIn
 from tests.support.operations import decide, start_refresh
 
-pytestmark = pytest.mark.temporal
+# Every test runs on Temporal alone and on the Temporal + Celery hybrid (tests/conftest.py).
+pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("processing_backend")]
 
 
 def statuses(sessions: sessionmaker[Session], batch_id: int) -> list[tuple[int, str, str | None]]:

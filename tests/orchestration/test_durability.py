@@ -1,5 +1,5 @@
-"""Crash tests: kill -9 a worker, or the Temporal dev server, mid-batch; the batch completes, every document
-stored exactly once."""
+"""Crash tests: kill -9 a worker (Temporal's, or the hybrid's Celery worker), or the Temporal dev server,
+mid-batch; the batch completes, every document stored exactly once."""
 
 from __future__ import annotations
 
@@ -21,12 +21,14 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from cli.devserver import DevServer
+from core.settings import Settings
 from core.vocabulary import ARTIFACT_STORED
 from data import repository
 from data.models import Artifact, Batch, Evaluation
 from orchestration.client import register_search_attributes
 from orchestration.types import BatchResult
 from tests.conftest import TemporalNamespace
+from tests.orchestration.support import purge_celery_queue
 from tests.support.corpus import write_corpus
 from tests.support.operations import start_refresh
 
@@ -35,18 +37,24 @@ pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 DOCS = 1200
 
 
-class WorkerProcess:
-    """`python -m workers` in its own process group, so kill -9 takes its CPU pool down with it."""
+TEMPORAL_WORKER = [sys.executable, "-m", "workers"]
+CELERY_WORKER = [sys.executable, "-m", "cli.main", "celery-worker", "--concurrency", "2"]
+VISIBILITY_TIMEOUT = 5  # seconds: Redis re-delivers a dead Celery worker's tasks once they are this old
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+
+class WorkerProcess:
+    """A worker in its own process group, so kill -9 takes its process pool down with it."""
+
+    def __init__(self, env: dict[str, str], log: Path, command: list[str] = TEMPORAL_WORKER) -> None:
         self.env = env
         self.log = log
+        self.command = command
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "workers"],
+                self.command,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -68,9 +76,10 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def worker_env(sqlite_url: str, tmp_path: Path) -> dict[str, str]:
+def worker_env(sqlite_url: str, tmp_path: Path, processing_backend: str) -> dict[str, str]:
     return {
-        **os.environ,
+        **os.environ,  # with the processing backend's settings (tests/conftest.py)
+        "LOREGUARD_CELERY_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_TIMEOUT),
         "LOREGUARD_DATABASE_URL": sqlite_url,
         "LOREGUARD_STATE_DIR": str(tmp_path / "state"),
         "LOREGUARD_CHUNK_SIZE": "25",
@@ -93,6 +102,15 @@ def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess
     proc = WorkerProcess(worker_env, tmp_path / "worker.log")
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def celery_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
+    """The hybrid's `loreguard celery-worker` (prefork, 2 processes) on the test's own queue."""
+    proc = WorkerProcess(worker_env, tmp_path / "celery-worker.log", CELERY_WORKER)
+    yield proc
+    proc.stop()
+    purge_celery_queue(Settings())
 
 
 def stored_count(sessions: sessionmaker[Session], batch_id: int) -> int:
@@ -139,21 +157,39 @@ def assert_stored_exactly_once(sessions: sessionmaker[Session], batch_id: int, r
         assert batch is not None and batch.status == "completed"
 
 
+@pytest.mark.parametrize(
+    ("processing_backend", "victim"),
+    [
+        ("temporal", "temporal worker"),
+        ("celery", "celery worker"),  # the hybrid: the documents' worker dies, its tasks are re-delivered
+        ("celery", "temporal worker"),  # the hybrid: the worker waiting on the Celery tasks dies
+    ],
+    indirect=["processing_backend"],
+)
 async def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(
     namespace: TemporalNamespace,
     sqlite_sessions: sessionmaker[Session],
     corpus_source: int,
     worker: WorkerProcess,
-    worker_env: dict[str, str],
+    celery_worker: WorkerProcess,
+    processing_backend: str,
+    victim: str,
 ) -> None:
     worker.env.update(namespace.env())
     client = await namespace.connect()
     worker.start()
+    if processing_backend == "celery":
+        celery_worker.start()
     batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=corpus_source)
     before = await wait_for_progress(sqlite_sessions, batch_id, DOCS // 4)
-    worker.kill9()
+    killed = celery_worker if victim == "celery worker" else worker
+    killed.kill9()
     assert before < DOCS, "the batch finished before the crash; nothing was tested"
-    worker.start()
+    if killed is celery_worker:
+        # As a supervisor would restart it; once its unacknowledged tasks are older than the visibility
+        # timeout, Redis hands them to the new worker when it starts.
+        await asyncio.sleep(VISIBILITY_TIMEOUT + 1)
+    killed.start()
     result = await result_across_outages(handle)
     assert_stored_exactly_once(sqlite_sessions, batch_id, result)
 
@@ -163,12 +199,16 @@ async def test_kill_9_of_the_temporal_server_mid_batch_loses_and_duplicates_noth
     sqlite_sessions: sessionmaker[Session],
     corpus_source: int,
     worker: WorkerProcess,
+    celery_worker: WorkerProcess,
+    processing_backend: str,
 ) -> None:
     server = fresh_dev_server
     worker.env["LOREGUARD_TEMPORAL_ADDRESS"] = server.address
     client = await Client.connect(server.address)
     await register_search_attributes(client, "default")
     worker.start()
+    if processing_backend == "celery":
+        celery_worker.start()
     batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=corpus_source)
     before = await wait_for_progress(sqlite_sessions, batch_id, DOCS // 4)
     server.kill()

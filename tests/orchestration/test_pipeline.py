@@ -20,7 +20,8 @@ from tests.support.corpus import text_note, write_corpus
 from tests.support.http_standins import ChatCompletionsStandIn, StaticSite
 from tests.support.operations import decide, start_refresh
 
-pytestmark = pytest.mark.temporal
+# Every test runs on Temporal alone and on the Temporal + Celery hybrid (tests/conftest.py).
+pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("processing_backend")]
 
 
 def add_source(sessions: sessionmaker[Session], folder: Path, name: str = "docs") -> int:

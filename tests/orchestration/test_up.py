@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,11 +24,13 @@ from temporalio.client import Client
 
 from cli.devserver import DevServer, free_port
 from cli.main import cli
+from core.settings import Settings
 from core.vocabulary import BATCH_COMPLETED
 from data.db import make_engine
 from data.models import Batch, Source
 from orchestration.constants import ALL_QUEUES, ALL_SEARCH_ATTRIBUTES
-from tests.conftest import need, temporal_available
+from tests.conftest import REDIS_URL, need, redis_available, temporal_available
+from tests.orchestration.support import purge_celery_queue
 
 SCRIPT = Path(sys.executable).with_name("loreguard")
 ROOT = Path(__file__).resolve().parents[2]
@@ -339,3 +342,42 @@ def test_compose_runs_one_worker_service_per_task_queue(compose: dict[str, Any])
             assert len(queues) == 1, f"{name} should serve exactly one task queue"
             served += queues
     assert sorted(served) == sorted(ALL_QUEUES)
+
+
+@pytest.mark.slow
+@pytest.mark.temporal
+def test_up_with_celery_runs_the_demo_on_a_celery_worker_and_stops_it_too(
+    stack_env: dict[str, str], tmp_path: Path, started: list[Up]
+) -> None:
+    need(redis_available(), f"Redis at {REDIS_URL} (the Celery broker)")
+    queue = f"processing-test-{uuid.uuid4().hex[:12]}"
+    stack_env.update(
+        LOREGUARD_CELERY_BROKER_URL=REDIS_URL, LOREGUARD_CELERY_QUEUE=queue, LOREGUARD_CELERY_CONCURRENCY="1"
+    )
+    state = tmp_path / "state"
+    up = Up(stack_env, tmp_path, "--with-celery")
+    started.append(up)
+    try:
+        up.wait_for(READY)
+        assert "starting Celery worker on redis://127.0.0.1:6379/0" in up.text
+        assert re.search(rf"Celery broker +redis://127\.0\.0\.1:6379/0 \(queue {queue}\)", up.text)
+        pids = up.child_pids
+        assert len(pids) == 4 and all(
+            alive(pid) for pid in pids
+        )  # Temporal, Celery worker, worker, dashboard
+
+        def demo_done() -> bool:
+            _, batches = rows(state / "loreguard.db")
+            return bool(batches) and batches[0].status == BATCH_COMPLETED
+
+        wait_until(demo_done, 180, "the demo batch to complete")
+        _, batches = rows(state / "loreguard.db")
+        assert batches[0].stored > 0 and batches[0].total == batches[0].stored + batches[0].failed
+        celery_log = (state / "logs" / "celery-worker.log").read_text()
+        assert "loreguard.process_range" in celery_log and "loreguard.evaluate_range" in celery_log
+
+        assert up.stop(signal.SIGINT) == 0, up.text
+        assert not [pid for pid in pids if alive(pid)], f"left running: {pids}\n{up.text}"
+        assert "stopped celery worker" in up.text
+    finally:
+        purge_celery_queue(Settings(celery_broker_url=REDIS_URL, celery_queue=queue))
