@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.test_approvals_browser import cli, wait_for_status
 from tests.e2e.test_dashboard_browser import OUTPUT, Stack, open_page, query, shoot
@@ -44,7 +44,7 @@ def test_the_analyst_opens_a_document_from_a_search(
     loreguard = cli(stack)
     loreguard("source", "add", "field notes", "--kind", "folder", "--location", str(notes))
     loreguard("refresh", "field notes", "--wait")
-    title, artifact_id, text = query(
+    title, _, _ = query(
         stack.database,
         "SELECT title, id, text FROM artifacts WHERE status = 'stored' AND title IS NOT NULL ORDER BY id LIMIT 1",
     )[0]
@@ -57,12 +57,16 @@ def test_the_analyst_opens_a_document_from_a_search(
     search.press("Enter")
     p.get_by_text(re.compile(r"\d+ document\(s\) match, best match first")).wait_for()
     shots = [shoot(p, "people-analyst-library-search")]
-    # pick the document in "Open a document" and follow the link
+    # pick a matching document in "Open a document" (the search ranks several) and follow the link
     p.get_by_label("Open a document").click()
-    p.get_by_role("option", name=re.compile(rf"^{artifact_id} · ")).click()
+    p.get_by_role("option").first.click()
     p.get_by_role("link", name="Open document", exact=True).click()
     p.get_by_role("heading", name="Document", exact=True).wait_for()
-    p.wait_for_url(re.compile(rf"/document\?doc={artifact_id}"), wait_until="commit")  # a client-side switch
+    # a client-side page switch (history.pushState, no navigation event): poll the address instead
+    expect(p).to_have_url(re.compile(r"/document\?doc=\d+"), timeout=30_000)
+    opened = int(re.search(r"doc=(\d+)", p.url).group(1))  # type: ignore[union-attr]
+    title, text = query(stack.database, "SELECT title, text FROM artifacts WHERE id = ?", opened)[0]
+    assert word.lower() in f"{title} {text}".lower()  # it is one the search found
     p.get_by_role("heading", name=str(title)).wait_for()
     body = p.locator('[data-testid="stTextArea"] textarea')
     body.wait_for()

@@ -293,20 +293,24 @@ def test_worker_refuses_an_unknown_queue(loreguard: Loreguard) -> None:
 @pytest.mark.temporal
 def test_client_commands_exit_with_their_own_status_every_time(with_temporal: Loreguard) -> None:
     """The SDK's shutdown race (exit 134 after the work is done) must never leak into the exit status."""
-    with_temporal.ok("source", "add", "samples", "--kind", "folder", "--location", str(SAMPLES))
     started: list[int] = []
-    for attempt in range(10):
-        refresh = with_temporal("refresh", "samples", "--json")
+    for attempt in range(10):  # a source of its own each time: one batch per source may be in flight
+        name = f"samples-{attempt}"
+        with_temporal.ok("source", "add", name, "--kind", "folder", "--location", str(SAMPLES))
+        refresh = with_temporal("refresh", name, "--json")
         assert refresh.returncode == 0, f"attempt {attempt}: {refresh.returncode}\n{refresh.stderr}"
         outcome = json.loads(refresh.stdout)
-        assert outcome["workflow_id"] and outcome["source"] == "samples"
+        assert outcome["workflow_id"] and outcome["source"] == name
         started.append(outcome["batch_id"])
 
         listed = with_temporal("batches", "--json", "--limit", "100")
         assert listed.returncode == 0, f"attempt {attempt}: {listed.returncode}\n{listed.stderr}"
         assert [row["id"] for row in json.loads(listed.stdout)] == started[::-1]
 
-    people = with_temporal("refresh", "samples")
+    again = with_temporal("refresh", "samples-0")  # its batch is still in flight (no worker runs here)
+    assert again.returncode != 0 and f"already has batch {started[0]} in flight" in again.stderr
+    with_temporal.ok("source", "add", "people", "--kind", "folder", "--location", str(SAMPLES))
+    people = with_temporal("refresh", "people")
     assert people.returncode == 0
     assert "batch" in people.stdout and "workflow" in people.stdout
 
