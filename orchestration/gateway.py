@@ -204,7 +204,13 @@ def tls_problem(message: str, secure: bool | None) -> str | None:
         )
     if "Expired" in message and "InvalidCertificate" in message:
         return "TLS: the server's certificate has expired"
-    closed = "close_notify" in message or "UnexpectedEof" in message or "broken pipe" in message.lower()
+    # A refused client certificate arrives after a TLS 1.3 handshake, so it may surface only as a closed or
+    # reset connection, or as the SDK's bare "transport error".
+    lowered = message.lower()
+    closed = any(
+        marker in lowered
+        for marker in ("close_notify", "unexpectedeof", "broken pipe", "connection reset", "transport error")
+    )
     if closed and secure is True:
         return (
             "the server closed the TLS connection: it may want a client certificate it trusts "
