@@ -239,9 +239,10 @@ def prepare(url: str, args: argparse.Namespace) -> None:
     seed(url, artifacts=args.artifacts, batches=args.batches, sources=args.sources)
     seeded = time.perf_counter() - started
     engine = make_engine(url)
+    settings = Settings()
     started = time.perf_counter()
     with make_session_factory(engine).begin() as session:
-        days = rebuild_sla_rollups(session, target_hours=Settings().sla_target_hours)
+        days = rebuild_sla_rollups(session, target_hours=settings.sla_target_hours, zone=settings.timezone)
     engine.dispose()
     print(
         f"seeded {args.artifacts:,} artifacts, {args.batches:,} batches, {args.sources} sources "
@@ -347,6 +348,7 @@ def page_queries(session_factory: Any, batch_id: int, document_id: int) -> dict[
                 target_share=settings.sla_target_share,
                 warning_hours=settings.sla_warning_hours,
                 critical_hours=settings.sla_critical_hours,
+                zone=settings.timezone,
             )
 
     def audit_page() -> None:

@@ -17,20 +17,26 @@ def sla() -> None:
 @sla.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def rebuild(as_json: bool) -> None:
-    """Recompute every daily per-source SLA rollup (after changing LOREGUARD_SLA_TARGET_HOURS, or to repair)."""
+    """Recompute every daily per-source SLA rollup (after changing LOREGUARD_SLA_TARGET_HOURS or
+    LOREGUARD_TIMEZONE, or to repair)."""
     from data.repository import rebuild_sla_rollups
 
     settings = load_settings()
     started = time.perf_counter()
     with database(settings) as sessions, sessions.begin() as session:
-        days = rebuild_sla_rollups(session, target_hours=settings.sla_target_hours)
+        days = rebuild_sla_rollups(session, target_hours=settings.sla_target_hours, zone=settings.timezone)
     seconds = time.perf_counter() - started
     if as_json:
         echo_json(
-            {"source_days": days, "target_hours": settings.sla_target_hours, "seconds": round(seconds, 3)}
+            {
+                "source_days": days,
+                "target_hours": settings.sla_target_hours,
+                "zone": settings.timezone,
+                "seconds": round(seconds, 3),
+            }
         )
     else:
         click.echo(
             f"rebuilt the SLA rollups: {days:,} source-day(s), on time within "
-            f"{settings.sla_target_hours:g} h, in {seconds:.1f} s"
+            f"{settings.sla_target_hours:g} h, days in {settings.timezone}, in {seconds:.1f} s"
         )

@@ -254,7 +254,8 @@ class Settings(BaseSettings):
     timezone: str = Field(
         default="UTC",
         description="IANA time zone (e.g. Europe/Berlin) in which every dashboard page, chart and CSV export "
-        "shows times, always labelled; the database keeps UTC",
+        "shows times, always labelled, and whose calendar days the SLA rollups count (the workers write them: "
+        "give every process the same zone); the database keeps UTC",
     )
     backlog_sample_seconds: float = Field(
         default=30.0,

@@ -94,11 +94,13 @@ VOLUME = "#5d6d7e"
 DAY_MS = 86_400_000
 
 
-def day_axis(fig: go.Figure, days: list[date]) -> go.Figure:
-    """A date axis over exactly the window's days: one tick per day (a week for long windows), day labels
-    only, half a day of margin either side, so one day of data neither fills the chart nor reads as hours."""
+def day_axis(fig: go.Figure, days: list[date], zone: str) -> go.Figure:
+    """A date axis over exactly the window's days (calendar days of `zone`, named in the axis title): one tick
+    per day (a week for long windows), day labels only, half a day of margin either side, so one day of data
+    neither fills the chart nor reads as hours."""
     first, last = days[0], days[-1]
     fig.update_xaxes(
+        title_text=f"day ({zone})",
         type="date",
         range=[f"{first - timedelta(days=1)} 12:00", f"{last} 12:00"],
         tick0=f"{first}",
@@ -110,7 +112,7 @@ def day_axis(fig: go.Figure, days: list[date]) -> go.Figure:
     return fig
 
 
-def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date]) -> go.Figure:
+def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date], zone: str) -> go.Figure:
     """On-time share per day (columns: day, documents, on time, late, failed, share NaN when no data).
 
     A 0% day is a red bar labelled "0%" at the base line; a day without finished batches is a pale hatched
@@ -176,7 +178,7 @@ def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date]) ->
             "tickformat": ",d",
         },
     )
-    return day_axis(fig, days)
+    return day_axis(fig, days, zone)
 
 
 def sla_source_figure(frame: pd.DataFrame, *, target: float) -> go.Figure:
@@ -200,7 +202,9 @@ def sla_source_figure(frame: pd.DataFrame, *, target: float) -> go.Figure:
     return _layout(fig, y_title="% of documents on time")
 
 
-def sla_percentiles_figure(frame: pd.DataFrame, *, target_hours: float, days: list[date]) -> go.Figure:
+def sla_percentiles_figure(
+    frame: pd.DataFrame, *, target_hours: float, days: list[date], zone: str
+) -> go.Figure:
     """p50/p95/p99 processing hours per day (columns: day, p50 h, p95 h, p99 h; NaN on days without data,
     where the lines break) with the target line."""
     frame = frame.set_index("day").reindex(days).reset_index(names="day")
@@ -223,7 +227,7 @@ def sla_percentiles_figure(frame: pd.DataFrame, *, target_hours: float, days: li
     )
     fig = _layout(fig, y_title="hours from batch start to stored")
     fig.update_layout(showlegend=True)
-    return day_axis(fig, days)
+    return day_axis(fig, days, zone)
 
 
 def sla_breaches_figure(frame: pd.DataFrame) -> go.Figure:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import column, table
 
 from core.vocabulary import ARTIFACT_STORED
+from dashboard import formatting
 from dashboard.documents import seen_counts
 from dashboard.queries import sqlite_backend
 from data.models import Artifact, Evaluation, Source
@@ -209,11 +210,13 @@ def library_csv(
     cap: int = EXPORT_CAP,
     chunk: int = EXPORT_CHUNK,
     with_text: bool = False,
+    zone: str = "UTC",
 ) -> str:
     """The filtered library as CSV, newest first, at most `cap` rows, read in keyset-paged chunks; with the
-    documents' text as a last column when asked (only for people who may see text: the page checks)."""
+    documents' text as a last column when asked (only for people who may see text: the page checks). Times
+    are ISO 8601 in `zone`, with their offset."""
     out = io.StringIO()
-    for part in library_csv_chunks(session, f, cap=cap, chunk=chunk, with_text=with_text):
+    for part in library_csv_chunks(session, f, cap=cap, chunk=chunk, with_text=with_text, zone=zone):
         out.write(part)
     return out.getvalue()
 
@@ -225,6 +228,7 @@ def library_csv_chunks(
     cap: int = EXPORT_CAP,
     chunk: int = EXPORT_CHUNK,
     with_text: bool = False,
+    zone: str = "UTC",
 ) -> Iterator[str]:
     header = io.StringIO()
     csv.writer(header).writerow([*LIBRARY_COLUMNS, *(["text"] if with_text else [])])
@@ -249,7 +253,7 @@ def library_csv_chunks(
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         for row in rows:
-            writer.writerow(_csv_cell(v) for v in row)
+            writer.writerow(_csv_cell(v, zone) for v in row)
         yield buffer.getvalue()
         written += len(rows)
         last = rows[-1]
@@ -263,9 +267,10 @@ def library_csv_chunks(
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_cell(value: Any) -> Any:
+def _csv_cell(value: Any, zone: str | None = None) -> Any:
+    """A cell as CSV writes it: a time in ISO 8601 (moved to `zone` when given), a formula-like text quoted."""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return (value.astimezone(formatting.zone(zone)) if zone else value).isoformat()
     if isinstance(value, str) and value[:1] in FORMULA_STARTS:
         return "'" + value  # a spreadsheet must not run a document's title as a formula
     return value

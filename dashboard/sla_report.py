@@ -2,7 +2,8 @@
 days per source, breaches, batches at risk now and a weekly summary.
 
 Documents are counted from the daily per-source rollups (data.repository.sla): a source-day holds the
-documents of the batches the source started that UTC day, once those batches finished. A stored document is
+documents of the batches the source started that day (a calendar day of LOREGUARD_TIMEZONE), once those
+batches finished. A stored document is
 on time when it was stored within the target of its batch's start; a document that was not stored (failed,
 or quarantined by a failed batch) is late. Percentiles come from the rollups' processing-time histogram
 (stored documents only): the upper edge of the bucket holding the nearest-rank document, at most 9% above the
@@ -13,10 +14,10 @@ shown live under "Batches in flight".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Date, case, cast, func, select
+from sqlalchemy import Date, Integer, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from core.sla_rules import assess
@@ -29,7 +30,7 @@ from core.vocabulary import (
     SLA_ALERT_KINDS,
 )
 from data.models import Alert, Artifact, Batch, SlaDay, SlaDayBucket, Source
-from data.repository import percentile_seconds
+from data.repository import day_bounds, local_day, percentile_seconds
 
 PERCENTILES = (0.50, 0.95, 0.99)
 MAX_AT_RISK = 200
@@ -119,14 +120,13 @@ def percentiles_by_day(session: Session, *, days: list[date]) -> pd.DataFrame:
     return frame
 
 
-def rollup_targets(session: Session, *, since: date, until: date) -> list[float]:
-    """The on-time targets the window's rollups were counted against (one, unless the setting changed)."""
-    return [
-        float(t)
-        for (t,) in session.execute(
-            select(SlaDay.target_hours).where(SlaDay.day >= since, SlaDay.day <= until).distinct()
-        )
-    ]
+def rollup_settings(session: Session, *, since: date, until: date) -> tuple[list[float], list[str]]:
+    """The on-time targets the window's rollups were counted against, and the zones whose days they are (one
+    of each, unless a setting changed since they were written)."""
+    rows = session.execute(
+        select(SlaDay.target_hours, SlaDay.zone).where(SlaDay.day >= since, SlaDay.day <= until).distinct()
+    ).all()
+    return sorted({float(t) for t, _ in rows}), sorted({str(z) for _, z in rows})
 
 
 def breaches_by_source(session: Session, *, since: datetime) -> pd.DataFrame:
@@ -151,24 +151,31 @@ def breaches_by_source(session: Session, *, since: datetime) -> pd.DataFrame:
     )
 
 
-def breaches_by_day(session: Session, *, since: datetime) -> pd.DataFrame:
-    """day, warning, critical: SLA alerts raised per day (for the weekly summary)."""
-    day = (
-        func.date(Alert.created_at)
-        if _sqlite(session)
-        else cast(func.timezone("UTC", Alert.created_at), Date)
-    ).label("day")
-    rows = session.execute(
-        select(
-            day,
-            func.sum(case((Alert.kind == ALERT_SLA_WARNING, 1), else_=0)),
-            func.sum(case((Alert.kind == ALERT_SLA_CRITICAL, 1), else_=0)),
-        )
-        .where(Alert.kind.in_(SLA_ALERT_KINDS), Alert.created_at >= since)
-        .group_by(day)
-    ).all()
+def breaches_by_day(session: Session, *, since: datetime, zone: str) -> pd.DataFrame:
+    """day, warning, critical: SLA alerts raised per calendar day of `zone` (for the weekly summary)."""
+    levels = (
+        func.sum(case((Alert.kind == ALERT_SLA_WARNING, 1), else_=0)),
+        func.sum(case((Alert.kind == ALERT_SLA_CRITICAL, 1), else_=0)),
+    )
+    window = (Alert.kind.in_(SLA_ALERT_KINDS), Alert.created_at >= since)
+    counts: dict[date, list[int]] = {}
+    if _sqlite(session):
+        # SQLite knows no zones: count per UTC quarter-hour (every zone's offset is a whole number of them)
+        # and give each quarter its local day here; a few thousand rows at most for a 90-day window.
+        hour = func.strftime("%Y-%m-%d %H", Alert.created_at)
+        quarter = cast(func.strftime("%M", Alert.created_at), Integer) / 15
+        rows = session.execute(select(hour, quarter, *levels).where(*window).group_by(hour, quarter)).all()
+        for h, q, w, c in rows:
+            moment = datetime.fromisoformat(f"{h}:00:00+00:00") + timedelta(minutes=15 * int(q))
+            day = counts.setdefault(local_day(moment, zone), [0, 0])
+            day[0] += int(w or 0)
+            day[1] += int(c or 0)
+    else:
+        local = cast(func.timezone(zone, Alert.created_at), Date).label("day")
+        for d, w, c in session.execute(select(local, *levels).where(*window).group_by(local)):
+            counts[_as_date(d)] = [int(w or 0), int(c or 0)]
     return pd.DataFrame(
-        [(_as_date(d), int(w or 0), int(c or 0)) for d, w, c in rows], columns=["day", "warning", "critical"]
+        [(d, w, c) for d, (w, c) in sorted(counts.items())], columns=["day", "warning", "critical"]
     )
 
 
@@ -267,11 +274,18 @@ class SlaReport:
     weekly: pd.DataFrame
     rollup_targets: list[float]
     target_hours: float
+    rollup_zones: list[str]
+    zone: str
 
     @property
     def stale_target(self) -> bool:
         """Whether some rollups in the window were counted against another target than today's setting."""
         return any(abs(t - self.target_hours) > 1e-9 for t in self.rollup_targets)
+
+    @property
+    def stale_zone(self) -> bool:
+        """Whether some rollups in the window count days of another zone than today's setting."""
+        return any(z != self.zone for z in self.rollup_zones)
 
     @property
     def share(self) -> float | None:
@@ -295,13 +309,15 @@ def sla_report(
     target_share: float,
     warning_hours: float,
     critical_hours: float,
+    zone: str,
 ) -> SlaReport:
-    """The SLA page's figures for the `days` UTC days up to and including today."""
-    today = now.astimezone(UTC).date()
+    """The SLA page's figures for the `days` calendar days of `zone` up to and including today."""
+    today = local_day(now, zone)
     window = window_days(today - timedelta(days=days - 1), today)
-    since = datetime.combine(window[0], datetime.min.time(), UTC)
+    since, _ = day_bounds(window[0], zone)
     rows = source_days(session, since=window[0], until=window[-1])
     daily = share_by_day(rows, window)
+    targets, zones = rollup_settings(session, since=window[0], until=window[-1])
     return SlaReport(
         since=since,
         until=now,
@@ -314,7 +330,9 @@ def sla_report(
         percentiles=percentiles_by_day(session, days=window),
         breaches=breaches_by_source(session, since=since),
         at_risk=at_risk(session, now=now, warning_hours=warning_hours, critical_hours=critical_hours),
-        weekly=weekly_summary(daily, breaches_by_day(session, since=since), target_share),
-        rollup_targets=rollup_targets(session, since=window[0], until=window[-1]),
+        weekly=weekly_summary(daily, breaches_by_day(session, since=since, zone=zone), target_share),
+        rollup_targets=targets,
         target_hours=target_hours,
+        rollup_zones=zones,
+        zone=zone,
     )

@@ -208,12 +208,13 @@ def library_csv(
     """
     maker = sessions()
     ctx = operations_context() if actor is not None else None
+    zone = settings().timezone
 
     def build() -> str:
         if actor is not None and ctx is not None:
             documents_ops.may_export(actor, ctx, with_text=with_text)
         with maker() as session:
-            return library.library_csv(session, f, with_text=with_text)
+            return library.library_csv(session, f, with_text=with_text, zone=zone)
 
     return build
 

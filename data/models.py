@@ -278,10 +278,11 @@ class RoleAssignment(Base):
 
 
 class SlaDay(Base):
-    """One source's SLA figures for the batches it started on one UTC day, once those batches finished.
+    """One source's SLA figures for the batches it started on one day, once those batches finished.
 
     Written by data.repository.sla when a batch finishes (and rebuilt by `loreguard sla rebuild`), so the SLA
-    page reads a few rows per day instead of every document. `on_time` was counted against `target_hours`.
+    page reads a few rows per day instead of every document. `on_time` was counted against `target_hours`;
+    `day` is a calendar day of `zone` (LOREGUARD_TIMEZONE when the row was written).
     """
 
     __tablename__ = "sla_days"
@@ -295,6 +296,7 @@ class SlaDay(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)  # not stored (failed or quarantined): late
     on_time: Mapped[int] = mapped_column(Integer, default=0)  # stored within target_hours of batch start
     target_hours: Mapped[float] = mapped_column(Float)
+    zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

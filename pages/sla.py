@@ -10,7 +10,7 @@ import streamlit as st
 from core.roles import Permission
 from dashboard import charts
 from dashboard.auth import allowed, needs_sentence, require
-from dashboard.components import BATCHES_PAGE, database_required, literal
+from dashboard.components import BATCHES_PAGE, database_required, literal, table, when, zone_name
 from dashboard.db import reading, settings
 from dashboard.sla_report import SlaReport, sla_report
 
@@ -19,10 +19,12 @@ WINDOWS = {"last 7 days": 7, "last 30 days": 30, "last 90 days": 90}
 st.title("SLA")
 require(Permission.READ)
 s = settings()
+zone = zone_name()
 st.caption(
     f"Target: {s.sla_target_share:.0%} of documents stored within {s.sla_target_hours:g} h of their batch's "
     f"start. The monitor warns past {s.sla_warning_hours:g} h and raises a critical alert past "
-    f"{s.sla_critical_hours:g} h of a batch's run. Days and weeks are UTC, by the day a batch started."
+    f"{s.sla_critical_hours:g} h of a batch's run. Days and weeks are calendar days in {zone}, by the day a "
+    "batch started."
 )
 window = (
     st.segmented_control("Window", list(WINDOWS), default="last 30 days", key="sla_window") or "last 30 days"
@@ -30,7 +32,7 @@ window = (
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def report(db: str, days: int, minute: str) -> SlaReport:
+def report(db: str, days: int, zone: str, minute: str) -> SlaReport:
     with reading() as session:
         return sla_report(
             session,
@@ -40,11 +42,12 @@ def report(db: str, days: int, minute: str) -> SlaReport:
             target_share=s.sla_target_share,
             warning_hours=s.sla_warning_hours,
             critical_hours=s.sla_critical_hours,
+            zone=zone,
         )
 
 
 with database_required():
-    r = report(s.target_database_url, WINDOWS[window], datetime.now(UTC).strftime("%Y%m%d%H%M"))
+    r = report(s.target_database_url, WINDOWS[window], zone, datetime.now(UTC).strftime("%Y%m%d%H%M"))
 
 share, docs, breaches, still_open, risk = st.columns(5)
 share.metric(
@@ -68,12 +71,20 @@ if r.stale_target:
         "run `loreguard sla rebuild` to count them against today's.",
         icon=":material/warning:",
     )
+if r.stale_zone:
+    st.warning(
+        f"Some days were counted as calendar days of another zone ({', '.join(r.rollup_zones)}); "
+        f"run `loreguard sla rebuild` to count them in {zone}.",
+        icon=":material/warning:",
+    )
 
 if r.documents == 0:
     st.info("No finished batch in this window yet.")
 else:
     st.subheader("On time per day")
-    st.plotly_chart(charts.sla_daily_figure(r.daily, target=s.sla_target_share, days=r.days), key="sla_daily")
+    st.plotly_chart(
+        charts.sla_daily_figure(r.daily, target=s.sla_target_share, days=r.days, zone=zone), key="sla_daily"
+    )
     st.caption(
         "Documents of the batches started each day, once they finished; a failed document counts as late. "
         "Hatched: no finished batch that day. Grey line: documents (right axis)."
@@ -92,7 +103,7 @@ else:
     )
     st.subheader("Processing time percentiles")
     st.plotly_chart(
-        charts.sla_percentiles_figure(r.percentiles, target_hours=s.sla_target_hours, days=r.days),
+        charts.sla_percentiles_figure(r.percentiles, target_hours=s.sla_target_hours, days=r.days, zone=zone),
         key="sla_percentiles",
     )
     st.dataframe(
@@ -117,15 +128,7 @@ st.subheader("Batches in flight")
 if r.at_risk.empty:
     st.caption("No batch is in flight.")
 else:
-    st.dataframe(
-        r.at_risk,
-        hide_index=True,
-        key="sla_at_risk",
-        column_config={
-            "projected completion": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-            "age h": st.column_config.NumberColumn(format="%.2f"),
-        },
-    )
+    table(r.at_risk, key="sla_at_risk", column_config={"age h": st.column_config.NumberColumn(format="%.2f")})
     st.caption(
         "Projected completion assumes the batch keeps its throughput so far (documents done / time elapsed); "
         "empty while nothing is done yet."
@@ -133,7 +136,7 @@ else:
     st.page_link(BATCHES_PAGE, label="Batches", icon=":material/stacks:")
 
 st.subheader("Weekly summary")
-weekly = r.weekly.copy()
+weekly = r.weekly.rename(columns={"week": f"week ({zone})"})  # weeks start on a Monday of the zone
 st.dataframe(
     weekly,
     hide_index=True,
@@ -151,4 +154,4 @@ if allowed(Permission.EXPORT_SLA):
     )
 else:
     st.caption(literal(needs_sentence(Permission.EXPORT_SLA)))
-st.caption(literal(f"From {r.since:%Y-%m-%d} to {r.until:%Y-%m-%d %H:%M} UTC."))
+st.caption(literal(f"From {when(r.since)} to {when(r.until)}."))

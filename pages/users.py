@@ -7,7 +7,7 @@ import streamlit as st
 from core.roles import ROLES, Permission, describe
 from dashboard import people
 from dashboard.auth import actor, require
-from dashboard.components import database_required, literal
+from dashboard.components import database_required, literal, table
 from dashboard.db import operations_context, reading, settings
 from operations import Refused
 from operations.people import grant_role, revoke_role
@@ -35,12 +35,7 @@ with database_required(), reading() as session:
 if grants.empty:
     st.info("No roles granted here yet.", icon=":material/group:")
 else:
-    st.dataframe(
-        grants,
-        hide_index=True,
-        key="grants_table",
-        column_config={"granted": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
-    )
+    table(grants, key="grants_table")
 
 st.subheader("Grant or revoke a role")
 with st.form("grant_role"):

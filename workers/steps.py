@@ -93,7 +93,12 @@ class BatchSteps(IngestSteps, ChunkSteps):
                 error_message=input.error_message,
             )
             # the SLA page reads rollups: the batch's day is recomputed in the same transaction
-            repository.roll_up_batch(session, batch_id=batch.id, target_hours=self.settings.sla_target_hours)
+            repository.roll_up_batch(
+                session,
+                batch_id=batch.id,
+                target_hours=self.settings.sla_target_hours,
+                zone=self.settings.timezone,
+            )
             return BatchResult(
                 batch_id=batch.id,
                 status=batch.status,

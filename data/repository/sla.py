@@ -1,4 +1,8 @@
-"""SLA rollups: per source and UTC day, the documents of the batches started that day, once they finished.
+"""SLA rollups: per source and day, the documents of the batches started that day, once they finished.
+
+Days are calendar days in one zone (LOREGUARD_TIMEZONE, UTC by default), each row saying which: a day in
+Europe/Berlin runs from local midnight to local midnight (23 or 25 hours across a clock change). After the
+zone setting changes, `loreguard sla rebuild` recounts the days; until then the SLA page says they differ.
 
 A document is on time when it was stored within the target of its batch's start; a document that was not
 stored (failed, or quarantined by a failed batch) is late. Stored documents' processing times are kept as a
@@ -13,6 +17,7 @@ import math
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Float, case, cast, delete, func, select
 from sqlalchemy.orm import Session
@@ -65,20 +70,28 @@ def _bucket(seconds: ColumnElement[Any]) -> ColumnElement[Any]:
     return case((seconds <= 1, 0), else_=func.ceil(func.ln(seconds) * _PER_LN - 1e-9))
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, UTC)
+def day_bounds(day: date, zone: str) -> tuple[datetime, datetime]:
+    """The UTC instants a calendar day of `zone` starts and ends at (local midnight to local midnight)."""
+    tz = ZoneInfo(zone)
+    start = datetime.combine(day, time.min, tz).astimezone(UTC)
+    return start, datetime.combine(day + timedelta(days=1), time.min, tz).astimezone(UTC)
 
 
-def roll_up_sla_day(session: Session, *, source_id: int, day: date, target_hours: float) -> None:
-    """Recompute one source's rollup rows for one UTC day from its finished batches started that day."""
+def local_day(moment: datetime, zone: str) -> date:
+    """The calendar day of `zone` a moment falls on."""
+    return moment.astimezone(ZoneInfo(zone)).date()
+
+
+def roll_up_sla_day(session: Session, *, source_id: int, day: date, target_hours: float, zone: str) -> None:
+    """Recompute one source's rollup rows for one day of `zone` from its finished batches started that day."""
     # Serialise recomputations of one source (PostgreSQL): two batches finishing at once must not each write
     # a day that misses the other. SQLite serialises writers anyway.
     session.execute(select(Source.id).where(Source.id == source_id).with_for_update())
-    start = _day_start(day)
+    start, end = day_bounds(day, zone)
     in_day = (
         Batch.source_id == source_id,
         Batch.started_at >= start,
-        Batch.started_at < start + timedelta(days=1),
+        Batch.started_at < end,
         Batch.status.in_(BATCH_FINISHED),
     )
     seconds = _seconds(session)
@@ -115,6 +128,7 @@ def roll_up_sla_day(session: Session, *, source_id: int, day: date, target_hours
             failed=documents - stored_n,
             on_time=sum(int(ok or 0) for _, _, ok in rows),
             target_hours=target_hours,
+            zone=zone,
             updated_at=utcnow(),
         )
     )
@@ -122,25 +136,30 @@ def roll_up_sla_day(session: Session, *, source_id: int, day: date, target_hours
     session.flush()
 
 
-def roll_up_batch(session: Session, *, batch_id: int, target_hours: float) -> None:
+def roll_up_batch(session: Session, *, batch_id: int, target_hours: float, zone: str) -> None:
     """Bring the SLA rollup of a batch's source and start day up to date (called when the batch finishes)."""
     row = session.execute(select(Batch.source_id, Batch.started_at).where(Batch.id == batch_id)).one_or_none()
     if row is None or row.started_at is None:
         return  # never started: no document, no SLA clock
     roll_up_sla_day(
-        session, source_id=row.source_id, day=row.started_at.astimezone(UTC).date(), target_hours=target_hours
+        session,
+        source_id=row.source_id,
+        day=local_day(row.started_at, zone),
+        target_hours=target_hours,
+        zone=zone,
     )
 
 
-def rebuild_sla_rollups(session: Session, *, target_hours: float) -> int:
-    """Recompute every rollup from the finished batches (after a change of the target, or to repair them).
+def rebuild_sla_rollups(session: Session, *, target_hours: float, zone: str) -> int:
+    """Recompute every rollup from the finished batches (after a change of the target or the zone, or to
+    repair them).
 
     Returns the number of source-days written.
     """
     session.execute(delete(SlaDayBucket))
     session.execute(delete(SlaDay))
     days = {
-        (source_id, started_at.astimezone(UTC).date())
+        (source_id, local_day(started_at, zone))
         for source_id, started_at in session.execute(
             select(Batch.source_id, Batch.started_at).where(
                 Batch.status.in_(BATCH_FINISHED), Batch.started_at.is_not(None)
@@ -149,5 +168,5 @@ def rebuild_sla_rollups(session: Session, *, target_hours: float) -> int:
         if started_at is not None
     }
     for source_id, day in sorted(days):
-        roll_up_sla_day(session, source_id=source_id, day=day, target_hours=target_hours)
+        roll_up_sla_day(session, source_id=source_id, day=day, target_hours=target_hours, zone=zone)
     return len(days)

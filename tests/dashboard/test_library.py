@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
@@ -87,6 +88,20 @@ def test_csv_export_is_the_filtered_set_capped(seeded: Seeded, dashboard_env: se
         everything = list(csv.DictReader(io.StringIO(library.library_csv(session, f, chunk=3))))
     assert [r["id"] for r in capped] == [r["id"] for r in rows[:7]]
     assert [r["id"] for r in everything] == [r["id"] for r in rows]
+
+
+def test_csv_times_are_in_the_configured_zone_with_their_offset(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    monkeypatch.setenv("LOREGUARD_TIMEZONE", "America/Sao_Paulo")  # UTC-03:00 all year
+    rows = list(csv.DictReader(io.StringIO(views.library_csv(library.LibraryFilter())())))
+    assert rows and all(r["stored"].endswith("-03:00") for r in rows)
+    newest = datetime.fromisoformat(rows[0]["stored"])
+    assert newest == max(seeded.stored_at)  # the same instant, written as the zone's clock shows it
+    assert newest.astimezone(ZoneInfo("America/Sao_Paulo")).hour == newest.hour
 
 
 def test_csv_export_is_offered_with_its_cap_stated(seeded: Seeded, open_page: OpenPage) -> None:

@@ -24,7 +24,14 @@ from core.vocabulary import (
 from dashboard.sla_report import weekly_summary
 from data import repository
 from data.models import Alert, Artifact, Batch, Source
-from tests.dashboard.conftest import APP, Downloads, plotly_figures, unescaped, values
+from tests.dashboard.conftest import (
+    APP,
+    Downloads,
+    clear_streamlit_caches,
+    plotly_figures,
+    unescaped,
+    values,
+)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TODAY = NOW.date()
@@ -42,7 +49,7 @@ FINISHED = [
 RUNNING_START = NOW - timedelta(hours=5)  # beta: 2 of 4 documents done in 5 h, not in the rollups yet
 
 
-def seed(sessions: sessionmaker[Session]) -> dict[str, int]:
+def seed(sessions: sessionmaker[Session], zone: str = "UTC") -> dict[str, int]:
     ids: dict[str, int] = {}
     with sessions.begin() as session:
         for name in ("alpha", "beta"):
@@ -102,7 +109,7 @@ def seed(sessions: sessionmaker[Session]) -> dict[str, int]:
             )  # fmt: skip
         session.flush()
         for batch_id in batch_ids:  # what the worker's finish step does for each finished batch
-            repository.roll_up_batch(session, batch_id=batch_id, target_hours=4.0)
+            repository.roll_up_batch(session, batch_id=batch_id, target_hours=4.0, zone=zone)
     return ids
 
 
@@ -267,7 +274,7 @@ def test_the_weekly_csv_download_serves_the_weekly_summary(
         week[2] += failed
     for warned in (DAY1.date(), (NOW - timedelta(minutes=55)).date()):
         weeks[warned - timedelta(days=warned.weekday())][3] += 1
-    lines = ["week,documents,on time,failed,share,met target,warning,critical"]
+    lines = ["week (UTC),documents,on time,failed,share,met target,warning,critical"]
     for week, (documents, on_time, failed, warnings) in sorted(weeks.items()):
         share = on_time / documents if documents else None
         met = share is not None and share >= 0.95
@@ -303,7 +310,14 @@ def test_sla_queries_agree_on_sqlite_and_postgresql(session_factory: sessionmake
     ids = seed(session_factory)
     with session_factory() as session:
         r = sla_report(
-            session, now=NOW, days=30, target_hours=4, target_share=0.95, warning_hours=4, critical_hours=8
+            session,
+            now=NOW,
+            days=30,
+            target_hours=4,
+            target_share=0.95,
+            warning_hours=4,
+            critical_hours=8,
+            zone="UTC",
         )
     days = expected_days()
     assert (r.documents, r.on_time, r.failed) == tuple(sum(v[i] for v in days.values()) for i in range(3))
@@ -312,4 +326,90 @@ def test_sla_queries_agree_on_sqlite_and_postgresql(session_factory: sessionmake
     assert (r.breaches_in_window, r.breaches_open) == (2, 1)
     assert list(r.at_risk["batch"]) == [ids["running"]] and list(r.at_risk["level"]) == ["warning"]
     assert int(r.weekly["documents"].sum()) == r.documents
-    assert not r.stale_target
+    assert not r.stale_target and not r.stale_zone
+
+
+def test_days_are_calendar_days_of_the_configured_zone(session_factory: sessionmaker[Session]) -> None:
+    """LOREGUARD_TIMEZONE decides which day a batch and a breach belong to, on SQLite and PostgreSQL alike:
+    a batch started at 23:30 UTC is the next day's in Berlin, and a breach raised at 18:40 UTC is already
+    tomorrow in Kolkata (UTC+05:30) while one at 18:20 UTC is not."""
+    from dashboard.sla_report import SlaReport, breaches_by_day, sla_report
+
+    now = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
+    late_evening = datetime(2026, 1, 14, 23, 30, tzinfo=UTC)  # 2026-01-15 00:30 in Berlin (UTC+01:00)
+    with session_factory.begin() as session:
+        source = Source(name="gamma", kind="folder", location="/srv/gamma")
+        session.add(source)
+        session.flush()
+        batch = Batch(
+            source_id=source.id, status=BATCH_COMPLETED, created_at=late_evening, started_at=late_evening,
+            finished_at=late_evening + timedelta(hours=1), workflow_id="batch-late",
+        )  # fmt: skip
+        session.add(batch)
+        session.flush()
+        for seq in range(3):
+            session.add(
+                Artifact(
+                    batch_id=batch.id, source_id=source.id, seq=seq, uri=f"file:///late/{seq}",
+                    content_type="text/plain", status=ARTIFACT_STORED, stored_at=late_evening + timedelta(hours=1),
+                )
+            )  # fmt: skip
+        for kind, created in (
+            ("sla_warning", datetime(2026, 1, 16, 18, 20, tzinfo=UTC)),
+            ("sla_critical", datetime(2026, 1, 16, 18, 40, tzinfo=UTC)),
+        ):
+            session.add(Alert(batch_id=batch.id, kind=kind, level=kind[4:], message="x", created_at=created))
+        session.flush()
+        repository.rebuild_sla_rollups(session, target_hours=4.0, zone="Europe/Berlin")
+
+    def report(zone: str) -> SlaReport:
+        with session_factory() as session:
+            return sla_report(
+                session, now=now, days=30, target_hours=4, target_share=0.95, warning_hours=4,
+                critical_hours=8, zone=zone,
+            )  # fmt: skip
+
+    berlin = report("Europe/Berlin")
+    per_day = dict(zip(berlin.daily["day"], berlin.daily["documents"], strict=True))
+    assert per_day[date(2026, 1, 15)] == 3 and per_day[date(2026, 1, 14)] == 0
+    assert berlin.days[-1] == date(2026, 1, 20) and not berlin.stale_zone
+    # the same rollups read with another zone setting: the page must say the days are Berlin's
+    assert report("UTC").stale_zone and report("UTC").rollup_zones == ["Europe/Berlin"]
+
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    with session_factory() as session:
+        kolkata = breaches_by_day(session, since=since, zone="Asia/Kolkata")
+        utc = breaches_by_day(session, since=since, zone="UTC")
+    assert kolkata.to_dict("records") == [
+        {"day": date(2026, 1, 16), "warning": 1, "critical": 0},  # 23:50 local
+        {"day": date(2026, 1, 17), "warning": 0, "critical": 1},  # 00:10 local
+    ]
+    assert utc.to_dict("records") == [{"day": date(2026, 1, 16), "warning": 1, "critical": 1}]
+
+
+def test_the_page_names_its_zone_and_warns_when_the_rollups_count_another(
+    dashboard_env: sessionmaker[Session], downloads: Downloads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(dashboard_env, zone="UTC")  # rolled up before the setting changed
+    monkeypatch.setenv("LOREGUARD_TIMEZONE", "Europe/Berlin")
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run()
+    at.switch_page("../pages/sla.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(unescaped(c.value) for c in at.caption)
+    assert "Days and weeks are calendar days in Europe/Berlin" in captions
+    warnings = " ".join(w.value for w in at.warning)
+    assert "another zone (UTC)" in warnings and "loreguard sla rebuild" in warnings
+    figures = plotly_figures(at)
+    for key in ("sla_daily", "sla_percentiles"):
+        assert figures[key]["layout"]["xaxis"]["title"]["text"] == "day (Europe/Berlin)"
+    served = downloads.served(at, "sla_csv").data.decode()
+    assert served.startswith("week (Europe/Berlin),documents,")
+
+    with dashboard_env.begin() as session:  # what `loreguard sla rebuild` does with the new setting
+        repository.rebuild_sla_rollups(session, target_hours=4.0, zone="Europe/Berlin")
+    clear_streamlit_caches()  # the page keeps its report for up to a minute
+    clear = AppTest.from_file(str(APP), default_timeout=30)
+    clear.run()
+    clear.switch_page("../pages/sla.py").run()
+    assert not any("another zone" in w.value for w in clear.warning)

@@ -90,7 +90,7 @@ def test_the_finish_step_rolls_up_the_batch_day_once_and_again_after_a_retry(db_
     with steps.sessions.begin() as session:
         incremental = rollup(session)
         assert incremental[0] == [(DAY.date(), source_id, 2, 5, 4, 1, 3)]
-        repository.rebuild_sla_rollups(session, target_hours=4.0)
+        repository.rebuild_sla_rollups(session, target_hours=4.0, zone="UTC")
         assert rollup(session) == incremental
     steps.sessions.kw["bind"].dispose()
 
@@ -153,9 +153,26 @@ def test_loreguard_sla_rebuild_recomputes_the_rollups(
         add_batch(session, source.id, DAY, [1.0, 3.0], [ARTIFACT_STORED] * 2, BATCH_COMPLETED)
     monkeypatch.setenv("LOREGUARD_DATABASE_URL", db_url)
     monkeypatch.setenv("LOREGUARD_SLA_TARGET_HOURS", "2")  # the target changed: rebuild counts against it
+    monkeypatch.setenv("LOREGUARD_TIMEZONE", "America/New_York")  # and the zone: midnight UTC is the eve
     assert run(["sla", "rebuild", "--json"]) == 0
-    assert '"source_days": 1' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert '"source_days": 1' in out and '"zone": "America/New_York"' in out
     with sessions() as session:
         (day,) = session.scalars(select(SlaDay)).all()
         assert (day.documents, day.on_time, day.target_hours) == (2, 1, 2.0)
+        assert (day.day, day.zone) == ((DAY - timedelta(days=1)).date(), "America/New_York")
     engine.dispose()
+
+
+def test_a_zone_day_runs_from_local_midnight_to_local_midnight() -> None:
+    """Days of a zone with summer time are 23 or 25 hours long; a batch belongs to the local day it started."""
+    from datetime import date
+
+    start, end = repository.day_bounds(date(2026, 3, 29), "Europe/Berlin")  # clocks go forward at 02:00
+    assert (start, end - start) == (datetime(2026, 3, 28, 23, tzinfo=UTC), timedelta(hours=23))
+    start, end = repository.day_bounds(date(2026, 10, 25), "Europe/Berlin")  # and back at 03:00
+    assert (start, end - start) == (datetime(2026, 10, 24, 22, tzinfo=UTC), timedelta(hours=25))
+    assert repository.local_day(datetime(2026, 3, 28, 23, 30, tzinfo=UTC), "Europe/Berlin") == date(
+        2026, 3, 29
+    )
+    assert repository.local_day(datetime(2026, 3, 28, 23, 30, tzinfo=UTC), "UTC") == date(2026, 3, 28)

@@ -1,9 +1,9 @@
 """dashboard at scale: SLA rollups and full-text search
 
-- sla_days, sla_day_buckets: per source and UTC day, the SLA figures of the batches started that day once
-  they finished, and a histogram of their documents' processing times (data.repository.sla). Built here for
-  the batches already finished; kept up to date by the worker's finish step; `loreguard sla rebuild` redoes
-  them.
+- sla_days, sla_day_buckets: per source and day, the SLA figures of the batches started that day once
+  they finished, and a histogram of their documents' processing times (data.repository.sla). Built by 0008
+  for the batches already finished; kept up to date by the worker's finish step; `loreguard sla rebuild`
+  redoes them.
 - alerts (kind, created_at): the SLA page's breaches in its window; artifacts (status, ingested_at): the
   Workers page's failed documents of the last minutes.
 - full-text search over artifacts' title and text, ranked, maintained by triggers and built here for the rows
@@ -23,7 +23,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.orm import Session
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -97,13 +96,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     for statement in SQLITE_SEARCH if bind.dialect.name == "sqlite" else POSTGRES_SEARCH:
         op.execute(statement)
-
-    from core.settings import Settings
-    from data.repository.sla import rebuild_sla_rollups
-
-    with Session(bind=bind) as session:
-        rebuild_sla_rollups(session, target_hours=Settings().sla_target_hours)
-        session.flush()
+    # The rollups are filled by 0008, once their rows carry the zone their days belong to.
 
 
 def downgrade() -> None:
