@@ -26,6 +26,7 @@ from orchestration.gateway import TemporalUnavailable
 from orchestration.schedules import ensure_all_schedules, sync_source_schedule
 from workers.stages.folders import folder_roots
 from workers.stages.locations import validate_location
+from workers.stages.netpolicy import AddressPolicy
 
 MIN_INTERVAL = 60
 MAX_NAME = 200  # the column's length
@@ -85,7 +86,12 @@ def check_source(ctx: Context, *, name: str, kind: str, location: str, interval:
         problems.append(f"Kind: choose one of {', '.join(SOURCE_KINDS)}.")
     else:
         try:
-            cleaned = validate_location(kind, location, folder_roots=folder_roots(ctx.settings))
+            cleaned = validate_location(
+                kind,
+                location,
+                folder_roots=folder_roots(ctx.settings),
+                policy=AddressPolicy.allowing(ctx.settings.allowed_hosts),
+            )
         except ValueError as exc:
             problems.append(f"Location: {exc}.")
     if interval < MIN_INTERVAL:

@@ -404,14 +404,14 @@ def test_dry_run_of_a_feed_and_of_a_feed_that_answers_404(
 def test_dry_run_refuses_an_internal_address_the_operator_did_not_allow(
     dashboard_env: sessionmaker[Session], open_page: OpenPage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The preview runs in the dashboard process: it passes the same address policy as the worker."""
+    """The form refuses an address the policy forbids before anything is fetched, as the worker would."""
     monkeypatch.delenv("LOREGUARD_ALLOWED_HOSTS")
     with StaticSite({"/feed.xml": (200, "application/rss+xml", FEED)}) as site:
         at = open_page("sources")
         fill(at, name="internal", kind="feed", location=site.url_for("/feed.xml"))
         submit(at, "Preview (dry run)")
         assert site.calls == 0
-    refused = [e for e in errors(at) if e.startswith("The source cannot be read:")]
+    refused = [e for e in errors(at) if e.startswith("Location:")]
     assert len(refused) == 1 and "127.0.0.1" in refused[0] and "loopback" in refused[0]
     assert "LOREGUARD_ALLOWED_HOSTS" in refused[0]
     assert not any("problem" in d.value.columns for d in at.dataframe)

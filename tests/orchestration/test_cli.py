@@ -110,9 +110,19 @@ def with_temporal(tmp_path: Path, fresh_dev_server: DevServer) -> Loreguard:
         (["--kind", "folder", "--location", "/no/such/folder"], "is outside the folders sources may read"),
         (["--kind", "feed", "--location", "ftp://example.org/feed.xml"], "is not an http(s) URL"),
         (["--kind", "web", "--location", "example.org/page"], "is not an http(s) URL"),
+        (["--kind", "web", "--location", "http://169.254.169.254/latest/meta-data/"], "a link-local address"),
+        (["--kind", "feed", "--location", "http://[::ffff:10.0.0.7]/feed.xml"], "a private address"),
         (["--kind", "folder", "--location", str(SAMPLES), "--interval", "5"], "--interval"),
     ],
-    ids=["bad-kind", "folder-outside-roots", "ftp-feed", "schemeless-web", "short-interval"],
+    ids=[
+        "bad-kind",
+        "folder-outside-roots",
+        "ftp-feed",
+        "schemeless-web",
+        "metadata-address",
+        "mapped-private-address",
+        "short-interval",
+    ],
 )
 def test_source_add_refuses_bad_input_and_writes_nothing(
     loreguard: Loreguard, args: list[str], message: str

@@ -3,19 +3,27 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from workers.stages.folders import FolderRefused, inside_roots
+from workers.stages.netpolicy import AddressPolicy
 
 SOURCE_KINDS = ("folder", "feed", "web")
 _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-def validate_location(kind: str, location: str, *, folder_roots: Sequence[Path]) -> str:
-    """The cleaned location for a new source, or ValueError with a message for the person typing it."""
+def validate_location(
+    kind: str, location: str, *, folder_roots: Sequence[Path], policy: AddressPolicy | None = None
+) -> str:
+    """The cleaned location for a new source, or ValueError with a message for the person typing it.
+
+    A URL whose host is an IP address the address `policy` forbids is refused here already; a host name is
+    checked when it is fetched (its addresses can change), and the preview says so then.
+    """
     cleaned = location.strip()
     if not cleaned:
         raise ValueError("location must not be empty")
@@ -41,5 +49,13 @@ def validate_location(kind: str, location: str, *, folder_roots: Sequence[Path])
             raise ValueError(f"{cleaned} is not an http(s) URL")
         if not parts.hostname:
             raise ValueError(f"{cleaned} has no host name")
+        if policy is not None:
+            try:
+                address = ipaddress.ip_address(parts.hostname)
+            except ValueError:
+                return cleaned
+            refusal = policy.refusal(parts.hostname, address)
+            if refusal is not None:
+                raise ValueError(refusal)
         return cleaned
     raise ValueError(f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
