@@ -173,7 +173,8 @@ def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date], zo
             "title": "documents",
             "overlaying": "y",
             "side": "right",
-            "rangemode": "tozero",
+            # at least 0-5, so a few documents get whole-number ticks (not 0.5 steps that ",d" shows as 0, 1, 1)
+            "range": [0, max(5.0, float(documents.max()) * 1.1)],
             "showgrid": False,
             "tickformat": ",d",
         },
