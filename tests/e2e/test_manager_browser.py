@@ -258,7 +258,9 @@ def test_the_manager_reads_a_zero_day_and_a_no_data_day_on_the_sla_chart_and_exp
     download = downloading.value
     assert re.fullmatch(r"loreguard-sla-weekly-\d{8}\.csv", download.suggested_filename)
     rows = list(csv.DictReader(Path(download.path()).read_text().splitlines()))
-    assert [row["week"] for row in rows] == [w.isoformat() for w in sorted(weeks)]
+    assert [row["week (UTC)"] for row in rows] == [
+        w.isoformat() for w in sorted(weeks)
+    ]  # labelled with its zone
     for row, (week, (n, ok, f, warning, critical)) in zip(rows, sorted(weeks.items()), strict=True):
         assert (int(row["documents"]), int(row["on time"]), int(row["failed"])) == (n, ok, f), week
         assert float(row["share"]) == pytest.approx(ok / n), week
