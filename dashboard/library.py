@@ -15,7 +15,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -28,6 +28,7 @@ from dashboard import formatting
 from dashboard.documents import seen_counts
 from dashboard.queries import sqlite_backend
 from data.models import Artifact, Evaluation, Source
+from data.repository import day_bounds
 
 EXPORT_CAP = 50_000  # rows in one CSV export
 EXPORT_CHUNK = 5_000
@@ -44,10 +45,12 @@ class LibraryFilter:
     language: str | None = None
     stored_from: date | None = None
     stored_to: date | None = None  # inclusive
+    zone: str = "UTC"  # whose calendar days stored_from and stored_to are
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+def _day_start(day: date, zone: str) -> datetime:
+    start, _ = day_bounds(day, zone)
+    return start
 
 
 def search_terms(search: str) -> list[str]:
@@ -113,9 +116,9 @@ def _library_select(
     if f.language is not None:
         stmt = stmt.where(Artifact.language == f.language)
     if f.stored_from is not None:
-        stmt = stmt.where(Artifact.stored_at >= _day_start(f.stored_from))
+        stmt = stmt.where(Artifact.stored_at >= _day_start(f.stored_from, f.zone))
     if f.stored_to is not None:
-        stmt = stmt.where(Artifact.stored_at < _day_start(f.stored_to + timedelta(days=1)))
+        stmt = stmt.where(Artifact.stored_at < _day_start(f.stored_to + timedelta(days=1), f.zone))
     return stmt
 
 

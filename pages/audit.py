@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import streamlit as st
 
 from core.roles import Permission
-from dashboard import audit
+from dashboard import audit, formatting
 from dashboard.auth import require
 from dashboard.components import database_required, pager, zone_name
 from dashboard.components import table as rows_table
@@ -28,14 +28,15 @@ action = action_col.selectbox("Action", [ALL, *actions], key="audit_action")
 target = target_col.text_input(
     "Target contains", key="audit_target", placeholder="source:3, batch:12 or a name"
 )
-today = datetime.now(UTC).date()
+zone = zone_name()
+today = datetime.now(formatting.zone(zone)).date()
 picked = range_col.date_input(
-    "Between (UTC dates)", value=[], max_value=today, key="audit_dates", help="Leave empty for all time."
+    f"Between ({zone} dates)", value=[], max_value=today, key="audit_dates", help="Leave empty for all time."
 )
 
 
 def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+    return datetime.combine(day, time.min, tzinfo=formatting.zone(zone)).astimezone(UTC)
 
 
 days = list(picked) if isinstance(picked, tuple | list) else [picked] if picked else []

@@ -39,7 +39,9 @@ language = language_col.selectbox(
     format_func=lambda v: "all languages" if v is None else v,
     key="library_language",
 )
-stored = dates_col.date_input("Stored between", value=[], key="library_dates", format="YYYY-MM-DD")
+stored = dates_col.date_input(
+    f"Stored between ({zone_name()} dates)", value=[], key="library_dates", format="YYYY-MM-DD"
+)
 days: tuple[date, ...] = tuple(stored) if isinstance(stored, tuple | list) else (stored,) if stored else ()
 
 f = library.LibraryFilter(
@@ -49,6 +51,7 @@ f = library.LibraryFilter(
     language=language,
     stored_from=days[0] if days else None,
     stored_to=days[-1] if days else None,
+    zone=zone_name(),
 )
 
 with database_required():
@@ -113,7 +116,7 @@ if allowed(Permission.EXPORT_CSV):  # the CSV is built only for those who may ha
     st.caption(
         f"The export holds the matching documents newest first, at most {library.EXPORT_CAP:,} rows "
         f"(read from the database in chunks of {library.EXPORT_CHUNK:,}); narrow the filters for older ones. "
-        f"Times are UTC (ISO 8601 with the offset)."
+        f"Times are in {zone_name()} (ISO 8601 with the offset)."
     )
 else:
     st.caption(literal(needs_sentence(Permission.EXPORT_CSV)))

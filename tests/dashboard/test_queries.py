@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,6 +65,10 @@ def test_library_search_filters_and_options_on_both_databases(session_factory: s
         assert library.library_count(s, library.LibraryFilter(stored_from=day, stored_to=day))[0] == sum(
             1 for t in seeded.stored_at if t.date() == day
         )
+        for zone in ("Pacific/Kiritimati", "America/Los_Angeles"):  # UTC+14 and UTC-8/-7: dates of the zone
+            local = [t.astimezone(ZoneInfo(zone)).date() for t in seeded.stored_at]
+            f = library.LibraryFilter(stored_from=local[-1], stored_to=local[-1], zone=zone)
+            assert library.library_count(s, f)[0] == local.count(local[-1])
         rows = list(csv.DictReader(io.StringIO(library.library_csv(s, library.LibraryFilter(), chunk=7))))
         assert len(rows) == len(seeded.stored_at)
         assert len({r["id"] for r in rows}) == len(rows)
