@@ -9,7 +9,7 @@ import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
@@ -21,9 +21,11 @@ from temporalio.service import RPCError
 from core.settings import Settings
 from dashboard.formatting import duration
 from dashboard.temporal import RPC_TIMEOUT
-from orchestration.celery_app import CeleryQueueState, describe_celery_queue, make_celery_app
 from orchestration.constants import ALL_QUEUES, SCALED_TASK_TYPE
 from orchestration.gateway import TRANSPORT_CODES, TemporalGateway
+
+if TYPE_CHECKING:  # Celery is imported only when the hybrid is on: it costs a Temporal-only dashboard ~14 MB
+    from orchestration.celery_app import CeleryQueueState
 
 _TYPES = (
     ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
@@ -211,6 +213,8 @@ def samples(states: list[QueueState]) -> list[tuple[str, str, int, float]]:
 
 @functools.lru_cache(maxsize=4)
 def _celery_app(broker: str, backend: str, queue: str) -> Any:
+    from orchestration.celery_app import make_celery_app
+
     return make_celery_app(
         Settings(celery_broker_url=broker, celery_result_backend=backend, celery_queue=queue, _env_file=None)
     )
@@ -218,6 +222,8 @@ def _celery_app(broker: str, backend: str, queue: str) -> Any:
 
 def describe_celery(settings: Settings) -> CeleryQueueState:
     """The Celery queue's depth (from the broker) and the workers consuming it (a 1 s broadcast)."""
+    from orchestration.celery_app import describe_celery_queue
+
     app = _celery_app(
         settings.celery_broker_url, settings.target_celery_result_backend, settings.celery_queue
     )
