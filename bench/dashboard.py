@@ -10,7 +10,8 @@ head, in a child process) with `--batches` batches over `--sources` sources hold
 spread over the last 30 days (with evaluations for the stored ones), builds the SLA rollups as
 `loreguard sla rebuild` does, then renders each page with Streamlit's AppTest, cold (caches cleared), and
 times the same page's SQL on its own. A Temporal dev server runs unless --no-temporal. Prints one table per
-database ending with `slowest page: NAME X.XX s`, and last the peak RSS of this (the dashboard's) process.
+database ending with `slowest page: NAME X.XX s` and the peak RSS of the process that rendered its pages (one
+process per database: a dashboard serves one).
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data.migrate import upgrade  # noqa: E402
-from tests.support.corpus import TOPIC_WORDS  # noqa: E402
+# Nothing heavy at the top: the render process (spawned, so it imports this module again) must hold only
+# what a dashboard holds. Seeding and migrating import what they need in their own functions.
 
 APP = ROOT / "dashboard" / "app.py"
 SCRATCH = Path(tempfile.gettempdir()) / f"loreguard-bench-{os.getpid()}"  # removed at the end unless --keep
-WORDS = (*TOPIC_WORDS, "quarterly", "report", "vendor", "review", "cloud", "network", "update", "budget")
+EXTRA_WORDS = ("quarterly", "report", "vendor", "review", "cloud", "network", "update", "budget")
 LABELS = ("relevant", "review", "irrelevant")
 LANGUAGES = ("en",) * 16 + ("de", "de", "fr", "es")
 SPAN = timedelta(days=30)
@@ -119,6 +120,9 @@ def generate(
     *, artifacts: int, batches: int, sources: int, seed_value: int
 ) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     """(table, rows) in foreign-key order, in chunks small enough to keep the seeding process lean."""
+    from tests.support.corpus import TOPIC_WORDS
+
+    vocabulary = (*TOPIC_WORDS, *EXTRA_WORDS)
     rng = random.Random(seed_value)
     now = datetime.now(UTC)
     per_batch = max(1, artifacts // batches)
@@ -149,7 +153,7 @@ def generate(
         stored = failed = 0
         for seq in range(count):
             artifact_id += 1
-            words = rng.choices(WORDS, k=30)
+            words = rng.choices(vocabulary, k=30)
             ok = rng.random() > 0.04
             done_at = started + timedelta(seconds=2 + seq * 0.05)
             title = " ".join(words[:6]).capitalize()
@@ -232,6 +236,7 @@ def prepare(url: str, args: argparse.Namespace) -> None:
     """Migrate, seed and roll up (run in a child process: its memory is not the dashboard's)."""
     from core.settings import Settings
     from data.db import make_engine, make_session_factory
+    from data.migrate import upgrade
     from data.repository import rebuild_sla_rollups
 
     upgrade(url)
@@ -459,12 +464,13 @@ def run(args: argparse.Namespace) -> int:
                 if child.exitcode != 0:
                     raise SystemExit(f"seeding {label} failed (exit status {child.exitcode})")
             else:
+                from data.migrate import upgrade
+
                 upgrade(url)
                 print(f"reusing {label}")
         for url, label, _ in targets:
             print(f"database: {label}", flush=True)
             bench_pages(url, args)
-    print(f"peak RSS: {peak_mb():.0f} MB (this process: renders and queries; seeding ran in a child process)")
     return 0
 
 
@@ -474,7 +480,12 @@ def peak_mb() -> float:
 
 
 def bench_pages(url: str, args: argparse.Namespace) -> float:
-    """Render and time every page on the database at `url`; prints the table, returns the slowest render."""
+    """Render and time every page on the database at `url`; prints the table, returns the slowest render.
+
+    The renders run in a process of their own (spawned: it imports only Streamlit, the app and what the pages
+    import), so its peak RSS is that of a dashboard serving this database, not of the bench with its seeding
+    and migration code or of a dashboard that served the other database first.
+    """
     from sqlalchemy import text
 
     from data.db import make_engine, make_session_factory
@@ -490,22 +501,45 @@ def bench_pages(url: str, args: argparse.Namespace) -> float:
             )
         )
     query_fns = page_queries(sessions, batch_id, document_id)
+    page_list = list(pages(batch_id, document_id).items())
+    receive, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    child = multiprocessing.get_context("spawn").Process(
+        target=render_pages, args=([(page, params) for _, (page, params) in page_list], args.repeat, send)
+    )
+    child.start()
+    send.close()
+    rendered: list[tuple[float, float]] = receive.recv()  # (median render s, peak RSS MB) per page
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"rendering failed (exit status {child.exitcode})")
     results: list[tuple[str, float, float]] = []
-    for name, (page, params) in pages(batch_id, document_id).items():
+    for (name, _), (render_s, rss_mb) in zip(page_list, rendered, strict=True):
         query_s = timed(query_fns[name], args.repeat)
-        render_s = statistics.median(render(page, params) for _ in range(args.repeat))
         results.append((name, render_s, query_s))
         print(
-            f"{name:<16} render {render_s:6.2f} s   queries {query_s:6.3f} s   peak RSS {peak_mb():4.0f} MB",
+            f"{name:<16} render {render_s:6.2f} s   queries {query_s:6.3f} s   dashboard peak RSS {rss_mb:4.0f} MB",
             flush=True,
         )
     engine.dispose()
-    import streamlit as st
-
-    st.cache_resource.clear()  # the dashboard's engine for this database
     name, render_s, _ = max(results, key=lambda r: r[1])
     print(f"slowest page: {name} {render_s:.2f} s", flush=True)
+    print(
+        f"dashboard peak RSS: {rendered[-1][1]:.0f} MB (the process that rendered every page above)",
+        flush=True,
+    )
     return render_s
+
+
+def render_pages(page_list: list[tuple[str, dict[str, str]]], repeat: int, out: Any) -> None:
+    """In the render process: each page's median cold render and the process's peak RSS after it."""
+    rows = []
+    for page, params in page_list:
+        render_s = statistics.median(render(page, params) for _ in range(repeat))
+        rows.append((render_s, peak_mb()))
+    out.send(rows)
+    out.close()
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter finalisation: the Temporal SDK can abort there (see DESIGN.md)
 
 
 class ScratchDatabase:
