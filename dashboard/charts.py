@@ -39,26 +39,9 @@ def target_line(y: float, label: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _layout(
-    fig: go.Figure,
-    *,
-    height: int = 260,
-    x_title: str = "",
-    y_title: str = "",
-    xaxis: dict[str, Any] | None = None,
-    yaxis: dict[str, Any] | None = None,
-    showlegend: bool = False,
-    **layout: Any,
-) -> go.Figure:
-    fig.update_layout(
-        height=height,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis={"title": {"text": x_title}, **(xaxis or {})},
-        yaxis={"title": {"text": y_title}, "gridcolor": "#e6e9ef", "rangemode": "tozero", **(yaxis or {})},
-        showlegend=showlegend,
-        plot_bgcolor="white",
-        **layout,
-    )
+def _layout(fig: go.Figure, **layout: Any) -> go.Figure:
+    """The house layout (see _layout_dict) set on a figure in one update."""
+    fig.update_layout(_layout_dict(**layout))
     return fig
 
 
@@ -143,6 +126,34 @@ def day_axis(days: list[date], zone: str) -> dict[str, Any]:
     }
 
 
+def _unvalidated(traces: list[dict[str, Any]], **layout: Any) -> go.Figure:
+    """A figure from plain trace and layout dicts, built without plotly's per-property validation (its
+    `_validate` flag, on every graph object since plotly 4.7): validation costs ~25 ms a figure, most of the
+    SLA page's render. tests/dashboard/test_charts.py rebuilds each of these figures with validation on."""
+    return go.Figure(data=traces, layout=_layout_dict(**layout), _validate=False)
+
+
+def _layout_dict(
+    *,
+    height: int = 260,
+    x_title: str = "",
+    y_title: str = "",
+    xaxis: dict[str, Any] | None = None,
+    yaxis: dict[str, Any] | None = None,
+    showlegend: bool = False,
+    **layout: Any,
+) -> dict[str, Any]:
+    return {
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+        "xaxis": {"title": {"text": x_title}, **(xaxis or {})},
+        "yaxis": {"title": {"text": y_title}, "gridcolor": "#e6e9ef", "rangemode": "tozero", **(yaxis or {})},
+        "showlegend": showlegend,
+        "plot_bgcolor": "white",
+        **layout,
+    }
+
+
 def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date], zone: str) -> go.Figure:
     """On-time share per day (columns: day, documents, on time, late, failed, share NaN when no data).
 
@@ -158,42 +169,48 @@ def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date], zo
         "; %{customdata[2]:,} late, %{customdata[3]:,} failed<extra></extra>"
     )
     customdata = frame[["on time", "documents", "late", "failed"]].fillna(0).astype(int).to_numpy()
-    fig = go.Figure(
+    return _unvalidated(
         [
-            go.Bar(
-                name="on time",
-                x=x,
-                y=share * 100,
-                marker_color=[ON_TIME if v >= target else LATE for v in share.fillna(0)],
-                marker_line={"color": LATE, "width": [2 if v == 0 else 0 for v in share.fillna(1)]},
-                text=["0%" if v == 0 else "" for v in share.fillna(1)],
-                textposition="outside",
-                textfont_color=LATE,
-                cliponaxis=False,
-                customdata=customdata,
-                hovertemplate=hover,
-            ),
-            go.Bar(
-                name="no data",
-                x=[d for d, ok in zip(x, has_data, strict=True) if not ok],
-                y=[100] * int((~has_data).sum()),
-                marker={"color": NO_DATA, "opacity": 0.45, "pattern": {"shape": "/", "fgcolor": "#aab2bd"}},
-                hovertemplate="%{x|%Y-%m-%d}: no finished batch<extra></extra>",
-            ),
-            go.Scatter(
-                name="documents",
-                x=x,
-                y=documents,
-                yaxis="y2",
-                mode="lines+markers",
-                line={"color": VOLUME, "width": 1},
-                marker={"size": 5},
-                hovertemplate="%{x|%Y-%m-%d}: %{y:,} documents<extra></extra>",
-            ),
-        ]
-    )
-    return _layout(
-        fig,
+            {
+                "type": "bar",
+                "name": "on time",
+                "x": x,
+                "y": (share * 100).to_numpy(),
+                "marker": {
+                    "color": [ON_TIME if v >= target else LATE for v in share.fillna(0)],
+                    "line": {"color": LATE, "width": [2 if v == 0 else 0 for v in share.fillna(1)]},
+                },
+                "text": ["0%" if v == 0 else "" for v in share.fillna(1)],
+                "textposition": "outside",
+                "textfont": {"color": LATE},
+                "cliponaxis": False,
+                "customdata": customdata,
+                "hovertemplate": hover,
+            },
+            {
+                "type": "bar",
+                "name": "no data",
+                "x": [d for d, ok in zip(x, has_data, strict=True) if not ok],
+                "y": [100] * int((~has_data).sum()),
+                "marker": {
+                    "color": NO_DATA,
+                    "opacity": 0.45,
+                    "pattern": {"shape": "/", "fgcolor": "#aab2bd"},
+                },
+                "hovertemplate": "%{x|%Y-%m-%d}: no finished batch<extra></extra>",
+            },
+            {
+                "type": "scatter",
+                "name": "documents",
+                "x": x,
+                "y": documents.to_numpy(),
+                "yaxis": "y2",
+                "mode": "lines+markers",
+                "line": {"color": VOLUME, "width": 1},
+                "marker": {"size": 5},
+                "hovertemplate": "%{x|%Y-%m-%d}: %{y:,} documents<extra></extra>",
+            },
+        ],
         height=300,
         y_title="% of documents on time",
         xaxis=day_axis(days, zone),
@@ -204,7 +221,7 @@ def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date], zo
         showlegend=True,
         legend={"orientation": "h", "y": -0.2},
         yaxis2={
-            "title": "documents",
+            "title": {"text": "documents"},
             "overlaying": "y",
             "side": "right",
             # at least 0-5, so a few documents get whole-number ticks (not 0.5 steps that ",d" shows as 0, 1, 1)
@@ -217,21 +234,22 @@ def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date], zo
 
 def sla_source_figure(frame: pd.DataFrame, *, target: float) -> go.Figure:
     """On-time share per source (columns: source, documents, on time, share) against the target line."""
-    colors = [ON_TIME if s >= target else LATE for s in frame["share"].fillna(0)]
-    fig = go.Figure(
-        go.Bar(
-            x=frame["source"],
-            y=frame["share"] * 100,
-            marker_color=colors,
-            text=[f"{v:.0%}" for v in frame["share"].fillna(0)],
-            textposition="outside",
-            cliponaxis=False,
-            customdata=frame[["on time", "documents"]],
-            hovertemplate="%{x}: %{y:.1f}% on time (%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>",
-        )
-    )
-    return _layout(
-        fig,
+    shares = frame["share"].fillna(0)
+    return _unvalidated(
+        [
+            {
+                "type": "bar",
+                "x": frame["source"].tolist(),
+                "y": (frame["share"] * 100).to_numpy(dtype="float64"),
+                "marker": {"color": [ON_TIME if s >= target else LATE for s in shares]},
+                "text": [f"{v:.0%}" for v in shares],
+                "textposition": "outside",
+                "cliponaxis": False,
+                "customdata": frame[["on time", "documents"]].to_numpy(),
+                "hovertemplate": "%{x}: %{y:.1f}% on time (%{customdata[0]:,} of %{customdata[1]:,})"
+                "<extra></extra>",
+            }
+        ],
         y_title="% of documents on time",
         xaxis={"type": "category"},
         yaxis={"range": [0, 105]},
@@ -246,21 +264,19 @@ def sla_percentiles_figure(
     where the lines break) with the target line."""
     frame = frame.set_index("day").reindex(days).reset_index(names="day")
     x = [d.isoformat() for d in frame["day"]]
-    fig = go.Figure(
+    return _unvalidated(
         [
-            go.Scatter(
-                x=x,
-                y=frame[col].astype("float64"),
-                mode="lines+markers",
-                connectgaps=False,
-                name=col.removesuffix(" h"),
-                hovertemplate=f"%{{x|%Y-%m-%d}}: {col.removesuffix(' h')} at most %{{y:.2f}} h<extra></extra>",
-            )
+            {
+                "type": "scatter",
+                "x": x,
+                "y": frame[col].to_numpy(dtype="float64"),
+                "mode": "lines+markers",
+                "connectgaps": False,
+                "name": col.removesuffix(" h"),
+                "hovertemplate": f"%{{x|%Y-%m-%d}}: {col.removesuffix(' h')} at most %{{y:.2f}} h<extra></extra>",
+            }
             for col in ("p50 h", "p95 h", "p99 h")
-        ]
-    )
-    return _layout(
-        fig,
+        ],
         y_title="hours from batch start to stored",
         xaxis=day_axis(days, zone),
         **target_line(target_hours, f"target {target_hours:g} h"),
@@ -270,13 +286,28 @@ def sla_percentiles_figure(
 
 def sla_breaches_figure(frame: pd.DataFrame) -> go.Figure:
     """SLA alerts per source and level (columns: source, warning, critical), stacked."""
-    fig = go.Figure(
+    sources = frame["source"].tolist()
+    return _unvalidated(
         [
-            go.Bar(x=frame["source"], y=frame["warning"], name="warning", marker_color="#e0a800"),
-            go.Bar(x=frame["source"], y=frame["critical"], name="critical", marker_color=LATE),
-        ]
+            {
+                "type": "bar",
+                "x": sources,
+                "y": frame["warning"].to_numpy(),
+                "name": "warning",
+                "marker": {"color": "#e0a800"},
+            },
+            {
+                "type": "bar",
+                "x": sources,
+                "y": frame["critical"].to_numpy(),
+                "name": "critical",
+                "marker": {"color": LATE},
+            },
+        ],
+        y_title="breaches",
+        barmode="stack",
+        showlegend=True,
     )
-    return _layout(fig, y_title="breaches", barmode="stack", showlegend=True)
 
 
 def backlog_figure(
