@@ -24,6 +24,7 @@ from orchestration.client import register_search_attributes
 
 POSTGRES_URL = os.environ.get("LOREGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("LOREGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("LOREGUARD_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REQUIRE_ALL = os.environ.get("LOREGUARD_REQUIRE_ALL") == "1"
 
 
@@ -104,18 +105,35 @@ def redis_available(url: str = REDIS_URL) -> bool:
         return False
 
 
+def rabbitmq_available(url: str = RABBITMQ_URL) -> bool:
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1)
+        return True
+    except Exception:
+        return False
+
+
 @pytest.fixture(params=["temporal", "celery"])
 def processing_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs the test once on Temporal alone and once on the Temporal + Celery hybrid (a real Redis broker).
+    """Runs the test once on Temporal alone and once on the Temporal + Celery hybrid (a real Redis broker);
+    a test may also ask for "celery-rabbitmq", the hybrid on the machine's RabbitMQ (results on Redis).
 
     Settings and spawned processes read the backend from the environment; the hybrid gets a Celery queue of
     the test's own, so no test takes another test's tasks.
     """
     backend: str = request.param
-    monkeypatch.setenv("LOREGUARD_PROCESSING_BACKEND", backend)
-    if backend == "celery":
-        need(redis_available(), f"Redis at {REDIS_URL} (the Celery broker)")
-        monkeypatch.setenv("LOREGUARD_CELERY_BROKER_URL", REDIS_URL)
+    monkeypatch.setenv("LOREGUARD_PROCESSING_BACKEND", backend.split("-")[0])
+    if backend.startswith("celery"):
+        need(redis_available(), f"Redis at {REDIS_URL} (the Celery broker, or its result backend)")
+        broker = REDIS_URL
+        if backend == "celery-rabbitmq":
+            need(rabbitmq_available(), f"RabbitMQ at {RABBITMQ_URL} (the Celery broker)")
+            broker = RABBITMQ_URL
+            monkeypatch.setenv("LOREGUARD_CELERY_RESULT_BACKEND", REDIS_URL)
+        monkeypatch.setenv("LOREGUARD_CELERY_BROKER_URL", broker)
         monkeypatch.setenv("LOREGUARD_CELERY_QUEUE", f"processing-test-{uuid.uuid4().hex[:12]}")
     return backend
 
