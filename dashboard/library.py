@@ -48,7 +48,8 @@ class LibraryFilter:
     zone: str = "UTC"  # whose calendar days stored_from and stored_to are
 
 
-def _day_start(day: date, zone: str) -> datetime:
+def day_start(day: date, zone: str) -> datetime:
+    """The UTC instant a calendar day of `zone` starts (the Library's and the Audit log's date filters)."""
     start, _ = day_bounds(day, zone)
     return start
 
@@ -116,9 +117,9 @@ def _library_select(
     if f.language is not None:
         stmt = stmt.where(Artifact.language == f.language)
     if f.stored_from is not None:
-        stmt = stmt.where(Artifact.stored_at >= _day_start(f.stored_from, f.zone))
+        stmt = stmt.where(Artifact.stored_at >= day_start(f.stored_from, f.zone))
     if f.stored_to is not None:
-        stmt = stmt.where(Artifact.stored_at < _day_start(f.stored_to + timedelta(days=1), f.zone))
+        stmt = stmt.where(Artifact.stored_at < day_start(f.stored_to + timedelta(days=1), f.zone))
     return stmt
 
 
@@ -213,13 +214,12 @@ def library_csv(
     cap: int = EXPORT_CAP,
     chunk: int = EXPORT_CHUNK,
     with_text: bool = False,
-    zone: str = "UTC",
 ) -> str:
     """The filtered library as CSV, newest first, at most `cap` rows, read in keyset-paged chunks; with the
     documents' text as a last column when asked (only for people who may see text: the page checks). Times
-    are ISO 8601 in `zone`, with their offset."""
+    are ISO 8601 in the filter's zone, with their offset."""
     out = io.StringIO()
-    for part in library_csv_chunks(session, f, cap=cap, chunk=chunk, with_text=with_text, zone=zone):
+    for part in library_csv_chunks(session, f, cap=cap, chunk=chunk, with_text=with_text):
         out.write(part)
     return out.getvalue()
 
@@ -231,7 +231,6 @@ def library_csv_chunks(
     cap: int = EXPORT_CAP,
     chunk: int = EXPORT_CHUNK,
     with_text: bool = False,
-    zone: str = "UTC",
 ) -> Iterator[str]:
     header = io.StringIO()
     csv.writer(header).writerow([*LIBRARY_COLUMNS, *(["text"] if with_text else [])])
@@ -256,7 +255,7 @@ def library_csv_chunks(
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         for row in rows:
-            writer.writerow(_csv_cell(v, zone) for v in row)
+            writer.writerow(_csv_cell(v, f.zone) for v in row)
         yield buffer.getvalue()
         written += len(rows)
         last = rows[-1]

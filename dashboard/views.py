@@ -6,6 +6,7 @@ failures are not cached (Streamlit does not cache exceptions), so a recovered pa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -208,13 +209,13 @@ def library_csv(
     """
     maker = sessions()
     ctx = operations_context() if actor is not None else None
-    zone = settings().timezone
+    f = dataclasses.replace(f, zone=settings().timezone)  # times and date filters in the configured zone
 
     def build() -> str:
         if actor is not None and ctx is not None:
             documents_ops.may_export(actor, ctx, with_text=with_text)
         with maker() as session:
-            return library.library_csv(session, f, with_text=with_text, zone=zone)
+            return library.library_csv(session, f, with_text=with_text)
 
     return build
 

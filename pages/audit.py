@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 
 import streamlit as st
 
 from core.roles import Permission
-from dashboard import audit, formatting
+from dashboard import audit, formatting, library
 from dashboard.auth import require
 from dashboard.components import database_required, pager, zone_name
 from dashboard.components import table as rows_table
@@ -35,13 +35,9 @@ picked = range_col.date_input(
 )
 
 
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=formatting.zone(zone)).astimezone(UTC)
-
-
 days = list(picked) if isinstance(picked, tuple | list) else [picked] if picked else []
-since = day_start(days[0]) if days else None
-until = day_start(days[-1]) + timedelta(days=1) if days else None
+since = library.day_start(days[0], zone) if days else None
+until = library.day_start(days[-1], zone) + timedelta(days=1) if days else None
 f = audit.AuditFilter(
     actor=None if actor == ALL else actor,
     action=None if action == ALL else action,
