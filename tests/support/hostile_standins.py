@@ -3,6 +3,7 @@
     with HostileSite({"/r": Redirect("http://169.254.169.254/")}) as site: ...
     with HostileSite({"/feed": Body(GZIP_BOMB, headers={"Content-Encoding": "gzip"})}) as site: ...
     with HostileSite({"/slow": Trickle(byte=b"<", every=1.0)}) as site: ...
+    with HostileSite({"/slow-headers": TrickleHeaders(every=0.5)}) as site: ...
 
 Each route records the requests it got (path and Host header) in `site.requests`.
 """
@@ -46,7 +47,15 @@ class Trickle:
     content_type: str = "text/html"
 
 
-Route = Redirect | Body | Trickle
+@dataclass(frozen=True)
+class TrickleHeaders:
+    """A response whose status line and headers arrive one byte every `every` seconds (endless headers)."""
+
+    every: float = 1.0
+    seconds: float = 60.0
+
+
+Route = Redirect | Body | Trickle | TrickleHeaders
 
 
 def gzip_bomb(decompressed_bytes: int) -> bytes:
@@ -109,6 +118,8 @@ def _handler_for(site: HostileSite) -> type[BaseHTTPRequestHandler]:
                     self._reply(route.status, "text/plain", b"", {"Location": route.location})
                 elif isinstance(route, Body):
                     self._body(route)
+                elif isinstance(route, TrickleHeaders):
+                    self._trickle_headers(route)
                 else:
                     self._trickle(route)
             except (BrokenPipeError, ConnectionResetError):
@@ -150,6 +161,18 @@ def _handler_for(site: HostileSite) -> type[BaseHTTPRequestHandler]:
             while time.monotonic() < ends and not site._stop.is_set():
                 self.wfile.write(route.byte)
                 self.wfile.flush()
+                site._stop.wait(route.every)
+
+        def _trickle_headers(self, route: TrickleHeaders) -> None:
+            self.close_connection = True
+            # The status line, then a header that never ends: the client never sees a complete head.
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nX-Trickle: "
+            ends = time.monotonic() + route.seconds
+            sent = 0
+            while time.monotonic() < ends and not site._stop.is_set():
+                self.wfile.write(head[sent : sent + 1] or b"a")
+                self.wfile.flush()
+                sent += 1
                 site._stop.wait(route.every)
 
         def log_message(self, format: str, *args: Any) -> None:

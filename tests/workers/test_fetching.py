@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support.hostile_standins import Body, HostileSite, Redirect, Trickle, gzip_bomb
+from tests.support.hostile_standins import Body, HostileSite, Redirect, Trickle, TrickleHeaders, gzip_bomb
 from workers.stages import netpolicy
 from workers.stages.fetching import MAX_REDIRECTS, Fetcher
 from workers.stages.gather import fetch_feed, fetch_page
@@ -279,6 +279,53 @@ def test_a_trickling_server_is_cut_off_at_the_deadline() -> None:
     assert info.value.kind == FETCH_DEADLINE and not info.value.retryable
     assert "longer than 2 s" in info.value.message and "cut off" in info.value.message
     assert 2.0 <= elapsed < 4.0
+
+
+def test_a_server_trickling_its_headers_is_cut_off_at_the_deadline_and_the_fetch_heartbeats() -> None:
+    """Each byte of the head arrives well within the per-read timeout; only the overall deadline can end it."""
+    beats: list[float] = []
+    with (
+        HostileSite({"/feed.xml": TrickleHeaders(every=0.3)}) as site,
+        fetcher("127.0.0.1", deadline=2.0) as client,
+    ):
+        started = time.monotonic()
+        with pytest.raises(SourceError) as info:
+            client.get(site.url_for("/feed.xml"), heartbeat=lambda: beats.append(time.monotonic()))
+        elapsed = time.monotonic() - started
+    assert info.value.kind == FETCH_DEADLINE
+    assert (
+        "longer than 2 s" in info.value.message and "LOREGUARD_FETCH_DEADLINE_SECONDS" in info.value.message
+    )
+    assert 2.0 <= elapsed < 3.0
+    # Heartbeats went on while the head trickled in: no gap of more than about a second.
+    gaps = [b - a for a, b in zip([started, *beats], [*beats, started + elapsed], strict=True)]
+    assert len(beats) >= 2 and max(gaps) < 1.6, gaps
+
+
+def test_a_silent_server_is_cut_off_at_the_deadline_not_at_the_longer_read_timeout() -> None:
+    beats: list[float] = []
+    with (
+        HostileSite({"/feed.xml": TrickleHeaders(every=30.0)}) as site,
+        Fetcher(AddressPolicy.allowing(["127.0.0.1"]), deadline_seconds=2.0, timeout_seconds=20.0) as client,
+    ):
+        started = time.monotonic()
+        with pytest.raises(SourceError) as info:
+            client.get(site.url_for("/feed.xml"), heartbeat=lambda: beats.append(time.monotonic()))
+        elapsed = time.monotonic() - started
+    assert info.value.kind == FETCH_DEADLINE and 2.0 <= elapsed < 3.0
+    assert len(beats) >= 2  # heartbeats while nothing arrives at all
+
+
+def test_slow_redirect_hops_share_one_deadline() -> None:
+    routes = {f"/hop{i}": Redirect(f"/hop{i + 1}") for i in range(3)}
+    routes["/hop3"] = TrickleHeaders(every=0.4)
+    with HostileSite(routes) as site, fetcher("127.0.0.1", deadline=2.0) as client:
+        started = time.monotonic()
+        with pytest.raises(SourceError) as info:
+            client.get(site.url_for("/hop0"))
+        elapsed = time.monotonic() - started
+    assert info.value.kind == FETCH_DEADLINE and 2.0 <= elapsed < 3.0
+    assert site.paths() == ["/hop0", "/hop1", "/hop2", "/hop3"]
 
 
 FETCH_IN_A_FRESH_PROCESS = textwrap.dedent(

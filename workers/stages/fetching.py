@@ -5,15 +5,23 @@ Every connection goes through `GuardedBackend`, which resolves the host once, ch
 second DNS answer cannot rebind the name to an internal address. Redirects are followed here, hop by hop, each
 hop checked the same way. Bodies are decompressed here too, a bounded amount at a time, so a gzip bomb stops at
 the byte limit instead of filling memory.
+
+The overall deadline is kept by the network streams themselves (`_DeadlineStream`): every socket operation of a
+fetch (resolve, connect, TLS, writing the request, each read of headers or body) waits at most until the deadline,
+so a server that trickles its headers one byte at a time is cut off at the deadline like one that trickles its
+body. Reads wait in slices of a second and heartbeat between them, so a slow exchange stays visibly alive.
 """
 
 from __future__ import annotations
 
+import contextvars
 import ssl
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urljoin, urlsplit
@@ -66,11 +74,105 @@ class FetchSettings(Protocol):
     def fetch_deadline_seconds(self) -> float: ...
 
 
+@dataclass
+class _Exchange:
+    """One fetch in progress on this thread: its deadline and heartbeat, seen by every socket operation."""
+
+    deadline: float
+    heartbeat: Callable[[], None]
+    cut_off: bool = False  # an operation was stopped because the deadline came
+    _last_beat: float = field(default=0.0)
+
+    def wait_at_most(self, timeout: float | None, *, slice_seconds: float | None = None) -> float:
+        """How long the next socket wait may take: the operation's timeout, the deadline, a slice (if any)."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            self.cut_off = True
+            return 0.0
+        wait = remaining if timeout is None else min(timeout, remaining)
+        return wait if slice_seconds is None else min(wait, slice_seconds)
+
+    def beat(self) -> None:
+        # The SDK throttles heartbeats too; this keeps a fast trickle from calling it for every byte.
+        now = time.monotonic()
+        if now - self._last_beat >= 1.0:
+            self._last_beat = now
+            self.heartbeat()
+
+
+_exchange: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar("fetch_exchange", default=None)
+_HEARTBEAT_SLICE_SECONDS = 1.0
+# getaddrinfo has no timeout of its own: it runs here, and a fetch waits for it only until its deadline.
+_resolvers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every wait ends by the current fetch's deadline (see the module docstring)."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        exchange = _exchange.get()
+        if exchange is None:
+            return self._inner.read(max_bytes, timeout)
+        ends = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if ends is None else max(ends - time.monotonic(), 0.0)
+            wait = exchange.wait_at_most(left, slice_seconds=_HEARTBEAT_SLICE_SECONDS)
+            if wait <= 0:
+                raise httpcore.ReadTimeout("the fetch's deadline passed")
+            try:
+                data = self._inner.read(max_bytes, wait)
+            except httpcore.ReadTimeout:
+                if exchange.wait_at_most(None) <= 0 or (ends is not None and time.monotonic() >= ends):
+                    raise
+                exchange.beat()  # only a slice ended: say we are alive, then wait on
+                continue
+            exchange.beat()
+            return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        exchange = _exchange.get()
+        if exchange is None:
+            return self._inner.write(buffer, timeout)
+        wait = exchange.wait_at_most(timeout)
+        if wait <= 0:
+            raise httpcore.WriteTimeout("the fetch's deadline passed")
+        return self._inner.write(buffer, wait)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        exchange = _exchange.get()
+        if exchange is not None:
+            timeout = exchange.wait_at_most(timeout)
+            if timeout <= 0:
+                raise httpcore.ConnectTimeout("the fetch's deadline passed")
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> object:
+        return self._inner.get_extra_info(info)
+
+
 class GuardedBackend(httpcore.SyncBackend):
-    """httpcore's socket backend, connecting only to addresses the policy allows."""
+    """httpcore's socket backend, connecting only to addresses the policy allows, by the fetch's deadline."""
 
     def __init__(self, policy: AddressPolicy) -> None:
         self.policy = policy
+
+    def _checked_addresses(self, host: str, port: int, exchange: _Exchange | None) -> list[str]:
+        if exchange is None:
+            return self.policy.checked_addresses(host, port)
+        future = _resolvers.submit(self.policy.checked_addresses, host, port)
+        try:
+            return future.result(timeout=max(exchange.wait_at_most(None), 0.001))
+        except FutureTimeout:
+            exchange.cut_off = True
+            raise httpcore.ConnectTimeout(f"resolving {host} outlasted the fetch's deadline") from None
 
     def connect_tcp(
         self,
@@ -80,13 +182,21 @@ class GuardedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        addresses = self.policy.checked_addresses(host, port)
+        exchange = _exchange.get()
+        addresses = self._checked_addresses(host, port, exchange)
         last: Exception | None = None
         for address in addresses:
+            wait = timeout
+            if exchange is not None:
+                wait = exchange.wait_at_most(timeout)
+                if wait <= 0:
+                    raise httpcore.ConnectTimeout("the fetch's deadline passed")
             try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                stream = super().connect_tcp(address, port, wait, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last = exc
+                continue
+            return _DeadlineStream(stream)
         assert last is not None  # checked_addresses never returns an empty list
         raise last
 
@@ -219,11 +329,20 @@ class Fetcher:
     ) -> Fetched:
         """The response to GET `url` after redirects; SourceError subclasses say why there is none.
 
-        `heartbeat` is called before each hop and after each piece of the body, so a long fetch shows it is
-        alive (and an activity cancelled meanwhile stops here: its heartbeat raises).
+        `heartbeat` is called before each hop, after each piece of the body and at least every second while
+        the server keeps us waiting (headers included), so a long fetch shows it is alive (and an activity
+        cancelled meanwhile stops here: its heartbeat raises). The deadline covers the whole exchange.
         """
         limit = self.max_bytes if max_bytes is None else max_bytes
-        deadline = time.monotonic() + self.deadline_seconds
+        exchange = _Exchange(time.monotonic() + self.deadline_seconds, heartbeat)
+        token = _exchange.set(exchange)
+        try:
+            return self._exchange(url, limit, exchange)
+        finally:
+            _exchange.reset(token)
+
+    def _exchange(self, url: str, limit: int, exchange: _Exchange) -> Fetched:
+        deadline, heartbeat = exchange.deadline, exchange.heartbeat
         current = url
         for hop in range(MAX_REDIRECTS + 1):
             scheme = urlsplit(current).scheme.lower()
@@ -242,6 +361,8 @@ class Fetcher:
                     raise AddressRefused(f"{url} redirects to {current}: {exc.message}") from exc
                 raise
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                if exchange.cut_off or time.monotonic() >= deadline:
+                    raise self._too_late(url) from exc
                 raise _transport_failure(current, exc) from exc
             try:
                 location = response.headers.get("location")
@@ -249,23 +370,22 @@ class Fetcher:
                     current = urljoin(current, location)
                     continue
                 # An error status is all the caller needs: its body is not read, however large.
-                body = (
-                    self._read(response, url, limit, deadline, heartbeat)
-                    if response.status_code < 400
-                    else b""
-                )
+                body = self._read(response, url, limit, exchange) if response.status_code < 400 else b""
                 return Fetched(current, response.status_code, response.reason_phrase, response.headers, body)
             finally:
                 response.close()
         raise SourceError(INVALID_SOURCE, f"{url} redirects more than {MAX_REDIRECTS} times")
 
+    def _too_late(self, url: str) -> FetchDeadlineExceeded:
+        return FetchDeadlineExceeded(
+            f"{url} took longer than {self.deadline_seconds:g} s to fetch "
+            "(LOREGUARD_FETCH_DEADLINE_SECONDS); it was cut off"
+        )
+
     def _remaining(self, url: str, deadline: float) -> float:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise FetchDeadlineExceeded(
-                f"{url} took longer than {self.deadline_seconds:g} s to fetch "
-                "(LOREGUARD_FETCH_DEADLINE_SECONDS); it was cut off"
-            )
+            raise self._too_late(url)
         return remaining
 
     def _read(
@@ -273,8 +393,7 @@ class Fetcher:
         response: httpx.Response,
         url: str,
         limit: int,
-        deadline: float,
-        heartbeat: Callable[[], None],
+        exchange: _Exchange,
     ) -> bytes:
         too_large = f"{url} is too large: more than {limit} bytes (LOREGUARD_MAX_DOCUMENT_BYTES)"
         encoding = response.headers.get("content-encoding", "")
@@ -285,12 +404,14 @@ class Fetcher:
         body = bytearray()
         try:
             for raw in response.iter_raw():
-                self._remaining(url, deadline)
-                heartbeat()
+                self._remaining(url, exchange.deadline)
+                exchange.heartbeat()
                 for piece in decoder.feed(raw):
                     body += piece
                 if decoder.over_limit:
                     raise SourceTooLarge(too_large)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            if exchange.cut_off or time.monotonic() >= exchange.deadline:
+                raise self._too_late(url) from exc
             raise _transport_failure(url, exc) from exc
         return bytes(body)
