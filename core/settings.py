@@ -198,6 +198,13 @@ class Settings(BaseSettings):
         description="seconds one document may spend in normalize and extract in the CPU process pool; a "
         "document over it fails alone with that reason; 0 = no limit",
     )
+    parse_memory_mb: int = Field(
+        default=2048,
+        ge=0,
+        description="address space (MiB, RLIMIT_AS) of each process that parses what a source sent: the CPU "
+        "pool's processes and the short-lived processes that parse feeds and run the dashboard's dry run; a "
+        "document or feed needing more fails alone with that reason; 0 = no limit",
+    )
     raw_retention: Literal["drop", "keep"] = Field(
         default="drop",
         description="drop: a document's raw bytes are deleted once it is stored or found unchanged (a retry "

@@ -125,12 +125,16 @@ def preview(
     )
     # Imported here: the parsers, PDF reader and language model cost the dashboard ~35 MB, and only a dry
     # run needs them (checking a location does not).
+    from workers.stages.confined import ConfinedFailure, ParseLimits, run_confined
     from workers.stages.fetching import Fetcher
     from workers.stages.gather import SourceError, preview_source
-    from workers.stages.pipeline import run_cpu_stages
+    from workers.stages.pipeline import failed_everywhere, run_cpu_stages_each
     from workers.stages.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
 
     settings = ctx.settings
+    # The dashboard parses nothing itself: the feed and the documents are parsed in short-lived processes
+    # under the worker's memory and time limits, so a hostile source cannot take the dashboard down.
+    per_document = settings.document_time_limit_seconds
     try:
         with Fetcher.from_settings(settings) as fetcher:  # the same address policy and limits as the worker
             documents = preview_source(
@@ -140,14 +144,26 @@ def preview(
                 folder_roots=folder_roots(settings),
                 limit=limit,
                 max_bytes=settings.max_document_bytes,
+                limits=ParseLimits(settings.parse_memory_mb, per_document),
             )
     except SourceError as exc:
         if exc.kind in (SOURCE_UNAVAILABLE, FETCH_DEADLINE):  # down or unreachable now: may come back
             raise Unreachable(f"The source cannot be reached now: {exc.message}") from exc
         raise Refused(f"The source cannot be read: {exc.message}") from exc
+    if not documents:
+        return []
+    try:
+        results = run_confined(
+            run_cpu_stages_each,
+            (documents, settings.max_pdf_pages, per_document),
+            # Each document is stopped at its own limit inside; this bounds the whole run if that fails.
+            limits=ParseLimits(settings.parse_memory_mb, per_document * (len(documents) + 1)),
+            what="parsing the documents",
+        )
+    except ConfinedFailure as exc:
+        results = failed_everywhere(documents, exc.reason)
     rows = []
-    for doc in documents:
-        result = run_cpu_stages(doc, max_pdf_pages=settings.max_pdf_pages)
+    for doc, result in zip(documents, results, strict=True):
         meta = result.metadata
         rows.append(
             PreviewRow(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from temporalio import activity
@@ -33,7 +32,7 @@ from orchestration.types import (
 from workers.celery_chunks import CeleryChunks
 from workers.metrics import ChunkReport, WorkerMetrics
 from workers.monitoring import check_sla, create_scheduled_batch
-from workers.pool import process_chunk_in_pool
+from workers.pool import CpuPool
 from workers.steps import BatchSteps
 
 
@@ -46,7 +45,7 @@ class PipelineActivities:
     def __init__(
         self,
         steps: BatchSteps,
-        cpu_pool: ProcessPoolExecutor | None = None,
+        cpu_pool: CpuPool | None = None,
         metrics: WorkerMetrics | None = None,
         celery: CeleryChunks | None = None,
     ) -> None:
@@ -75,7 +74,7 @@ class PipelineActivities:
         if self.celery is not None:
             return self._on_celery(PROCESS_TASK, input)
         if self.cpu_pool is not None:
-            result, report = process_chunk_in_pool(self.cpu_pool, input, activity.heartbeat)
+            result, report = self.cpu_pool.process_chunk(input, activity.heartbeat, self.steps.fail_chunk)
         else:
             result, report = self.steps.process_chunk_report(input, heartbeat=activity.heartbeat)
         self._record(report)

@@ -24,6 +24,7 @@ from orchestration.types import (
     IngestInput,
     IngestResult,
 )
+from workers.stages.confined import ParseLimits
 from workers.stages.folders import folder_roots
 from workers.stages.gather import SourceError, fetch_feed, fetch_page, list_folder, read_file
 from workers.stages.types import DocumentError, RawDocument
@@ -84,7 +85,9 @@ class IngestSteps(StepsBase):
             paths = list_folder(folder, roots=folder_roots(self.settings), heartbeat=alive)
             return [partial(read_file, path, max_bytes, folder=folder) for path in paths]
         if kind == KIND_FEED:
-            return [partial(_given, doc) for doc in fetch_feed(location, self.fetcher, heartbeat=alive)]
+            limits = ParseLimits(self.settings.parse_memory_mb, self.settings.document_time_limit_seconds)
+            feed = fetch_feed(location, self.fetcher, heartbeat=alive, limits=limits)
+            return [partial(_given, doc) for doc in feed]
         if kind == KIND_WEB:
             return [partial(fetch_page, location, self.fetcher, max_bytes, heartbeat=alive)]
         raise SourceError("InvalidSource", f"unknown source kind {kind!r}")

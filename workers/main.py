@@ -8,7 +8,7 @@ import signal
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -35,7 +35,7 @@ from orchestration.workflows import BatchWorkflow
 from workers.activities import PipelineActivities
 from workers.celery_chunks import CeleryChunks
 from workers.metrics import HealthChecks, ObservabilityServer, WorkerMetrics
-from workers.pool import make_cpu_pool
+from workers.pool import CpuPool
 from workers.steps import build_steps
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def build_workers(
     settings: Settings,
     queues: Sequence[str],
     *,
-    cpu_pool: ProcessPoolExecutor | None,
+    cpu_pool: CpuPool | None,
     metrics: WorkerMetrics | None = None,
 ) -> tuple[list[Worker], PipelineActivities, ThreadPoolExecutor]:
     celery = None
@@ -129,7 +129,7 @@ async def run_worker(
     client = await connect(settings, runtime=sdk_metrics_runtime(settings))
     # With the celery backend the stages run on Celery workers: this process needs no CPU pool.
     local_cpu = PROCESSING_QUEUE in queues and settings.processing_backend == "temporal"
-    cpu_pool = make_cpu_pool(settings) if local_cpu else None
+    cpu_pool = CpuPool(settings) if local_cpu else None
     metrics = WorkerMetrics()
     workers, acts, threads = build_workers(client, settings, queues, cpu_pool=cpu_pool, metrics=metrics)
     log.info("worker polling %s (processing backend: %s)", ", ".join(queues), settings.processing_backend)
@@ -153,7 +153,7 @@ async def run_worker(
         acts.steps.http.close()
 
 
-def _stop_pool(pool: ProcessPoolExecutor, wait: float = 5.0) -> None:
+def _stop_pool(pool: CpuPool, wait: float = 5.0) -> None:
     """Idle after a graceful shutdown; a chunk still computing for a cancelled activity is not waited for
     long: its pool process leaves with the worker, and the retried chunk rewrites the same rows."""
     stopper = threading.Thread(target=pool.shutdown, kwargs={"cancel_futures": True}, daemon=True)

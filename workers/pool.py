@@ -2,27 +2,35 @@
 
 One Python process runs CPU-bound code on one core (the GIL), so the worker hands each chunk's processing
 (load, normalize, extract, clarify, write) to a pool process; the activity thread only waits and heartbeats.
+Each pool process parses under an address-space limit (LOREGUARD_PARSE_MEMORY_MB): a document that needs more
+fails alone with MemoryError as its reason. Should a pool process die all the same, `CpuPool` starts a new
+pool and goes through the chunk one document at a time, so only a document that kills a process fails.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from core.settings import Settings
-from orchestration.types import ChunkInput, ChunkResult
+from orchestration.types import ChunkFailureInput, ChunkInput, ChunkResult
 from workers.metrics import ChunkReport
+from workers.stages.confined import limit_memory
 from workers.stages.pipeline import warm_up
 from workers.steps import BatchSteps, build_steps
 from workers.steps_base import Heartbeat
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _steps: BatchSteps | None = None  # one per pool process, built by the initializer
 
@@ -36,6 +44,8 @@ def _init_process(settings: Settings, worker_pid: int) -> None:
     warm_up()
     _steps = build_steps(settings)
     threading.Thread(target=_exit_with_worker, args=(worker_pid,), daemon=True).start()
+    # Last, once the process is built: the bound is for what documents make the parsers allocate.
+    limit_memory(settings.parse_memory_mb)
 
 
 def _exit_with_worker(worker_pid: int) -> None:
@@ -79,3 +89,85 @@ def process_chunk_in_pool(
 ) -> tuple[ChunkResult, ChunkReport]:
     """The chunk's result and its metrics report (recorded by the caller, in the worker process)."""
     return wait_with_heartbeats(pool.submit(_process_chunk, input), heartbeat)
+
+
+FailDocuments = Callable[[ChunkFailureInput], int]
+DIED = (
+    "its processing process died while working on it, twice (a parser crash, or memory beyond what "
+    "LOREGUARD_PARSE_MEMORY_MB lets it raise as an error); the CPU pool was restarted and the chunk went on"
+)
+
+
+class CpuPool:
+    """The worker's process pool, replaced by a new one when a process of it dies (BrokenProcessPool).
+
+    A dead process breaks the whole executor and every chunk in flight on it. Each of those chunks then goes
+    through its documents one at a time on the new pool, so the document that kills a process is found and
+    failed with that reason (after a second try: the first death may have been another chunk's), and every
+    other document is processed as usual.
+    """
+
+    def __init__(
+        self, settings: Settings, *, factory: Callable[[], ProcessPoolExecutor] | None = None
+    ) -> None:
+        self._factory = factory or (lambda: make_cpu_pool(settings))
+        self._lock = threading.Lock()
+        self._executor = self._factory()
+        self.restarts = 0
+
+    @property
+    def executor(self) -> ProcessPoolExecutor:
+        return self._executor
+
+    def shutdown(self, *, cancel_futures: bool = True) -> None:
+        self._executor.shutdown(cancel_futures=cancel_futures)
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is broken:  # the chunks that saw it break replace it once
+                log.warning("a CPU pool process died: starting a new pool")
+                self._executor = self._factory()
+                self.restarts += 1
+                broken.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, input: ChunkInput, heartbeat: Heartbeat) -> tuple[ChunkResult, ChunkReport]:
+        executor = self._executor
+        try:
+            return wait_with_heartbeats(executor.submit(_process_chunk, input), heartbeat)
+        except BrokenProcessPool:
+            self._replace(executor)
+            raise
+
+    def process_chunk(
+        self, input: ChunkInput, heartbeat: Heartbeat, fail: FailDocuments
+    ) -> tuple[ChunkResult, ChunkReport]:
+        """The chunk's result and report; `fail` marks a document failed (BatchSteps.fail_chunk)."""
+        try:
+            return self._run(input, heartbeat)
+        except BrokenProcessPool:
+            log.warning("chunk %s: its pool process died; going on one document at a time", input)
+        done = failed = 0
+        report = ChunkReport(stage="process")
+        for seq in range(input.start_seq, input.end_seq):
+            one = ChunkInput(input.batch_id, seq, seq + 1)
+            for attempt in (1, 2):
+                try:
+                    result, part = self._run(one, heartbeat)
+                except BrokenProcessPool:
+                    if attempt == 2:
+                        lost = fail(ChunkFailureInput(input.batch_id, seq, seq + 1, DIED))
+                        failed += lost
+                        report.failed_by_stage["normalize"] += lost
+                    continue
+                done, failed = done + result.done, failed + result.failed
+                _merge(report, part)
+                break
+        report.done = done
+        return ChunkResult(done=done, failed=failed), report
+
+
+def _merge(into: ChunkReport, part: ChunkReport) -> None:
+    into.source = into.source or part.source
+    into.failed_by_stage.update(part.failed_by_stage)
+    for stage, values in part.stage_ms.items():
+        into.stage_ms.setdefault(stage, []).extend(values)

@@ -10,7 +10,7 @@ import lxml.etree
 import lxml.html
 import trafilatura
 
-from workers.stages.normalize import split_front_matter, strip_markdown
+from workers.stages.normalize import html_parser, split_front_matter, strip_markdown
 from workers.stages.types import DocumentError, DocumentMetadata, NormalizedDocument
 
 MAX_TITLE_CHARS = 200
@@ -84,9 +84,7 @@ def _markdown_title(source: str) -> str | None:
 
 def _html_metadata(markup: str, uri: str) -> tuple[str | None, str | None, datetime | None]:
     try:
-        tree = lxml.html.document_fromstring(
-            markup.encode("utf-8"), parser=lxml.html.HTMLParser(encoding="utf-8")
-        )
+        tree = lxml.html.document_fromstring(markup.encode("utf-8"), parser=html_parser())
     except (lxml.etree.ParserError, ValueError):
         return None, None, None
     metas: dict[str, str] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar
 import html
+import io
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 import feedparser
 
+from workers.stages.confined import ConfinedFailure, ParseLimits, run_confined, source_limit
 from workers.stages.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
 from workers.stages.folders import inside_roots, read_bounded
 from workers.stages.locations import SOURCE_KINDS
@@ -198,14 +200,44 @@ def _entry_document(entry: Any, feed_url: str, index: int) -> RawDocument:
     return RawDocument(uri=uri, content_type="text/html", data=page.encode("utf-8"), hints=hints)
 
 
-def fetch_feed(url: str, fetcher: Fetcher, *, heartbeat: Heartbeat = _no_heartbeat) -> list[RawDocument]:
-    """Every entry of the feed; the feed is read under the same byte limit, decompressed, as a page."""
-    response = fetcher.get(url, heartbeat=heartbeat)
-    _check_status(response, url)
-    parsed = feedparser.parse(response.body)
+def parse_feed(sent: tuple[str, bytes]) -> list[RawDocument]:
+    """The documents of a feed `(url, body)`; run in a confined process (see fetch_feed).
+
+    feedparser takes a str or bytes argument for a file name or URL to open when it looks like one (a body
+    reading "/etc/passwd" or "/dev/zero" would be read from this machine's disk): it only ever gets a file
+    object over the body. It resolves no external entities and fetches nothing named inside the feed.
+    """
+    url, body = sent
+    parsed = feedparser.parse(io.BytesIO(body))
     if not parsed.entries and not parsed.get("version"):
         raise SourceError(INVALID_SOURCE, f"{url} is not an RSS/Atom feed")
     return [_entry_document(entry, url, i) for i, entry in enumerate(parsed.entries)]
+
+
+def fetch_feed(
+    url: str,
+    fetcher: Fetcher,
+    *,
+    heartbeat: Heartbeat = _no_heartbeat,
+    limits: ParseLimits | None = None,
+) -> list[RawDocument]:
+    """Every entry of the feed; the feed is read under the same byte limit, decompressed, as a page.
+
+    The feed is parsed in a short-lived process under `limits` (memory and time), so a feed that makes the
+    parser allocate without end fails as ParseLimit and the worker or dashboard asking lives on.
+    """
+    response = fetcher.get(url, heartbeat=heartbeat)
+    _check_status(response, url)
+    try:
+        return run_confined(
+            parse_feed,
+            (url, response.body),
+            limits=limits or ParseLimits(),
+            what="parsing the feed",
+            heartbeat=heartbeat,
+        )
+    except ConfinedFailure as exc:
+        raise source_limit(url, exc) from exc
 
 
 # --- locations and previews ----------------------------------------------------------------------
@@ -219,6 +251,7 @@ def preview_source(
     folder_roots: Sequence[Path],
     limit: int = 5,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    limits: ParseLimits | None = None,
 ) -> list[RawDocument]:
     """The first `limit` documents a source would yield, for a dry run before it is saved.
 
@@ -236,7 +269,7 @@ def preview_source(
                 log.info("preview skips %s: %s", path, exc.reason)
         return documents
     if kind == "feed":
-        return fetch_feed(location, fetcher)[:limit]
+        return fetch_feed(location, fetcher, limits=limits)[:limit]
     if kind == "web":
         return [fetch_page(location, fetcher, max_bytes)][:limit]
     raise ValueError(f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")

@@ -160,26 +160,58 @@ def decode_html(data: bytes) -> str:
     return decode_text(data, match.group(1).decode("ascii") if match else None)
 
 
-def _visible_text(markup: str) -> str:
-    """All text a browser would show, for pages trafilatura finds no main content in (short notes)."""
+_DEPTH = re.compile(r"Excessive depth in document: (\d+)")
+
+
+def html_parser() -> lxml.html.HTMLParser:
+    """The parser for a source's HTML: nothing fetched (no network, no external DTD), libxml2's size and depth
+    limits kept (no huge_tree), so a hostile page meets the parser's own bounds first."""
+    return lxml.html.HTMLParser(encoding="utf-8", no_network=True, huge_tree=False)
+
+
+def parser_limit(parser: lxml.html.HTMLParser) -> str | None:
+    """What limit the parser stopped at, in words, or None; libxml2 drops what lies beyond it silently."""
+    for entry in parser.error_log:
+        if entry.type_name != "ERR_RESOURCE_LIMIT":
+            continue
+        depth = _DEPTH.search(entry.message)
+        if depth:
+            return f"HTML nested deeper than {depth.group(1)} levels (the HTML parser's limit)"
+        return f"the HTML parser stopped at one of its limits: {entry.message.strip()}"
+    return None
+
+
+def _visible_text(markup: str) -> tuple[str, str | None]:
+    """All text a browser would show, for pages trafilatura finds no main content in (short notes), and the
+    parser limit that cut the page short, if any."""
+    parser = html_parser()
     try:
-        parser = lxml.html.HTMLParser(encoding="utf-8")
         # Bytes, because lxml refuses str input that carries an XML encoding declaration.
         tree = lxml.html.document_fromstring(markup.encode("utf-8"), parser=parser)
     except (lxml.etree.ParserError, ValueError):
-        return ""
+        return "", parser_limit(parser)
     for element in list(tree.iter(*_INVISIBLE)):  # a list: dropping while iterating skips siblings
         element.drop_tree()
     for element in tree.iter(*_BLOCKS):
         element.tail = "\n" + (element.tail or "")
-    return str(tree.text_content())
+    return str(tree.text_content()), parser_limit(parser)
 
 
 def html_text(markup: str) -> str:
+    """The main text of a page; an empty page fails with what emptied it (a parser limit, or no text).
+
+    trafilatura gets the markup as a string, which it only ever parses (it opens no file and fetches no URL
+    named by it; tests/workers/test_untrusted_content.py holds it to that).
+    """
     text = trafilatura.extract(
         markup, favor_precision=False, include_comments=False, include_tables=True, deduplicate=False
     )
-    return text if text and text.strip() else _visible_text(markup)
+    if text and text.strip():
+        return text
+    visible, limit = _visible_text(markup)
+    if limit and not clean_text(visible):
+        raise DocumentError("normalize", f"{limit}: no text could be read from it")
+    return visible
 
 
 # --- PDF -----------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Everything here is top-level and made of dataclasses so it pickles across the pool. A document gets a time
 limit: in a pool process (the main thread of its process) an interval timer interrupts a stage that runs
-over it, so that document fails alone and the process goes on with the next one.
+over it, so that document fails alone and the process goes on with the next one. A stage that runs out of
+memory (the pool's processes parse under an address-space limit) fails its document alone the same way.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
+from workers.stages.confined import out_of_memory_reason
 from workers.stages.extract import extract_metadata
 from workers.stages.normalize import DEFAULT_MAX_PDF_PAGES, normalize, preload_language_model
 from workers.stages.types import DocumentError, DocumentMetadata, NormalizedDocument, RawDocument
@@ -43,13 +45,17 @@ def warm_up() -> None:
     preload_language_model()
 
 
-def _timed(stage: Callable[[In], Out], arg: In) -> tuple[Out | None, str | None, float]:
+def _timed(stage: Callable[[In], Out], arg: In, name: str) -> tuple[Out | None, str | None, float]:
     """(result, failure reason, milliseconds) of one stage call."""
     started = time.perf_counter()
     try:
         result, error = stage(arg), None
     except DocumentError as exc:
         result, error = None, exc.reason
+    except MemoryError:
+        # Under the pool's address-space limit (LOREGUARD_PARSE_MEMORY_MB) a document that wants more memory
+        # gets MemoryError here; what it allocated is freed as the stage unwinds, and the process goes on.
+        result, error = None, out_of_memory_reason(name)
     except Exception as exc:  # a library bug on odd input is still only this document's problem
         result, error = None, f"unexpected error: {type(exc).__name__}: {exc}"
     return result, error, (time.perf_counter() - started) * 1000
@@ -101,11 +107,13 @@ def run_cpu_stages(
     normalize_ms = 0.0
     try:
         with _time_limit(time_limit):
-            normalized, error, normalize_ms = _timed(partial(normalize, max_pdf_pages=max_pdf_pages), raw)
+            normalized, error, normalize_ms = _timed(
+                partial(normalize, max_pdf_pages=max_pdf_pages), raw, "normalize"
+            )
             if normalized is None:
                 return CpuStageResult(None, None, "normalize", error, normalize_ms, 0.0)
             stage = "extract"
-            metadata, error, extract_ms = _timed(extract_metadata, normalized)
+            metadata, error, extract_ms = _timed(extract_metadata, normalized, "extract")
     except _OutOfTime:
         elapsed = (time.perf_counter() - started) * 1000
         reason = (
@@ -117,3 +125,17 @@ def run_cpu_stages(
     if metadata is None:
         return CpuStageResult(normalized, None, "extract", error, normalize_ms, extract_ms)
     return CpuStageResult(normalized, metadata, None, None, normalize_ms, extract_ms)
+
+
+def run_cpu_stages_each(
+    job: tuple[Sequence[RawDocument], int, float],
+) -> list[CpuStageResult]:
+    """`run_cpu_stages` over `(documents, max_pdf_pages, time_limit)`, for one confined process (the dry run)."""
+    documents, max_pdf_pages, time_limit = job
+    warm_up()
+    return [run_cpu_stages(raw, max_pdf_pages=max_pdf_pages, time_limit=time_limit) for raw in documents]
+
+
+def failed_everywhere(documents: Sequence[RawDocument], reason: str) -> list[CpuStageResult]:
+    """The same failure for every document: what a dry run shows when its parsing process did not finish."""
+    return [CpuStageResult(None, None, "normalize", reason, 0.0, 0.0) for _ in documents]

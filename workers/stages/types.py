@@ -24,6 +24,7 @@ ADDRESS_REFUSED = "AddressRefused"  # the address policy refused a host or a red
 FOLDER_REFUSED = "FolderRefused"  # a folder outside every configured root
 SOURCE_TOO_LARGE = "SourceTooLarge"  # more bytes than the limit allows (after decompression)
 FETCH_DEADLINE = "FetchDeadline"  # a fetch took longer than its overall deadline
+PARSE_LIMIT = "ParseLimit"  # parsing what the source sent needed more memory or time than allowed
 
 
 class SourceError(Exception):
