@@ -18,7 +18,7 @@ from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
 from tests.orchestration.test_pipeline import client_for
 from tests.support.corpus import write_corpus
-from tests.support.hostile_standins import Body, HostileSite, gzip_bomb
+from tests.support.hostile_standins import Body, HostileSite, TrickleHeaders, gzip_bomb
 from tests.support.operations import start_refresh
 from tests.workers.pdf_builder import minimal_pdf
 from tests.workers.test_normalize import encrypted_with_empty_password
@@ -26,6 +26,7 @@ from tests.workers.test_normalize import encrypted_with_empty_password
 pytestmark = pytest.mark.temporal
 
 NOTE = "The vendor access policy now requires hardware keys for every administrator account."
+LOCAL_FEED = Body(b"(the path of a local feed file, written by the test)")
 
 
 def add_source(sessions: sessionmaker[Session], *, name: str, kind: str, location: str) -> int:
@@ -75,19 +76,40 @@ async def test_a_hostile_folder_stores_its_documents_and_records_each_skip(
             "too large",
         ),
         ([], Body(b"<rss version='2.0'><channel></channel></rss>"), "AddressRefused", "loopback"),
+        # A body naming a feed file on the worker's disk (written by the test) or a device is not opened.
+        (["127.0.0.1"], LOCAL_FEED, "InvalidSource", "not an RSS/Atom feed"),
+        (["127.0.0.1"], Body(b"/dev/zero"), "InvalidSource", "not an RSS/Atom feed"),
+        (["127.0.0.1"], TrickleHeaders(every=0.3), "FetchDeadline", "took longer than 2 s"),
     ],
-    ids=["gzip-bomb", "loopback-not-allowed"],
+    ids=[
+        "gzip-bomb",
+        "loopback-not-allowed",
+        "body-names-a-local-feed",
+        "body-names-dev-zero",
+        "trickling-headers",
+    ],
 )
 async def test_a_refused_feed_fails_the_batch_once_with_its_reason(
     namespace: TemporalNamespace,
     sqlite_sessions: sessionmaker[Session],
     sqlite_url: str,
     allowed: list[str],
-    route: Body,
+    route: Body | TrickleHeaders,
     error_type: str,
     needle: str,
+    tmp_path: Path,
 ) -> None:
-    settings = pipeline_settings(sqlite_url, namespace, allowed_hosts=allowed, max_document_bytes=1024 * 1024)
+    if route is LOCAL_FEED:
+        feed = tmp_path / "feed.xml"
+        feed.write_text(f"<rss version='2.0'><channel><item><title>{NOTE}</title></item></channel></rss>")
+        route = Body(str(feed).encode())
+    settings = pipeline_settings(
+        sqlite_url,
+        namespace,
+        allowed_hosts=allowed,
+        max_document_bytes=1024 * 1024,
+        fetch_deadline_seconds=2.0,
+    )
     with HostileSite({"/feed.xml": route}) as site:
         source_id = add_source(sqlite_sessions, name="feed", kind="feed", location=site.url_for("/feed.xml"))
         client = await client_for(namespace)
@@ -103,3 +125,4 @@ async def test_a_refused_feed_fails_the_batch_once_with_its_reason(
         batch = session.get_one(Batch, batch_id)
         assert (batch.failed_stage, batch.error_type) == ("ingest", error_type)
         assert batch.error_message and needle in batch.error_message
+        assert session.scalars(select(Artifact.id).where(Artifact.batch_id == batch_id)).all() == []
