@@ -14,6 +14,7 @@ import random
 import socket
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -30,6 +31,7 @@ from orchestration.policies import (
 )
 from orchestration.types import ChunkInput, ChunkResult
 from workers.metrics import ChunkReport
+from workers.stages.confined import limit_memory
 from workers.stages.pipeline import warm_up
 from workers.steps import BatchSteps, build_steps
 
@@ -130,15 +132,19 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         return attempt(task, "evaluate", batch_id, start_seq, end_seq)
 
 
-def _warm_up(**_: Any) -> None:
-    warm_up()  # each prefork child loads the language model before its first document
+def _process_start(memory_mb: int) -> Callable[..., None]:
+    def start(**_: Any) -> None:
+        warm_up()  # each prefork child loads the language model before its first document
+        limit_memory(memory_mb)  # then parses under the same bound as the CPU pool's processes
+
+    return start
 
 
 def run_celery_worker(settings: Settings, *, concurrency: int = 0, pool: str = "prefork") -> None:
     """`loreguard celery-worker`: consume the stage queue until stopped (SIGTERM: finish the tasks in hand)."""
     app = make_celery_app(settings)
     register_tasks(app, settings)
-    worker_process_init.connect(_warm_up, weak=False)
+    worker_process_init.connect(_process_start(settings.parse_memory_mb), weak=False)
     processes = concurrency or settings.celery_concurrency or (os.cpu_count() or 1)
     worker = app.Worker(
         hostname=f"loreguard-{os.getpid()}@{socket.gethostname()}",
