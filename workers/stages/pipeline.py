@@ -73,8 +73,9 @@ def _out_of_time(signum: int, frame: object) -> None:
 def _time_limit(seconds: float) -> Iterator[None]:
     """Interrupt the block after `seconds` with _OutOfTime (SIGALRM), where signals can be used.
 
-    Only the main thread of a process may handle signals: a pool process runs its tasks there. Elsewhere (a
-    worker without a pool, the dashboard's dry run) the block runs without a limit.
+    Only the main thread of a process may handle signals: a pool process runs its tasks there, and so does the
+    dashboard's dry run (in a confined process of its own). Elsewhere (a
+    worker without a pool) the block runs without a limit.
     """
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
         yield
