@@ -118,8 +118,8 @@ def test_a_feed_that_needs_more_memory_than_allowed_fails_as_parse_limit_and_sma
 ) -> None:
     # The bound sits a little above what a confined process holds before it parses anything.
     baseline = run_confined(address_space_mb, None, limits=ParseLimits(0), what="measuring")
-    limits = ParseLimits(memory_mb=baseline + 16, seconds=60)
-    routes = {"/small.xml": Body(a_feed(10)), "/large.xml": Body(a_feed(40_000))}
+    limits = ParseLimits(memory_mb=baseline + 48, seconds=60)
+    routes = {"/small.xml": Body(a_feed(10)), "/large.xml": Body(a_feed(100_000))}
     with HostileSite(routes) as site:
         assert len(fetch_feed(site.url_for("/small.xml"), loopback_fetcher, limits=limits)) == 10
         with pytest.raises(SourceError) as info:
@@ -128,7 +128,7 @@ def test_a_feed_that_needs_more_memory_than_allowed_fails_as_parse_limit_and_sma
         assert len(fetch_feed(site.url_for("/small.xml"), loopback_fetcher, limits=limits)) == 10
     assert info.value.kind == PARSE_LIMIT and not info.value.retryable
     assert info.value.message == (
-        f"{site.url_for('/large.xml')}: parsing the feed needed more than {baseline + 16} MiB of memory "
+        f"{site.url_for('/large.xml')}: parsing the feed needed more than {baseline + 48} MiB of memory "
         "(LOREGUARD_PARSE_MEMORY_MB); it was stopped"
     )
 

@@ -10,6 +10,7 @@ import html
 import io
 import logging
 import os
+import xml.sax.expatreader  # noqa: F401  (feedparser finds its XML parser lazily: loaded before any memory bound)
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.message import Message
