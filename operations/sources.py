@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from core.roles import Permission
+from core.urls import CREDENTIALS_REFUSAL, has_userinfo, hide_userinfo_in_logs, without_userinfo
 from core.vocabulary import SOURCE_KINDS
 from data import repository
 from data.models import Source
@@ -130,6 +131,8 @@ def preview(
     from workers.stages.pipeline import run_cpu_stages
     from workers.stages.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
 
+    _refuse_credentials(draft)
+    hide_userinfo_in_logs()
     settings = ctx.settings
     try:
         with Fetcher.from_settings(settings) as fetcher:  # the same address policy and limits as the worker
@@ -163,9 +166,16 @@ def preview(
     return rows
 
 
+def _refuse_credentials(draft: SourceDraft) -> None:
+    """check_source refuses them already; a draft built by hand (a script) meets the same rule here."""
+    if draft.kind in ("feed", "web") and has_userinfo(draft.location):
+        raise Refused(f"Location: {without_userinfo(draft.location)}: {CREDENTIALS_REFUSAL}.")
+
+
 def register_source(actor: Actor, ctx: Context, draft: SourceDraft) -> SourceChanged:
     """Save a checked draft with its audit event and create its schedule."""
     require(actor, ctx, Permission.MANAGE_SOURCES, action="add_source", target=f"new source {draft.name!r}")
+    _refuse_credentials(draft)
     with ctx.sessions.begin() as session:
         try:
             source = repository.create_source(

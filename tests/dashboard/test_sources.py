@@ -274,6 +274,22 @@ def test_a_second_refresh_is_refused_naming_the_batch_in_flight(
         assert session.scalar(select(func.count()).select_from(Batch)) == len(seeded.batches)
 
 
+def test_a_url_with_credentials_is_refused_with_what_to_do_and_never_shown(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    before = source_names(dashboard_env)
+    at = open_page("sources")
+    fill(at, name="private feed", kind="feed", location="https://ops:hunter2@127.0.0.1/feed.xml")
+    submit(at, "Register")
+
+    (error,) = [e for e in errors(at) if "credentials" in e]
+    assert error.startswith("Location: https://***@127.0.0.1/feed.xml: the URL holds credentials")
+    assert "a URL with credentials is not supported" in error
+    assert "hunter2" not in "".join(e.value for e in at.error) + "".join(m.value for m in at.markdown)
+    assert source_names(dashboard_env) == before
+    assert audit(dashboard_env) == []
+
+
 def test_a_folder_given_a_url_says_which_kind_to_choose(
     dashboard_env: sessionmaker[Session], open_page: OpenPage
 ) -> None:
