@@ -188,6 +188,11 @@ class Settings(BaseSettings):
         description="JSON list of folders a folder source must lie inside; empty = the bundled sample folder "
         "data/samples and <state_dir>/imports",
     )
+    folder_allow_hard_links: bool = Field(
+        default=False,
+        description="read a folder source's files that have more than one hard link (whose other names may lie "
+        "outside every root); by default they are skipped as failed documents",
+    )
     fetch_deadline_seconds: float = Field(
         default=120.0, gt=0, description="overall time for one fetch (all redirects and the whole body)"
     )

@@ -143,6 +143,7 @@ def preview(
                 folder_roots=folder_roots(settings),
                 limit=limit,
                 max_bytes=settings.max_document_bytes,
+                allow_hard_links=settings.folder_allow_hard_links,
             )
     except SourceError as exc:
         if exc.kind in (SOURCE_UNAVAILABLE, FETCH_DEADLINE):  # down or unreachable now: may come back

@@ -83,7 +83,10 @@ class IngestSteps(StepsBase):
         if kind == KIND_FOLDER:
             folder = Path(location)
             paths = list_folder(folder, roots=folder_roots(self.settings), heartbeat=alive)
-            return [partial(read_file, path, max_bytes, folder=folder) for path in paths]
+            links = self.settings.folder_allow_hard_links
+            return [
+                partial(read_file, path, max_bytes, folder=folder, allow_hard_links=links) for path in paths
+            ]
         if kind in (KIND_FEED, KIND_WEB) and has_userinfo(location):
             # Registration refuses such a URL (workers/stages/locations.py); one stored before that rule, or
             # written to the database by hand, is refused here too, before any request and without its secret.
