@@ -310,3 +310,16 @@ def test_an_admins_entry_that_is_a_bare_subject_is_refused_at_start() -> None:
     ]
     with pytest.raises(ValidationError, match="LOREGUARD_ADMINS: '248289761001' is not a verified e-mail"):
         Settings(admins=["248289761001"])
+
+
+def test_the_dashboard_serves_no_page_with_a_bare_subject_in_the_admins_setting(
+    dashboard_env: sessionmaker[Session], seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOREGUARD_ADMINS", '["248289761001"]')  # whose subject? any provider may issue it
+    at = signed_in(AppTest.from_file(str(APP), default_timeout=30), person("viewer"))
+    at.run()
+
+    (error,) = [unescaped(e.value) for e in at.error]
+    assert error.startswith("This dashboard refuses to serve pages: invalid configuration: LOREGUARD_ADMINS:")
+    assert "prefix it with its issuer and '|'" in error
+    assert not at.sidebar.markdown and not at.get("dataframe")

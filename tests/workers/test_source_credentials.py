@@ -4,6 +4,7 @@ request; and a URL's user name and password never reach the log, whoever logs it
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from cli.devserver import free_port
 from core.settings import Settings
 from data import repository
+from data.db import make_engine, make_session_factory
 from data.models import Source
 from operations import Actor, Context, Refused
 from operations import sources as source_ops
@@ -101,9 +103,17 @@ def test_the_command_line_renders_the_refusal_and_stores_nothing(tmp_path: Path,
     assert result.returncode == 2, result.stderr
     assert "a URL with credentials is not supported" in result.stderr
     assert SECRET not in result.stderr + result.stdout
-    listed = run("source", "list")
-    assert "feed" not in listed.stdout and SECRET not in listed.stdout
+    assert "feed" not in run("source", "list").stdout
     assert site.calls == 0
+
+    # One stored before the rule is listed without its secret.
+    engine = make_engine(env["LOREGUARD_DATABASE_URL"])
+    with make_session_factory(engine).begin() as session:
+        repository.create_source(session, name="old", kind="feed", location=url)
+    engine.dispose()
+    table, as_json = run("source", "list").stdout, run("source", "list", "--json").stdout
+    assert "http://***@127.0.0.1" in table and SECRET not in table
+    assert json.loads(as_json)[0]["location"] == f"http://***@{site.url[7:]}/feed.xml"
 
 
 @pytest.fixture
