@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -19,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
 from operations import Actor, Context, Refused
+from operations.context import os_account
 from orchestration.client import TemporalSettingsError, temporal_target
 from orchestration.gateway import TemporalUnavailable, connect_reason
 
@@ -123,25 +122,25 @@ def operations(settings: Settings | None = None) -> Iterator[Context]:
             ctx.close()
 
 
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (a container's arbitrary UID)
-        return f"uid-{os.getuid()}"
-
-
 def acting(settings: Settings, name: str | None = None) -> Actor:
     """Who the audit log names for this command: the OS user, or "os-user as NAME" with --actor NAME.
 
     --actor never stands alone, so a command cannot be recorded as `system` or as another person outright.
     Roles are LOREGUARD_CLI_ROLES (admin by default: whoever runs commands holds the database's credentials).
     """
-    who = os_user()
+    who = os_account()
     if name is not None:
         if not name.strip():
             raise UsageProblem("--actor must not be blank")
+        if not name.strip().isprintable():
+            raise UsageProblem(
+                f"--actor {name.strip()!r} holds a line break or another control character; give one line"
+            )
         who = f"{who} as {name.strip()}"
-    return Actor(who, frozenset(settings.cli_roles))
+    try:
+        return Actor(who, frozenset(settings.cli_roles))
+    except Refused as exc:
+        raise UsageProblem(exc.message) from None
 
 
 def echo_json(value: Any) -> None:

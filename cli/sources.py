@@ -19,6 +19,7 @@ from cli.output import (
     print_table,
     when,
 )
+from core.urls import without_userinfo
 from core.vocabulary import (
     BATCH_AWAITING_APPROVAL,
     BATCH_COMPLETED,
@@ -135,7 +136,8 @@ def source_list(as_json: bool) -> None:
     with database(load_settings()) as sessions, sessions() as session:
         sources = repository.list_sources(session)
     if as_json:
-        echo_json([dataclasses.asdict(s) for s in sources])
+        # A URL stored with credentials before registration refused them is shown without them.
+        echo_json([{**dataclasses.asdict(s), "location": without_userinfo(s.location)} for s in sources])
         return
     if not sources:
         click.echo("no sources yet; add one with `loreguard source add NAME --kind folder --location PATH`")
@@ -160,7 +162,7 @@ def source_list(as_json: bool) -> None:
                 s.id,
                 s.name,
                 s.kind,
-                s.location,
+                without_userinfo(s.location),
                 s.refresh_interval_seconds,
                 "yes" if s.paused else "",
                 s.batches,

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.identity import NotAnIdentity, normalized
 from core.roles import Role
 
 NotifyChannel = Literal["log", "webhook", "email", "pagerduty"]
@@ -120,7 +121,8 @@ class Settings(BaseSettings):
     # Connect, configured in the [auth] section of a Streamlit secrets file.
     admins: list[str] = Field(
         default_factory=list,
-        description="JSON list of emails (or subjects) that are admins whatever their claims: the first admin",
+        description="JSON list of verified e-mails or issuer-qualified subjects (https://issuer|subject) that "
+        "are admins whatever their claims: the first admin",
     )
     roles_claim: str = Field(
         default="groups", description="the ID-token claim that lists a person's groups or roles"
@@ -138,6 +140,16 @@ class Settings(BaseSettings):
         default=None,
         description="the Streamlit secrets file with the [auth] section (default: Streamlit's own places)",
     )
+
+    @field_validator("admins")
+    @classmethod
+    def _admins_are_identities(cls, admins: list[str]) -> list[str]:
+        # A bare subject (say "248289761001", or an old entry written before issuers were required) could be
+        # issued by any provider: refuse to start rather than guess which one it meant.
+        try:
+            return [normalized(entry) for entry in admins]
+        except NotAnIdentity as exc:
+            raise ValueError(f"LOREGUARD_ADMINS: {exc}") from None
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -175,6 +187,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="JSON list of folders a folder source must lie inside; empty = the bundled sample folder "
         "data/samples and <state_dir>/imports",
+    )
+    folder_allow_hard_links: bool = Field(
+        default=False,
+        description="read a folder source's files that have more than one hard link (whose other names may lie "
+        "outside every root); by default they are skipped as failed documents",
     )
     fetch_deadline_seconds: float = Field(
         default=120.0, gt=0, description="overall time for one fetch (all redirects and the whole body)"

@@ -19,12 +19,16 @@ MIN_COOKIE_SECRET = 32
 
 def loopback(address: str) -> bool:
     """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if address in ("localhost", ""):
-        return address == "localhost"
+    if address == "localhost":
+        return True  # an empty address is every interface, not loopback
     try:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def where(address: str) -> str:
+    return address or "every interface (an empty or unset address)"
 
 
 def read_auth(files: Iterable[Path]) -> Mapping[str, Any] | None:
@@ -46,9 +50,10 @@ def auth_problems(auth: Mapping[str, Any] | None, *, address: str, environment: 
         if loopback(address):
             return []
         return [
-            f"the dashboard would listen on {address} without sign-in. Configure OpenID Connect in the [auth] "
+            f"the dashboard would listen on {where(address)} without sign-in. Configure OpenID Connect in the [auth] "
             "section of .streamlit/secrets.toml (or the file LOREGUARD_DASHBOARD_SECRETS names; see README, "
-            "'Sign-in and roles'), or keep LOREGUARD_DASHBOARD_ADDRESS=127.0.0.1"
+            "'Sign-in and roles'), or keep LOREGUARD_DASHBOARD_ADDRESS=127.0.0.1 (streamlit run: "
+            "--server.address 127.0.0.1)"
         ]
     problems = []
     for key in ("redirect_uri", "cookie_secret"):

@@ -8,18 +8,20 @@ The router (dashboard/app.py) calls `gate()` before any page runs; pages ask `ac
 
 from __future__ import annotations
 
-import getpass
-import os
+import logging
 
 import streamlit as st
+from pydantic import ValidationError
 
 from core.roles import Permission, Role, describe, needs
-from core.signin import loopback
+from core.signin import auth_problems
 from dashboard.components import database_required, literal
-from dashboard.db import operations_context
+from dashboard.db import operations_context, settings
 from operations import Actor, Refused
+from operations.context import os_account
 from operations.people import identify
 
+log = logging.getLogger(__name__)
 ACTOR = "loreguard_actor"  # the session's Actor, set by gate() on every run
 
 
@@ -31,30 +33,48 @@ def sign_in_configured() -> bool:
 
 
 def local_admin() -> Actor:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid-{os.getuid()}"
-    return Actor(f"{user} (local admin)", frozenset({Role.ADMIN}))
+    return Actor(f"{os_account()} (local admin)", frozenset({Role.ADMIN}))
 
 
 def gate() -> Actor:
     """The person of this session, checked on every run; stops the run with a sign-in screen or a refusal."""
-    if not sign_in_configured():
-        address = st.get_option("server.address") or ""
-        if address and not loopback(address):
-            st.error(
-                f"This dashboard listens on {address} without sign-in. Configure OpenID Connect ([auth] in "
-                "the Streamlit secrets) or bind it to 127.0.0.1.",
-                icon=":material/lock:",
-            )
-            st.stop()
-        person = local_admin()
-    else:
-        person = _signed_in()
+    _refuse_unsafe_start()
+    person = _signed_in() if sign_in_configured() else local_admin()
     st.session_state[ACTOR] = person
     _sidebar(person)
     return person
+
+
+def _refuse_unsafe_start() -> None:
+    """The start-up rule (core/signin.py), checked by the app itself before any page runs, however it was started
+    (`loreguard dashboard`, `streamlit run dashboard/app.py --server.address ...`, a container): without sign-in
+    only loopback, and outside development a real cookie secret. What Streamlit listens on is its own
+    server.address option; unset or empty means every interface."""
+    try:
+        config = settings()
+    except ValidationError as exc:  # e.g. a bare subject in LOREGUARD_ADMINS: say which, do not guess
+        error = exc.errors()[0]
+        _refuse([f"invalid configuration: {error['msg'].removeprefix('Value error, ')}"])
+        return
+    address = st.get_option("server.address") or ""
+    auth = st.secrets["auth"].to_dict() if sign_in_configured() else None
+    problems = auth_problems(auth, address=address, environment=config.environment)
+    if problems:
+        _refuse(problems)
+
+
+def _refuse(problems: list[str]) -> None:
+    _log_refusal(tuple(problems))
+    st.error(
+        literal("This dashboard refuses to serve pages: " + "; ".join(problems) + "."), icon=":material/lock:"
+    )
+    st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def _log_refusal(problems: tuple[str, ...]) -> None:
+    """Once per process and reason, in the server's log (where whoever started it looks)."""
+    log.error("the dashboard refuses to serve pages: %s", "; ".join(problems))
 
 
 def _signed_in() -> Actor:

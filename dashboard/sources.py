@@ -11,6 +11,7 @@ import pandas as pd
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from core.urls import without_userinfo
 from dashboard.formatting import every, status_word
 from data import repository
 from operations.sources import PreviewRow
@@ -73,7 +74,7 @@ def summary_frame(summaries: list[repository.SourceSummary]) -> pd.DataFrame:
                 s.id,
                 s.name,
                 s.kind,
-                s.location,
+                without_userinfo(s.location),  # one stored before registration refused credentials
                 every(s.refresh_interval_seconds),
                 s.paused,
                 s.batches,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,8 +19,9 @@ from orchestration.gateway import TemporalGateway
 class Actor:
     """The person an action is done for: the audit log and Temporal record `name`; `roles` say what they may do.
 
-    A signed-in person is named by their email (or subject); a command-line user by their OS account
-    ("ana", or "ana as ben" with --actor), so nobody can act under the bare name `system`.
+    A signed-in person is named by their verified e-mail (or issuer|subject); a command-line user by the OS
+    account of the process's user id ("ana", or "ana as ben" with --actor), so nobody can act under the bare
+    name `system`. A name is one printable line: a line break or control character would forge audit lines.
     """
 
     name: str
@@ -28,11 +31,25 @@ class Actor:
         cleaned = self.name.strip()
         if not cleaned:
             raise Refused("the acting person's name must not be blank")
+        if not cleaned.isprintable():  # control and format characters, line and paragraph separators
+            raise Refused(
+                f"the acting person's name {cleaned!r} holds a line break or another control character; "
+                "give it on one line of printable characters"
+            )
         object.__setattr__(self, "name", cleaned)
         object.__setattr__(self, "roles", frozenset(Role(r) for r in self.roles))
 
     def may(self, permission: Permission) -> bool:
         return permission in permissions(self.roles)
+
+
+def os_account() -> str:
+    """The account this process runs as, from its user id: LOGNAME, USER and the like are anyone's to set."""
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry (a container's arbitrary UID)
+        return f"uid:{uid}"
 
 
 @dataclass(frozen=True)

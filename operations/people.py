@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from core.identity import NotAnIdentity, identity_of, normalized
 from core.roles import Permission, Role, describe
 from core.settings import Settings
 from data import repository
 from operations.access import require
 from operations.context import Actor, Context
 from operations.errors import Refused
-
-MAX_SUBJECT = 320  # an email address's longest form
 
 
 def roles_from_claims(settings: Settings, claims: Mapping[str, Any]) -> set[Role]:
@@ -30,19 +29,17 @@ def roles_from_claims(settings: Settings, claims: Mapping[str, Any]) -> set[Role
     return roles
 
 
-def subject_of(claims: Mapping[str, Any]) -> str:
-    """How a signed-in person is named and looked up: their email, else the provider's subject."""
-    return str(claims.get("email") or claims.get("sub") or "").strip().lower()
-
-
 def identify(ctx: Context, claims: Mapping[str, Any]) -> Actor:
     """The Actor for a signed-in person: roles from their claims, from admins' grants, and LOREGUARD_ADMINS.
 
-    Read on every page run, so a grant or revocation applies at once, whatever the sign-in cookie holds.
+    The person is their verified e-mail, else issuer|subject (core/identity.py): an unverified `email` or a
+    bare `sub` never matches a grant or an admin. Read on every page run, so a grant or revocation applies at
+    once, whatever the sign-in cookie holds.
     """
-    subject = subject_of(claims)
-    if not subject:
-        raise Refused("the identity provider gave neither an email nor a subject for this person")
+    try:
+        subject = identity_of(claims)
+    except NotAnIdentity as exc:
+        raise Refused(f"Sign-in refused: {exc}.") from None
     roles = roles_from_claims(ctx.settings, claims)
     with ctx.sessions() as session:
         roles |= {
@@ -50,17 +47,20 @@ def identify(ctx: Context, claims: Mapping[str, Any]) -> Actor:
             for r in repository.granted_roles(session, subject=subject)
             if r in Role.__members__.values()
         }
-    if subject in {a.strip().lower() for a in ctx.settings.admins}:
+    if subject in ctx.settings.admins:  # normalized by the settings
         roles.add(Role.ADMIN)
     return Actor(subject, frozenset(roles))
 
 
 def _checked(subject: str, role: str) -> tuple[str, Role]:
-    subject = subject.strip().lower()
-    if not subject or len(subject) > MAX_SUBJECT or any(ch.isspace() or ord(ch) < 32 for ch in subject):
+    try:
+        subject = normalized(subject)
+    except NotAnIdentity:
         raise Refused(
-            "Person: give their email address (or their identity provider's subject), without spaces."
-        )
+            "Person: give their verified e-mail address (ada@example.org), or their identity provider's issuer "
+            "and subject joined by '|' (https://login.example.org|248289761001) for a person whose provider "
+            "does not verify e-mails."
+        ) from None
     try:
         return subject, Role(role)
     except ValueError:

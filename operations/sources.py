@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from core.roles import Permission
+from core.urls import CREDENTIALS_REFUSAL, has_userinfo, hide_userinfo_in_logs, without_userinfo
 from core.vocabulary import SOURCE_KINDS
 from data import repository
 from data.models import Source
@@ -131,6 +132,8 @@ def preview(
     from workers.stages.pipeline import failed_everywhere, run_cpu_stages_each
     from workers.stages.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
 
+    _refuse_credentials(draft)
+    hide_userinfo_in_logs()
     settings = ctx.settings
     # The dashboard parses nothing itself: the feed and the documents are parsed in short-lived processes
     # under the worker's memory and time limits, so a hostile source cannot take the dashboard down.
@@ -145,6 +148,7 @@ def preview(
                 limit=limit,
                 max_bytes=settings.max_document_bytes,
                 limits=ParseLimits(settings.parse_memory_mb, per_document),
+                allow_hard_links=settings.folder_allow_hard_links,
             )
     except SourceError as exc:
         if exc.kind in (SOURCE_UNAVAILABLE, FETCH_DEADLINE):  # down or unreachable now: may come back
@@ -179,9 +183,16 @@ def preview(
     return rows
 
 
+def _refuse_credentials(draft: SourceDraft) -> None:
+    """check_source refuses them already; a draft built by hand (a script) meets the same rule here."""
+    if draft.kind in ("feed", "web") and has_userinfo(draft.location):
+        raise Refused(f"Location: {without_userinfo(draft.location)}: {CREDENTIALS_REFUSAL}.")
+
+
 def register_source(actor: Actor, ctx: Context, draft: SourceDraft) -> SourceChanged:
     """Save a checked draft with its audit event and create its schedule."""
     require(actor, ctx, Permission.MANAGE_SOURCES, action="add_source", target=f"new source {draft.name!r}")
+    _refuse_credentials(draft)
     with ctx.sessions.begin() as session:
         try:
             source = repository.create_source(

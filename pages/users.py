@@ -25,7 +25,9 @@ s = settings()
 st.caption(
     literal(
         f"A person's roles are those their identity provider gives in the '{s.roles_claim}' claim, those granted "
-        "here, and admin for the people LOREGUARD_ADMINS names. Grants apply on the person's next page view. "
+        "here, and admin for the people LOREGUARD_ADMINS names. A person is their e-mail only when their provider "
+        "says it is verified; anyone else is their provider's issuer and subject (issuer|subject, as the sidebar "
+        "and the audit log show it). Grants apply on the person's next page view. "
         f"Roles: {describe(ROLES)}."
     )
 )
@@ -39,7 +41,12 @@ else:
 
 st.subheader("Grant or revoke a role")
 with st.form("grant_role"):
-    person = st.text_input("Person (email)", key="grant_person", max_chars=320)
+    person = st.text_input(
+        "Person (verified e-mail, or issuer|subject)",
+        key="grant_person",
+        max_chars=512,
+        placeholder="ada@example.org or https://login.example.org|248289761001",
+    )
     role = st.selectbox("Role", [r.value for r in ROLES], key="grant_role_choice")
     grant_col, revoke_col = st.columns(2)
     wants_grant = grant_col.form_submit_button("Grant", type="primary", icon=":material/person_add:")

@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
+from core.urls import hide_userinfo_in_logs
 from workers.metrics import WorkerMetrics
 from workers.stages.clarify import ClarificationClient
 from workers.stages.evaluate import Evaluator
@@ -38,6 +39,7 @@ class StepsBase:
         self.sessions = sessions
         self.http = http
         self.fetcher = Fetcher.from_settings(settings)  # sources' URLs: address policy, byte and time limits
+        hide_userinfo_in_logs()  # httpx logs each request's URL at INFO: never with a user name or password
         self.evaluator = evaluator
         self.metrics: WorkerMetrics | None = None  # set in the worker process; pool processes report instead
         self.clarifier = clarifier

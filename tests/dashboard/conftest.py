@@ -84,7 +84,15 @@ AUTH = {
     "client_secret": "test-client-secret",
     "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
 }
-ADMIN_USER = {"is_logged_in": True, "email": OPERATOR, "sub": OPERATOR, "groups": ["admin"]}
+ISSUER = "http://127.0.0.1:9"  # the provider of AUTH's server_metadata_url
+ADMIN_USER = {
+    "is_logged_in": True,
+    "iss": ISSUER,
+    "sub": "ops-tester",
+    "email": OPERATOR,
+    "email_verified": True,
+    "groups": ["admin"],
+}
 
 
 def signed_in(at: AppTest, user: dict[str, Any] | None) -> AppTest:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.vocabulary import ARTIFACT_STORED, ARTIFACT_UNCHANGED, BATCH_COMPLETED
 from data import repository
 from data.models import Artifact, utcnow
-from tests.dashboard.conftest import OpenPage, plotly_figures, unescaped, values
+from tests.dashboard.conftest import ADMIN_USER, OpenPage, plotly_figures, unescaped, values
 from tests.dashboard.seed import HOSTILE, Seeded
 
 
@@ -202,7 +202,7 @@ def test_a_failed_batch_is_decided_on_its_own_page_and_lists_every_decision(
     # no Temporal here: the decision is refused with why, and nothing changes
     assert any(f"Batch {b4}: not sent. Temporal unavailable" in unescaped(e.value) for e in at.error)
 
-    viewer = {"is_logged_in": True, "email": "v@example.org", "sub": "v@example.org", "groups": ["viewer"]}
+    viewer = {**ADMIN_USER, "sub": "v", "email": "v@example.org", "groups": ["viewer"]}
     at = open_page("batches", user=viewer, batch=str(b4))
     assert not any(b.key in ("batch_approve", "batch_reject") for b in at.button)
     assert any("You need the operator or admin role" in unescaped(c.value) for c in at.caption)

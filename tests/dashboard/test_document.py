@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.vocabulary import ARTIFACT_STORED, ARTIFACT_UNCHANGED
 from data import repository
 from data.models import Artifact, AuditEvent, Evaluation, utcnow
-from tests.dashboard.conftest import Downloads, OpenPage, unescaped
+from tests.dashboard.conftest import ISSUER, Downloads, OpenPage, unescaped
 from tests.dashboard.seed import Seeded
 
 HASH = "c0ffee" * 10 + "abcd"
@@ -22,7 +22,14 @@ HASH = "c0ffee" * 10 + "abcd"
 
 def person(role: str) -> dict[str, object]:
     email = f"{role}@example.org"
-    return {"is_logged_in": True, "email": email, "sub": email, "groups": [role]}
+    return {
+        "is_logged_in": True,
+        "iss": ISSUER,
+        "sub": email,
+        "email": email,
+        "email_verified": True,
+        "groups": [role],
+    }
 
 
 @pytest.fixture

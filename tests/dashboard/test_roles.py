@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
@@ -20,7 +21,7 @@ from operations import Actor, Context, Forbidden, Refused, people
 from operations import batches as batch_ops
 from operations import sources as source_ops
 from orchestration.gateway import TemporalGateway, TemporalUnavailable
-from tests.dashboard.conftest import APP, PAGES, OpenPage, signed_in, unescaped
+from tests.dashboard.conftest import APP, ISSUER, PAGES, OpenPage, signed_in, unescaped
 from tests.dashboard.seed import Seeded
 
 ALL_PAGES = list(PAGES)
@@ -29,7 +30,14 @@ NEEDS = "You need the"
 
 def person(*roles: str) -> dict[str, Any]:
     email = f"{'-'.join(roles) or 'nobody'}@example.org"
-    return {"is_logged_in": True, "email": email, "sub": email, "groups": list(roles)}
+    return {
+        "is_logged_in": True,
+        "iss": ISSUER,
+        "sub": email.split("@")[0],
+        "email": email,
+        "email_verified": True,
+        "groups": list(roles),
+    }
 
 
 def warnings(at: AppTest) -> str:
@@ -214,24 +222,28 @@ def test_every_operation_checks_the_role_server_side(
             assert repository.source_name_taken(session, name="alpha")
 
 
-def test_roles_come_from_claims_mapping_grants_and_the_admins_setting(ctx: Context) -> None:
-    assert people.identify(ctx, {"email": "a@example.org", "groups": ["ops-team"]}).roles == {Role.OPERATOR}
-    assert people.identify(ctx, {"email": "b@example.org", "groups": "Analyst"}).roles == {Role.ANALYST}
-    assert people.identify(ctx, {"email": "c@example.org", "groups": ["strangers"]}).roles == set()
-    assert people.identify(ctx, {"email": "First.Admin@example.org"}).roles == {Role.ADMIN}
+def verified(email: str, **claims: Any) -> dict[str, Any]:
+    return {"iss": ISSUER, "sub": email.split("@")[0], "email": email, "email_verified": True, **claims}
 
-    admin = people.identify(ctx, {"email": "first.admin@example.org"})
+
+def test_roles_come_from_claims_mapping_grants_and_the_admins_setting(ctx: Context) -> None:
+    assert people.identify(ctx, verified("a@example.org", groups=["ops-team"])).roles == {Role.OPERATOR}
+    assert people.identify(ctx, verified("b@example.org", groups="Analyst")).roles == {Role.ANALYST}
+    assert people.identify(ctx, verified("c@example.org", groups=["strangers"])).roles == set()
+    assert people.identify(ctx, verified("First.Admin@example.org")).roles == {Role.ADMIN}
+
+    admin = people.identify(ctx, verified("first.admin@example.org"))
     assert (
         people.grant_role(admin, ctx, "C@example.org", "manager")
         == "c@example.org now holds the manager role"
     )
-    assert people.identify(ctx, {"email": "c@example.org"}).roles == {Role.MANAGER}  # at once, next run
+    assert people.identify(ctx, verified("c@example.org")).roles == {Role.MANAGER}  # at once, next run
     with pytest.raises(Refused, match="Role: choose one of"):
         people.grant_role(admin, ctx, "c@example.org", "superuser")
     with pytest.raises(Refused, match="cannot take the admin role from yourself"):
         people.revoke_role(admin, ctx, "first.admin@example.org", "admin")
     people.revoke_role(admin, ctx, "c@example.org", "manager")
-    assert people.identify(ctx, {"email": "c@example.org"}).roles == set()
+    assert people.identify(ctx, verified("c@example.org")).roles == set()
     with ctx.sessions() as session:
         events = session.execute(
             select(AuditEvent.actor, AuditEvent.action, AuditEvent.target, AuditEvent.reason).where(
@@ -242,3 +254,72 @@ def test_roles_come_from_claims_mapping_grants_and_the_admins_setting(ctx: Conte
         ("first.admin@example.org", "grant_role", "person:c@example.org", "manager"),
         ("first.admin@example.org", "revoke_role", "person:c@example.org", "manager"),
     ]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"email": "first.admin@example.org", "email_verified": False, "sub": "mallory"},
+        {"email": "first.admin@example.org", "sub": "mallory"},  # the provider says nothing: not verified
+        {"email": "first.admin@example.org", "email_verified": "false", "sub": "mallory"},
+        {"sub": "first.admin@example.org"},  # a subject that looks like the admin's address
+        {"email": "c@example.org", "email_verified": False, "sub": "c@example.org"},
+    ],
+    ids=["unverified", "unsaid", "unverified-string", "sub-as-email", "both-unverified"],
+)
+def test_an_unverified_email_or_a_bare_subject_is_never_an_admin_or_a_grantee(
+    ctx: Context, claims: dict[str, Any]
+) -> None:
+    admin = people.identify(ctx, verified("first.admin@example.org"))
+    people.grant_role(admin, ctx, "c@example.org", "operator")
+
+    who = people.identify(ctx, {"iss": ISSUER, **claims})
+
+    assert who.roles == set()
+    assert who.name == f"{ISSUER}|{claims['sub']}"  # named by issuer and subject, as the audit log shows
+
+
+def test_a_person_without_a_verified_email_is_granted_by_issuer_and_subject(ctx: Context) -> None:
+    admin = people.identify(ctx, verified("first.admin@example.org"))
+    entra = {"iss": "https://Login.Example.org/tenant/", "sub": "AbC-123", "name": "Kim"}
+    assert people.identify(ctx, entra).name == "https://login.example.org/tenant|AbC-123"
+
+    message = people.grant_role(admin, ctx, " https://login.example.org/tenant/|AbC-123 ", "analyst")
+
+    assert message == "https://login.example.org/tenant|AbC-123 now holds the analyst role"
+    assert people.identify(ctx, entra).roles == {Role.ANALYST}
+    other_issuer = {"iss": "https://elsewhere.example.org", "sub": "AbC-123"}
+    assert people.identify(ctx, other_issuer).roles == set()  # same subject, another provider
+    assert people.identify(ctx, {**entra, "sub": "abc-123"}).roles == set()  # subjects are case-sensitive
+    for ambiguous in (
+        "AbC-123",
+        "login.example.org|AbC-123",
+        "https://login.example.org|",
+        "a b@example.org",
+    ):
+        with pytest.raises(Refused, match=r"verified e-mail address .* issuer and subject joined by"):
+            people.grant_role(admin, ctx, ambiguous, "viewer")
+    with pytest.raises(Refused, match="no verified e-mail, and no issuer and subject"):
+        people.identify(ctx, {"email": "x@example.org", "email_verified": False})
+
+
+def test_an_admins_entry_that_is_a_bare_subject_is_refused_at_start() -> None:
+    assert Settings(admins=["Ada@Example.org", "https://login.example.org/|248289761001"]).admins == [
+        "ada@example.org",
+        "https://login.example.org|248289761001",
+    ]
+    with pytest.raises(ValidationError, match="LOREGUARD_ADMINS: '248289761001' is not a verified e-mail"):
+        Settings(admins=["248289761001"])
+
+
+def test_the_dashboard_serves_no_page_with_a_bare_subject_in_the_admins_setting(
+    dashboard_env: sessionmaker[Session], seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOREGUARD_ADMINS", '["248289761001"]')  # whose subject? any provider may issue it
+    at = signed_in(AppTest.from_file(str(APP), default_timeout=30), person("viewer"))
+    at.run()
+
+    (error,) = [unescaped(e.value) for e in at.error]
+    assert error.startswith("This dashboard refuses to serve pages: invalid configuration: LOREGUARD_ADMINS:")
+    assert "prefix it with its issuer and '|'" in error
+    assert not at.sidebar.markdown and not at.get("dataframe")

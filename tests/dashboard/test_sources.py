@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from cli.devserver import DevServer, free_port
 from core.vocabulary import BATCH_FAILED, BATCH_PENDING
+from data import repository
 from data.models import AuditEvent, Batch, Source
 from orchestration.client import register_search_attributes
 from tests.dashboard.conftest import OPERATOR, OpenPage, unescaped
@@ -272,6 +273,35 @@ def test_a_second_refresh_is_refused_naming_the_batch_in_flight(
     ]
     with dashboard_env() as session:
         assert session.scalar(select(func.count()).select_from(Batch)) == len(seeded.batches)
+
+
+def test_a_url_with_credentials_is_refused_with_what_to_do_and_never_shown(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    before = source_names(dashboard_env)
+    at = open_page("sources")
+    fill(at, name="private feed", kind="feed", location="https://ops:hunter2@127.0.0.1/feed.xml")
+    submit(at, "Register")
+
+    (error,) = [e for e in errors(at) if "credentials" in e]
+    assert error.startswith("Location: https://***@127.0.0.1/feed.xml: the URL holds credentials")
+    assert "a URL with credentials is not supported" in error
+    assert "hunter2" not in "".join(e.value for e in at.error) + "".join(m.value for m in at.markdown)
+    assert source_names(dashboard_env) == before
+    assert audit(dashboard_env) == []
+
+
+def test_a_url_stored_with_credentials_is_listed_without_them(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    with dashboard_env.begin() as session:  # stored before registration refused credentials
+        repository.create_source(
+            session, name="old", kind="feed", location="http://ops:hunter2@127.0.0.1/f.xml"
+        )
+    at = open_page("sources")
+
+    shown = "\n".join(str(frame.value.to_csv()) for frame in at.dataframe)
+    assert "http://***@127.0.0.1/f.xml" in shown and "hunter2" not in shown
 
 
 def test_a_folder_given_a_url_says_which_kind_to_choose(

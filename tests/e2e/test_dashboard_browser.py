@@ -7,9 +7,9 @@ test-output/e2e/ (printed at the end).
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
+import pwd
 import re
 import signal
 import sqlite3
@@ -45,7 +45,7 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 READY = "Press Ctrl-C to stop."
-ME = getpass.getuser()  # `loreguard` commands act as the OS user
+ME = pwd.getpwuid(os.getuid()).pw_name  # `loreguard` commands act as the OS account of their user id
 OPERATOR = f"{ME} (local admin)"  # the dashboard without sign-in, on loopback
 DOCUMENTS = 60  # more than a page (50), so the pagers show
 

@@ -58,9 +58,11 @@ DOCUMENTS = 4
 class Provider:
     url: str
 
-    def person(self, email: str, **claims: object) -> None:
-        """What the provider says about `email` at their next sign-in (PUT /users/{sub})."""
-        answer = httpx.put(f"{self.url}/users/{email}", json={"email": email, **claims}, timeout=5)
+    def person(self, sub: str, **claims: object) -> None:
+        """What the provider says about the person `sub` at their next sign-in (PUT /users/{sub}): by default
+        an e-mail equal to `sub` that the provider has verified."""
+        claims = {"email": sub, "email_verified": True, **claims}
+        answer = httpx.put(f"{self.url}/users/{sub}", json=claims, timeout=5)
         assert answer.status_code == 204, answer.text
 
 
@@ -127,8 +129,9 @@ def update_actors(address: str, workflow_id: str) -> list[str]:
         return thread.submit(asyncio.run, read()).result(timeout=60)
 
 
-def signed_in(browser: Browser, stack: Stack, email: str) -> Page:
-    """A fresh browser session (no cookies) signed in as `email` through the provider's authorize form."""
+def signed_in(browser: Browser, stack: Stack, sub: str, shown: str | None = None) -> Page:
+    """A fresh browser session (no cookies) signed in as `sub` through the provider's authorize form, named
+    `shown` in the sidebar (default: `sub`, a verified e-mail)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1600})
     # The provider's pages fetch a stylesheet from a CDN; there is no internet here, and none is needed.
     context.route(lambda url: not url.startswith("http://127.0.0.1"), lambda route: route.abort())
@@ -137,10 +140,10 @@ def signed_in(browser: Browser, stack: Stack, email: str) -> Page:
     page.goto(stack.url + "/")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/oauth2/authorize"))
-    page.locator("input[name=sub]").fill(email)
+    page.locator("input[name=sub]").fill(sub)
     page.get_by_role("button", name="Authorize", exact=True).click()
     page.wait_for_url(re.compile(re.escape(stack.url) + r"/?$"))
-    page.get_by_text(f"Signed in as {email}").wait_for()
+    page.get_by_text(f"Signed in as {shown or sub}").wait_for()
     return page
 
 
@@ -181,7 +184,16 @@ def test_each_person_does_only_what_their_role_allows(
     gateway = TemporalGateway(settings.target_temporal_address, settings.temporal_namespace)
     try:
         ctx = Context(settings, make_session_factory(engine), gateway)
-        forger = identify(ctx, {"email": ANALYST, "groups": ["analyst"]})
+        forger = identify(
+            ctx,
+            {
+                "iss": provider.url,
+                "sub": ANALYST,
+                "email": ANALYST,
+                "email_verified": True,
+                "groups": ["analyst"],
+            },
+        )
         with pytest.raises(Forbidden, match="operator or admin role"):
             batch_ops.approve_retry(forger, ctx, batch_id)
     finally:
@@ -213,10 +225,25 @@ def test_each_person_does_only_what_their_role_allows(
     admin = signed_in(browser, stack, ADMIN)
     admin.get_by_text("Roles: admin").wait_for()
     open_page(admin, stack.url + "/users", "Users")
-    admin.get_by_label("Person (email)").fill(NEWCOMER)
+    admin.get_by_label("Person (verified e-mail, or issuer|subject)").fill(NEWCOMER)
     admin.get_by_role("button", name="Grant").click()
     admin.get_by_text(f"{NEWCOMER} now holds the viewer role.").wait_for()
     shots.append(shoot(admin, "signin-admin-users"))
+
+    # Nobody becomes the admin by claiming the admin's address: not as an unverified e-mail, not as a subject.
+    # Each is named by the provider's issuer and subject, with no role (the grant to NEWCOMER's e-mail, too,
+    # goes only to a verified NEWCOMER).
+    for sub, claims in [
+        ("mallory", {"email": ADMIN, "email_verified": False}),
+        (ADMIN.upper(), {"email": None, "email_verified": None}),
+        (f"x-{NEWCOMER}", {"email": NEWCOMER, "email_verified": False}),
+    ]:
+        provider.person(sub, **claims)
+        impostor = signed_in(browser, stack, sub, shown=f"{provider.url}|{sub}")
+        impostor.get_by_text("Roles: no role").wait_for()
+        open_page(impostor, stack.url + "/users", "Users")
+        impostor.get_by_text("You need the admin role to assign roles").wait_for()
+        impostor.context.close()
 
     # The audit log names every person by email, the refusal included.
     open_page(admin, stack.url + "/audit", "Audit")

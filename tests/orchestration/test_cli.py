@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cli.devserver import DevServer, free_port
+from cli.main import run
 from core.vocabulary import BATCH_COMPLETED, BATCH_FAILED
 from data import repository
 from data.db import make_engine, make_session_factory
@@ -25,7 +26,7 @@ from data.models import AuditEvent, Batch, Source
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 # The console script under test; LOREGUARD_TEST_CLI points at another one (a shared venv's script may belong to
 # another checkout of the project).
-ME = getpass.getuser()
+ME = pwd.getpwuid(os.getuid()).pw_name  # the account of the process's user id, whatever LOGNAME says
 SCRIPT = Path(os.environ.get("LOREGUARD_TEST_CLI") or Path(sys.executable).with_name("loreguard"))
 
 
@@ -202,6 +203,47 @@ def test_source_add_records_and_lists_sources_as_json(loreguard: Loreguard, tmp_
 
     table = loreguard.ok("source", "list").stdout
     assert "advisories" in table and "notes" in table
+
+
+# Names anyone may put in the environment: the audit log must not believe them.
+FORGED = {"LOGNAME": "system", "USER": "system", "LNAME": "system", "USERNAME": "ada.admin@example.org"}
+
+
+def audit_actors(db_url: str, action: str) -> list[str]:
+    engine = make_engine(db_url)
+    try:
+        with make_session_factory(engine)() as session:
+            return list(session.scalars(select(AuditEvent.actor).where(AuditEvent.action == action)))
+    finally:
+        engine.dispose()
+
+
+def test_the_audit_names_the_account_of_the_process_not_its_environment(
+    loreguard: Loreguard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    loreguard.env.update(FORGED)
+    loreguard.ok("source", "add", "a", "--kind", "folder", "--location", "a")  # a real process
+
+    for key in [k for k in os.environ if k.startswith("LOREGUARD_") and k not in loreguard.env]:
+        monkeypatch.delenv(key)
+    for key, value in loreguard.env.items():  # the CLI's entry function, in this process
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    assert run(["source", "add", "b", "--kind", "folder", "--location", "b"]) == 0
+
+    assert audit_actors(loreguard.db_url, "add_source") == [ME, ME]
+    assert ME not in FORGED.values()
+
+
+@pytest.mark.parametrize("actor", ["ana\nmallory approve batch:1", "ana\rx", "ana\x1b[2Jx", "ana\u2028x"])
+def test_actor_refuses_control_characters(loreguard: Loreguard, tmp_path: Path, actor: str) -> None:
+    result = loreguard("approve", "1", "--actor", actor)
+
+    assert result.returncode == 2, result.stderr
+    assert "--actor" in result.stderr and "control character" in result.stderr
+    assert loreguard.counts()[1] == 0  # nothing audited, no line forged
 
 
 def test_commands_need_a_migrated_database(tmp_path: Path) -> None:

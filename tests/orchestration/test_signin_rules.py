@@ -31,15 +31,22 @@ def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
     )
 
 
-@pytest.mark.parametrize("command", [["dashboard"], ["up", "--no-demo"]])
-def test_a_public_address_without_sign_in_is_refused_at_start(tmp_path: Path, command: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("command", "address", "named"),
+    [
+        (["dashboard"], "0.0.0.0", "0.0.0.0"),
+        (["dashboard"], "", "every interface"),  # Streamlit's empty address: all of them
+        (["up", "--no-demo"], "0.0.0.0", "0.0.0.0"),
+    ],
+)
+def test_a_public_address_without_sign_in_is_refused_at_start(
+    tmp_path: Path, command: list[str], address: str, named: str
+) -> None:
     port = free_port()
-    result = run(
-        tmp_path, *command, LOREGUARD_DASHBOARD_ADDRESS="0.0.0.0", LOREGUARD_DASHBOARD_PORT=str(port)
-    )
+    result = run(tmp_path, *command, LOREGUARD_DASHBOARD_ADDRESS=address, LOREGUARD_DASHBOARD_PORT=str(port))
 
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "would listen on 0.0.0.0 without sign-in" in result.stderr
+    assert f"would listen on {named}" in result.stderr and "without sign-in" in result.stderr
     assert "[auth]" in result.stderr and "LOREGUARD_DASHBOARD_ADDRESS=127.0.0.1" in result.stderr
     assert "Traceback" not in result.stderr
     assert not port_open("127.0.0.1", port)  # nothing listens

@@ -113,3 +113,31 @@ def test_reads_are_bounded_whatever_the_size_on_disk_says(tmp_path: Path) -> Non
     small = tmp_path / "small.txt"
     small.write_bytes(b"x" * 16)
     assert read_bounded(small, tmp_path, 16) == b"x" * 16
+
+
+def test_a_hard_link_to_a_file_outside_the_folder_is_skipped_with_its_reason(tmp_path: Path) -> None:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "a-good.txt").write_text("Quarterly security review: all findings closed.")
+    outside = tmp_path / "private.txt"
+    outside.write_text("the operator's private notes")
+    os.link(outside, folder / "b-linked.txt")  # the same inode, no path that says it leaves the folder
+    (folder / "c-twins.txt").write_text("two names inside the folder are two names all the same")
+    os.link(folder / "c-twins.txt", folder / "d-twins.txt")
+
+    listed = list_folder(folder, roots=[tmp_path])
+    outcomes = {p.name: _catching(lambda p=p: read_file(p, 1024, folder=folder)) for p in listed}
+
+    assert isinstance(outcomes.pop("a-good.txt"), RawDocument)
+    for name, links in (("b-linked.txt", 2), ("c-twins.txt", 2), ("d-twins.txt", 2)):
+        outcome = outcomes[name]
+        assert isinstance(outcome, DocumentError), name
+        assert outcome.reason == (
+            f"skipped {name}: a hard link ({links} names for this file), whose other name may lie outside the "
+            "source's folder; copy the file in, or an operator can allow hard links with "
+            "LOREGUARD_FOLDER_ALLOW_HARD_LINKS=true"
+        )
+    allowed = read_file(folder / "b-linked.txt", 1024, folder=folder, allow_hard_links=True)
+    assert allowed.data == b"the operator's private notes"  # what an operator opts in to
+    outside.unlink()  # the last other name gone: one link, an ordinary file of the folder again
+    assert read_file(folder / "b-linked.txt", 1024, folder=folder).data == b"the operator's private notes"

@@ -6,6 +6,7 @@ resume point and raises once the activity has been cancelled.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,34 @@ def test_a_slow_fetch_heartbeats_while_it_reads_and_a_cancel_stops_it(
     # Twenty heartbeats came while the body trickled in (30 s of it), and the cancel ended the fetch there.
     assert heartbeats.details == [(0,)] * 20
     assert seqs(sqlite_sessions, batch_id) == []
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_the_worker_records_a_hard_link_as_a_failed_document_unless_allowed(
+    make_steps: Any, sqlite_sessions: sessionmaker[Session], tmp_path: Path, allowed: bool
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a-note.txt").write_text("A short note about access reviews for vendors.")
+    secret = tmp_path / "outside" / "credentials.txt"
+    secret.parent.mkdir()
+    secret.write_text("database password: hunter2")
+    os.link(secret, folder / "b-report.txt")
+    batch_id = new_batch(sqlite_sessions, kind="folder", location=str(folder))
+
+    result = make_steps(folder_allow_hard_links=allowed).ingest_source(IngestInput(batch_id=batch_id))
+
+    with sqlite_sessions() as session:
+        rows = session.execute(
+            select(Artifact.seq, Artifact.status, Artifact.error, Artifact.raw).where(
+                Artifact.batch_id == batch_id
+            )
+        ).all()
+    assert result.total == 2 and result.failed == (0 if allowed else 1)
+    linked = rows[1]
+    if allowed:
+        assert linked.error is None and b"hunter2" in linked.raw
+    else:
+        assert linked.status == "failed" and linked.raw in (None, b"")
+        assert "skipped b-report.txt: a hard link (2 names for this file)" in linked.error
+        assert "LOREGUARD_FOLDER_ALLOW_HARD_LINKS=true" in linked.error

@@ -2,7 +2,8 @@
 
 A folder must lie inside one of the configured roots (`LOREGUARD_FOLDER_ROOTS`); the registration forms and the
 worker both ask `inside_roots`. A file is read only when it is a regular file whose real path stays inside its
-source's folder, and never more than the byte limit, whatever the file system says its size is.
+source's folder and that has no other hard link (unless an operator allows them), and never more than the byte
+limit, whatever the file system says its size is.
 """
 
 from __future__ import annotations
@@ -63,12 +64,13 @@ def _file_kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
-def read_bounded(path: Path, folder: Path, max_bytes: int) -> bytes:
+def read_bounded(path: Path, folder: Path, max_bytes: int, *, allow_hard_links: bool = False) -> bytes:
     """The bytes of `path`, a file under the source's `folder`, or DocumentError with the reason it was skipped.
 
     Opened without following a last symbolic link and without blocking, so a FIFO is seen for what it is
     instead of waiting for a writer; read at most `max_bytes + 1` bytes, so /dev/zero or a growing file
-    cannot run on.
+    cannot run on. A regular file with more than one link is skipped unless `allow_hard_links`: its other
+    name may lie anywhere on the file system (the same inode as /etc/shadow, say), and no path tells where.
     """
     name = path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
     real = path.resolve()
@@ -85,6 +87,13 @@ def read_bounded(path: Path, folder: Path, max_bytes: int) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise DocumentError("ingest", f"skipped {name}: {_file_kind(info.st_mode)}, not a regular file")
+        if info.st_nlink > 1 and not allow_hard_links:  # checked on the opened file: no swap after the check
+            raise DocumentError(
+                "ingest",
+                f"skipped {name}: a hard link ({info.st_nlink} names for this file), whose other name may lie "
+                "outside the source's folder; copy the file in, or an operator can allow hard links with "
+                "LOREGUARD_FOLDER_ALLOW_HARD_LINKS=true",
+            )
         if info.st_size > max_bytes:
             raise DocumentError("ingest", f"file is {info.st_size} bytes, exceeds {max_bytes} bytes")
         os.set_blocking(fd, True)

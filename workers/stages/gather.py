@@ -88,12 +88,13 @@ def list_folder(path: Path, *, roots: Sequence[Path], heartbeat: Heartbeat = _no
     return [full for _, full in found]
 
 
-def read_file(path: Path, max_bytes: int, *, folder: Path) -> RawDocument:
-    """One file of the folder source `folder`; links out of it and anything but a regular file are skipped."""
+def read_file(path: Path, max_bytes: int, *, folder: Path, allow_hard_links: bool = False) -> RawDocument:
+    """One file of the folder source `folder`; links out of it (symbolic, or hard unless `allow_hard_links`) and
+    anything but a regular file are skipped."""
     content_type = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if content_type is None:
         raise DocumentError("ingest", f"unsupported file type {path.suffix or '(none)'}")
-    data = read_bounded(path, folder, max_bytes)
+    data = read_bounded(path, folder, max_bytes, allow_hard_links=allow_hard_links)
     return RawDocument(uri=path.absolute().as_uri(), content_type=content_type, data=data)
 
 
@@ -253,6 +254,7 @@ def preview_source(
     limit: int = 5,
     max_bytes: int = DEFAULT_MAX_BYTES,
     limits: ParseLimits | None = None,
+    allow_hard_links: bool = False,
 ) -> list[RawDocument]:
     """The first `limit` documents a source would yield, for a dry run before it is saved.
 
@@ -265,7 +267,7 @@ def preview_source(
             if len(documents) >= limit:
                 break
             try:
-                documents.append(read_file(path, max_bytes, folder=folder))
+                documents.append(read_file(path, max_bytes, folder=folder, allow_hard_links=allow_hard_links))
             except DocumentError as exc:
                 log.info("preview skips %s: %s", path, exc.reason)
         return documents

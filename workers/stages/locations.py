@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core.urls import CREDENTIALS_REFUSAL, has_userinfo, without_userinfo
 from workers.stages.folders import FolderRefused, inside_roots
 from workers.stages.netpolicy import AddressPolicy
 
@@ -27,6 +28,9 @@ def validate_location(
     cleaned = location.strip()
     if not cleaned:
         raise ValueError("location must not be empty")
+    if _URL_LIKE.match(cleaned) and has_userinfo(cleaned):
+        # Checked first, and the message never repeats the URL: the refusal is shown and may be logged.
+        raise ValueError(f"{without_userinfo(cleaned)}: {CREDENTIALS_REFUSAL}")
     if kind == "folder":
         if _URL_LIKE.match(cleaned):
             # Path("https://x/feed.xml") would turn into a mangled relative path under the working folder.
