@@ -17,6 +17,10 @@ import re
 _MARKDOWN_SPECIAL = re.compile(r"""([\\`*_{}\[\]()#+\-.!|<>~$:=&^"'%,;?@/])""")
 # Line breaks (and the other characters that end a line) would start a new block: a heading, a list, a table.
 _LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+# GitHub's autolinks (http://..., www...., name@host) are found in the text after escapes are read, so no
+# backslash stops them; an invisible word joiner (U+2060) where each would start does, and the text reads the same.
+_AUTOLINK_STARTS = re.compile(r"(?i)(?<![a-z0-9])(https?|www|mailto|xmpp)(?=\\?[:.])|(@)")
+WORD_JOINER = "\u2060"
 
 
 def literal(value: object) -> str:
@@ -26,7 +30,8 @@ def literal(value: object) -> str:
     through here before it meets st.markdown, a caption, a heading, a notice or a widget's label.
     """
     text = "" if value is None else str(value)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", text))
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", text))
+    return _AUTOLINK_STARTS.sub(lambda m: m.group(0) + WORD_JOINER, text)
 
 
 def chart_text(value: object) -> str:

@@ -12,7 +12,8 @@ ATTACKER = "127.0.0.1:9"  # nobody listens: a request there would be the reader'
 # One line (labels are one line); line breaks are tested apart: literal() turns them into spaces.
 HOSTILE_MD = (
     f"![x](http://{ATTACKER}/pixel.png) [link](http://{ATTACKER}/) :red[red] :blue-background[bg] $x^2$ "
-    "<img src=x> <a href=x>y</a> **bold** :material/skull: :smile: `code` # not a heading"
+    "<img src=x> <a href=x>y</a> **bold** :material/skull: :smile: `code` # not a heading "
+    "www.attacker.example mail reader@attacker.example"
 )
 # What must never reach Markdown unescaped: each would render as a picture, a link, colour, maths, an icon, markup.
 CONSTRUCTS = (
@@ -27,7 +28,9 @@ CONSTRUCTS = (
     ":smile:",
     "`code`",
 )
-_UNESCAPED = [re.compile(r"(?<!\\)" + re.escape(c)) for c in CONSTRUCTS]
+_UNESCAPED = [re.compile(r"(?<!\\)" + re.escape(c)) for c in CONSTRUCTS] + [
+    re.compile(r"(?i)(https?|www)\\?[:.]|@\w"),  # GitHub's autolinks, which backslashes do not stop
+]
 _PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 _RENDERING = {"image", "link_open", "html_inline", "html_block"}
 
