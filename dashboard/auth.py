@@ -88,7 +88,7 @@ def _signed_in() -> Actor:
         with database_required():
             return identify(operations_context(), st.user.to_dict())
     except Refused as exc:
-        st.error(exc.message, icon=":material/lock:")
+        st.error(literal(exc.message), icon=":material/lock:")
         st.stop()
         raise  # unreachable: st.stop() ends the run
 

@@ -8,6 +8,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.text import chart_text
+
 PRIMARY = "#1f5fbf"
 STATUS_COLORS = {
     "Running": "#1f5fbf",
@@ -70,7 +72,7 @@ def workflow_status_figure(frame: pd.DataFrame) -> go.Figure:
     fig = go.Figure(
         go.Bar(
             x=frame["workflows"],
-            y=frame["status"],
+            y=[chart_text(s) for s in frame["status"]],
             orientation="h",
             marker_color=[STATUS_COLORS.get(s, PRIMARY) for s in frame["status"]],
             text=frame["workflows"],
@@ -86,7 +88,7 @@ def stage_timings_figure(frame: pd.DataFrame) -> go.Figure:
     """Mean milliseconds per pipeline stage (columns: stage, mean ms)."""
     fig = go.Figure(
         go.Bar(
-            x=frame["stage"],
+            x=[chart_text(s) for s in frame["stage"]],
             y=frame["mean ms"],
             marker_color=PRIMARY,
             text=[f"{v:.1f}" for v in frame["mean ms"]],
@@ -239,7 +241,7 @@ def sla_source_figure(frame: pd.DataFrame, *, target: float) -> go.Figure:
         [
             {
                 "type": "bar",
-                "x": frame["source"].tolist(),
+                "x": [chart_text(name) for name in frame["source"]],  # a source's name is untrusted
                 "y": (frame["share"] * 100).to_numpy(dtype="float64"),
                 "marker": {"color": [ON_TIME if s >= target else LATE for s in shares]},
                 "text": [f"{v:.0%}" for v in shares],
@@ -286,7 +288,7 @@ def sla_percentiles_figure(
 
 def sla_breaches_figure(frame: pd.DataFrame) -> go.Figure:
     """SLA alerts per source and level (columns: source, warning, critical), stacked."""
-    sources = frame["source"].tolist()
+    sources = [chart_text(name) for name in frame["source"]]  # a source's name is untrusted
     return _unvalidated(
         [
             {
@@ -324,8 +326,8 @@ def backlog_figure(
                 x=times,
                 y=rows["backlog"],
                 mode="lines+markers",
-                name=str(queue),
-                hovertemplate=f"%{{x|%Y-%m-%d %H:%M:%S}} ({zone}): %{{y:,d}} pending<extra>{queue}</extra>",
+                name=chart_text(queue),
+                hovertemplate=f"%{{x|%Y-%m-%d %H:%M:%S}} ({zone}): %{{y:,d}} pending<extra>{chart_text(queue)}</extra>",
             )
         )
     xaxis: dict[str, Any] = {"type": "date", "tickformat": "%H:%M\n%b %d", "gridcolor": "#e6e9ef"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dashboard import formatting
 from dashboard.db import DatabaseUnavailable
 from dashboard.db import unavailable as unavailable_database
+from dashboard.text import literal as literal  # re-exported: the pages import it from here
 
 # Page scripts as st.page_link wants them: relative to the entrypoint, dashboard/app.py.
 OVERVIEW_PAGE = "../pages/overview.py"
@@ -29,17 +29,6 @@ WORKERS_PAGE = "../pages/workers.py"
 SLA_PAGE = "../pages/sla.py"
 
 LIVE_SECONDS = 5  # how often the live parts refresh
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&^])")
-
-
-def literal(value: object) -> str:
-    """`value` escaped for any Streamlit text that renders Markdown (captions, labels, headings).
-
-    Text from documents and sources (titles, names, errors) must show as typed, never as Markdown or HTML.
-    """
-    text = "" if value is None else str(value)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
 def zone_name() -> str:

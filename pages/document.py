@@ -38,14 +38,14 @@ if view is None:
     st.stop()
 doc = view.document
 
-st.subheader(doc.title or doc.uri)
+st.subheader(literal(doc.title or doc.uri))
 st.markdown(
     f"{literal(status_word(doc.status))} · source **{literal(doc.source_name)}** · "
     f"batch {doc.batch_id} · {literal(doc.content_type)}"
 )
 st.page_link(
     BATCHES_PAGE,
-    label=f"Batch {doc.batch_id} of {doc.source_name}",
+    label=f"Batch {doc.batch_id} of {literal(doc.source_name)}",
     query_params={"batch": str(doc.batch_id)},
 )
 st.caption(literal(doc.uri))
@@ -73,7 +73,7 @@ with evaluation:
         st.caption("Not evaluated (only stored documents are).")
     else:
         a, b, c = st.columns(3)
-        a.metric("Label", doc.label)
+        a.metric("Label", literal(doc.label))
         b.metric("Relevance", "—" if doc.relevance is None else f"{doc.relevance:.2f}")
         c.metric("Credibility", "—" if doc.credibility is None else f"{doc.credibility:.2f}")
         st.caption(

@@ -117,7 +117,7 @@ def test_the_library_lists_each_content_once_with_how_often_it_was_seen(
 
 def test_an_analyst_reads_the_whole_document(copies: dict[str, int], open_page: OpenPage) -> None:
     at = open_page("document", user=person("analyst"), doc=str(copies["original"]))
-    assert at.subheader[0].value == "Advisory 7: VPN zero-day exploited"
+    assert unescaped(at.subheader[0].value) == "Advisory 7: VPN zero-day exploited"  # escaped, reads as typed
     assert at.text_area(key="doc_text").value == "Attackers exploit a VPN zero-day; patch now."
     shown = "\n".join([t.value for t in at.text] + [unescaped(c.value) for c in at.caption])
     assert shown.count("a long rationale") == 20 and "END" in shown  # the rationale in full

@@ -6,9 +6,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
 from dashboard.components import literal
+from dashboard.text import chart_text
 from data import repository
 from tests.dashboard.conftest import OpenPage, unescaped
 from tests.dashboard.seed import HOSTILE, Seeded
+from tests.support.hostile_text import HOSTILE_MD, rendered_constructs
 
 MARKDOWN_ELEMENTS = (
     "markdown",
@@ -48,6 +50,22 @@ def plain_texts(at: AppTest) -> list[str]:
 def test_escaping_keeps_every_character() -> None:
     assert unescaped(literal(HOSTILE)) == HOSTILE
     assert "<" not in literal(HOSTILE).replace("\\<", "")
+    assert unescaped(literal(HOSTILE_MD)) == HOSTILE_MD
+    assert rendered_constructs(HOSTILE_MD) and not rendered_constructs(literal(HOSTILE_MD))
+
+
+def test_a_line_break_cannot_start_a_block() -> None:
+    # A heading, a list, a quote or a table on a line of its own would render even with its first line escaped.
+    for brk in ("\n", "\r", "\r\n", "\u2028", "\u2029", "\x0b", "\x0c", "\x85"):
+        shown = literal(f"title{brk}# heading{brk}- item{brk}> quote{brk}| a | b |")
+        assert shown == "title \\# heading \\- item \\> quote \\| a \\| b \\|", repr(brk)
+
+
+def test_chart_text_is_not_html() -> None:
+    assert (
+        chart_text("<a href='x'>a</a> & <img src=x>")
+        == "&lt;a href='x'&gt;a&lt;/a&gt; &amp; &lt;img src=x&gt;"
+    )
 
 
 def test_sources_page(seeded: Seeded, open_page: OpenPage) -> None:
