@@ -59,6 +59,14 @@ def load(split: str) -> list[tuple[bool, EvaluationInput]]:
     ]
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM starts afresh at exec; ru_maxrss would carry the parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def roc_auc(scores: list[float], truth: list[bool]) -> float:
     """Probability that a random relevant item outscores a random irrelevant one (ties count half)."""
     pos = [s for s, t in zip(scores, truth, strict=True) if t]
@@ -86,7 +94,7 @@ def measure(name: str, split: str) -> dict[str, float]:
         "balanced_accuracy": (sum(pos) / len(pos) + sum(neg) / len(neg)) / 2,
         "review_share": sum(r.label == "review" for r in results) / len(results),
         "docs_per_s": rate,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

@@ -17,7 +17,7 @@ DEFAULT_TOPICS = (
     "ransomware, data breaches, hacking and other cyber attacks",
     "software vulnerabilities, security flaws and patches",
     "regulatory compliance, audits and fines for breaking regulations",
-    "data protection, privacy law and information security policy",
+    "data protection, privacy law and rules for safeguarding personal information",
     "IT outages, cyber incidents and incident response at organisations",
     "threat intelligence about hackers, state-sponsored groups and malware",
 )

@@ -24,17 +24,19 @@ from workers.stages.types import EvaluationInput, EvaluationResult
 
 # Fitted on the dev split of bench/evaluator_set with the default topics (bench/evaluators.py --fit prints them).
 OFF_TOPIC_WEIGHT = 0.6  # on dev, 0.4..0.8 separated best; the middle is the least fitted to it
-THRESHOLD = 0.141  # score at which relevance is 0.5
-SLOPE = 9.8  # logistic steepness (per unit of similarity)
-REVIEW_BAND = 0.03  # relevance within 0.5 +- this (score within +- 0.012) is genuine doubt: a person decides
-PASSAGE_WORDS = 25  # about MAX_TOKENS tokens of English
+THRESHOLD = 0.135  # score at which relevance is 0.5
+SLOPE = 9.6  # logistic steepness (per unit of score)
+REVIEW_BAND = 0.03  # relevance within 0.5 +- this (score within +- 0.013) is genuine doubt: a person decides
+PASSAGE_WORDS = 20  # about MAX_TOKENS tokens of English
 MAX_PASSAGES = 1  # the title and lead: what a news item is about, at a cost the pipeline can carry
 QUOTE_CHARS = 160
 
 
 def topics_version(topics: Sequence[str], model: str = embedding.MODEL_ID) -> str:
-    """A short hash of the model and the topic descriptions: verdicts with another version are stale."""
-    return hashlib.sha256("\n".join([model, *topics]).encode()).hexdigest()[:12]
+    """A short hash of the topic descriptions and what reads them (model, passage length, calibration):
+    verdicts with another version are stale."""
+    reader = f"{model}:{embedding.MAX_TOKENS}:{THRESHOLD}:{SLOPE}:{OFF_TOPIC_WEIGHT}"
+    return hashlib.sha256("\n".join([reader, *topics]).encode()).hexdigest()[:12]
 
 
 def passages(doc: EvaluationInput) -> list[str]:
