@@ -9,6 +9,7 @@ import pytest
 
 from core.settings import Settings
 from tests.workers.test_evaluate import evaluation_input
+from workers.stages import embedding
 from workers.stages.evaluate import make_evaluator
 from workers.stages.semantic import SemanticEvaluator
 from workers.stages.types import EvaluationInput
@@ -137,6 +138,7 @@ def test_nothing_is_downloaded(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the semantic evaluator tried to reach the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
+    embedding._model.cache_clear()  # load the model afresh from the installed wheels, with the network cut
     evaluator = make_evaluator(Settings(_env_file=None, topics=["cyber attacks on hospitals"]))
     assert evaluator.evaluate(feed_item("Ransomware shuts down hospital records")).label == "relevant"
 
