@@ -214,7 +214,9 @@ def main() -> None:
         write_corpus(work / "docs", args.docs, seed=1)
         write_corpus(work / "warmup", WARMUP_DOCS, seed=2)
         print(f"corpus: {args.docs} documents written in {time.perf_counter() - t:.1f} s", flush=True)
-        print(f"cores: {os.cpu_count()}", flush=True)
+        print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}", flush=True)
+        settings = Settings()  # both sides judge with the configured evaluator (default: semantic)
+        print(f"evaluator: {settings.evaluator}", flush=True)
 
         print("(a) full stack: dev server + worker, one batch ...", flush=True)
         env = {"LOREGUARD_CHUNK_SIZE": str(args.chunk_size)}
@@ -230,7 +232,7 @@ def main() -> None:
         b_rate = b["stored"] / b["seconds"]
         print(f"(b) no orchestration: {b['stored']:.0f} stored in {b['seconds']:.1f} s = {b_rate:.1f} docs/s")
 
-        print(f"ratio: {a_rate / b_rate:.2f}")
+        print(f"ratio: {a_rate / b_rate:.2f} (load average at the end {os.getloadavg()[0]:.2f})")
         print(
             f"peak RSS worker: {a['worker_rss_mb']:.0f} MB (with its CPU pool: {a['worker_tree_rss_mb']:.0f} MB)"
         )

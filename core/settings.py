@@ -4,13 +4,37 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.identity import NotAnIdentity, normalized
 from core.roles import Role
+
+# What the library collects, written as a person would describe it: the semantic evaluator compares meaning,
+# so a description ("ransomware ... attacks") finds "LockBit hits hospitals" without the word "security".
+DEFAULT_TOPICS = (
+    "ransomware, data breaches, hacking and other cyber attacks",
+    "software vulnerabilities, security flaws and patches",
+    "regulatory compliance, audits and fines for breaking regulations",
+    "data protection, privacy law and rules for safeguarding personal information",
+    "IT outages, cyber incidents and incident response at organisations",
+    "threat intelligence about hackers, state-sponsored groups and malware",
+)
+# Everyday senses of the topic words; the semantic evaluator counts likeness to these against a document.
+DEFAULT_OFF_TOPICS = (
+    "sports matches, players, referees and football clubs",
+    "weather forecasts, storms, rain and heat",
+    "pensions, social security benefits, rents and deposits, mortgages, interest rates and household money",
+    "food, restaurants, cooking and farming",
+    "films, books, music, museums and board games",
+    "wildlife, plants, forests and nature",
+    "roads, trains, ferries and travel",
+    "stock markets and company earnings",
+    "schools, families and parental leave",
+    "crime, courts and police",
+)
 
 NotifyChannel = Literal["log", "webhook", "email", "pagerduty"]
 
@@ -74,10 +98,17 @@ class Settings(BaseSettings):
     max_document_bytes: int = 20 * 1024 * 1024
 
     # Evaluator
-    evaluator: Literal["builtin", "openai"] = "builtin"
+    evaluator: Literal["semantic", "keywords", "openai"] = Field(
+        default="semantic",
+        description="semantic (default, offline model), keywords, or openai; builtin = keywords",
+    )
     topics: list[str] = Field(
-        default_factory=lambda: ["security", "threat", "vulnerability", "policy", "compliance", "incident"],
-        description="topics the built-in evaluator scores relevance against",
+        default_factory=lambda: list(DEFAULT_TOPICS),
+        description="topic descriptions a person writes (semantic); words or phrases to count (keywords)",
+    )
+    off_topics: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_OFF_TOPICS),
+        description="what the library is not about, where topic words have other senses (semantic only)",
     )
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: SecretStr = SecretStr("")
@@ -150,6 +181,12 @@ class Settings(BaseSettings):
             return [normalized(entry) for entry in admins]
         except NotAnIdentity as exc:
             raise ValueError(f"LOREGUARD_ADMINS: {exc}") from None
+
+    @field_validator("evaluator", mode="before")
+    @classmethod
+    def _old_evaluator_names(cls, value: Any) -> Any:
+        # Configs written before the semantic default said "builtin" for the keyword evaluator.
+        return "keywords" if isinstance(value, str) and value.strip().lower() == "builtin" else value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -47,6 +47,7 @@ class Document:
     rationale: str | None
     evaluator: str | None
     model: str | None
+    topics_version: str | None
     evaluated_at: datetime | None
 
 
@@ -89,6 +90,7 @@ def document(session: Session, *, artifact_id: int) -> Document | None:
         rationale=e.rationale if e else None,
         evaluator=e.evaluator if e else None,
         model=e.model if e else None,
+        topics_version=e.topics_version if e else None,
         evaluated_at=e.created_at if e else None,
     )
 

@@ -42,6 +42,7 @@ class LibraryFilter:
     search: str = ""
     source_id: int | None = None
     label: str | None = None
+    min_relevance: float | None = None  # the evaluator's relevance, 0..1
     language: str | None = None
     stored_from: date | None = None
     stored_to: date | None = None  # inclusive
@@ -102,7 +103,7 @@ def _library_select(
                 stmt = stmt.add_columns(func.ts_rank(vector, query).label("score"))
     if not ids_only:
         stmt = stmt.join(Source, Source.id == Artifact.source_id)
-    if not ids_only or f.label is not None:
+    if not ids_only or f.label is not None or f.min_relevance is not None:
         stmt = stmt.outerjoin(Evaluation, Evaluation.artifact_id == Artifact.id)
     # a stored document always has stored_at; saying so lets PostgreSQL's newest-first index scan skip the
     # NULLs of failed documents (a backward scan meets them first) instead of reading past them
@@ -114,6 +115,8 @@ def _library_select(
         stmt = stmt.where(Artifact.source_id == f.source_id)
     if f.label is not None:
         stmt = stmt.where(Evaluation.label == f.label)
+    if f.min_relevance is not None:
+        stmt = stmt.where(Evaluation.relevance >= f.min_relevance)
     if f.language is not None:
         stmt = stmt.where(Artifact.language == f.language)
     if f.stored_from is not None:
@@ -153,7 +156,11 @@ LIBRARY_COLUMNS = [
     "source",
     "label",
     "confidence",
+    "relevance",
+    "credibility",
     "rationale",
+    "evaluator",
+    "topics version",
     "language",
     "published",
     "uri",
@@ -168,7 +175,11 @@ def _library_columns() -> list[Any]:
         Source.name,
         Evaluation.label,
         Evaluation.confidence,
+        Evaluation.relevance,
+        Evaluation.credibility,
         Evaluation.rationale,
+        Evaluation.evaluator,
+        Evaluation.topics_version,
         Artifact.language,
         Artifact.published_at,
         Artifact.uri,
@@ -194,7 +205,8 @@ def library_page(session: Session, f: LibraryFilter, *, limit: int = 50, offset:
         stmt = _library_select(session, columns, f).order_by(Artifact.stored_at.desc(), Artifact.id.desc())
     stmt = stmt.limit(limit).offset(offset)
     frame = pd.DataFrame([list(r) for r in session.execute(stmt)], columns=[*LIBRARY_COLUMNS, "hash"])
-    frame["confidence"] = frame["confidence"].astype("float64").round(3)
+    for score in ("confidence", "relevance", "credibility"):
+        frame[score] = frame[score].astype("float64").round(3)
     seen = seen_counts(session, [h for h in frame["hash"] if h])
     frame["seen"] = pd.array([seen[h][0] if h in seen else 1 for h in frame["hash"]], dtype="Int64")
     frame["first seen"] = [seen[h][1] if h in seen else None for h in frame["hash"]]

@@ -198,6 +198,8 @@ class Evaluation(Base):
     rationale: Mapped[str] = mapped_column(Text)
     evaluator: Mapped[str] = mapped_column(String(50))
     model: Mapped[str | None] = mapped_column(String(200))
+    # A hash of the topic descriptions (and model) the verdict was made against: another value means stale.
+    topics_version: Mapped[str | None] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     artifact: Mapped[Artifact] = relationship(back_populates="evaluation")

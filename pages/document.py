@@ -79,6 +79,7 @@ with evaluation:
         st.caption(
             f"Confidence {doc.confidence:.2f} · evaluator {literal(doc.evaluator)}"
             + (f" · model {literal(doc.model)}" if doc.model else "")
+            + (f" · topics version {literal(doc.topics_version)}" if doc.topics_version else "")
             + f" · {when(doc.evaluated_at)}"
         )
         st.markdown("**Rationale**")

@@ -23,7 +23,7 @@ with database_required():
     labels, languages = views.library_options(db)
 
 search = st.text_input("Search titles and text", key="q", bind="query-params", placeholder="e.g. ransomware")
-source_col, label_col, language_col, dates_col = st.columns(4)
+source_col, label_col, relevance_col, language_col, dates_col = st.columns(5)
 source_id = source_col.selectbox(
     "Source",
     [None, *source_names],
@@ -32,6 +32,9 @@ source_id = source_col.selectbox(
 )
 label = label_col.selectbox(
     "Label", [None, *labels], format_func=lambda v: "all labels" if v is None else v, key="library_label"
+)
+min_relevance = relevance_col.number_input(
+    "Relevance at least", min_value=0.0, max_value=1.0, value=0.0, step=0.05, key="library_min_relevance"
 )
 language = language_col.selectbox(
     "Language",
@@ -48,6 +51,7 @@ f = library.LibraryFilter(
     search=search or "",
     source_id=source_id,
     label=label,
+    min_relevance=min_relevance or None,
     language=language,
     stored_from=days[0] if days else None,
     stored_to=days[-1] if days else None,
@@ -79,6 +83,8 @@ with table:
             "stored": st.column_config.DatetimeColumn(f"stored ({zone_name()})", format="YYYY-MM-DD HH:mm"),
             "published": st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
             "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+            "relevance": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+            "credibility": st.column_config.NumberColumn(format="%.2f"),
             "rationale": st.column_config.TextColumn(width="large"),
             "uri": st.column_config.TextColumn(),
             "seen": st.column_config.NumberColumn("seen", help="Times this content was gathered, any source"),

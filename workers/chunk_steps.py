@@ -30,7 +30,7 @@ from workers.metrics import ChunkReport
 from workers.stages.clarify import clarify, simhash_bands
 from workers.stages.evaluate import EvaluatorError
 from workers.stages.pipeline import CpuStageResult, run_cpu_stages
-from workers.stages.types import EvaluationInput, LibraryMatch, RawDocument
+from workers.stages.types import EvaluationInput, EvaluationResult, LibraryMatch, RawDocument
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
 
 STORE_BATCH = 50  # evaluations per store transaction
@@ -208,23 +208,33 @@ class ChunkSteps(StepsBase):
         report = report if report is not None else ChunkReport(stage="evaluate")
         evaluations: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        for art in artifacts:
+        inputs = [
+            EvaluationInput(
+                uri=art.uri,
+                title=art.title,
+                author=art.author,
+                published_at=art.published_at,
+                text=art.text or "",
+                word_count=art.word_count or 0,
+                language=art.language or "und",
+                source_kind=kind,
+                is_duplicate=art.duplicate_of_id is not None,
+            )
+            for art in artifacts
+        ]
+        # A model evaluator judges the whole group in a few batched calls; its time is shared among the group.
+        evaluate_many = getattr(self.evaluator, "evaluate_many", None)
+        batched: list[EvaluationResult] | None = None
+        share_ms = 0.0
+        if evaluate_many is not None and inputs:
+            t0 = time.perf_counter()
+            batched = evaluate_many(inputs)
+            share_ms = (time.perf_counter() - t0) * 1000 / len(inputs)
+        for i, art in enumerate(artifacts):
             t0 = time.perf_counter()
             report.evaluator_calls += 1
             try:
-                verdict = self.evaluator.evaluate(
-                    EvaluationInput(
-                        uri=art.uri,
-                        title=art.title,
-                        author=art.author,
-                        published_at=art.published_at,
-                        text=art.text or "",
-                        word_count=art.word_count or 0,
-                        language=art.language or "und",
-                        source_kind=kind,
-                        is_duplicate=art.duplicate_of_id is not None,
-                    )
-                )
+                verdict = batched[i] if batched is not None else self.evaluator.evaluate(inputs[i])
             except EvaluatorError as err:
                 report.evaluator_errors["retryable" if not err.non_retryable else "rejected"] += 1
                 if not err.non_retryable:
@@ -251,9 +261,10 @@ class ChunkSteps(StepsBase):
                     "rationale": verdict.rationale,
                     "evaluator": verdict.evaluator,
                     "model": verdict.model,
+                    "topics_version": verdict.topics_version,
                 }
             )
-            evaluate_ms = (time.perf_counter() - t0) * 1000
+            evaluate_ms = (time.perf_counter() - t0) * 1000 + share_ms
             updates.append({"id": art.id, "status": ARTIFACT_STORED, "evaluate_ms": evaluate_ms})
             report.labels[verdict.label] += 1
             report.observe("evaluate", evaluate_ms)

@@ -120,7 +120,17 @@ def upsert_evaluations(session: Session, *, rows: Sequence[dict[str, Any]]) -> N
         index_elements=["artifact_id"],
         set_={
             col: getattr(ins.excluded, col)
-            for col in ("label", "confidence", "relevance", "credibility", "rationale", "evaluator", "model")
+            for col in (
+                "label",
+                "confidence",
+                "relevance",
+                "credibility",
+                "rationale",
+                "evaluator",
+                "model",
+                "topics_version",
+            )
+            if col in rows[0]  # callers that predate a column leave it as it is
         },
     )
     session.execute(stmt, list(rows))

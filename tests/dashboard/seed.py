@@ -30,6 +30,7 @@ class Seeded:
     stored_by_source: dict[str, int] = field(default_factory=dict)
     stored_by_label: dict[str, int] = field(default_factory=dict)
     stored_by_language: dict[str, int] = field(default_factory=dict)
+    relevance: list[float] = field(default_factory=list)  # of every stored artifact
 
     def stored_since(self, delta: timedelta) -> int:
         return sum(1 for at in self.stored_at if at >= self.now - delta)
@@ -136,10 +137,15 @@ def _batch(
                     artifact_id=artifact.id,
                     label=label,
                     confidence=0.5 + (seq % 5) / 10,
+                    relevance=(seq % 10) / 10,
+                    credibility=0.4,
                     rationale=f"mentions {key}; {HOSTILE if source_name == HOSTILE else 'plain'}",
-                    evaluator="builtin",
+                    evaluator="semantic",
+                    model="paraphrase-MiniLM-L3-v2-onnx",
+                    topics_version="0123456789ab",
                 )
             )
+            seeded.relevance.append((seq % 10) / 10)
             seeded.stored_at.append(stored_at)
             seeded.stored_by_source[source_name] = seeded.stored_by_source.get(source_name, 0) + 1
             seeded.stored_by_label[label] = seeded.stored_by_label.get(label, 0) + 1

@@ -79,6 +79,7 @@ def copies(seeded: Seeded, dashboard_env: sessionmaker[Session]) -> dict[str, in
                 rationale="mentions vpn, zero-day and exploit; " + "a long rationale " * 20 + "END",
                 evaluator="openai",
                 model="gpt-4o-mini",
+                topics_version="5f1c0ffee123",
             )
         )
         unchanged = add(b2.id, alpha, ARTIFACT_UNCHANGED, 5, duplicate_of_id=original.id)
@@ -121,7 +122,7 @@ def test_an_analyst_reads_the_whole_document(copies: dict[str, int], open_page: 
     assert at.text_area(key="doc_text").value == "Attackers exploit a VPN zero-day; patch now."
     shown = "\n".join([t.value for t in at.text] + [unescaped(c.value) for c in at.caption])
     assert shown.count("a long rationale") == 20 and "END" in shown  # the rationale in full
-    assert "evaluator openai · model gpt-4o-mini" in shown
+    assert "evaluator openai · model gpt-4o-mini · topics version 5f1c0ffee123" in shown
     assert {m.label: m.value for m in at.metric} == {
         "Label": "relevant",
         "Relevance": "0.88",

@@ -50,6 +50,13 @@ def test_filters_narrow_the_count_and_rows(seeded: Seeded, open_page: OpenPage) 
     assert count_caption(at).startswith(f"{seeded.stored_by_label['review']} document(s)")
 
     at.selectbox(key="library_label").select(None).run()
+    at.number_input(key="library_min_relevance").set_value(0.7).run()
+    assert count_caption(at).startswith(f"{sum(r >= 0.7 for r in seeded.relevance)} document(s)")
+    shown = at.dataframe[0].value
+    assert (shown["relevance"] >= 0.7).all() and set(shown["evaluator"]) == {"semantic"}
+    assert set(shown["topics version"]) == {"0123456789ab"}
+
+    at.number_input(key="library_min_relevance").set_value(0.0).run()
     at.selectbox(key="library_language").select("de").run()
     assert count_caption(at).startswith(f"{seeded.stored_by_language['de']} document(s)")
     assert set(at.dataframe[0].value["language"]) == {"de"}
@@ -150,7 +157,8 @@ def test_the_downloaded_csv_neutralises_formula_cells(
     assert (served.mimetype, served.file_name) == ("text/csv", "loreguard-library.csv")
     rows = list(csv.reader(io.StringIO(served.data.decode("utf-8"), newline="")))
     assert rows[0] == library.LIBRARY_COLUMNS
-    assert [(r[1], r[2], r[5]) for r in rows[1:]] == [
+    rationale = library.LIBRARY_COLUMNS.index("rationale")
+    assert [(r[1], r[2], r[rationale]) for r in rows[1:]] == [
         (expected, "'@feeds", "'-1 point") for _, expected in FORMULA_TITLES
     ]
     for title, _ in FORMULA_TITLES[:-1]:  # no formula starts a cell anywhere in the file

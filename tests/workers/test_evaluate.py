@@ -1,4 +1,4 @@
-"""Evaluate: the built-in evaluator's verdicts and the OpenAI-compatible client against a loopback LLM."""
+"""Evaluate: the keyword evaluator's verdicts and the OpenAI-compatible client against a loopback LLM."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import tenacity.nap
 
 from core.settings import Settings
 from tests.support.http_standins import ChatCompletionsStandIn
-from workers.stages.evaluate import BuiltinEvaluator, EvaluatorError, OpenAIEvaluator, make_evaluator
+from workers.stages.evaluate import EvaluatorError, KeywordEvaluator, OpenAIEvaluator, make_evaluator
 from workers.stages.extract import extract_metadata
 from workers.stages.normalize import normalize
 from workers.stages.types import EvaluationInput, RawDocument
@@ -46,8 +46,8 @@ def article(samples: Path) -> EvaluationInput:
 
 
 @pytest.fixture
-def builtin() -> BuiltinEvaluator:
-    return BuiltinEvaluator(TOPICS, now=lambda: NOW)
+def builtin() -> KeywordEvaluator:
+    return KeywordEvaluator(TOPICS, now=lambda: NOW)
 
 
 # --- built-in ------------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def builtin() -> BuiltinEvaluator:
     ],
 )
 def test_builtin_labels_on_topic_credible_documents_relevant_and_off_topic_irrelevant(
-    builtin: BuiltinEvaluator,
+    builtin: KeywordEvaluator,
     samples: Path,
     name: str,
     content_type: str,
@@ -80,12 +80,12 @@ def test_builtin_labels_on_topic_credible_documents_relevant_and_off_topic_irrel
     result = builtin.evaluate(evaluation_input(samples, name, content_type))
     assert result.label == label
     assert 0.5 <= result.confidence <= 1.0
-    assert result.evaluator == "builtin" and result.model is None
+    assert result.evaluator == "keywords" and result.model is None
     for fragment in in_rationale:
         assert fragment in result.rationale
 
 
-def test_builtin_rationale_explains_the_scores(builtin: BuiltinEvaluator, article: EvaluationInput) -> None:
+def test_builtin_rationale_explains_the_scores(builtin: KeywordEvaluator, article: EvaluationInput) -> None:
     result = builtin.evaluate(article)
     assert result.rationale.startswith(f"Relevance {result.relevance:.2f}: mentions vulnerability (")
     assert (
@@ -107,7 +107,7 @@ def test_builtin_rationale_explains_the_scores(builtin: BuiltinEvaluator, articl
     ],
 )
 def test_each_missing_credibility_factor_lowers_the_score_and_is_named(
-    builtin: BuiltinEvaluator, article: EvaluationInput, change: dict[str, object], penalty: str
+    builtin: KeywordEvaluator, article: EvaluationInput, change: dict[str, object], penalty: str
 ) -> None:
     full = builtin.evaluate(article)
     worse = builtin.evaluate(replace(article, **change))  # type: ignore[arg-type]
@@ -116,7 +116,7 @@ def test_each_missing_credibility_factor_lowers_the_score_and_is_named(
     assert f"against: {penalty}" in worse.rationale
 
 
-def test_a_passing_mention_is_not_enough(builtin: BuiltinEvaluator, article: EvaluationInput) -> None:
+def test_a_passing_mention_is_not_enough(builtin: KeywordEvaluator, article: EvaluationInput) -> None:
     text = "We baked bread all weekend. " * 60 + "The bakery also has a cookie policy."
     result = builtin.evaluate(replace(article, title="Bread", text=text, word_count=len(text.split())))
     assert result.label == "irrelevant"
@@ -124,7 +124,7 @@ def test_a_passing_mention_is_not_enough(builtin: BuiltinEvaluator, article: Eva
 
 
 def test_plural_topics_count_and_labels_between_thresholds_need_review(
-    builtin: BuiltinEvaluator, article: EvaluationInput
+    builtin: KeywordEvaluator, article: EvaluationInput
 ) -> None:
     text = "Notes from the garden. " * 60 + "Two vulnerabilities and one threat were discussed."
     result = builtin.evaluate(replace(article, title="Garden", text=text, word_count=len(text.split())))
@@ -133,7 +133,7 @@ def test_plural_topics_count_and_labels_between_thresholds_need_review(
 
 
 def test_builtin_needs_no_network_and_is_deterministic(
-    builtin: BuiltinEvaluator, article: EvaluationInput, monkeypatch: pytest.MonkeyPatch
+    builtin: KeywordEvaluator, article: EvaluationInput, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Its speed is a benchmark matter (bench/pipeline.py); what a user relies on is that it works offline.
     def no_network(*_args: object) -> None:
@@ -270,7 +270,7 @@ def test_openai_evaluator_accepts_a_fenced_json_reply(
 
 
 def test_make_evaluator_follows_settings(http_client: httpx.Client, article: EvaluationInput) -> None:
-    assert isinstance(make_evaluator(Settings(_env_file=None, evaluator="builtin")), BuiltinEvaluator)
+    assert isinstance(make_evaluator(Settings(_env_file=None, evaluator="builtin")), KeywordEvaluator)
     with ChatCompletionsStandIn(api_key="sk-from-settings") as llm:
         settings = Settings(
             _env_file=None,

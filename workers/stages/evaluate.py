@@ -1,6 +1,7 @@
 """Evaluate stage: label a document relevant / review / irrelevant, with scores and a rationale.
 
-Two evaluators behind one protocol: a deterministic built-in one and an OpenAI-compatible LLM client.
+Three evaluators behind one protocol: the semantic one (default, workers/stages/semantic.py), a keyword one and
+an OpenAI-compatible LLM client.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -23,6 +24,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from workers.stages.credibility import credibility as credibility_of
+from workers.stages.semantic import SemanticEvaluator, topics_version
 from workers.stages.types import EvaluationInput, EvaluationResult
 
 if TYPE_CHECKING:  # only read for attributes; stages do not depend on the orchestration package
@@ -67,17 +70,19 @@ def _topic_pattern(topic: str) -> str:
     return r"\s+".join([*map(re.escape, head), tail])
 
 
-class BuiltinEvaluator:
-    """Scores keyword coverage and density for relevance, and explainable features for credibility."""
+class KeywordEvaluator:
+    """Scores keyword coverage and density for relevance, and explainable features for credibility.
 
-    name = "builtin"
+    The explicit choice `keywords` (formerly `builtin`): predictable, but blind to meaning.
+    """
+
+    name = "keywords"
     FULL_COVERAGE_TOPICS = 3  # mentioning three different topics counts as full coverage
     FULL_DENSITY_PER_100_WORDS = 4.0  # four topic mentions per hundred words is as dense as it gets
-    MIN_WORDS = 150
 
     def __init__(self, topics: Sequence[str], now: Callable[[], datetime] | None = None) -> None:
         self.topics = list(dict.fromkeys(t.strip().lower() for t in topics if t.strip()))
-        self._now = now or (lambda: datetime.now(UTC))
+        self._now = now
         # Multi-word topics first, so "security policy" wins over "security" where both match.
         order = sorted(range(len(self.topics)), key=lambda i: -len(self.topics[i].split()))
         self._group_topic = [self.topics[i] for i in order]
@@ -101,40 +106,9 @@ class BuiltinEvaluator:
         mentions = ", ".join(f"{topic} ({n})" for topic, n in ranked)
         return relevance, f"Relevance {relevance:.2f}: mentions {mentions}"
 
-    def _credibility(self, doc: EvaluationInput) -> tuple[float, str]:
-        points = 0  # whole points out of 100, so sums land exactly on the 0.5 threshold
-        good: list[str] = []
-        bad: list[str] = []
-
-        def factor(weight: int, ok: bool, yes: str, no: str) -> None:
-            nonlocal points
-            points += weight if ok else 0
-            (good if ok else bad).append(yes if ok else no)
-
-        factor(20, bool(doc.author), "has author", "no author")
-        # A day of slack so time zones never make today's article look like it comes from the future.
-        future = doc.published_at is not None and doc.published_at > self._now() + timedelta(days=1)
-        factor(
-            20,
-            doc.published_at is not None and not future,
-            "has date",
-            "date in the future" if future else "no date",
-        )
-        factor(
-            20, doc.word_count >= self.MIN_WORDS, f"{doc.word_count} words", f"only {doc.word_count} words"
-        )
-        scheme = doc.uri.split(":", 1)[0].lower()
-        factor(15, scheme in ("https", "file"), f"{scheme} source", f"{scheme} source is not https")
-        factor(15, not doc.is_duplicate, "original", "duplicate of a stored document")
-        known = doc.language not in ("", "und")
-        factor(10, known, f"language {doc.language}", "language unknown")
-        score = points / 100
-        text = f"Credibility {score:.2f}: {', '.join(good) or 'nothing in its favour'}"
-        return score, text + (f"; against: {', '.join(bad)}" if bad else "")
-
     def evaluate(self, doc: EvaluationInput) -> EvaluationResult:
         relevance, relevance_text = self._relevance(doc)
-        credibility, credibility_text = self._credibility(doc)
+        credibility, credibility_text = credibility_of(doc, self._now)
         label, confidence = _label(relevance, credibility)
         return EvaluationResult(
             label=label,
@@ -144,6 +118,7 @@ class BuiltinEvaluator:
             rationale=f"{relevance_text}. {credibility_text}.",
             evaluator=self.name,
             model=None,
+            topics_version=topics_version(self.topics, "keywords"),
         )
 
 
@@ -330,4 +305,9 @@ def make_evaluator(settings: Settings, client: httpx.Client | None = None) -> Ev
             client=client,
             timeout=settings.openai_timeout_seconds,
         )
-    return BuiltinEvaluator(settings.topics)
+    if settings.evaluator == "keywords":
+        return KeywordEvaluator(settings.topics)
+    return SemanticEvaluator(settings.topics, settings.off_topics)
+
+
+BuiltinEvaluator = KeywordEvaluator  # the old name, for callers written before the semantic default

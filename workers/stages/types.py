@@ -111,5 +111,6 @@ class EvaluationResult:
     relevance: float | None
     credibility: float | None
     rationale: str
-    evaluator: str  # builtin | openai
+    evaluator: str  # semantic | keywords | openai
     model: str | None
+    topics_version: str | None = None  # short hash of the topics (and model) the verdict was made against

@@ -1,0 +1,150 @@
+"""Evaluator quality and speed on the labelled set in bench/evaluator_set (made for this project).
+
+    .venv/bin/python bench/evaluators.py              # every evaluator, dev and held-out splits
+    .venv/bin/python bench/evaluators.py --fit        # also print the semantic calibration fitted on dev
+
+Items are short feed entries (title + one-sentence summary, no author), as a feed source delivers them. For each
+evaluator and split it prints: ROC AUC of relevance, balanced accuracy of the labels ("review" counts as wrong),
+the share sent to review, documents per second, and the evaluator process's peak RSS. Each evaluator runs in a
+process of its own so its peak RSS is its own. The OpenAI-compatible evaluator is measured only when
+LOREGUARD_OPENAI_BASE_URL points at a server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.settings import Settings  # noqa: E402
+from workers.stages.evaluate import make_evaluator  # noqa: E402
+from workers.stages.types import EvaluationInput  # noqa: E402
+
+SET = ROOT / "bench" / "evaluator_set"
+# The keyword evaluator counts words, so it gets words: the keyword list LoreGuard shipped before descriptions.
+KEYWORDS = ["security", "threat", "vulnerability", "policy", "compliance", "incident"]
+REPEAT = 5  # the set is small: evaluate it several times for a steadier docs/s
+
+
+def load(split: str) -> list[tuple[bool, EvaluationInput]]:
+    with (SET / f"{split}.tsv").open(newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    return [
+        (
+            row["relevant"] == "1",
+            EvaluationInput(
+                uri=f"https://news.example/{i}",
+                title=row["title"],
+                author=None,
+                published_at=now,
+                text=row["summary"],
+                word_count=len(row["summary"].split()),
+                language="en",
+                source_kind="rss",
+                is_duplicate=False,
+            ),
+        )
+        for i, row in enumerate(rows)
+    ]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM starts afresh at exec; ru_maxrss would carry the parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def roc_auc(scores: list[float], truth: list[bool]) -> float:
+    """Probability that a random relevant item outscores a random irrelevant one (ties count half)."""
+    pos = [s for s, t in zip(scores, truth, strict=True) if t]
+    neg = [s for s, t in zip(scores, truth, strict=True) if not t]
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def measure(name: str, split: str) -> dict[str, float]:
+    items = load(split)
+    extra = {"topics": KEYWORDS} if name == "keywords" else {}
+    evaluator = make_evaluator(Settings(_env_file=None, evaluator=name, **extra))  # type: ignore[arg-type]
+    docs = [doc for _, doc in items]
+    many = getattr(evaluator, "evaluate_many", None)
+    results = many(docs) if many else [evaluator.evaluate(d) for d in docs]  # warm-up, and the verdicts
+    t0 = time.perf_counter()
+    for _ in range(REPEAT):
+        _ = many(docs) if many else [evaluator.evaluate(d) for d in docs]
+    rate = REPEAT * len(docs) / (time.perf_counter() - t0)
+    truth = [t for t, _ in items]
+    pos = [r.label == "relevant" for r, t in zip(results, truth, strict=True) if t]
+    neg = [r.label == "irrelevant" for r, t in zip(results, truth, strict=True) if not t]
+    return {
+        "auc": roc_auc([r.relevance or 0.0 for r in results], truth),
+        "balanced_accuracy": (sum(pos) / len(pos) + sum(neg) / len(neg)) / 2,
+        "review_share": sum(r.label == "review" for r in results) / len(results),
+        "docs_per_s": rate,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def fit() -> None:
+    """Threshold and slope for the semantic evaluator, fitted on dev only (logistic regression, 1 feature)."""
+    import numpy as np
+
+    from workers.stages.semantic import SemanticEvaluator
+
+    items = load("dev")
+    evaluator = make_evaluator(Settings(_env_file=None, evaluator="semantic"))
+    assert isinstance(evaluator, SemanticEvaluator)
+    x = np.array([s for s, _, _ in evaluator.similarities([d for _, d in items])])
+    y = np.array([float(t) for t, _ in items])
+    a, b = 10.0, -4.0
+    for _ in range(20000):
+        p = 1 / (1 + np.exp(-(a * x + b)))
+        a -= 0.5 * float(((p - y) * x).mean()) + 1e-3 * a  # a little L2, so a separable set stays finite
+        b -= 0.5 * float((p - y).mean())
+    print(f"fit on dev: THRESHOLD = {-b / a:.3f}, SLOPE = {a:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--fit", action="store_true", help="print the semantic calibration fitted on dev")
+    parser.add_argument("--one", nargs=2, metavar=("EVALUATOR", "SPLIT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(*args.one)))
+        return
+    if args.fit:
+        fit()
+    names = ["semantic", "keywords"] + (["openai"] if os.environ.get("LOREGUARD_OPENAI_BASE_URL") else [])
+    print(f"load average: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+    print(
+        f"{'evaluator':10} {'split':8} {'AUC':>5} {'bal.acc':>7} {'review':>6} {'docs/s':>8} {'peak RSS':>9}"
+    )
+    for name in names:
+        for split in ("dev", "heldout"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", name, split], capture_output=True, text=True, check=True
+            )
+            m = json.loads(out.stdout.strip().splitlines()[-1])
+            print(
+                f"{name:10} {split:8} {m['auc']:5.3f} {m['balanced_accuracy']:7.3f} {m['review_share']:6.1%} "
+                f"{m['docs_per_s']:8.0f} {m['peak_rss_mb']:6.0f} MB"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The semantic evaluator (the default) judges by meaning: what an analyst reading its verdicts would notice."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+from tests.workers.test_evaluate import evaluation_input
+from workers.stages import embedding
+from workers.stages.evaluate import make_evaluator
+from workers.stages.semantic import SemanticEvaluator
+from workers.stages.types import EvaluationInput
+
+
+def feed_item(title: str, summary: str = "") -> EvaluationInput:
+    """A short feed entry as a feed source delivers it: no author, no date, a few words."""
+    return EvaluationInput(
+        uri="https://news.example.org/item",
+        title=title,
+        author=None,
+        published_at=None,
+        text=summary,
+        word_count=len(summary.split()),
+        language="en",
+        source_kind="feed",
+        is_duplicate=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def default() -> SemanticEvaluator:
+    evaluator = make_evaluator(Settings(_env_file=None))
+    assert isinstance(evaluator, SemanticEvaluator)  # the default install judges by meaning
+    return evaluator
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "LockBit ransomware group resurfaces with new encryption payloads targeting hospitals",
+        "Attackers drain 30 million dollars from crypto exchange using stolen keys",
+        "Watchdog fines hotel chain for leaking guests' passport scans",
+        "Browser maker ships emergency fix for flaw used to plant spyware",
+    ],
+)
+def test_on_topic_items_without_the_topic_words_are_relevant(default: SemanticEvaluator, title: str) -> None:
+    result = default.evaluate(feed_item(title))
+    assert result.label == "relevant", result.rationale
+    assert result.relevance is not None and result.relevance > 0.6
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Social security checks rise 3 percent",
+        "Hurricane threatens Florida orange crop",
+        "Tenant wins back security deposit after two-year dispute",
+        "Central bank leaves policy rate unchanged",
+        "Incident at the football match delays kick-off",
+        "Heat wave puts vulnerable pensioners at risk",
+    ],
+)
+def test_off_topic_items_that_use_the_topic_words_are_irrelevant(
+    default: SemanticEvaluator, title: str
+) -> None:
+    result = default.evaluate(feed_item(title))
+    assert result.label == "irrelevant", result.rationale
+
+
+def test_a_short_item_without_author_is_judged_on_its_subject_not_its_length(
+    default: SemanticEvaluator,
+) -> None:
+    result = default.evaluate(feed_item("Hackers steal patient records from clinic network"))
+    assert result.label == "relevant"
+    assert result.credibility is not None and result.credibility < 0.5  # shown, and it did not decide
+    assert "no author" in result.rationale and "only 0 words" in result.rationale
+
+
+def test_the_rationale_names_the_closest_topic_and_quotes_the_passage(default: SemanticEvaluator) -> None:
+    title = "Police dismantle botnet of hijacked home routers"
+    result = default.evaluate(feed_item(title, "The network was rented out for attacks on online shops."))
+    assert result.rationale.startswith(f"Relevance {result.relevance:.2f}: closest topic '")
+    topic = result.rationale.split("closest topic '", 1)[1].split("'", 1)[0]
+    assert topic in default.topics
+    assert f"passages: '{title}." in result.rationale
+
+
+def test_long_documents_from_the_samples_are_judged_by_meaning(
+    default: SemanticEvaluator, samples: Path
+) -> None:
+    labels = {
+        name: default.evaluate(evaluation_input(samples, name, kind)).label
+        for name, kind in [
+            ("vpn-zero-day-exploited.html", "text/html"),
+            ("phishing-campaign-targets-finance.html", "text/html"),
+            ("incident-postmortem-2024-02.md", "text/markdown"),
+            ("sourdough-starter.md", "text/markdown"),
+            ("marathon-training-week-6.html", "text/html"),
+        ]
+    }
+    assert labels == {
+        "vpn-zero-day-exploited.html": "relevant",
+        "phishing-campaign-targets-finance.html": "relevant",
+        "incident-postmortem-2024-02.md": "relevant",
+        "sourdough-starter.md": "irrelevant",
+        "marathon-training-week-6.html": "irrelevant",
+    }
+
+
+def test_topics_a_person_writes_change_the_verdict_and_its_recorded_version(
+    default: SemanticEvaluator,
+) -> None:
+    item = feed_item("Striker scores twice as City win the derby")
+    football = make_evaluator(
+        Settings(_env_file=None, topics=["football results and transfers"], off_topics=[])
+    )
+    before, after = default.evaluate(item), football.evaluate(item)
+    assert (before.label, after.label) == ("irrelevant", "relevant")
+    assert before.evaluator == after.evaluator == "semantic" and before.model == after.model
+    assert before.model and before.topics_version and after.topics_version
+    assert before.topics_version != after.topics_version  # verdicts made against other topics are stale
+
+
+def test_batched_verdicts_equal_one_at_a_time(default: SemanticEvaluator) -> None:
+    items = [
+        feed_item("Ransomware hits city council"),
+        feed_item("Bakery opens in the old mill"),
+        feed_item(""),
+    ]
+    assert [r.label for r in default.evaluate_many(items)] == [default.evaluate(i).label for i in items]
+
+
+def test_nothing_is_downloaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the semantic evaluator tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    embedding._model.cache_clear()  # load the model afresh from the installed wheels, with the network cut
+    evaluator = make_evaluator(Settings(_env_file=None, topics=["cyber attacks on hospitals"]))
+    assert evaluator.evaluate(feed_item("Ransomware shuts down hospital records")).label == "relevant"
+
+
+def test_old_configs_that_say_builtin_get_the_keyword_evaluator() -> None:
+    assert make_evaluator(Settings(_env_file=None, evaluator="builtin")).name == "keywords"  # type: ignore[arg-type]
