@@ -26,7 +26,10 @@ from operations import sources as source_ops
 from orchestration.gateway import TemporalGateway
 from orchestration.types import IngestInput
 from tests.orchestration.test_cli import SCRIPT, cli_env
-from tests.support.http_standins import StaticSite
+from tests.support.http_standins import LoopbackServer, RecordedRequest, Reply, StaticSite
+from workers.stages.fetching import Fetcher
+from workers.stages.netpolicy import AddressPolicy
+from workers.stages.types import SourceError
 from workers.steps import BatchSteps, build_steps
 
 SECRET = "hunter2-s3cret"
@@ -161,3 +164,23 @@ def test_a_urls_user_and_password_never_reach_the_log(
     lines = [r.getMessage() for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
     assert any("HTTP Request: GET http://***@127.0.0.1" in line for line in lines), lines
     assert SECRET not in caplog.text and "ops:" not in caplog.text
+
+
+class RedirectsToCredentials(LoopbackServer):
+    """Answers /feed.xml with a redirect to itself carrying a user name and password."""
+
+    def respond(self, request: RecordedRequest) -> Reply:
+        if request.path == "/feed.xml":
+            target = self.url_for("/real.xml").replace("://", f"://user:{SECRET}@", 1)
+            return Reply(302, b"", "text/plain", {"Location": target})
+        return Reply(200, FEED.encode(), "application/rss+xml")
+
+
+def test_a_redirect_to_a_url_with_credentials_is_refused_and_never_followed() -> None:
+    with RedirectsToCredentials() as server, Fetcher(AddressPolicy.allowing(["127.0.0.1"])) as fetcher:
+        with pytest.raises(SourceError) as refused:
+            fetcher.get(server.url_for("/feed.xml"))
+        assert refused.value.kind == "InvalidSource"
+        assert "redirects to" in refused.value.message and "credentials" in refused.value.message
+        assert SECRET not in refused.value.message
+        assert [r.path for r in server.requests] == ["/feed.xml"]  # the target was never asked

@@ -30,6 +30,7 @@ import certifi
 import httpcore
 import httpx
 
+from core.urls import CREDENTIALS_REFUSAL, has_userinfo, without_userinfo
 from workers.stages.netpolicy import AddressPolicy, AddressRefused
 from workers.stages.types import (
     FETCH_DEADLINE,
@@ -349,6 +350,10 @@ class Fetcher:
             if scheme not in _SCHEMES:
                 what = "redirects to" if hop else "is"
                 raise SourceError(INVALID_SOURCE, f"{url} {what} {current}, not an http(s) URL")
+            if has_userinfo(current):
+                # Registration refuses such URLs; a server must not make us send (and log, and store) some.
+                what = f"redirects to {without_userinfo(current)}" if hop else "is refused"
+                raise SourceError(INVALID_SOURCE, f"{without_userinfo(url)} {what}: {CREDENTIALS_REFUSAL}")
             remaining = self._remaining(url, deadline)
             heartbeat()
             try:
