@@ -17,6 +17,7 @@ from tests.e2e.test_approvals_browser import cli, wait_for_status
 from tests.e2e.test_dashboard_browser import OUTPUT, Stack, open_page, query, shoot
 from tests.e2e.test_signin_browser import (  # noqa: F401  (provider, signed_stack and browser are fixtures)
     Provider,
+    as_read,
     browser,
     provider,
     signed_in,
@@ -114,7 +115,7 @@ def test_the_operator_sees_a_new_failed_batch_without_reloading_and_approves_it_
     shots.append(shoot(p, "people-operator-batch-awaiting"))
     p.get_by_role("button", name="Approve retry").click()
     dialog = p.get_by_role("dialog")
-    dialog.get_by_text(f"Decided as {OPERATOR}").wait_for()
+    dialog.get_by_text(as_read(f"Decided as {OPERATOR}", whole=False)).wait_for()
     dialog.get_by_role("button", name="Approve retry").click()
     p.get_by_text(f"Batch {batch_id}: approved.").wait_for()
     wait_for_status(stack, batch_id, "completed")
