@@ -234,7 +234,7 @@ def test_each_person_does_only_what_their_role_allows(
     open_page(admin, stack.url + "/users", "Users")
     admin.get_by_label("Person (verified e-mail, or issuer|subject)").fill(NEWCOMER)
     admin.get_by_role("button", name="Grant").click()
-    admin.get_by_text(f"{NEWCOMER} now holds the viewer role.").wait_for()
+    admin.get_by_text(as_read(f"{NEWCOMER} now holds the viewer role.", whole=False)).wait_for()
     shots.append(shoot(admin, "signin-admin-users"))
 
     # Nobody becomes the admin by claiming the admin's address: not as an unverified e-mail, not as a subject.
