@@ -3,7 +3,7 @@
 | role     | may                                                                            |
 |----------|--------------------------------------------------------------------------------|
 | viewer   | read every page                                                                |
-| analyst  | viewer + export CSV, see document text                                         |
+| analyst  | viewer + export CSV, see document text, review the evaluator's verdicts        |
 | operator | analyst + register/edit/pause/resume/refresh sources, approve/reject batches   |
 | manager  | viewer + SLA exports, read the audit log                                       |
 | admin    | everything, including deleting sources and assigning roles                     |
@@ -29,6 +29,7 @@ class Permission(StrEnum):
     READ = "read the dashboard"
     EXPORT_CSV = "export CSV"
     READ_TEXT = "see document text"
+    REVIEW = "review the evaluator's verdicts"
     MANAGE_SOURCES = "register, edit, pause, resume or refresh sources"
     DECIDE = "approve or reject batches"
     EXPORT_SLA = "export SLA reports"
@@ -38,7 +39,7 @@ class Permission(StrEnum):
 
 
 _VIEWER = frozenset({Permission.READ})
-_ANALYST = _VIEWER | {Permission.EXPORT_CSV, Permission.READ_TEXT}
+_ANALYST = _VIEWER | {Permission.EXPORT_CSV, Permission.READ_TEXT, Permission.REVIEW}
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: _VIEWER,
     Role.ANALYST: _ANALYST,

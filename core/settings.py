@@ -118,6 +118,16 @@ class Settings(BaseSettings):
         default=None,
         description="where the semantic model's int8 copy is kept (default ~/.cache/loreguard)",
     )
+    # Review inbox
+    review_below_confidence: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="a verdict with less confidence than this goes to the review inbox (as 'review' verdicts do)",
+    )
+    review_overdue_hours: float = Field(
+        default=48.0, gt=0, description="a document waiting in the review inbox longer than this is overdue"
+    )
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: SecretStr = SecretStr("")
     openai_model: str = "gpt-4o-mini"

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
@@ -188,6 +189,7 @@ class Artifact(Base):
 
 class Evaluation(Base):
     __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_needs_review", "needs_review", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"), unique=True)
@@ -201,6 +203,17 @@ class Evaluation(Base):
     # A hash of the topic descriptions (and model) the verdict was made against: another value means stale.
     topics_version: Mapped[str | None] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # A person's review (migration 0012): `label` above is the effective label the library shows; the
+    # evaluator's own verdict stays in `model_label`, and a later evaluation never overwrites a person's label.
+    model_label: Mapped[str | None] = mapped_column(String(50))
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    reviewed_at: Mapped[datetime | None] = mapped_column(index=True)
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    reported_by: Mapped[str | None] = mapped_column(String(200))
+    reported_at: Mapped[datetime | None]
+    report_note: Mapped[str | None] = mapped_column(Text)
 
     artifact: Mapped[Artifact] = relationship(back_populates="evaluation")
 

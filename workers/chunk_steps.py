@@ -262,6 +262,9 @@ class ChunkSteps(StepsBase):
                     "evaluator": verdict.evaluator,
                     "model": verdict.model,
                     "topics_version": verdict.topics_version,
+                    # The review inbox: the evaluator's own doubt, or less confidence than the setting asks.
+                    "needs_review": verdict.label == "review"
+                    or verdict.confidence < self.settings.review_below_confidence,
                 }
             )
             evaluate_ms = (time.perf_counter() - t0) * 1000 + share_ms

@@ -51,6 +51,20 @@ from data.repository.failures import (
 )
 from data.repository.people import Grant, grant_role, granted_roles, list_grants, revoke_role
 from data.repository.queues import record_queue_samples
+from data.repository.reviews import (
+    AgreementRow,
+    ReviewFilter,
+    ReviewItem,
+    agreement,
+    count_overdue,
+    count_waiting,
+    model_labels,
+    oldest_waiting,
+    record_report,
+    record_review,
+    waiting,
+    waiting_ids,
+)
 from data.repository.sla import (
     bucket_of,
     bucket_upper_seconds,
@@ -75,13 +89,17 @@ from data.repository.sources import (
 
 __all__ = [
     "FAILURE_ALERT_PREFIX",
+    "AgreementRow",
     "BatchRow",
     "DuplicateSourceName",
     "Grant",
     "InFlightBatch",
     "LibraryRow",
     "NotFound",
+    "ReviewFilter",
+    "ReviewItem",
     "SourceSummary",
+    "agreement",
     "artifact_status_counts",
     "batch_detail",
     "batch_in_flight",
@@ -95,7 +113,9 @@ __all__ = [
     "bucket_upper_seconds",
     "close_unstarted_batch",
     "compensate_batch",
+    "count_overdue",
     "count_stored_since",
+    "count_waiting",
     "create_batch",
     "create_source",
     "day_bounds",
@@ -119,6 +139,8 @@ __all__ = [
     "lock_source",
     "mark_awaiting_decision",
     "mark_batch_running",
+    "model_labels",
+    "oldest_waiting",
     "open_alert_kinds",
     "percentile_seconds",
     "prepare_retry",
@@ -130,6 +152,8 @@ __all__ = [
     "record_delivery",
     "record_ingested",
     "record_queue_samples",
+    "record_report",
+    "record_review",
     "resolve_alerts",
     "revoke_role",
     "roll_up_batch",
@@ -140,4 +164,6 @@ __all__ = [
     "stored_by_source",
     "update_artifacts",
     "upsert_evaluations",
+    "waiting",
+    "waiting_ids",
 ]

@@ -112,28 +112,36 @@ def update_artifacts(session: Session, *, rows: Sequence[dict[str, Any]]) -> Non
 
 
 def upsert_evaluations(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
-    """Store evaluations; running twice for the same artifact keeps one row with the latest verdict."""
+    """Store evaluations; running twice for the same artifact keeps one row with the latest verdict.
+
+    The evaluator's label always goes to `model_label`; it becomes the shown `label` (and sets `needs_review`)
+    only while no person has reviewed the document: a re-evaluation never overwrites a person's decision.
+    """
     if not rows:
         return
+    rows = [
+        {**r, "model_label": r["label"], "needs_review": bool(r.get("needs_review", r["label"] == "review"))}
+        for r in rows
+    ]
     ins = _insert(session)(Evaluation)
-    stmt = ins.on_conflict_do_update(
-        index_elements=["artifact_id"],
-        set_={
-            col: getattr(ins.excluded, col)
-            for col in (
-                "label",
-                "confidence",
-                "relevance",
-                "credibility",
-                "rationale",
-                "evaluator",
-                "model",
-                "topics_version",
-            )
-            if col in rows[0]  # callers that predate a column leave it as it is
-        },
-    )
-    session.execute(stmt, list(rows))
+    unreviewed = Evaluation.reviewed_at.is_(None)
+    set_: dict[str, Any] = {
+        col: getattr(ins.excluded, col)
+        for col in (
+            "confidence",
+            "relevance",
+            "credibility",
+            "rationale",
+            "evaluator",
+            "model",
+            "topics_version",
+            "model_label",
+        )
+        if col in rows[0]  # callers that predate a column leave it as it is
+    }
+    for col in ("label", "needs_review"):
+        set_[col] = case((unreviewed, getattr(ins.excluded, col)), else_=getattr(Evaluation, col))
+    session.execute(ins.on_conflict_do_update(index_elements=["artifact_id"], set_=set_), rows)
 
 
 def count_stored_since(session: Session, *, since: datetime) -> int:
