@@ -49,6 +49,13 @@ class Document:
     model: str | None
     topics_version: str | None
     evaluated_at: datetime | None
+    model_label: str | None = None  # the evaluator's label, when a person chose another (or the same)
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+    review_reason: str | None = None
+    needs_review: bool = False
+    reported_by: str | None = None
+    report_note: str | None = None
 
 
 def document(session: Session, *, artifact_id: int) -> Document | None:
@@ -92,6 +99,13 @@ def document(session: Session, *, artifact_id: int) -> Document | None:
         model=e.model if e else None,
         topics_version=e.topics_version if e else None,
         evaluated_at=e.created_at if e else None,
+        model_label=(e.model_label or e.label) if e else None,
+        reviewed_by=e.reviewed_by if e else None,
+        reviewed_at=e.reviewed_at if e else None,
+        review_reason=e.review_reason if e else None,
+        needs_review=bool(e.needs_review) if e else False,
+        reported_by=e.reported_by if e else None,
+        report_note=e.report_note if e else None,
     )
 
 

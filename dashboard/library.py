@@ -155,6 +155,8 @@ LIBRARY_COLUMNS = [
     "title",
     "source",
     "label",
+    "decided by",
+    "evaluator said",
     "confidence",
     "relevance",
     "credibility",
@@ -174,6 +176,9 @@ def _library_columns() -> list[Any]:
         Artifact.title,
         Source.name,
         Evaluation.label,
+        # a person who reviewed the verdict, else the evaluator that made it
+        func.coalesce(Evaluation.reviewed_by, Evaluation.evaluator),
+        func.coalesce(Evaluation.model_label, Evaluation.label),
         Evaluation.confidence,
         Evaluation.relevance,
         Evaluation.credibility,

@@ -21,9 +21,11 @@ from dashboard.formatting import duration, when
 from data import repository
 from operations import Actor
 from operations import documents as documents_ops
+from operations import reviews as reviews_ops
 from orchestration.types import BatchProgress
 
 SourceSummary = repository.SourceSummary  # the sources table's row type, for the pages
+ReviewFilter = repository.ReviewFilter  # the review inbox filter, for the pages
 
 LIVE_TTL = 3  # seconds: a little under the live refresh, so every refresh reads fresh figures
 LIST_TTL = 5
@@ -284,3 +286,67 @@ def document_text(actor: Actor, artifact_id: int) -> str | None:
     documents_ops.may_read_text(actor, operations_context(), artifact_id)
     with reading() as session:
         return documents.document_text(session, artifact_id=artifact_id)
+
+
+# --- the review inbox -------------------------------------------------------------------------------------
+
+
+def _decided() -> None:
+    """A decision changes what the inbox, the library and the document page show: read them afresh."""
+    for cached in (review_count, review_items, document_view, library_page, library_count, agreement_rows):
+        cached.clear()
+
+
+def review(actor: Actor, artifact_id: int, label: str, reason: str) -> reviews_ops.Reviewed:
+    result = reviews_ops.review(
+        actor, operations_context(), artifact_id=artifact_id, label=label, reason=reason
+    )
+    _decided()
+    return result
+
+
+def review_waiting(
+    actor: Actor, f: repository.ReviewFilter, expected: int, label: str | None, reason: str
+) -> reviews_ops.Reviewed:
+    result = reviews_ops.review_waiting(
+        actor, operations_context(), f=f, expected=expected, label=label, reason=reason
+    )
+    _decided()
+    return result
+
+
+def report(actor: Actor, artifact_id: int, note: str) -> None:
+    reviews_ops.report(actor, operations_context(), artifact_id=artifact_id, note=note)
+    _decided()
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def review_count(db: str, f: repository.ReviewFilter) -> int:
+    with reading() as session:
+        return repository.count_waiting(session, f)
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def review_items(db: str, f: repository.ReviewFilter, limit: int, offset: int) -> list[repository.ReviewItem]:
+    with reading() as session:
+        return repository.waiting(session, f, limit=limit, offset=offset)
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def review_overdue(db: str, hours: float) -> tuple[int, datetime | None]:
+    """(documents waiting longer than `hours`, when the oldest waiting one was evaluated)."""
+    with reading() as session:
+        since = datetime.now(UTC) - timedelta(hours=hours)
+        return repository.count_overdue(session, older_than=since), repository.oldest_waiting(session)
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def agreement_rows(db: str, weeks: int, zone: str) -> pd.DataFrame:
+    with reading() as session:
+        rows = repository.agreement(session, since=datetime.now(UTC) - timedelta(weeks=weeks), zone=zone)
+    frame = pd.DataFrame(
+        [dataclasses.astuple(r) for r in rows],
+        columns=["evaluator", "source", "week", "reviewed", "overridden"],
+    )
+    frame["override share"] = (frame["overridden"] / frame["reviewed"]).round(3) if len(frame) else []
+    return frame

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.roles import Permission
-from dashboard import views
+from dashboard import documents, views
 from dashboard.auth import actor, allowed, needs_sentence, require
 from dashboard.components import (
     BATCHES_PAGE,
@@ -19,7 +19,41 @@ from dashboard.components import (
     when,
 )
 from dashboard.formatting import status_word
-from operations import Refused
+from operations import Refused, reviews
+
+
+def review_actions(doc: documents.Document) -> None:
+    """Decide the label here (analysts), or report a verdict that looks wrong (anyone who reads)."""
+    person = actor()
+    if allowed(Permission.REVIEW):
+        with st.popover("Review the label", icon=":material/rate_review:"):
+            choice = st.radio(
+                "Label",
+                list(reviews.LABELS),
+                horizontal=True,
+                key="doc_review_label",
+                index=list(reviews.LABELS).index(doc.label) if doc.label in reviews.LABELS else None,
+            )
+            reason = st.text_input("Reason (needed to change the evaluator's label)", key="doc_review_reason")
+            if st.button("Save decision", key="doc_review_save", disabled=choice is None):
+                try:
+                    with database_required():
+                        views.review(person, doc.id, str(choice), reason)
+                except Refused as exc:
+                    st.error(literal(exc.message))
+                else:
+                    st.rerun()
+    with st.popover("Report this verdict", icon=":material/flag:"):
+        note = st.text_input("What looks wrong?", key="doc_report_note")
+        if st.button("Send to review", key="doc_report_send"):
+            try:
+                with database_required():
+                    views.report(person, doc.id, note)
+            except Refused as exc:
+                st.error(literal(exc.message))
+            else:
+                st.success("Sent to the Review inbox.")
+
 
 st.title("Document")
 require(Permission.READ)
@@ -82,8 +116,29 @@ with evaluation:
             + (f" · topics version {literal(doc.topics_version)}" if doc.topics_version else "")
             + f" · {when(doc.evaluated_at)}"
         )
-        st.markdown("**Rationale**")
+        if doc.reviewed_by:
+            changed = doc.model_label != doc.label
+            st.markdown(
+                f"**Decided by {literal(doc.reviewed_by)}** {when(doc.reviewed_at)}: "
+                + (
+                    f"{literal(doc.label)}, overriding the evaluator's {literal(doc.model_label or '—')}"
+                    if changed
+                    else f"confirmed the evaluator's {literal(doc.label)}"
+                )
+                + (f" — {literal(doc.review_reason)}" if doc.review_reason else "")
+            )
+        elif doc.needs_review:
+            st.markdown(
+                "**Waiting for review** in the Review inbox"
+                + (
+                    f", reported by {literal(doc.reported_by)}: {literal(doc.report_note or '')}"
+                    if doc.reported_by
+                    else ""
+                )
+            )
+        st.markdown("**Rationale** (the evaluator's)")
         st.text(doc.rationale or "")
+        review_actions(doc)
 if doc.clarification:
     st.markdown("**Clarification**")
     st.text(doc.clarification)

@@ -33,6 +33,7 @@ PAGES = {
     "sources": "../pages/sources.py",
     "batches": "../pages/batches.py",
     "library": "../pages/library.py",
+    "review": "../pages/review.py",
     "approvals": "../pages/approvals.py",
     "audit": "../pages/audit.py",
     "workers": "../pages/workers.py",

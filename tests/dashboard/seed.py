@@ -143,6 +143,8 @@ def _batch(
                     evaluator="semantic",
                     model="paraphrase-MiniLM-L3-v2-onnx",
                     topics_version="0123456789ab",
+                    model_label=label,
+                    needs_review=label == "review",  # as the pipeline stores a doubtful verdict
                 )
             )
             seeded.relevance.append((seq % 10) / 10)

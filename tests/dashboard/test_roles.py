@@ -61,6 +61,7 @@ PAGE_ACCESS = {
     "audit": {"manager", "admin"},
     "users": {"admin"},
     "document": READERS,
+    "review": READERS,
 }
 
 
@@ -87,6 +88,8 @@ ACTIONS = [
     ("approvals", "Approve retry", {"operator", "admin"}),
     ("approvals", "Reject…", {"operator", "admin"}),
     ("approvals", "Approve selected", {"operator", "admin"}),
+    ("review", "Relevant", {"analyst", "operator", "admin"}),
+    ("review", "Irrelevant", {"analyst", "operator", "admin"}),
 ]
 
 
