@@ -13,6 +13,7 @@ import click
 
 from cli.decisions import approve, reject
 from cli.hybrid import celery_worker
+from cli.reviews import review
 from cli.services import dashboard, migrate, setup, up, worker
 from cli.sla import sla
 from cli.sources import batches, refresh, source
@@ -48,6 +49,7 @@ for command in (
     batches,
     approve,
     reject,
+    review,
     sla,
 ):
     cli.add_command(command)

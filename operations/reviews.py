@@ -8,13 +8,16 @@ decision is audited with the acting person; an override needs a reason, as a rej
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from core.roles import Permission
 from data import repository
 from data.repository import ReviewFilter
+from data.repository.reviews import REASONS
 from operations.access import require
 from operations.context import Actor, Context
 from operations.errors import Refused
+from operations.sources import SourceRef, find
 
 LABELS = ("relevant", "irrelevant")
 MAX_REASON = 1000
@@ -140,3 +143,44 @@ def describe(f: ReviewFilter) -> str:
     if f.model_label:
         parts.append(f"evaluator said {f.model_label}")
     return ", ".join(parts) or "every waiting document"
+
+
+@dataclass(frozen=True)
+class Inbox:
+    count: int
+    items: list[repository.ReviewItem]
+
+
+def inbox(actor: Actor, ctx: Context, *, f: ReviewFilter, limit: int = 50) -> Inbox:
+    """What waits for review on `f`, oldest first (anyone who may read the dashboard may read it)."""
+    require(actor, ctx, Permission.READ, action="read_reviews", target="reviews:" + describe(f))
+    with ctx.sessions() as session:
+        return Inbox(repository.count_waiting(session, f), repository.waiting(session, f, limit=limit))
+
+
+def agreement(
+    actor: Actor, ctx: Context, *, since: datetime, zone: str = "UTC"
+) -> list[repository.AgreementRow]:
+    """How often people overrode each evaluator since `since`, per source and week."""
+    require(actor, ctx, Permission.READ, action="read_agreement", target="reviews")
+    with ctx.sessions() as session:
+        return repository.agreement(session, since=since, zone=zone)
+
+
+def review_filter(
+    ctx: Context,
+    *,
+    source: SourceRef | None = None,
+    reason: str | None = None,
+    model_label: str | None = None,
+) -> ReviewFilter:
+    """A filter from what a person typed: a source by id or name, a reason, the evaluator's label."""
+    if reason is not None and reason not in REASONS:
+        raise Refused(f"a reason is one of {', '.join(REASONS)}, not {reason!r}")
+    if model_label is not None and model_label not in ("review", *LABELS):
+        raise Refused(f"the evaluator's label is review, relevant or irrelevant, not {model_label!r}")
+    source_id = None
+    if source is not None:
+        with ctx.sessions() as session:
+            source_id = find(session, source).id
+    return ReviewFilter(source_id=source_id, reason=reason, model_label=model_label)
