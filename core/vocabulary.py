@@ -54,3 +54,5 @@ TIMED_STAGES = ("normalize", "extract", "clarify", "evaluate")
 ALERT_SLA_WARNING = "sla_warning"
 ALERT_SLA_CRITICAL = "sla_critical"
 SLA_ALERT_KINDS = (ALERT_SLA_WARNING, ALERT_SLA_CRITICAL)
+# The review inbox has documents waiting past LOREGUARD_REVIEW_OVERDUE_HOURS (kind "review_overdue:DAY": daily).
+ALERT_REVIEW_OVERDUE = "review_overdue"

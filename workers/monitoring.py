@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from temporalio.exceptions import ApplicationError
 
 from core.sla_rules import alert_message, assess
-from core.vocabulary import ALERT_SLA_WARNING, SLA_ALERT_KINDS
+from core.vocabulary import ALERT_REVIEW_OVERDUE, ALERT_SLA_WARNING, SLA_ALERT_KINDS
 from data import repository
 from orchestration.constants import ERR_INVALID_SOURCE
 from orchestration.types import AlertInput, CreateBatchInput, SlaCheckInput, SlaCheckResult
@@ -81,4 +82,34 @@ def check_sla(steps: BatchSteps, input: SlaCheckInput) -> SlaCheckResult:
                 )
             )
             raised.append(f"batch {batch_id}: {kind}")
+    overdue = _review_overdue(steps, now)
+    if overdue:
+        raised.append(overdue)
     return SlaCheckResult(checked=len(rows), raised=raised, resolved=resolved)
+
+
+def _review_overdue(steps: BatchSteps, now: datetime) -> str | None:
+    """Documents waiting in the review inbox past LOREGUARD_REVIEW_OVERDUE_HOURS: one notice a day while any
+    are (the monitor runs every few minutes; people need a reminder, not a stream)."""
+    hours = steps.settings.review_overdue_hours
+    with steps.sessions() as session:
+        count = repository.count_overdue(session, older_than=now - timedelta(hours=hours))
+        oldest = repository.oldest_waiting(session) if count else None
+    if not count:
+        return None
+    day = now.astimezone(ZoneInfo(steps.settings.timezone)).date().isoformat()
+    kind = f"{ALERT_REVIEW_OVERDUE}:{day}"
+    with steps.sessions() as session:
+        if (None, kind) in repository.raised_alerts(session, kinds=[kind]):
+            return None  # today's reminder went out
+    since = f" (the oldest since {oldest:%Y-%m-%d %H:%M} UTC)" if oldest else ""
+    steps.raise_alert(
+        AlertInput(
+            batch_id=None,
+            kind=kind,
+            level="warning",
+            message=f"{count} document(s) have waited for review longer than {hours:g} h{since}: "
+            "open the Review page",
+        )
+    )
+    return kind
