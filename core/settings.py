@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr = SecretStr("")
     openai_model: str = "gpt-4o-mini"
     openai_timeout_seconds: float = 30.0
+    openai_price_per_million_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description="the model's price in your currency per million tokens: batches, sources and the "
+        "re-evaluation preview then show the cost of the tokens the API reported",
+    )
 
     # Clarification endpoint (optional)
     clarification_url: str | None = None

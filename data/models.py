@@ -214,8 +214,32 @@ class Evaluation(Base):
     reported_by: Mapped[str | None] = mapped_column(String(200))
     reported_at: Mapped[datetime | None]
     report_note: Mapped[str | None] = mapped_column(Text)
+    reevaluation_id: Mapped[int | None] = mapped_column(Integer)  # the re-evaluation that last judged it
+    tokens: Mapped[int | None] = mapped_column(Integer)  # what a model evaluator's API reported
 
     artifact: Mapped[Artifact] = relationship(back_populates="evaluation")
+
+
+class Reevaluation(Base):
+    """An analyst's request to judge a set of stored documents again with the current evaluator and topics."""
+
+    __tablename__ = "reevaluations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON)  # ReevaluationScope's fields
+    description: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20), index=True)  # running | completed | cancelled | failed
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    evaluator: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str | None] = mapped_column(String(200))
+    topics_version: Mapped[str | None] = mapped_column(String(32))
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    started_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
 
 
 class Alert(Base):

@@ -80,3 +80,10 @@ SLA_MONITOR_WORKFLOW_ID = "loreguard-sla-monitor"
 
 def source_schedule_id(source_id: int) -> str:
     return SOURCE_SCHEDULE_ID.format(source_id=source_id)
+
+
+REEVALUATION_EXECUTION_TIMEOUT = timedelta(days=7)
+
+
+def reevaluation_workflow_id(reevaluation_id: int) -> str:
+    return f"loreguard-reevaluation-{reevaluation_id}"

@@ -228,3 +228,39 @@ class SlaCheckResult:
     checked: int
     raised: list[str]  # "batch 7: sla_warning"
     resolved: int
+
+
+@dataclass
+class ReevaluationInput:
+    """A re-evaluation's workflow input; `after_id` and `done` carry its place over a continue-as-new."""
+
+    reevaluation_id: int
+    after_id: int = 0
+    done: int = 0
+    heartbeat_seconds: float = 60.0  # LOREGUARD_HEARTBEAT_SECONDS of whoever started it
+
+
+@dataclass
+class ReevaluatePageInput:
+    reevaluation_id: int
+    after_id: int
+
+
+@dataclass
+class ReevaluatePageResult:
+    evaluated: int  # documents judged and stored by this page
+    last_id: int  # the page's last document id: the next page starts after it
+    finished: bool  # nothing in scope is left after this page
+
+
+@dataclass
+class FinishReevaluationInput:
+    reevaluation_id: int
+    status: str  # completed | cancelled | failed
+
+
+@dataclass
+class ReevaluationResult:
+    reevaluation_id: int
+    status: str
+    done: int

@@ -21,9 +21,12 @@ from orchestration.types import (
     CompensationResult,
     CreateBatchInput,
     FinishBatchInput,
+    FinishReevaluationInput,
     IngestInput,
     IngestResult,
     RecordDecisionInput,
+    ReevaluatePageInput,
+    ReevaluatePageResult,
     RetryInput,
     SlaCheckInput,
     SlaCheckResult,
@@ -87,6 +90,14 @@ class PipelineActivities:
         result, report = self.steps.evaluate_chunk_report(input, heartbeat=activity.heartbeat)
         self._record(report)
         return result
+
+    @activity.defn(name="reevaluate_page")
+    def reevaluate_page(self, input: ReevaluatePageInput) -> ReevaluatePageResult:
+        return self.steps.reevaluate_page(input, heartbeat=activity.heartbeat)
+
+    @activity.defn(name="finish_reevaluation")
+    def finish_reevaluation(self, input: FinishReevaluationInput) -> None:
+        self.steps.finish_reevaluation(input)
 
     def _on_celery(self, task: str, input: ChunkInput) -> ChunkResult:
         assert self.celery is not None
@@ -153,4 +164,5 @@ class PipelineActivities:
             self.prepare_retry,
             self.create_batch,
             self.check_sla,
+            self.finish_reevaluation,
         ]

@@ -265,6 +265,7 @@ class ChunkSteps(StepsBase):
                     # The review inbox: the evaluator's own doubt, or less confidence than the setting asks.
                     "needs_review": verdict.label == "review"
                     or verdict.confidence < self.settings.review_below_confidence,
+                    "tokens": verdict.tokens,
                 }
             )
             evaluate_ms = (time.perf_counter() - t0) * 1000 + share_ms

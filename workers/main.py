@@ -30,6 +30,7 @@ from orchestration.constants import (
     PROCESSING_QUEUE,
     SCHEDULER_QUEUE,
 )
+from orchestration.reevaluation import ReevaluationWorkflow
 from orchestration.scheduled import ScheduledRefreshWorkflow, SlaMonitorWorkflow
 from orchestration.workflows import BatchWorkflow
 from workers.activities import PipelineActivities
@@ -74,6 +75,7 @@ def build_workers(
                     ChunkRangeWorkflow,
                     ScheduledRefreshWorkflow,
                     SlaMonitorWorkflow,
+                    ReevaluationWorkflow,
                 ],
                 graceful_shutdown_timeout=grace,
             )
@@ -105,7 +107,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=EVALUATION_QUEUE,
-                activities=[acts.evaluate_chunk],
+                activities=[acts.evaluate_chunk, acts.reevaluate_page],
                 activity_executor=threads,
                 max_concurrent_activities=settings.evaluation_concurrency,
                 max_task_queue_activities_per_second=settings.evaluation_rate_limit,

@@ -39,6 +39,7 @@ from orchestration.types import (
 from workers.chunk_steps import ChunkSteps
 from workers.ingest_steps import IngestSteps
 from workers.notify import Notice, alert_key, deliver, resolve
+from workers.reevaluation_steps import ReevaluationSteps
 from workers.stages.clarify import ClarificationClient
 from workers.stages.evaluate import make_evaluator
 
@@ -58,7 +59,7 @@ def build_steps(settings: Settings) -> BatchSteps:
     )
 
 
-class BatchSteps(IngestSteps, ChunkSteps):
+class BatchSteps(IngestSteps, ChunkSteps, ReevaluationSteps):
     """The work of each batch step, bound to its clients; plain code, callable with or without Temporal."""
 
     # --- bookkeeping ------------------------------------------------------------------------------------

@@ -136,6 +136,8 @@ def upsert_evaluations(session: Session, *, rows: Sequence[dict[str, Any]]) -> N
             "model",
             "topics_version",
             "model_label",
+            "reevaluation_id",
+            "tokens",
         )
         if col in rows[0]  # callers that predate a column leave it as it is
     }

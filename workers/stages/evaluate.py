@@ -292,7 +292,17 @@ class OpenAIEvaluator:
             rationale=verdict.rationale,
             evaluator=self.name,
             model=self.model,
+            tokens=_tokens(reply),
         )
+
+
+def _tokens(reply: Any) -> int | None:
+    """The tokens the API says the call used (OpenAI's `usage.total_tokens`); None when it does not say."""
+    usage = reply.get("usage") if isinstance(reply, dict) else None
+    total = usage.get("total_tokens") if isinstance(usage, dict) else None
+    if isinstance(total, int) and not isinstance(total, bool) and 0 <= total < 10_000_000:
+        return total
+    return None
 
 
 def make_evaluator(settings: Settings, client: httpx.Client | None = None) -> Evaluator:

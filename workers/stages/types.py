@@ -114,3 +114,4 @@ class EvaluationResult:
     evaluator: str  # semantic | keywords | openai
     model: str | None
     topics_version: str | None = None  # short hash of the topics (and model) the verdict was made against
+    tokens: int | None = None  # what a model evaluator's API reported (prompt + completion)

@@ -34,16 +34,45 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("report_note", sa.Text(), nullable=True))
         batch_op.create_index("ix_evaluations_needs_review", ["needs_review", "created_at"], unique=False)
         batch_op.create_index("ix_evaluations_reviewed_at", ["reviewed_at"], unique=False)
+    with op.batch_alter_table("evaluations", schema=None) as batch_op:
+        # Which re-evaluation last judged the document (a re-run after a crash skips what it already did), and
+        # the tokens a model evaluator's API reported for it.
+        batch_op.add_column(sa.Column("reevaluation_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("tokens", sa.Integer(), nullable=True))
+    op.create_table(
+        "reevaluations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("scope", sa.JSON(), nullable=False),
+        sa.Column("description", sa.String(length=500), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("done", sa.Integer(), nullable=False),
+        sa.Column("tokens", sa.Integer(), nullable=False),
+        sa.Column("evaluator", sa.String(length=50), nullable=False),
+        sa.Column("model", sa.String(length=200), nullable=True),
+        sa.Column("topics_version", sa.String(length=32), nullable=True),
+        sa.Column("workflow_id", sa.String(length=200), nullable=True),
+        sa.Column("started_by", sa.String(length=200), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_reevaluations_status", "reevaluations", ["status"], unique=False)
     # Plain SQL on the table as it is now: a migration must not call live repository code.
     op.execute("UPDATE evaluations SET model_label = label")
     op.execute("UPDATE evaluations SET needs_review = (label = 'review')")
 
 
 def downgrade() -> None:
+    op.drop_index("ix_reevaluations_status", table_name="reevaluations")
+    op.drop_table("reevaluations")
     with op.batch_alter_table("evaluations", schema=None) as batch_op:
         batch_op.drop_index("ix_evaluations_reviewed_at")
         batch_op.drop_index("ix_evaluations_needs_review")
         for name in (
+            "tokens",
+            "reevaluation_id",
             "report_note",
             "reported_at",
             "reported_by",
