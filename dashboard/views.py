@@ -21,6 +21,7 @@ from dashboard.formatting import duration, when
 from data import repository
 from operations import Actor
 from operations import documents as documents_ops
+from operations import reevaluations as reevaluations_ops
 from operations import reviews as reviews_ops
 from orchestration.types import BatchProgress
 
@@ -350,3 +351,26 @@ def agreement_rows(db: str, weeks: int, zone: str) -> pd.DataFrame:
     )
     frame["override share"] = (frame["overridden"] / frame["reviewed"]).round(3) if len(frame) else []
     return frame
+
+
+# --- re-evaluation ----------------------------------------------------------------------------------------
+
+ReevaluationScope = repository.ReevaluationScope  # for the pages
+
+
+def reevaluation_preview(actor: Actor, scope: repository.ReevaluationScope) -> reevaluations_ops.Preview:
+    return reevaluations_ops.preview(actor, operations_context(), scope)
+
+
+def start_reevaluation(actor: Actor, scope: repository.ReevaluationScope, expected: int, reason: str) -> int:
+    started = reevaluations_ops.start(actor, operations_context(), scope, expected=expected, reason=reason)
+    _decided()
+    return started
+
+
+def cancel_reevaluation(actor: Actor, reevaluation_id: int, reason: str) -> None:
+    reevaluations_ops.cancel(actor, operations_context(), reevaluation_id, reason=reason)
+
+
+def recent_reevaluations(actor: Actor) -> list[reevaluations_ops.ReevaluationRow]:
+    return reevaluations_ops.recent(actor, operations_context(), limit=10)

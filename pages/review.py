@@ -251,11 +251,100 @@ def agreement() -> None:
     )
 
 
+def reevaluate() -> None:
+    """Judge stored documents again with today's evaluator and topics (a durable workflow)."""
+    if reviewing:
+        st.caption(
+            "When the topics or the evaluator change, judge stored documents again. People's decisions are kept; "
+            "the evaluator's new verdict is shown beside them."
+        )
+        where, which_batch, which_label, stale = st.columns(4)
+        scope_source = where.selectbox(
+            "Source",
+            [None, *source_names],
+            format_func=lambda i: "all sources" if i is None else source_names[i],
+            key="reeval_source",
+        )
+        batch_no = which_batch.number_input("Batch (0: any)", min_value=0, step=1, key="reeval_batch")
+        scope_label = which_label.selectbox(
+            "Label",
+            [None, "review", *LABELS],
+            format_func=lambda v: "any label" if v is None else v,
+            key="reeval_label",
+        )
+        stale_only = stale.checkbox(
+            "Only stale verdicts", key="reeval_stale", help="Judged against other topics or another model"
+        )
+        scope = views.ReevaluationScope(
+            source_id=scope_source,
+            batch_id=int(batch_no) or None,
+            label=scope_label,
+            stale_only=stale_only,
+        )
+        try:
+            with database_required():
+                plan = views.reevaluation_preview(acting, scope)
+        except Refused as exc:
+            st.error(literal(exc.message))
+            return
+        st.info(literal(plan.sentence()), icon=":material/calculate:")
+        why = st.text_input("Reason (for the audit log)", key="reeval_reason")
+        if st.button(
+            f"Re-evaluate {plan.documents:,} document(s)",
+            key="reeval_start",
+            disabled=not plan.documents,
+            type="primary",
+        ):
+            try:
+                with database_required():
+                    started = views.start_reevaluation(acting, scope, plan.documents, why)
+            except Refused as exc:
+                st.error(literal(exc.message))
+            else:
+                st.success(f"Re-evaluation {started} started.")
+    else:
+        st.caption(literal(needs_sentence(Permission.REVIEW)))
+    runs()
+
+
+@st.fragment(run_every=LIVE_SECONDS)
+def runs() -> None:
+    with database_required():
+        recent = views.recent_reevaluations(acting)
+    if not recent:
+        st.caption("No re-evaluation yet.")
+        return
+    st.markdown("**Re-evaluations** (the last 10; progress refreshes every few seconds)")
+    price = settings.openai_price_per_million_tokens
+    for run in recent:
+        share = run.done / run.total if run.total else 1.0
+        cost = f", cost {run.tokens / 1e6 * price:,.2f}" if price is not None and run.tokens else ""
+        tokens = f", {run.tokens:,} tokens{cost}" if run.tokens else ""
+        st.progress(
+            min(share, 1.0),
+            text=literal(
+                f"{run.id} · {run.description} · {run.status} · {run.done:,} of {run.total:,}{tokens} · "
+                f"{run.evaluator} · by {run.started_by} {when(run.created_at)}"
+            ),
+        )
+        cancelling = run.status == "running" and reviewing
+        if cancelling and st.button("Cancel", key=f"reeval_cancel_{run.id}", icon=":material/stop_circle:"):
+            try:
+                with database_required():
+                    views.cancel_reevaluation(acting, run.id, "cancelled on the Review page")
+            except Refused as exc:
+                st.error(literal(exc.message))
+            else:
+                st.toast(f"Re-evaluation {run.id}: cancel requested; it stops at its next heartbeat.")
+
+
 waiting_list()
-one, bulk, agree = st.tabs(["One at a time", "In bulk", "Agreement"])
+one, bulk, agree, again = st.tabs(["One at a time", "In bulk", "Agreement", "Re-evaluate"])
 with one:
     one_at_a_time()
 with bulk:
     in_bulk()
 with agree:
     agreement()
+with again:
+    reevaluate()
