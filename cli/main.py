@@ -13,6 +13,7 @@ import click
 
 from cli.decisions import approve, reject
 from cli.hybrid import celery_worker
+from cli.reevaluate import reevaluate
 from cli.reviews import review
 from cli.services import dashboard, migrate, setup, up, worker
 from cli.sla import sla
@@ -50,6 +51,7 @@ for command in (
     approve,
     reject,
     review,
+    reevaluate,
     sla,
 ):
     cli.add_command(command)

@@ -86,3 +86,19 @@ def test_roles_of_the_cli_are_checked(
     assert "analyst" in capsys.readouterr().err
     with env() as session:
         assert [a.action for a in session.execute(select(AuditEvent)).scalars()] == ["refused:review"]
+
+
+def test_reevaluate_previews_first_and_refuses_what_is_not_there(
+    env: sessionmaker[Session], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_documents(env, "feeds", [Verdict(f"n{i}", "irrelevant") for i in range(3)])
+    store_documents(env, "pages", [Verdict("p", "relevant")])
+    assert run(["reevaluate", "start", "--source", "feeds"]) == 2
+    err = capsys.readouterr().err
+    assert "3 document(s) will be judged again by semantic" in err and "--expect 3" in err
+    assert run(["reevaluate", "start", "--label", "relevant", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == 1
+    assert run(["reevaluate", "cancel", "7"]) == 2
+    assert "there is no re-evaluation 7" in capsys.readouterr().err
+    assert run(["reevaluate", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
