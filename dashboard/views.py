@@ -127,6 +127,7 @@ class BatchFigures:
     total: int
     counts: dict[str, int]  # artifacts per status
     timings: pd.DataFrame  # stage, mean ms
+    tokens: int = 0  # what a model evaluator's API reported for the batch
 
 
 @st.cache_data(ttl=1, show_spinner=False)
@@ -138,6 +139,7 @@ def batch_figures(db: str, batch_id: int) -> BatchFigures:
             total=total,
             counts=queries.artifact_counts(session, batch_id=batch_id),
             timings=queries.stage_timings(session, batch_id=batch_id),
+            tokens=repository.batch_tokens(session, batch_id=batch_id),
         )
 
 
@@ -374,3 +376,23 @@ def cancel_reevaluation(actor: Actor, reevaluation_id: int, reason: str) -> None
 
 def recent_reevaluations(actor: Actor) -> list[reevaluations_ops.ReevaluationRow]:
     return reevaluations_ops.recent(actor, operations_context(), limit=10)
+
+
+def cost_text(tokens: int) -> str:
+    """'12,345 tokens' and, with a price set, 'cost 0.02'."""
+    price = settings().openai_price_per_million_tokens
+    text = f"{tokens:,} tokens"
+    return text + (f", cost {tokens / 1e6 * price:,.2f}" if price is not None else "")
+
+
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def week_tokens(db: str) -> tuple[int, int] | None:
+    """(pipeline, re-evaluation) tokens since Monday, when a model evaluator or a price is configured (the
+    sums read every verdict of the week: not worth it for an evaluator that reports no tokens)."""
+    s = settings()
+    if s.evaluator != "openai" and s.openai_price_per_million_tokens is None:
+        return None
+    now = datetime.now(UTC)
+    monday = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    with reading() as session:
+        return repository.tokens_since(session, since=monday)

@@ -156,6 +156,8 @@ def progress(batch_id: int, opened_live: bool) -> None:
     )
     total.metric("Documents", f"{figures.total:,}")
     attempt.metric("Attempt", batch.attempt)
+    if figures.tokens:
+        st.caption(f"Model evaluator: {views.cost_text(figures.tokens)} (as its API reported them).")
     if batch.skipped:
         st.caption(
             f"{batch.skipped:,} more document(s) of the source were not gathered: over the per-batch limit "

@@ -46,6 +46,14 @@ def live() -> None:
     with approval:
         st.metric("Failed batches awaiting approval", figures.awaiting_approval)
         st.page_link(APPROVALS_PAGE, label="Approvals", icon=":material/approval:")
+    with database_required():
+        week = views.week_tokens(views.db_key())
+    if week is not None:
+        pipeline, again = week
+        st.caption(
+            f"Model evaluator this week (since Monday, UTC): {views.cost_text(pipeline + again)} "
+            f"({pipeline:,} in batches, {again:,} in re-evaluations)."
+        )
 
     throughput, workflows = st.columns([3, 2])
     with throughput:

@@ -56,6 +56,7 @@ from data.repository.reevaluations import (
     REEVALUATION_RUNNING,
     ReevaluationScope,
     add_progress,
+    batch_tokens,
     count_in_scope,
     count_reviewed_in_scope,
     create_reevaluation,
@@ -67,6 +68,7 @@ from data.repository.reevaluations import (
     running_reevaluations,
     scope_text_chars,
     set_reevaluation_workflow,
+    tokens_since,
 )
 from data.repository.reviews import (
     AgreementRow,
@@ -129,6 +131,7 @@ __all__ = [
     "batch_row",
     "batch_rows_awaiting_decision",
     "batch_stage_timings",
+    "batch_tokens",
     "batch_with_workflow_id",
     "bucket_of",
     "bucket_upper_seconds",
@@ -194,6 +197,7 @@ __all__ = [
     "source_name_taken",
     "source_schedules",
     "stored_by_source",
+    "tokens_since",
     "update_artifacts",
     "upsert_evaluations",
     "waiting",

@@ -66,7 +66,7 @@ def count_in_scope(session: Session, scope: ReevaluationScope, *, topics_version
 def scope_text_chars(session: Session, scope: ReevaluationScope, *, topics_version: str | None) -> int:
     """Characters of text in scope (the basis of a token estimate where no model has reported tokens yet)."""
     stmt = _in_scope([func.coalesce(func.sum(func.length(Artifact.text)), 0)], scope, topics_version)
-    return int(session.execute(stmt).scalar_one())
+    return int(session.execute(stmt).scalar_one() or 0)
 
 
 def mean_tokens(session: Session, *, evaluator: str) -> float | None:
@@ -166,4 +166,21 @@ def set_reevaluation_workflow(session: Session, *, reevaluation_id: int, workflo
 
 def count_reviewed_in_scope(session: Session, scope: ReevaluationScope, *, topics_version: str | None) -> int:
     stmt = _in_scope([func.count()], scope, topics_version).where(Evaluation.reviewed_at.is_not(None))
-    return int(session.execute(stmt).scalar_one())
+    return int(session.execute(stmt).scalar_one() or 0)
+
+
+def batch_tokens(session: Session, *, batch_id: int) -> int:
+    """Tokens a model evaluator's API reported for the batch's documents (their latest verdicts)."""
+    stmt = (
+        select(func.coalesce(func.sum(Evaluation.tokens), 0))
+        .join(Artifact, Artifact.id == Evaluation.artifact_id)
+        .where(Artifact.batch_id == batch_id)
+    )
+    return int(session.execute(stmt).scalar_one() or 0)
+
+
+def tokens_since(session: Session, *, since: datetime) -> tuple[int, int]:
+    """(tokens of verdicts first made since `since`, tokens of re-evaluations started since then)."""
+    pipeline = select(func.coalesce(func.sum(Evaluation.tokens), 0)).where(Evaluation.created_at >= since)
+    again = select(func.coalesce(func.sum(Reevaluation.tokens), 0)).where(Reevaluation.created_at >= since)
+    return int(session.execute(pipeline).scalar_one() or 0), int(session.execute(again).scalar_one() or 0)

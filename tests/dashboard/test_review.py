@@ -4,11 +4,12 @@ filter, and agreement; what a decision changes on the Library and the document p
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
-from data.models import AuditEvent, Evaluation
+from data.models import Artifact, AuditEvent, Evaluation
 from tests.dashboard.conftest import OpenPage, plotly_figures, unescaped
 from tests.dashboard.test_roles import person
 from tests.support.library import Verdict, store_documents
@@ -132,3 +133,20 @@ def test_a_manager_sees_how_often_people_override_each_evaluator(
     assert per_source.to_dict("records") == [
         {"evaluator": "semantic", "source": "feeds", "reviewed": 4, "overridden": 1, "override share": "25%"}
     ]
+
+
+def test_batches_and_the_overview_show_what_the_model_evaluator_cost(
+    dashboard_env: sessionmaker[Session], open_page: OpenPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOREGUARD_EVALUATOR", "openai")
+    monkeypatch.setenv("LOREGUARD_OPENAI_PRICE_PER_MILLION_TOKENS", "2.5")
+    docs = store_documents(
+        dashboard_env, "feeds", [Verdict(f"d{i}", "relevant") for i in range(4)], evaluator="openai"
+    )
+    with dashboard_env.begin() as session:
+        session.execute(update(Evaluation).where(Evaluation.artifact_id.in_(docs)).values(tokens=100_000))
+        batch_id = session.execute(select(Artifact.batch_id).where(Artifact.id == docs[0])).scalar_one()
+    batch = open_page("batches", batch=str(batch_id))
+    assert "Model evaluator: 400,000 tokens, cost 1.00" in shown(batch)
+    overview = open_page("overview")
+    assert "Model evaluator this week" in shown(overview) and "400,000 tokens, cost 1.00" in shown(overview)
