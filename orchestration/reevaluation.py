@@ -2,7 +2,7 @@
 time on the evaluation queue, cancellable, with a bounded history however large the scope.
 
 Each page is one activity (heartbeating per group of documents); the workflow continues as new every
-PAGES_PER_RUN pages, carrying its place (the last document id), so 100,000 documents never make one long
+`pages_per_run` pages (50), carrying its place (the last document id), so 100,000 documents never make one long
 history. A page skips what this re-evaluation already stored, so a retry after a crash judges nothing twice.
 """
 
@@ -26,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
         ReevaluationResult,
     )
 
-PAGES_PER_RUN = 50  # activities per run before continue-as-new: a few hundred history events at most
 PAGE_TIMEOUT = timedelta(minutes=30)
 PAGE_RETRY: RetryPolicy = CHUNK_RETRY
 
@@ -45,7 +44,7 @@ class ReevaluationWorkflow:
         self._done = input.done
         after = input.after_id
         try:
-            for _ in range(PAGES_PER_RUN):
+            for _ in range(max(1, input.pages_per_run)):
                 page: ReevaluatePageResult = await workflow.execute_activity(
                     "reevaluate_page",
                     ReevaluatePageInput(input.reevaluation_id, after),
@@ -67,7 +66,9 @@ class ReevaluationWorkflow:
             )
             raise
         workflow.continue_as_new(
-            ReevaluationInput(input.reevaluation_id, after, self._done, input.heartbeat_seconds)
+            ReevaluationInput(
+                input.reevaluation_id, after, self._done, input.heartbeat_seconds, input.pages_per_run
+            )
         )
 
     async def _finish(self, reevaluation_id: int, status: str) -> ReevaluationResult:

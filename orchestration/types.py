@@ -238,6 +238,7 @@ class ReevaluationInput:
     after_id: int = 0
     done: int = 0
     heartbeat_seconds: float = 60.0  # LOREGUARD_HEARTBEAT_SECONDS of whoever started it
+    pages_per_run: int = 50  # activities before continue-as-new (a few hundred history events)
 
 
 @dataclass

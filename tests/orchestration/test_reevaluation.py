@@ -25,8 +25,8 @@ from data.repository import ReevaluationScope
 from operations import reevaluations, reviews
 from operations.context import Actor, Context
 from operations.errors import Refused
-from orchestration.constants import reevaluation_workflow_id
-from orchestration.types import ReevaluationResult
+from orchestration.constants import SCHEDULER_QUEUE, reevaluation_workflow_id
+from orchestration.types import ReevaluationInput, ReevaluationResult
 from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker
 from tests.orchestration.test_durability import WorkerProcess
@@ -210,3 +210,44 @@ async def test_a_re_evaluation_survives_kill_9_of_its_worker(
         assert total <= model.calls <= total + REEVALUATE_GROUP
         with sqlite_sessions() as session:
             assert repository.running_reevaluations(session) == []
+
+
+async def test_a_long_re_evaluation_continues_as_new_so_its_history_stays_short(
+    namespace: TemporalNamespace,
+    sqlite_url: str,
+    sqlite_sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from workers import reevaluation_steps
+
+    monkeypatch.setattr(reevaluation_steps, "REEVALUATE_PAGE", 10)  # 12 pages of 10 stand for 12 pages of 200
+    store_documents(sqlite_sessions, "feeds", [Verdict(f"Item {i}", "irrelevant") for i in range(115)])
+    settings = pipeline_settings(sqlite_url, namespace, evaluator="keywords")
+    with sqlite_sessions.begin() as session:
+        reevaluation_id = repository.create_reevaluation(
+            session,
+            scope=ReevaluationScope(),
+            description="the whole library",
+            total=115,
+            evaluator="keywords",
+            model=None,
+            topics_version=None,
+            started_by="tester",
+            reason=None,
+        ).id
+    client = await namespace.connect()
+    async with running_worker(client, settings):
+        handle = await client.start_workflow(
+            "ReevaluationWorkflow",
+            ReevaluationInput(reevaluation_id, pages_per_run=3),
+            id=reevaluation_workflow_id(reevaluation_id),
+            task_queue=SCHEDULER_QUEUE,
+            result_type=ReevaluationResult,
+        )
+        result = await handle.result()
+        runs = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+        last = await client.get_workflow_handle(handle.id).fetch_history()
+    assert (result.status, result.done) == ("completed", 115)
+    assert len(runs) == 4  # 12 pages, 3 a run: the history of each run is a handful of activities
+    assert len(last.events) < 60
+    assert judged_by(sqlite_sessions, reevaluation_id) == 115
