@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
@@ -20,6 +21,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from core.settings import Settings
+from data.migrate import head_revision, schema_behind
 from orchestration.celery_app import make_celery_app
 from orchestration.chunks import ChunkRangeWorkflow
 from orchestration.client import connect
@@ -220,7 +222,8 @@ def health_checks(
     *,
     timeout: float = 2.0,
 ) -> HealthChecks:
-    """Liveness: every worker is running (polling). Readiness: Temporal and the app database answer."""
+    """Liveness: every worker is running (polling). Readiness: Temporal and the app database answer, and the
+    database's schema is not older than this code (its migration head)."""
 
     def live() -> str | None:
         stopped = [w.task_queue for w in workers if not w.is_running]
@@ -241,7 +244,17 @@ def health_checks(
             session.execute(text("select 1"))
         return None
 
-    return HealthChecks(live=live, ready={"temporal": temporal, "database": database})
+    head = head_revision()
+
+    def schema() -> str | None:
+        # Not ready on a schema older than this code: during a rollout the new pods wait for the setup Job.
+        try:
+            with sessions() as session:
+                return schema_behind(session.connection(), head)
+        except SQLAlchemyError:
+            return None  # no answer at all: the database check says so
+
+    return HealthChecks(live=live, ready={"temporal": temporal, "database": database, "schema": schema})
 
 
 @asynccontextmanager

@@ -222,6 +222,48 @@ async def test_ready_fails_when_temporal_is_down(sqlite_sessions: sessionmaker[S
         server.stop()
 
 
+async def test_ready_waits_for_the_schema_of_this_code(dev_server: DevServer, sqlite_url: str) -> None:
+    """A worker of a new release on a database the setup Job has not migrated yet is not ready (a rollout
+    keeps the old pods); at the code's head it is; a revision this code does not know (a later release's) counts
+    as newer, not older. /metrics shows each check as loreguard_health_check_ok, for the alert rules."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
+
+    from data.migrate import alembic_config, head_revision, upgrade
+
+    head = head_revision()
+    previous = ScriptDirectory.from_config(alembic_config(sqlite_url)).get_revision(head).down_revision
+    assert isinstance(previous, str)
+    upgrade(sqlite_url, previous)
+    client = await Client.connect(dev_server.address)
+    engine = make_engine(sqlite_url)
+    checks = health_checks(client, [], make_session_factory(engine), asyncio.get_running_loop())
+    server = ObservabilityServer("127.0.0.1", 0, WorkerMetrics(), checks).start()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        code, body = await get_json(f"{url}/health/ready")
+        assert code == 503 and body["failed"] == ["schema"]
+        error = body["checks"]["schema"]["error"]
+        assert f"at revision {previous}" in error and f"needs {head}" in error and "loreguard setup" in error
+        _, scraped = await asyncio.to_thread(get, f"{url}/metrics")
+        assert metric_total(scraped.decode(), "loreguard_health_check_ok", check="schema") == 0
+        assert metric_total(scraped.decode(), "loreguard_health_check_ok", check="temporal") == 1
+
+        upgrade(sqlite_url)
+        code, body = await get_json(f"{url}/health/ready")
+        assert code == 200, body
+        _, scraped = await asyncio.to_thread(get, f"{url}/metrics")
+        assert metric_total(scraped.decode(), "loreguard_health_check_ok", check="schema") == 1
+
+        with engine.begin() as conn:
+            conn.execute(text("update alembic_version set version_num = '9999_from_a_later_release'"))
+        code, body = await get_json(f"{url}/health/ready")
+        assert code == 200, body
+    finally:
+        server.stop()
+        engine.dispose()
+
+
 def test_live_fails_when_a_worker_stopped_polling(sqlite_sessions: sessionmaker[Session]) -> None:
     class Stopped:
         task_queue = "loreguard-processing"
