@@ -108,6 +108,8 @@ class WorkerMetrics:
         )
         for stage in PIPELINE_STAGES:  # series from the start, so rate() sees the first documents too
             self.stage_latency.labels(stage)
+        for level in ("warning", "critical"):  # 0 until this worker runs a check (its timestamp stays 0 too)
+            self.sla_late_batches.labels(level)
 
     def record_chunk(self, report: ChunkReport, *, evaluator: str = "") -> None:
         src, stage = report.source, report.stage
