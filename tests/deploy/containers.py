@@ -92,6 +92,10 @@ class RunSpec:
     mounts: list[tuple[Path, str]] = field(default_factory=list)  # read-only (host path, container path)
     no_new_privileges: bool = False
     drop_capabilities: bool = False
+    hosts: dict[str, str] = field(
+        default_factory=dict
+    )  # name -> address (what the cluster's DNS would answer)
+    host_ports: dict[int, int] = field(default_factory=dict)  # container port -> a chosen host port
 
 
 @dataclass
@@ -124,10 +128,12 @@ class Engine:
         self.containers: list[Container] = []
 
     def args(self, spec: RunSpec) -> tuple[list[str], dict[int, int]]:
-        ports = {port: free_port() for port in spec.ports}
+        ports = {port: spec.host_ports.get(port) or free_port() for port in spec.ports}
         args = ["--network", NETWORK, "--name", f"{self.prefix}-{spec.name}"]
         for port, host in ports.items():
             args += ["-p", f"127.0.0.1:{host}:{port}"]
+        for host, address in spec.hosts.items():
+            args += ["--add-host", f"{host}:{address}"]
         if spec.user:
             args += ["--user", spec.user]
         if spec.read_only:

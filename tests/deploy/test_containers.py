@@ -2,16 +2,21 @@
 compose.yaml and the rendered Kubernetes example overlay define them (tests/deploy/containers.py), against this
 machine's PostgreSQL and a Temporal dev server in place of the postgres and temporalio/server images.
 
-For each deployment path: the setup migrates the database and creates the schedules, every worker passes its
-probes (Kubernetes: startup and readiness; compose: its health check, run in the container), the dashboard passes
-its health check with sign-in configured as README tells a team (the [auth] file from a read-only secret), a batch
-refreshed through the containers completes, and each worker's two metrics ports scrape, with every metric the
-alert rules read. The image is built once per session; podman reuses its layers between runs.
+Kubernetes, as `kubectl apply -k` of a new release: the workers start on the previous release's schema and are
+alive but not ready (readiness names the schema) until this version's setup Job has migrated the database and
+created the schedules; then every probe passes, a batch refreshed through a one-off container completes, each
+worker's two metrics ports scrape with every metric the alert rules read, a person signs in to the dashboard
+through a real OpenID Connect provider (the [auth] file from its read-only Secret) and sees what the workers
+stored, and SIGTERM stops each worker with status 0. compose: the setup, the health checks (run in the
+containers), the batch and the metrics the same way. The image is built once per session; podman reuses its
+layers between runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import secrets
 import time
@@ -20,13 +25,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from alembic.script import ScriptDirectory
 from oidc_provider_mock import run_server_in_thread
+from playwright.sync_api import sync_playwright
+from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
 from cli.devserver import DevServer, free_port
-from data.migrate import head_revision
+from data.migrate import alembic_config, head_revision, upgrade
 from orchestration.constants import SLA_SCHEDULE_ID
 from tests.conftest import POSTGRES_URL, need, postgres_available, temporal_available
 from tests.deploy.containers import (
@@ -57,6 +66,8 @@ from tests.deploy.manifests import (
 )
 from tests.deploy.test_compose import env_example, load
 from tests.deploy.test_monitoring import BacklogDevServer, metric_names, scrape
+from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_FLAGS, metric
+from tests.e2e.test_signin_browser import as_read
 
 pytestmark = [pytest.mark.containers, pytest.mark.temporal, pytest.mark.postgres, pytest.mark.slow]
 
@@ -64,6 +75,9 @@ ALERT_RULES = ROOT / "deploy" / "prometheus-alerts.yml"
 SAMPLES = (
     "$(cd / && python -c 'import data, pathlib; print(pathlib.Path(data.__file__).parent / \"samples\")')"
 )
+LOGIN_HOST = "login.loreguard.test"
+INSECURE_TRANSPORT = {"AUTHLIB_INSECURE_TRANSPORT": "1"}  # the stand-in provider is http (see `provider`)
+OPERATOR = "olga.operator@example.org"
 COMPOSE_WORKERS = {f"worker-{q.removeprefix('loreguard-')}": q for q in WORKER_QUEUES.values()}
 
 
@@ -80,9 +94,20 @@ def image() -> str:
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[str]:
-    """A real OpenID Connect provider on the host's loopback (containers reach it at HOST)."""
-    with run_server_in_thread(port=0) as server:
-        yield f"http://{HOST}:{server.server_port}"
+    """A real OpenID Connect provider on the host's loopback, named LOGIN_HOST: a container resolves the name to
+    HOST (--add-host), the browser to 127.0.0.1 (--host-resolver-rules), so both use the same URLs."""
+    # The stand-in provider speaks http on a name that is not localhost, which OAuth libraries refuse unless
+    # told otherwise (a real provider is https): here, and in the dashboard's container (INSECURE_TRANSPORT).
+    previous = os.environ.get("AUTHLIB_INSECURE_TRANSPORT")
+    os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
+    try:
+        with run_server_in_thread(port=0) as server:
+            yield f"http://{LOGIN_HOST}:{server.server_port}"
+    finally:
+        if previous is None:
+            os.environ.pop("AUTHLIB_INSECURE_TRANSPORT", None)
+        else:
+            os.environ["AUTHLIB_INSECURE_TRANSPORT"] = previous
 
 
 @pytest.fixture
@@ -100,8 +125,6 @@ def temporal(tmp_path: Path) -> Iterator[DevServer]:
 def database() -> Iterator[str]:
     """A database of the test's own on the machine's PostgreSQL; its URL as a container dials it."""
     need(postgres_available(), f"PostgreSQL at {POSTGRES_URL}")
-    from sqlalchemy.engine import make_url
-
     name = f"lg_deploy_{uuid.uuid4().hex[:10]}"
     with postgres_database(POSTGRES_URL, name):
         yield make_url(POSTGRES_URL).set(host=HOST, database=name).render_as_string(hide_password=False)
@@ -124,6 +147,17 @@ def auth_file(provider: str, dashboard_url: str) -> str:
         'client_secret = "the-mock-provider-accepts-any-client"\n'
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n'
     )
+
+
+def http_json(url: str) -> tuple[int, dict[str, Any]]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return int(resp.status), json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 def refresh_samples(engine: Engine, spec: RunSpec) -> dict[str, Any]:
@@ -212,10 +246,49 @@ def check_batch_and_metrics(
     assert wanted <= names, f"the alert rules read metrics nobody exports: {sorted(wanted - names)}"
 
 
-async def sla_schedule_exists(temporal: DevServer) -> bool:
-    client = await Client.connect(temporal.address)
-    description = await client.get_schedule_handle(SLA_SCHEDULE_ID).describe()
-    return description.id == SLA_SCHEDULE_ID
+def sla_schedule_exists(temporal: DevServer) -> bool:
+    async def describe() -> str:
+        client = await Client.connect(temporal.address)
+        return (await client.get_schedule_handle(SLA_SCHEDULE_ID).describe()).id
+
+    return asyncio.run(describe()) == SLA_SCHEDULE_ID
+
+
+def sign_in(dashboard_url: str, provider: str, stored: int) -> None:
+    """README's sign-in, in Chromium: the dashboard (in its container) sends the person to the provider, takes
+    them back signed in with the roles of their groups claim, and shows what the workers stored."""
+    need(CHROMIUM.exists(), f"Debian's chromium at {CHROMIUM}")
+    port = provider.rsplit(":", 1)[1]
+    answer = httpx.put(
+        f"http://127.0.0.1:{port}/users/{OPERATOR}",
+        json={"email": OPERATOR, "email_verified": True, "groups": ["operator"]},
+        timeout=5,
+    )
+    assert answer.status_code == 204, answer.text
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[*CHROMIUM_FLAGS, f"--host-resolver-rules=MAP {LOGIN_HOST} 127.0.0.1"],
+            headless=True,
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1200})
+            local = ("http://127.0.0.1", f"http://{LOGIN_HOST}")
+            context.route(lambda url: not url.startswith(local), lambda route: route.abort())  # no internet
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(dashboard_url + "/")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(re.compile(r"/oauth2/authorize"))
+            page.locator("input[name=sub]").fill(OPERATOR)
+            page.get_by_role("button", name="Authorize", exact=True).click()
+            page.wait_for_url(re.compile(re.escape(dashboard_url) + r"/?$"))
+            page.get_by_text(as_read(f"Signed in as {OPERATOR}")).wait_for()
+            page.get_by_text("Roles: operator").wait_for()
+            page.get_by_role("heading", name="Overview", exact=True).wait_for()
+            assert metric(page, "Documents stored, last hour") == str(stored)
+        finally:
+            browser.close()
 
 
 # --- Kubernetes -----------------------------------------------------------------------------------------------
@@ -227,7 +300,7 @@ def rendered() -> list[Resource]:
     return kustomize(OVERLAY)
 
 
-async def test_the_kubernetes_overlay_runs(
+def test_the_kubernetes_overlay_runs(
     image: str,
     rendered: list[Resource],
     temporal: DevServer,
@@ -247,15 +320,34 @@ async def test_the_kubernetes_overlay_runs(
     auth["secrets.toml"] = auth_file(provider, f"http://127.0.0.1:{dashboard_port}")
     files = tmp_path / "secrets"
 
+    # `kubectl apply -k` of a new release: the database is as the previous release left it (one migration
+    # behind this image), and the Deployments start together with the setup Job of this version.
+    head = head_revision()
+    previous = ScriptDirectory.from_config(alembic_config(database)).get_revision(head).down_revision
+    assert isinstance(previous, str)
+    upgrade(make_url(database).set(host="127.0.0.1").render_as_string(hide_password=False), previous)
+    deployments = by_kind(rendered, "Deployment")
+    specs = {n: pod_run_spec(d, rendered, {}, files) for n, d in deployments.items()}
+    specs["loreguard-dashboard"].hosts[LOGIN_HOST] = (
+        HOST  # the provider's name, as the cluster's DNS answers it
+    )
+    specs["loreguard-dashboard"].host_ports[8501] = dashboard_port  # where the browser reaches it
+    specs["loreguard-dashboard"].env.update(INSECURE_TRANSPORT)
+    running = engine.start_all(specs)
+    for name in WORKER_QUEUES:  # alive, but not ready on the old schema: the rollout keeps the old pods
+        (container,) = pod_spec(deployments[name])["containers"]
+        wait_for_probe(running[name], container, "startupProbe")
+        code, body = http_json(running[name].url(8080, container["readinessProbe"]["httpGet"]["path"]))
+        assert code == 503 and body["failed"] == ["schema"], (name, body)
+        assert f"at revision {previous}, this code needs {head}" in body["checks"]["schema"]["error"]
+
     (job,) = by_kind(rendered, "Job").values()
     setup = pod_run_spec(job, rendered, {}, files)
     done = engine.run_to_end(setup)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"at revision {head_revision()}" in done.stdout and "SLA monitor" in done.stdout
-    assert await sla_schedule_exists(temporal)
+    assert f"at revision {head}" in done.stdout and "SLA monitor" in done.stdout
+    assert sla_schedule_exists(temporal)
 
-    deployments = by_kind(rendered, "Deployment")
-    running = engine.start_all({n: pod_run_spec(d, rendered, {}, files) for n, d in deployments.items()})
     for name, deployment in deployments.items():
         (container,) = pod_spec(deployment)["containers"]
         wait_for_probe(running[name], container, "startupProbe")
@@ -268,6 +360,7 @@ async def test_the_kubernetes_overlay_runs(
     outcome = refresh_samples(engine, setup)
     workers = {queue: running[name] for name, queue in WORKER_QUEUES.items()}
     check_batch_and_metrics(outcome, workers, 8080, 9464, temporal)
+    sign_in(dashboard.url(8501, ""), provider, outcome["stored"])
 
     # SIGTERM, as the kubelet stops a pod: each worker hands back its work and exits with status 0.
     engine.stop(list(workers.values()), grace=30)
@@ -319,7 +412,7 @@ def compose_healthy(container: Container, service: dict[str, Any]) -> None:
     assert container.exec(test[1:]) == 0, container.logs()
 
 
-async def test_the_compose_services_run(
+def test_the_compose_services_run(
     image: str, temporal: DevServer, database: str, provider: str, engine: Engine, tmp_path: Path
 ) -> None:
     started = time.monotonic()
@@ -345,7 +438,7 @@ async def test_the_compose_services_run(
     done = engine.run_to_end(setup)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"at revision {head_revision()}" in done.stdout
-    assert await sla_schedule_exists(temporal)
+    assert sla_schedule_exists(temporal)
 
     running = engine.start_all(
         {n: compose_run_spec(n, services[n], overrides, files) for n in [*COMPOSE_WORKERS, "dashboard"]}
