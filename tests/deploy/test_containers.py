@@ -64,10 +64,12 @@ from tests.deploy.manifests import (
     kustomize,
     pod_spec,
 )
+from tests.deploy.test_cluster import overlay_on_example
 from tests.deploy.test_compose import env_example, load
 from tests.deploy.test_monitoring import BacklogDevServer, metric_names, scrape
 from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_FLAGS, metric
 from tests.e2e.test_signin_browser import as_read
+from tests.support.tls import SERVER_NAME, TlsProxy, make_pki
 
 pytestmark = [pytest.mark.containers, pytest.mark.temporal, pytest.mark.postgres, pytest.mark.slow]
 
@@ -478,3 +480,46 @@ def test_the_image_holds_the_source_only(image: str) -> None:
     for absent in (".venv", ".venv-prefect", ".git", "tests", ".env", "dashboard-secrets.toml", ".loreguard"):
         assert absent not in listed, absent
     assert {"workers", "dashboard", "pages", "deploy"} <= set(listed)
+
+
+def test_the_mtls_component_connects_through_mutual_tls(
+    image: str, temporal: DevServer, database: str, engine: Engine, tmp_path: Path
+) -> None:
+    """deploy/k8s/components/temporal-mtls on the example: the setup Job and a worker, with the client certificate
+    Secret mounted where the component says, reach Temporal only through a proxy that demands that certificate."""
+    (tmp_path / "overlay").mkdir()
+    resources = overlay_on_example(
+        tmp_path / "overlay", "resources: [EXAMPLE]\ncomponents: [COMPONENTS/temporal-mtls]\n"
+    )
+    pki = make_pki(tmp_path / "pki")
+    # As the component's comment has a team create it: kubectl create secret generic loreguard-temporal-tls ...
+    resources.append(
+        {
+            "kind": "Secret",
+            "metadata": {"name": "loreguard-temporal-tls"},
+            "stringData": {
+                "ca.crt": pki.ca.read_text(),
+                "tls.crt": pki.client_cert.read_text(),
+                "tls.key": pki.client_key.read_text(),
+            },
+        }
+    )
+    with TlsProxy(pki, temporal.address) as proxy:
+        (config,) = by_kind(resources, "ConfigMap").values()
+        config["data"]["LOREGUARD_TEMPORAL_ADDRESS"] = f"{SERVER_NAME}:{proxy.port}"
+        by_kind(resources, "Secret")["loreguard-secrets"]["stringData"]["database-url"] = database
+        files = tmp_path / "secrets"
+        (job,) = by_kind(resources, "Job").values()
+        setup = pod_run_spec(job, resources, {}, files)
+        setup.hosts[SERVER_NAME] = HOST  # the frontend's name, as the cluster's DNS answers it
+        done = engine.run_to_end(setup)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "search attributes registered" in done.stdout
+        deployment = by_kind(resources, "Deployment")["loreguard-worker-ingestion"]
+        spec = pod_run_spec(deployment, resources, {}, files)
+        spec.hosts[SERVER_NAME] = HOST
+        worker = engine.start(spec)
+        (container,) = pod_spec(deployment)["containers"]
+        wait_for_probe(worker, container, "startupProbe")
+        wait_for_probe(worker, container, "readinessProbe")
+        assert proxy.handshakes >= 2 and "loreguard-worker" in proxy.client_subjects, proxy.client_subjects
