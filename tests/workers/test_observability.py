@@ -125,7 +125,7 @@ async def test_prometheus_scrapes_the_documents_a_batch_processed(
         assert code == 200 and live["status"] == "ok"
         code, ready = await get_json(f"http://127.0.0.1:{server.port}/health/ready")
         assert code == 200, ready
-        assert ready["failed"] == [] and set(ready["checks"]) == {"workers", "temporal", "database"}
+        assert ready["failed"] == [] and set(ready["checks"]) == {"workers", "temporal", "database", "schema"}
 
         config = tmp_path / "prometheus.yml"
         config.write_text(
