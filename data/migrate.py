@@ -44,31 +44,36 @@ def current_revision(url: str) -> str | None:
 
 def head_revision() -> str:
     """The newest migration this code knows (what `loreguard setup` / `migrate` bring a database to)."""
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    assert head is not None, "no migrations found"
-    return head
+    return SchemaCheck().head
 
 
-def schema_behind(connection: Connection, head: str) -> str | None:
-    """Why this database's schema is older than the code's `head` (None when it is at head, or newer).
+class SchemaCheck:
+    """Whether a database's schema is older than this code's migration head (the workers' readiness check).
+    The migration scripts are read once; each check is one query."""
 
-    A revision this code does not know is taken as newer (written by a later release, whose migrations keep
-    the older code working during a rollout); a known revision other than head is older: not ready.
-    """
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+    def __init__(self) -> None:
+        from alembic.script import ScriptDirectory
 
-    current = MigrationContext.configure(connection).get_current_revision()
-    if current == head:
-        return None
-    if current is None:
-        return f"the database has no LoreGuard schema yet (this code needs revision {head}): run `loreguard setup`"
-    known = {
-        script.revision
-        for script in ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions()
-    }
-    if current not in known:
-        return None
-    return f"the database schema is at revision {current}, this code needs {head}: run `loreguard setup`"
+        scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+        head = scripts.get_current_head()
+        assert head is not None, "no migrations found"
+        self.head: str = head
+        self.known = {script.revision for script in scripts.walk_revisions()}
+
+    def behind(self, connection: Connection) -> str | None:
+        """Why this database's schema is older than the code's head (None when it is at head, or newer).
+
+        A revision this code does not know is taken as newer (written by a later release, whose migrations
+        keep the older code working during a rollout); a known revision other than head is older: not ready.
+        """
+        from alembic.runtime.migration import MigrationContext
+
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current == self.head or (current is not None and current not in self.known):
+            return None
+        if current is None:
+            return (
+                f"the database has no LoreGuard schema yet (this code needs revision {self.head}): "
+                "run `loreguard setup`"
+            )
+        return f"the database schema is at revision {current}, this code needs {self.head}: run `loreguard setup`"

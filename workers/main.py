@@ -21,7 +21,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from core.settings import Settings
-from data.migrate import head_revision, schema_behind
+from data.migrate import SchemaCheck
 from orchestration.celery_app import make_celery_app
 from orchestration.chunks import ChunkRangeWorkflow
 from orchestration.client import connect
@@ -244,13 +244,13 @@ def health_checks(
             session.execute(text("select 1"))
         return None
 
-    head = head_revision()
+    migrations = SchemaCheck()
 
     def schema() -> str | None:
         # Not ready on a schema older than this code: during a rollout the new pods wait for the setup Job.
         try:
             with sessions() as session:
-                return schema_behind(session.connection(), head)
+                return migrations.behind(session.connection())
         except SQLAlchemyError:
             return None  # no answer at all: the database check says so
 

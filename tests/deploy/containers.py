@@ -12,6 +12,7 @@ and the test runs each probe itself.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -30,7 +31,8 @@ from cli.devserver import free_port
 from tests.deploy.manifests import ROOT, Resource, by_kind, container_env, pod_spec
 
 BASE_IMAGE = "docker.io/library/python:3.11-slim"  # ../shared/containers/setup provides a stand-in
-IMAGE = "localhost/loreguard:test"
+# A tag per checkout: several worktrees (or CI beside a developer) may build at once; the layers are shared.
+IMAGE = f"localhost/loreguard:test-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]}"
 # Each container has a network namespace of its own (its ports are the ones its files declare, as in a pod),
 # with the host's loopback at HOST: where this machine's PostgreSQL, Temporal dev server and OIDC provider listen.
 NETWORK = "slirp4netns:allow_host_loopback=true"
