@@ -256,6 +256,29 @@ def sla_schedule_exists(temporal: DevServer) -> bool:
     return asyncio.run(describe()) == SLA_SCHEDULE_ID
 
 
+def pollers(temporal: DevServer) -> dict[str, int]:
+    """Per LoreGuard task queue, how many workers poll it (workflow and activity tasks)."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    async def count() -> dict[str, int]:
+        client = await Client.connect(temporal.address)
+        found = {}
+        for queue in WORKER_QUEUES.values():
+            found[queue] = 0
+            for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+                answer = await client.workflow_service.describe_task_queue(
+                    DescribeTaskQueueRequest(
+                        namespace="default", task_queue=TaskQueue(name=queue), task_queue_type=kind
+                    )
+                )
+                found[queue] += len(answer.pollers)
+        return found
+
+    return asyncio.run(count())
+
+
 def sign_in(dashboard_url: str, provider: str, stored: int) -> None:
     """README's sign-in, in Chromium: the dashboard (in its container) sends the person to the provider, takes
     them back signed in with the roles of their groups claim, and shows what the workers stored."""
@@ -336,12 +359,14 @@ def test_the_kubernetes_overlay_runs(
     specs["loreguard-dashboard"].host_ports[8501] = dashboard_port  # where the browser reaches it
     specs["loreguard-dashboard"].env.update(INSECURE_TRANSPORT)
     running = engine.start_all(specs)
-    for name in WORKER_QUEUES:  # alive, but not ready on the old schema: the rollout keeps the old pods
+    for name in WORKER_QUEUES:  # alive, not ready, not polling: the rollout keeps the old pods
         (container,) = pod_spec(deployments[name])["containers"]
         wait_for_probe(running[name], container, "startupProbe")
         code, body = http_json(running[name].url(8080, container["readinessProbe"]["httpGet"]["path"]))
         assert code == 503 and body["failed"] == ["schema"], (name, body)
         assert f"at revision {previous}, this code needs {head}" in body["checks"]["schema"]["error"]
+        assert "not polling yet" in running[name].logs()
+    assert pollers(temporal) == dict.fromkeys(WORKER_QUEUES.values(), 0)
 
     (job,) = by_kind(rendered, "Job").values()
     setup = pod_run_spec(job, rendered, {}, files)
@@ -355,6 +380,7 @@ def test_the_kubernetes_overlay_runs(
         wait_for_probe(running[name], container, "startupProbe")
         wait_for_probe(running[name], container, "readinessProbe")
         wait_for_probe(running[name], container, "livenessProbe")
+    assert all(pollers(temporal).values()), pollers(temporal)
     dashboard = running["loreguard-dashboard"]
     assert "refuses" not in dashboard.logs()
     up = time.monotonic() - started
