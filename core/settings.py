@@ -110,6 +110,14 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_OFF_TOPICS),
         description="what the library is not about, where topic words have other senses (semantic only)",
     )
+    embedding_precision: Literal["int8", "fp32"] = Field(
+        default="int8",
+        description="semantic: int8 weights (a copy of the shipped model quantized once, 2.4x faster) or fp32",
+    )
+    model_cache: Path | None = Field(
+        default=None,
+        description="where the semantic model's int8 copy is kept (default ~/.cache/loreguard)",
+    )
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: SecretStr = SecretStr("")
     openai_model: str = "gpt-4o-mini"

@@ -145,3 +145,39 @@ def test_nothing_is_downloaded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_old_configs_that_say_builtin_get_the_keyword_evaluator() -> None:
     assert make_evaluator(Settings(_env_file=None, evaluator="builtin")).name == "keywords"  # type: ignore[arg-type]
+
+
+CLEAR = [
+    ("Ransomware gang leaks patient records stolen from clinic", "relevant"),
+    ("Regulator opens audit of bank's anti-money-laundering controls", "relevant"),
+    ("Grandmother's apple pie wins county fair", "irrelevant"),
+    ("Striker's late goal keeps title hopes alive", "irrelevant"),
+]
+
+
+def test_the_int8_model_is_made_once_and_judges_as_the_shipped_one(tmp_path: Path) -> None:
+    fast = make_evaluator(Settings(_env_file=None, model_cache=tmp_path))
+    items = [feed_item(title) for title, _ in CLEAR]
+    assert [r.label for r in fast.evaluate_many(items)] == [label for _, label in CLEAR]
+    made = list(tmp_path.glob("*.int8.*.onnx"))
+    assert len(made) == 1, "the int8 copy is kept in the model cache"
+    stamp = made[0].stat().st_mtime_ns
+    embedding._model.cache_clear()  # as a new worker process would: it finds the copy and reuses it
+    again = make_evaluator(Settings(_env_file=None, model_cache=tmp_path))
+    assert [r.label for r in again.evaluate_many(items)] == [label for _, label in CLEAR]
+    assert made[0].stat().st_mtime_ns == stamp and list(tmp_path.glob("*.onnx")) == made
+    shipped = make_evaluator(Settings(_env_file=None, embedding_precision="fp32"))
+    exact = shipped.evaluate_many(items)
+    assert [r.label for r in exact] == [label for _, label in CLEAR]
+    # Each verdict says which weights made it, and verdicts of the other precision count as stale.
+    assert (fast.evaluate(items[0]).model, exact[0].model) == (
+        "paraphrase-MiniLM-L3-v2-onnx-int8",
+        "paraphrase-MiniLM-L3-v2-onnx",
+    )
+    assert fast.evaluate(items[0]).topics_version != exact[0].topics_version
+
+
+def test_a_model_cache_that_cannot_be_written_falls_back_to_a_temporary_folder() -> None:
+    embedding._model.cache_clear()
+    evaluator = make_evaluator(Settings(_env_file=None, model_cache=Path("/proc/loreguard-models")))
+    assert evaluator.evaluate(feed_item(CLEAR[0][0])).label == "relevant"

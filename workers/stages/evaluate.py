@@ -307,7 +307,12 @@ def make_evaluator(settings: Settings, client: httpx.Client | None = None) -> Ev
         )
     if settings.evaluator == "keywords":
         return KeywordEvaluator(settings.topics)
-    return SemanticEvaluator(settings.topics, settings.off_topics)
+    return SemanticEvaluator(
+        settings.topics,
+        settings.off_topics,
+        precision=settings.embedding_precision,
+        model_cache=settings.model_cache,
+    )
 
 
 BuiltinEvaluator = KeywordEvaluator  # the old name, for callers written before the semantic default

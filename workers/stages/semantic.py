@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -24,10 +25,10 @@ from workers.stages.types import EvaluationInput, EvaluationResult
 
 # Fitted on the dev split of bench/evaluator_set with the default topics (bench/evaluators.py --fit prints them).
 OFF_TOPIC_WEIGHT = 0.6  # on dev, 0.4..0.8 separated best; the middle is the least fitted to it
-THRESHOLD = 0.135  # score at which relevance is 0.5
-SLOPE = 9.6  # logistic steepness (per unit of score)
+THRESHOLD = 0.140  # score at which relevance is 0.5
+SLOPE = 10.0  # logistic steepness (per unit of score)
 REVIEW_BAND = 0.03  # relevance within 0.5 +- this (score within +- 0.013) is genuine doubt: a person decides
-PASSAGE_WORDS = 20  # about MAX_TOKENS tokens of English
+PASSAGE_WORDS = 26  # about MAX_TOKENS tokens of English
 MAX_PASSAGES = 1  # the title and lead: what a news item is about, at a cost the pipeline can carry
 QUOTE_CHARS = 160
 
@@ -78,17 +79,24 @@ class SemanticEvaluator:
         topics: Sequence[str],
         off_topics: Sequence[str] = (),
         now: Callable[[], datetime] | None = None,
+        *,
+        precision: str = "int8",
+        model_cache: Path | None = None,
     ) -> None:
         self.topics = list(dict.fromkeys(t.strip() for t in topics if t.strip()))
         self.off_topics = list(dict.fromkeys(t.strip() for t in off_topics if t.strip()))
-        self.model = embedding.MODEL_ID
-        self.topics_version = topics_version([*self.topics, "--", *self.off_topics])
+        self.precision, self.model_cache = precision, model_cache
+        self.model = embedding.model_id(precision)
+        self.topics_version = topics_version([*self.topics, "--", *self.off_topics], self.model)
         self._now = now
         self._vectors: tuple[np.ndarray, np.ndarray] | None = None
 
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        return embedding.embed(texts, self.precision, self.model_cache)
+
     def _topics(self) -> tuple[np.ndarray, np.ndarray]:
         if self._vectors is None:  # embedded on first use, once per evaluator
-            both = embedding.embed([*self.topics, *self.off_topics])
+            both = self._embed([*self.topics, *self.off_topics])
             self._vectors = both[: len(self.topics)], both[len(self.topics) :]
         return self._vectors
 
@@ -99,7 +107,7 @@ class SemanticEvaluator:
         per_doc = [passages(doc) for doc in docs]
         flat = [p for ps in per_doc for p in ps]
         topics, off = self._topics()
-        vectors = embedding.embed(flat)
+        vectors = self._embed(flat)
         sims = vectors @ topics.T
         if off.shape[0]:
             sims = sims - OFF_TOPIC_WEIGHT * (vectors @ off.T).max(axis=1, keepdims=True)
