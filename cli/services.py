@@ -67,6 +67,7 @@ def worker(queues: tuple[str, ...], supervisor_pid: int | None) -> None:
     settings = load_settings()
     selected = tuple(dict.fromkeys(queues)) or ALL_QUEUES
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the readiness check reads the migration head
     with suppress(KeyboardInterrupt):
         asyncio.run(serve_worker(settings, selected, supervisor_pid))
     click.echo("worker stopped", err=True)
@@ -214,7 +215,8 @@ def apply_migrations(url: str) -> str:
     help="Seconds to keep retrying while Temporal or its namespace is not up yet (for containers).",
 )
 def setup(wait: float) -> None:
-    """Prepare Temporal (search attributes, 30-day retention) and the database; `up` does this itself."""
+    """Prepare Temporal (search attributes, 30-day retention), the database, and the schedules (every source's
+    refresh and the SLA monitor's); `up` does this itself."""
     settings = load_settings()
     asyncio.run(prepare_temporal(settings, wait=wait))
     click.echo(
@@ -223,6 +225,27 @@ def setup(wait: float) -> None:
     click.echo(
         f"{safe_url(settings.target_database_url)} at revision {apply_migrations(settings.target_database_url)}"
     )
+    count = ensure_schedules(settings)
+    click.echo(f"schedules: the SLA monitor's and {count} source schedule(s) as in the database")
+
+
+def ensure_schedules(settings: Settings) -> int:
+    """Every source's refresh schedule as the database says, the SLA monitor's schedule (without it no check
+    runs, and the SLA alerts' dead-man's switch fires), orphans removed. Returns the number of sources."""
+    from cli.output import database
+    from operations import Context
+    from operations import sources as source_ops
+    from orchestration.gateway import TemporalUnavailable
+
+    with database(settings) as sessions:
+        ctx = Context.for_settings(settings, sessions)
+        try:
+            count, _ = source_ops.reconcile_schedules(ctx)
+        except TemporalUnavailable as exc:
+            raise unreachable(settings, exc) from exc
+        finally:
+            ctx.close()
+    return count
 
 
 async def prepare_temporal(settings: Settings, *, wait: float = 0.0) -> None:

@@ -291,6 +291,11 @@ class Settings(BaseSettings):
 
     # Deploy runtime (issue 13): graceful worker shutdown, Temporal beyond one machine (TLS, API key), PagerDuty,
     # and the local supervisor's restarts.
+    worker_wait_for_schema: bool = Field(
+        default=False,
+        description="a worker whose database schema is older than its code does not poll until `loreguard setup` "
+        "has migrated it (alive, not ready, meanwhile); compose and deploy/k8s turn it on for rollouts",
+    )
     worker_shutdown_grace_seconds: float = Field(
         default=50.0,
         ge=0,

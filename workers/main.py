@@ -9,10 +9,11 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
@@ -20,6 +21,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from core.settings import Settings
+from data.migrate import SchemaCheck
 from orchestration.celery_app import make_celery_app
 from orchestration.chunks import ChunkRangeWorkflow
 from orchestration.client import connect
@@ -134,8 +136,12 @@ async def run_worker(
     cpu_pool = CpuPool(settings) if local_cpu else None
     metrics = WorkerMetrics()
     workers, acts, threads = build_workers(client, settings, queues, cpu_pool=cpu_pool, metrics=metrics)
-    log.info("worker polling %s (processing backend: %s)", ", ".join(queues), settings.processing_backend)
     try:
+        if settings.worker_wait_for_schema and not await wait_for_schema(
+            settings, acts.steps.sessions, metrics, stop or asyncio.Event()
+        ):
+            return  # stopped while waiting: nothing was polled
+        log.info("worker polling %s (processing backend: %s)", ", ".join(queues), settings.processing_backend)
         async with (
             _AllWorkers(workers),
             observability(settings, client, workers, acts.steps.sessions, metrics),
@@ -153,6 +159,48 @@ async def run_worker(
         if cpu_pool is not None:
             _stop_pool(cpu_pool)
         acts.steps.http.close()
+
+
+async def wait_for_schema(
+    settings: Settings, sessions: sessionmaker[Session], metrics: WorkerMetrics, stop: asyncio.Event
+) -> bool:
+    """Before polling: wait while the database's schema is older than this code (a rollout whose setup Job has
+    not run yet), serving /health meanwhile (alive; not ready, naming the schema). False when `stop` came first.
+    A database that does not answer is not waited for: the readiness check reports it as before."""
+    migrations = SchemaCheck()
+
+    def behind() -> str | None:
+        try:
+            with sessions() as session:
+                return migrations.behind(session.connection())
+        except SQLAlchemyError:
+            return None
+
+    problem = await asyncio.to_thread(behind)
+    if problem is None:
+        return True
+    log.warning("not polling yet: %s; waiting for it", problem)
+    checks = HealthChecks(live=lambda: None, ready={"schema": lambda: problem})
+    server: ObservabilityServer | None = None
+    if settings.health_port >= 0:
+        try:
+            server = ObservabilityServer(
+                settings.metrics_address, settings.health_port, metrics, checks
+            ).start()
+        except OSError as exc:
+            log.error("health endpoint disabled while waiting for the schema: %s", exc)
+    try:
+        while problem is not None:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+            if stop.is_set():
+                return False
+            problem = await asyncio.to_thread(behind)
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+    log.info("the database schema is at revision %s", migrations.head)
+    return True
 
 
 def _stop_pool(pool: CpuPool, wait: float = 5.0) -> None:
@@ -222,7 +270,8 @@ def health_checks(
     *,
     timeout: float = 2.0,
 ) -> HealthChecks:
-    """Liveness: every worker is running (polling). Readiness: Temporal and the app database answer."""
+    """Liveness: every worker is running (polling). Readiness: Temporal and the app database answer, and the
+    database's schema is not older than this code (its migration head)."""
 
     def live() -> str | None:
         stopped = [w.task_queue for w in workers if not w.is_running]
@@ -243,7 +292,17 @@ def health_checks(
             session.execute(text("select 1"))
         return None
 
-    return HealthChecks(live=live, ready={"temporal": temporal, "database": database})
+    migrations = SchemaCheck()
+
+    def schema() -> str | None:
+        # Not ready on a schema older than this code: during a rollout the new pods wait for the setup Job.
+        try:
+            with sessions() as session:
+                return migrations.behind(session.connection())
+        except SQLAlchemyError:
+            return None  # no answer at all: the database check says so
+
+    return HealthChecks(live=live, ready={"temporal": temporal, "database": database, "schema": schema})
 
 
 @asynccontextmanager

@@ -23,7 +23,10 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client import Counter as PromCounter
+from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +93,23 @@ class WorkerMetrics:
         self.evaluator_errors = PromCounter(
             "loreguard_evaluator_errors", "Evaluator calls that failed", ["evaluator", "kind"], registry=r
         )
+        # The SLA monitor's last check (in the worker that ran it): its time, for the alerts' dead-man's switch,
+        # and how many batches in flight it found past the SLA's warning and critical limits.
+        self.sla_check_time = PromGauge(
+            "loreguard_sla_check_timestamp_seconds",
+            "Unix time of the last SLA monitor check this worker ran",
+            registry=r,
+        )
+        self.sla_late_batches = PromGauge(
+            "loreguard_sla_late_batches",
+            "Batches in flight past the SLA's warning or critical limit, at the last SLA check this worker ran",
+            ["level"],
+            registry=r,
+        )
         for stage in PIPELINE_STAGES:  # series from the start, so rate() sees the first documents too
             self.stage_latency.labels(stage)
+        for level in ("warning", "critical"):  # 0 until this worker runs a check (its timestamp stays 0 too)
+            self.sla_late_batches.labels(level)
 
     def record_chunk(self, report: ChunkReport, *, evaluator: str = "") -> None:
         src, stage = report.source, report.stage
@@ -114,6 +132,11 @@ class WorkerMetrics:
     def record_batch(self, status: str, seconds: float | None) -> None:
         if seconds is not None and seconds >= 0:
             self.batch_duration.labels(status).observe(seconds)
+
+    def record_sla_check(self, *, at: float, warning: int, critical: int) -> None:
+        self.sla_late_batches.labels("warning").set(warning)
+        self.sla_late_batches.labels("critical").set(critical)
+        self.sla_check_time.set(at)
 
 
 # --- HTTP endpoint ---------------------------------------------------------------------------------------
@@ -142,6 +165,25 @@ def run_checks(checks: dict[str, Check]) -> tuple[bool, dict[str, Any]]:
     return ok, parts
 
 
+class HealthCollector(Collector):
+    """`loreguard_health_check_ok{check}`: each readiness check (workers, temporal, database, schema), run at
+    scrape time, 1 when it passes; alerts see what the readiness probe sees."""
+
+    def __init__(self, health: HealthChecks) -> None:
+        self.health = health
+
+    def collect(self) -> Any:
+        _, parts = run_checks({"workers": self.health.live, **self.health.ready})
+        family = GaugeMetricFamily(
+            "loreguard_health_check_ok",
+            "1 when the worker's readiness check passes, else 0",
+            labels=["check"],
+        )
+        for name, part in parts.items():
+            family.add_metric([name], 1.0 if part["ok"] else 0.0)
+        yield family
+
+
 class ObservabilityServer:
     """`/metrics`, `/health`, `/health/live`, `/health/ready` on one port, in a daemon thread."""
 
@@ -152,7 +194,8 @@ class ObservabilityServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0].rstrip("/")
                 if path == "/metrics":
-                    self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+                    body = generate_latest(metrics.registry) + generate_latest(server.health_registry)
+                    self._send(200, body, CONTENT_TYPE_LATEST)
                 elif path == "/health/live":
                     self._json(*server.live())
                 elif path in ("/health/ready", "/health"):
@@ -174,6 +217,8 @@ class ObservabilityServer:
                 log.debug(format, *args)
 
         self.health = health
+        self.health_registry = CollectorRegistry(auto_describe=False)
+        self.health_registry.register(HealthCollector(health))
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="observability", daemon=True)

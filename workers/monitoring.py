@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from temporalio.exceptions import ApplicationError
 
-from core.sla_rules import alert_message, assess
+from core.sla_rules import LEVEL_CRITICAL, LEVEL_WARNING, alert_message, assess
 from core.vocabulary import ALERT_REVIEW_OVERDUE, ALERT_SLA_WARNING, SLA_ALERT_KINDS
 from data import repository
 from orchestration.constants import ERR_INVALID_SOURCE
@@ -58,6 +59,7 @@ def check_sla(steps: BatchSteps, input: SlaCheckInput) -> SlaCheckResult:
         open_kinds = repository.raised_alerts(session, kinds=SLA_ALERT_KINDS)
         progress = {row.batch_id: repository.batch_progress(session, batch_id=row.batch_id) for row in rows}
     raised: list[str] = []
+    late = {LEVEL_WARNING: 0, LEVEL_CRITICAL: 0}
     for row in rows:
         batch_id, source_name = row.batch_id, row.source_name
         done, total = progress[batch_id]
@@ -69,6 +71,8 @@ def check_sla(steps: BatchSteps, input: SlaCheckInput) -> SlaCheckResult:
             warning_hours=s.sla_warning_hours,
             critical_hours=s.sla_critical_hours,
         )
+        for _, level in assessment.due:
+            late[level] += 1
         for kind, level in assessment.due:
             if (batch_id, kind) in open_kinds:
                 continue  # raised before (open or resolved): once per batch
@@ -85,6 +89,10 @@ def check_sla(steps: BatchSteps, input: SlaCheckInput) -> SlaCheckResult:
     overdue = _review_overdue(steps, now)
     if overdue:
         raised.append(overdue)
+    if steps.metrics is not None:  # for the alert rules: the batches past each limit, and that the check ran
+        steps.metrics.record_sla_check(
+            at=time.time(), warning=late[LEVEL_WARNING], critical=late[LEVEL_CRITICAL]
+        )
     return SlaCheckResult(checked=len(rows), raised=raised, resolved=resolved)
 
 

@@ -29,8 +29,13 @@ def load_documents(text: str) -> list[Resource]:
 
 
 def manifest_files() -> list[Path]:
-    """Every Kubernetes resource file under deploy/k8s (the kustomization files themselves are not resources)."""
-    return sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
+    """Every Kubernetes resource file under deploy/k8s (the kustomization files and a component's JSON patches,
+    `*.patch.yaml`, are not resources; the rendered overlays they patch are validated)."""
+    return sorted(
+        p
+        for p in K8S.rglob("*.yaml")
+        if p.name != "kustomization.yaml" and not p.name.endswith(".patch.yaml")
+    )
 
 
 def kubectl() -> str | None:

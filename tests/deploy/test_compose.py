@@ -114,7 +114,8 @@ def test_no_secret_is_written_in_the_file(compose: dict[str, Any]) -> None:
     for name, service in raw["services"].items():
         env = service.get("environment") or {}
         for key, value in env.items():
-            if re.search(r"PASSWORD|PWD|SECRET|API_KEY|TOKEN", key):
+            # (LOREGUARD_DASHBOARD_SECRETS is the path of the mounted secrets file, not a secret)
+            if re.search(r"PASSWORD|PWD|SECRET|API_KEY|TOKEN", key) and key != "LOREGUARD_DASHBOARD_SECRETS":
                 assert re.fullmatch(r"\$\{[A-Z_]+(:?[-?][^}]*)?\}", str(value)), (name, key, value)
         url = env.get("LOREGUARD_DATABASE_URL")
         if url:
@@ -221,3 +222,27 @@ def test_the_environment_of_each_loreguard_service_makes_valid_settings(
         assert settings.notify_channels == ["log"] and settings.smtp_to == [], name
         assert settings.target_database_url == "postgresql://loreguard:changethis@postgresql:5432/loreguard"
         assert settings.metrics_address == "0.0.0.0" and settings.health_port == 8080, name
+
+
+def test_the_dashboard_reads_its_sign_in_from_a_read_only_secret_file(compose: dict[str, Any]) -> None:
+    """compose mounts the file secret dashboard-auth (read-only, as compose mounts secrets) where
+    LOREGUARD_DASHBOARD_SECRETS points; the file stays out of git and of the image; the example file is
+    complete but for its placeholders, which the dashboard refuses in production."""
+    import tomllib
+
+    from core.signin import auth_problems
+
+    dashboard = compose["services"]["dashboard"]
+    (secret,) = dashboard["secrets"]
+    assert dashboard["environment"]["LOREGUARD_DASHBOARD_SECRETS"] == f"/run/secrets/{secret['target']}"
+    source = compose["secrets"][secret["source"]]["file"]
+    assert source == "./dashboard-secrets.toml"
+    for ignore in (".gitignore", ".dockerignore"):
+        assert source.removeprefix("./") in (ROOT / ignore).read_text().splitlines(), ignore
+    example = tomllib.loads((ROOT / "deploy" / "dashboard-secrets.example.toml").read_text())["auth"]
+    problems = auth_problems(example, address="0.0.0.0", environment="production")
+    assert len(problems) == 1 and "cookie_secret" in problems[0], problems
+    public = env_example()["LOREGUARD_PUBLIC_DASHBOARD_URL"]
+    assert example["redirect_uri"] == public + "/oauth2callback"
+    # Only the dashboard gets it.
+    assert [n for n, s in compose["services"].items() if s.get("secrets")] == ["dashboard"]

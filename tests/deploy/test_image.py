@@ -69,7 +69,9 @@ def test_the_build_context_leaves_out_local_secret_and_generated_files() -> None
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     for entry in (".venv", ".git", ".loreguard", ".env", "test-output", "**/__pycache__", ".mypy_cache"):
         assert entry in ignored, entry
-    assert ".streamlit/secrets.toml" in ignored
+    # every virtualenv (make's .venv and .venv-prefect, venv, a second .venv-*), also below the top folder
+    assert {".venv*", "venv*", "**/.venv*", "**/venv"} <= ignored
+    assert {".streamlit/secrets.toml", "**/secrets.toml", "dashboard-secrets.toml"} <= ignored
 
 
 def test_the_constraints_are_current_and_cover_every_runtime_dependency() -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloudcoil.models.keda.v1alpha1 import ScaledObject
+from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
+from cloudcoil.models.prometheus_operator.v1 import PodMonitor, PrometheusRule
 from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 from kubernetes_validate.utils import validate as validate_kubernetes
 
@@ -60,13 +61,28 @@ TEMPORAL_SCALER_KEYS = {
 }
 
 
+# Custom resources, checked against their projects' models (KEDA, the prometheus-operator).
+CUSTOM_KINDS: dict[str, tuple[str, Any]] = {
+    "TriggerAuthentication": ("keda.sh/v1alpha1", TriggerAuthentication),
+    "PodMonitor": ("monitoring.coreos.com/v1", PodMonitor),
+    "PrometheusRule": ("monitoring.coreos.com/v1", PrometheusRule),
+}
+
+
 def validate_resource(resource: Resource, where: str) -> None:
     """Strict validation (unknown fields are errors). ScaledObjects against KEDA's ScaledObject model: parsing
-    and dumping back must give the same document, so a misspelt or mistyped field cannot pass."""
+    and dumping back must give the same document, so a misspelt or mistyped field cannot pass; the other custom
+    resources likewise against their models (dumping only what was set, as their models fill in defaults)."""
     if resource["kind"] == "ScaledObject":
         assert resource["apiVersion"] == "keda.sh/v1alpha1", where
         parsed = ScaledObject.model_validate(resource)
         assert parsed.model_dump(by_alias=True, exclude_none=True, mode="json") == resource, where
+        return
+    if resource["kind"] in CUSTOM_KINDS:
+        api_version, model = CUSTOM_KINDS[resource["kind"]]
+        assert resource["apiVersion"] == api_version, where
+        dumped = model.model_validate(resource).model_dump(by_alias=True, exclude_unset=True, mode="json")
+        assert dumped == resource, where
         return
     for version in KUBERNETES_VERSIONS:
         try:
@@ -92,7 +108,13 @@ def test_every_manifest_passes_strict_validation(path: Path) -> None:
 def test_the_rendered_overlay_passes_strict_validation(rendered: list[Resource]) -> None:
     kinds = sorted(r["kind"] for r in rendered)
     assert kinds == sorted(
-        ["Namespace", "ConfigMap", "Secret", "Service", "Job"] + ["Deployment"] * 5 + ["ScaledObject"] * 4
+        ["Namespace", "ConfigMap", "Job", "Ingress", "PodMonitor", "PrometheusRule"]
+        + ["Secret"] * 2  # loreguard-secrets, loreguard-dashboard-auth
+        + ["Service"] * 5  # the dashboard's, a headless one per worker
+        + ["Deployment"] * 5
+        + ["PodDisruptionBudget"] * 5
+        + ["ScaledObject"] * 4
+        + ["NetworkPolicy"] * 6
     )
     for resource in rendered:
         validate_resource(resource, f"{resource['kind']}/{resource['metadata']['name']}")
@@ -115,9 +137,10 @@ def test_one_worker_deployment_per_task_queue(rendered: list[Resource]) -> None:
         assert container["command"] == ["loreguard", "worker", "--queue", queue]
         assert container["image"] == "registry.example.org/loreguard:0.1.0"
         assert "replicas" not in deployments[name]["spec"], "KEDA owns the replica count"
-    (setup,) = pod_spec(by_kind(rendered, "Job")["loreguard-setup"])["containers"]
+    (setup,) = pod_spec(by_kind(rendered, "Job")["loreguard-setup-0.1.0"])["containers"]
     assert setup["command"][:2] == ["loreguard", "setup"]
     service = by_kind(rendered, "Service")["loreguard-dashboard"]
+    assert service["spec"].get("clusterIP") != "None"
     assert (
         service["spec"]["selector"].items()
         <= deployments["loreguard-dashboard"]["spec"]["selector"]["matchLabels"].items()
@@ -193,6 +216,7 @@ def test_every_secret_setting_comes_from_the_secret(rendered: list[Resource]) ->
     }
     assert not set(secret_settings) & set(config), "a secret setting sits in the ConfigMap"
     secret = by_kind(rendered, "Secret")["loreguard-secrets"]
+    assert set(by_kind(rendered, "Secret")) == {"loreguard-secrets", "loreguard-dashboard-auth"}
     # The Temporal Cloud key is commented out in the example: a placeholder would turn TLS on.
     optional = {"temporal-api-key"}
     assert set(secret["stringData"]) == {*secret_settings.values(), "cookie-secret"} - optional
@@ -248,6 +272,7 @@ def test_the_environment_a_deployment_gives_makes_valid_settings(
         if name == "loreguard-dashboard":
             assert settings.dashboard_address == "0.0.0.0"
             assert settings.dashboard_port == container["ports"][0]["containerPort"]
+            assert str(settings.dashboard_secrets) == "/etc/loreguard/dashboard/secrets.toml"
 
 
 def test_the_probe_paths_are_the_ones_a_worker_serves(rendered: list[Resource]) -> None:

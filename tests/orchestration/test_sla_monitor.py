@@ -7,6 +7,7 @@ placed so a threshold is crossed between two checks.
 from __future__ import annotations
 
 import sysconfig
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from orchestration.scheduled import SlaMonitorWorkflow
 from orchestration.types import SlaCheckInput, SlaCheckResult, SlaMonitorInput
 from tests.conftest import need
 from workers.activities import PipelineActivities
+from workers.metrics import WorkerMetrics
 from workers.monitoring import check_sla
 from workers.steps import build_steps
 
@@ -139,6 +141,18 @@ async def test_sla_alerts_are_raised_once_past_4_and_8_hours_and_resolved_when_b
         later = now0 + timedelta(minutes=20)
         last = check_sla(steps, SlaCheckInput(now_iso=later.isoformat()))
         assert (last.resolved, last.raised, last.checked) == (2, [], 3)
+
+        # In a worker the check also sets the gauges the alert rules read: the batches past each limit (of the
+        # three in flight: the 4-hour one and the waiting 9-hour one past the warning, the latter also past the
+        # critical limit) and when it ran (the SLA monitor's dead-man's switch).
+        steps.metrics = WorkerMetrics()
+        before = time.time()
+        check_sla(steps, SlaCheckInput(now_iso=later.isoformat()))
+        registry = steps.metrics.registry
+        assert registry.get_sample_value("loreguard_sla_late_batches", {"level": "warning"}) == 2
+        assert registry.get_sample_value("loreguard_sla_late_batches", {"level": "critical"}) == 1
+        checked_at = registry.get_sample_value("loreguard_sla_check_timestamp_seconds")
+        assert checked_at is not None and before <= checked_at <= time.time()
     finally:
         threads.shutdown(wait=False, cancel_futures=True)
         steps.http.close()

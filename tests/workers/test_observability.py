@@ -22,6 +22,9 @@ import pytest
 from prometheus_api_client import PrometheusConnect
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from urllib3.util.retry import Retry
@@ -34,7 +37,7 @@ from data import repository
 from data.db import make_engine, make_session_factory
 from orchestration.client import register_search_attributes
 from orchestration.constants import ALL_QUEUES
-from tests.conftest import need
+from tests.conftest import TemporalNamespace, need
 from tests.orchestration.support import pipeline_settings, terminate_running
 from tests.support.corpus import write_corpus
 from tests.support.operations import start_refresh
@@ -125,7 +128,7 @@ async def test_prometheus_scrapes_the_documents_a_batch_processed(
         assert code == 200 and live["status"] == "ok"
         code, ready = await get_json(f"http://127.0.0.1:{server.port}/health/ready")
         assert code == 200, ready
-        assert ready["failed"] == [] and set(ready["checks"]) == {"workers", "temporal", "database"}
+        assert ready["failed"] == [] and set(ready["checks"]) == {"workers", "temporal", "database", "schema"}
 
         config = tmp_path / "prometheus.yml"
         config.write_text(
@@ -220,6 +223,98 @@ async def test_ready_fails_when_temporal_is_down(sqlite_sessions: sessionmaker[S
         assert code == 404
     finally:
         server.stop()
+
+
+async def test_ready_waits_for_the_schema_of_this_code(dev_server: DevServer, sqlite_url: str) -> None:
+    """A worker of a new release on a database the setup Job has not migrated yet is not ready (a rollout
+    keeps the old pods); at the code's head it is; a revision this code does not know (a later release's) counts
+    as newer, not older. /metrics shows each check as loreguard_health_check_ok, for the alert rules."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
+
+    from data.migrate import alembic_config, head_revision, upgrade
+
+    head = head_revision()
+    previous = ScriptDirectory.from_config(alembic_config(sqlite_url)).get_revision(head).down_revision
+    assert isinstance(previous, str)
+    upgrade(sqlite_url, previous)
+    client = await Client.connect(dev_server.address)
+    engine = make_engine(sqlite_url)
+    checks = health_checks(client, [], make_session_factory(engine), asyncio.get_running_loop())
+    server = ObservabilityServer("127.0.0.1", 0, WorkerMetrics(), checks).start()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        code, body = await get_json(f"{url}/health/ready")
+        assert code == 503 and body["failed"] == ["schema"]
+        error = body["checks"]["schema"]["error"]
+        assert f"at revision {previous}" in error and f"needs {head}" in error and "loreguard setup" in error
+        _, scraped = await asyncio.to_thread(get, f"{url}/metrics")
+        assert metric_total(scraped.decode(), "loreguard_health_check_ok", check="schema") == 0
+        assert metric_total(scraped.decode(), "loreguard_health_check_ok", check="temporal") == 1
+
+        upgrade(sqlite_url)
+        code, body = await get_json(f"{url}/health/ready")
+        assert code == 200, body
+        _, scraped = await asyncio.to_thread(get, f"{url}/metrics")
+        assert metric_total(scraped.decode(), "loreguard_health_check_ok", check="schema") == 1
+
+        with engine.begin() as conn:
+            conn.execute(text("update alembic_version set version_num = '9999_from_a_later_release'"))
+        code, body = await get_json(f"{url}/health/ready")
+        assert code == 200, body
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+async def test_a_worker_set_to_wait_does_not_poll_before_its_schema_is_there(
+    namespace: TemporalNamespace, sqlite_url: str
+) -> None:
+    """LOREGUARD_WORKER_WAIT_FOR_SCHEMA (compose and deploy/k8s set it): on a database one migration behind, the
+    worker is alive and not ready, and polls nothing; once migrated it polls (and says it is ready)."""
+    from alembic.script import ScriptDirectory
+
+    from data.migrate import alembic_config, head_revision, upgrade
+    from workers.main import run_worker
+
+    head = head_revision()
+    previous = ScriptDirectory.from_config(alembic_config(sqlite_url)).get_revision(head).down_revision
+    assert isinstance(previous, str)
+    upgrade(sqlite_url, previous)
+    port = free_port()
+    settings = pipeline_settings(
+        sqlite_url, namespace, health_port=port, metrics_port=0, worker_wait_for_schema=True
+    )
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, ["loreguard-ingestion"], ready=ready, stop=stop))
+    try:
+        live = 0
+        for _ in range(200):  # the worker connects to Temporal, then serves /health while it waits
+            with contextlib.suppress(urllib.error.URLError):
+                live, _ = await asyncio.to_thread(get, f"http://127.0.0.1:{port}/health/live")
+            if live == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert live == 200
+        code, body = await get_json(f"http://127.0.0.1:{port}/health/ready")
+        assert code == 503 and body["failed"] == ["schema"], body
+        client = await namespace.connect()
+        described = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=namespace.name,
+                task_queue=TaskQueue(name="loreguard-ingestion"),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+            )
+        )
+        assert not described.pollers and not ready.is_set()
+
+        upgrade(sqlite_url)
+        await asyncio.wait_for(ready.wait(), timeout=30)
+        code, body = await get_json(f"http://127.0.0.1:{port}/health/ready")
+        assert code == 200, body
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
 
 
 def test_live_fails_when_a_worker_stopped_polling(sqlite_sessions: sessionmaker[Session]) -> None:

@@ -6,7 +6,10 @@ A process of its own, so the memory quantizing takes is given back when it ends 
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
@@ -17,7 +20,13 @@ def main(argv: list[str]) -> int:
     logging.getLogger().setLevel(logging.ERROR)
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(argv[0], argv[1], weight_type=QuantType.QInt8)
+    source, target = Path(argv[0]), Path(argv[1])
+    # The quantizer writes a shape-inferred copy of its input beside the input: quantize a copy in the target's
+    # folder, never beside the shipped model (a read-only root filesystem, or a user who does not own it).
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quantize-") as scratch:
+        copy = Path(scratch) / source.name
+        shutil.copyfile(source, copy)
+        quantize_dynamic(copy, target, weight_type=QuantType.QInt8)
     return 0
 
 
