@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import click
 
+from cli.cancel import cancel
 from cli.decisions import approve, reject
 from cli.hybrid import celery_worker
 from cli.services import dashboard, migrate, setup, up, worker
@@ -48,6 +49,7 @@ for command in (
     batches,
     approve,
     reject,
+    cancel,
     sla,
 ):
     cli.add_command(command)

@@ -4,7 +4,7 @@
 |----------|--------------------------------------------------------------------------------|
 | viewer   | read every page                                                                |
 | analyst  | viewer + export CSV, see document text                                         |
-| operator | analyst + register/edit/pause/resume/refresh sources, approve/reject batches   |
+| operator | analyst + register/edit/pause/resume/refresh sources, approve/reject/cancel batches |
 | manager  | viewer + SLA exports, read the audit log                                       |
 | admin    | everything, including deleting sources and assigning roles                     |
 """
@@ -31,6 +31,7 @@ class Permission(StrEnum):
     READ_TEXT = "see document text"
     MANAGE_SOURCES = "register, edit, pause, resume or refresh sources"
     DECIDE = "approve or reject batches"
+    CANCEL = "cancel running batches"
     EXPORT_SLA = "export SLA reports"
     READ_AUDIT = "read the audit log"
     DELETE_SOURCES = "delete sources"
@@ -42,7 +43,7 @@ _ANALYST = _VIEWER | {Permission.EXPORT_CSV, Permission.READ_TEXT}
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: _VIEWER,
     Role.ANALYST: _ANALYST,
-    Role.OPERATOR: _ANALYST | {Permission.MANAGE_SOURCES, Permission.DECIDE},
+    Role.OPERATOR: _ANALYST | {Permission.MANAGE_SOURCES, Permission.DECIDE, Permission.CANCEL},
     Role.MANAGER: _VIEWER | {Permission.EXPORT_SLA, Permission.READ_AUDIT},
     Role.ADMIN: frozenset(Permission),
 }

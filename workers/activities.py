@@ -15,6 +15,7 @@ from orchestration.types import (
     BatchPlan,
     BatchResult,
     BatchTally,
+    CancelledBatchInput,
     ChunkFailureInput,
     ChunkInput,
     ChunkResult,
@@ -23,6 +24,8 @@ from orchestration.types import (
     FinishBatchInput,
     IngestInput,
     IngestResult,
+    ReconcileInput,
+    ReconcileResult,
     RecordDecisionInput,
     RetryInput,
     SlaCheckInput,
@@ -33,6 +36,7 @@ from workers.celery_chunks import CeleryChunks
 from workers.metrics import ChunkReport, WorkerMetrics
 from workers.monitoring import check_sla, create_scheduled_batch
 from workers.pool import CpuPool
+from workers.reconcile import reconcile_batches
 from workers.steps import BatchSteps
 
 
@@ -102,6 +106,18 @@ class PipelineActivities:
             self.metrics.record_batch(result.status, self.steps.batch_seconds(input.batch_id))
         return result
 
+    @activity.defn(name="close_cancelled_batch")
+    def close_cancelled_batch(self, input: CancelledBatchInput) -> BatchResult:
+        result = self.steps.close_cancelled_batch(input)
+        if self.metrics is not None:
+            self.metrics.record_batch(result.status, self.steps.batch_seconds(input.batch_id))
+        return result
+
+    @activity.defn(name="reconcile_batches")
+    async def reconcile_batches(self, input: ReconcileInput) -> ReconcileResult:
+        """Async: it describes workflows with the worker's own Temporal client."""
+        return await reconcile_batches(self.steps, activity.client(), input)
+
     @activity.defn(name="tally_batch")
     def tally_batch(self, batch_id: int) -> BatchTally:
         return self.steps.tally_batch(batch_id)
@@ -144,6 +160,8 @@ class PipelineActivities:
             self.start_batch,
             self.ingest_source,
             self.finish_batch,
+            self.close_cancelled_batch,
+            self.reconcile_batches,
             self.fail_chunk,
             self.tally_batch,
             self.compensate_batch,

@@ -29,6 +29,7 @@ from orchestration.types import (
     BatchPlan,
     BatchResult,
     BatchTally,
+    CancelledBatchInput,
     ChunkFailureInput,
     CompensationResult,
     FinishBatchInput,
@@ -96,6 +97,26 @@ class BatchSteps(IngestSteps, ChunkSteps):
             repository.roll_up_batch(
                 session,
                 batch_id=batch.id,
+                target_hours=self.settings.sla_target_hours,
+                zone=self.settings.timezone,
+            )
+            return BatchResult(
+                batch_id=batch.id,
+                status=batch.status,
+                total=batch.total,
+                stored=batch.stored,
+                failed=batch.failed,
+                error_type=batch.error_type,
+                error_message=batch.error_message,
+            )
+
+    def close_cancelled_batch(self, input: CancelledBatchInput) -> BatchResult:
+        """The batch's workflow was cancelled and everything it started has stopped: close its row."""
+        with self._tx() as session:
+            batch = repository.close_cancelled_batch(
+                session,
+                batch_id=input.batch_id,
+                how=input.how,
                 target_hours=self.settings.sla_target_hours,
                 zone=self.settings.timezone,
             )

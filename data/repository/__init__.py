@@ -36,6 +36,15 @@ from data.repository.batches import (
     mark_batch_running,
     record_ingested,
 )
+from data.repository.cancellation import (
+    MAX_CANCEL,
+    CancellableBatch,
+    cancellable_batches,
+    close_cancelled_batch,
+    close_ended_batch,
+    record_cancel,
+    started_in_flight,
+)
 from data.repository.failures import (
     FAILURE_ALERT_PREFIX,
     compensate_batch,
@@ -75,7 +84,9 @@ from data.repository.sources import (
 
 __all__ = [
     "FAILURE_ALERT_PREFIX",
+    "MAX_CANCEL",
     "BatchRow",
+    "CancellableBatch",
     "DuplicateSourceName",
     "Grant",
     "InFlightBatch",
@@ -93,6 +104,9 @@ __all__ = [
     "batch_with_workflow_id",
     "bucket_of",
     "bucket_upper_seconds",
+    "cancellable_batches",
+    "close_cancelled_batch",
+    "close_ended_batch",
     "close_unstarted_batch",
     "compensate_batch",
     "count_stored_since",
@@ -126,6 +140,7 @@ __all__ = [
     "raised_alerts",
     "rebuild_sla_rollups",
     "record_audit",
+    "record_cancel",
     "record_decision",
     "record_delivery",
     "record_ingested",
@@ -137,6 +152,7 @@ __all__ = [
     "source_name",
     "source_name_taken",
     "source_schedules",
+    "started_in_flight",
     "stored_by_source",
     "update_artifacts",
     "upsert_evaluations",

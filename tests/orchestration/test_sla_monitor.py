@@ -85,7 +85,7 @@ async def test_sla_alerts_are_raised_once_past_4_and_8_hours_and_resolved_when_b
             Worker(
                 env.client,
                 task_queue=INGESTION_QUEUE,
-                activities=[acts.check_sla],
+                activities=[acts.reconcile_batches, acts.check_sla],
                 activity_executor=threads,
             ),
         ):
