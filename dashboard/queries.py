@@ -7,6 +7,7 @@ handful of aggregated buckets), so pages stay thin and the benchmark can time th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +21,10 @@ from core.vocabulary import (
     ARTIFACT_STORED,
     ARTIFACT_UNCHANGED,
     BATCH_AWAITING_APPROVAL,
+    BATCH_CANCELLED,
     BATCH_IN_FLIGHT,
     BATCH_RUNNING,
+    DECISION_CANCELLED,
     STAGES,
 )
 from dashboard.formatting import duration, status_word
@@ -145,8 +148,14 @@ BATCH_COLUMNS = [
 INGESTING = "ingesting"  # a running batch still gathering its documents: its total is still growing
 
 
-def shown_status(status: str, ingested_at: datetime | None) -> str:
-    """The status as a person reads it, with the ingesting phase of a running batch made explicit."""
+CANCELLING = "cancelling"  # cancellation requested; the batch's activities have not all stopped yet
+
+
+def shown_status(status: str, ingested_at: datetime | None, decision: str | None = None) -> str:
+    """The status as a person reads it, with the ingesting phase of a running batch made explicit, and a
+    batch whose cancellation was requested (still in flight) as cancelling."""
+    if decision == DECISION_CANCELLED and status in BATCH_IN_FLIGHT:
+        return CANCELLING
     if status == BATCH_RUNNING and ingested_at is None:
         return INGESTING
     return status_word(status)
@@ -181,6 +190,10 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
             Batch.finished_at,
             Batch.error_type,
             Batch.error_message,
+            Batch.decision,
+            Batch.decided_by,
+            Batch.decision_reason,
+            Batch.compensation,
         )
         .join(Source, Source.id == Batch.source_id)
         .where(*_batch_conditions(f))
@@ -197,7 +210,7 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
             stored = counts.get(ARTIFACT_STORED, 0)
             failed = counts.get(ARTIFACT_FAILED, 0)
             unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
-        status = shown_status(r.status, r.ingested_at)
+        status = shown_status(r.status, r.ingested_at, r.decision)
         rows.append(
             [
                 r.id,
@@ -213,10 +226,21 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
                 r.skipped,
                 r.created_at,
                 duration(_seconds(r.started_at, r.finished_at)),
-                f"{r.error_type}: {r.error_message}" if r.error_type else (r.error_message or ""),
+                _problem(r),
             ]
         )
     return pd.DataFrame(rows, columns=BATCH_COLUMNS)
+
+
+def _problem(r: Any) -> str:
+    """The error column: what went wrong, or for a cancelled batch who stopped it, why, and what it kept."""
+    if r.decision == DECISION_CANCELLED and r.decided_by:
+        said = f"cancelled by {r.decided_by}: {r.decision_reason or 'no reason given'}"
+        kept = re.search(r"\d+ stored document\(s\) kept.*$", r.compensation or "")
+        return f"{said} ({kept.group(0)})" if kept and r.status == BATCH_CANCELLED else said
+    if r.status == BATCH_CANCELLED:
+        return r.error_message or r.compensation or "cancelled"
+    return f"{r.error_type}: {r.error_message}" if r.error_type else (r.error_message or "")
 
 
 def _seconds(started: datetime | None, finished: datetime | None) -> float | None:

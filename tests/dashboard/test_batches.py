@@ -23,7 +23,7 @@ def test_the_list_is_newest_first_and_filters_by_status_source_and_time(
     at.selectbox(key="status").select("completed").run()
     assert sorted(at.dataframe[0].value["batch"]) == sorted(seeded.batches[k] for k in ("b1", "b2", "b3"))
 
-    at.selectbox(key="batches_source").select(seeded.sources["alpha"]).run()
+    at.selectbox(key="source").select("alpha").run()
     assert sorted(at.dataframe[0].value["batch"]) == sorted(seeded.batches[k] for k in ("b1", "b3"))
 
     at.selectbox(key="batches_window").select("last 24 hours").run()
