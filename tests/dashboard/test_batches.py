@@ -206,3 +206,61 @@ def test_a_failed_batch_is_decided_on_its_own_page_and_lists_every_decision(
     at = open_page("batches", user=viewer, batch=str(b4))
     assert not any(b.key in ("batch_approve", "batch_reject") for b in at.button)
     assert any("You need the operator or admin role" in unescaped(c.value) for c in at.caption)
+
+
+def test_operators_cancel_the_running_batches_the_filter_matches_and_viewers_cannot(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    at = open_page("batches")
+    # b4 (awaiting approval) and b5 (running) are in flight
+    assert any("**2 running batch(es) match this filter.**" in unescaped(m.value) for m in at.markdown)
+    at.button(key="cancel_all").click().run()
+    assert at.button(key="cancel_confirmed").label == "Cancel 2 batches"
+    at.button(key="cancel_confirmed").click().run()
+    assert [e.value for e in at.error] == ["A cancellation needs a reason."]
+    at.text_area(key="cancel_reason").input("runaway refresh").run()
+    at.button(key="cancel_confirmed").click().run()
+    # no Temporal here: each batch says it was not sent, and nothing changes
+    refused = [unescaped(e.value) for e in at.error]
+    assert [m.split(". ")[0] for m in refused] == [
+        f"Batch {seeded.batches['b4']}: not sent",
+        f"Batch {seeded.batches['b5']}: not sent",
+    ]
+    with dashboard_env() as session:
+        assert repository.get_batch(session, batch_id=seeded.batches["b5"]).decision is None
+
+    viewer = {**ADMIN_USER, "sub": "v", "email": "v@example.org", "groups": ["viewer"]}
+    at = open_page("batches", user=viewer)
+    assert not any("running batch(es) match" in m.value for m in at.markdown)
+    assert not any(b.key in ("cancel_all", "cancel_selected") for b in at.button)
+    at = open_page("batches", user=viewer, batch=str(seeded.batches["b5"]))
+    assert not any(b.key == "batch_cancel" for b in at.button)
+
+
+def test_a_cancelled_batch_says_who_stopped_it_why_and_what_it_kept(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    b5 = seeded.batches["b5"]  # running: 60 stored, 10 failed, 50 waiting
+    with dashboard_env.begin() as session:
+        repository.record_cancel(session, batch_id=b5, actor="olga", reason="wrong share")
+    at = open_page("batches")
+    rows = at.dataframe[0].value.set_index("batch")
+    assert (rows.loc[b5, "status"], rows.loc[b5, "error"]) == ("cancelling", "cancelled by olga: wrong share")
+
+    with dashboard_env.begin() as session:
+        repository.close_cancelled_batch(
+            session, batch_id=b5, how="cancelled (by olga: wrong share)", target_hours=4, zone="UTC"
+        )
+    at = open_page("batches", status="cancelled")
+    rows = at.dataframe[0].value
+    assert list(rows["batch"]) == [b5]
+    assert rows["error"][0] == (
+        "cancelled by olga: wrong share (60 stored document(s) kept; 50 not processed)"
+    )
+    at = open_page("batches", batch=str(b5))
+    info = [unescaped(i.value) for i in at.info]
+    assert len(info) == 1 and info[0].startswith("Cancelled by olga (")
+    assert info[0].endswith(
+        "): wrong share. cancelled (by olga: wrong share): 60 stored document(s) kept; 50 not processed"
+    )
+    assert not any(b.key == "batch_cancel" for b in at.button)
