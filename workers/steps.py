@@ -204,7 +204,7 @@ class BatchSteps(IngestSteps, ChunkSteps):
             repository.record_delivery(session, alert_id=alert_id, summary=summary)
         return summary
 
-    def resolve_alerts(self, batch_id: int, kinds: list[str]) -> None:
+    def resolve_alerts(self, batch_id: int | None, kinds: list[str]) -> None:
         """Close the incidents of these alerts in the channels that keep them open (PagerDuty)."""
         keys = [alert_key(self.settings, batch_id, kind) for kind in kinds]
         resolve(self.settings, keys, self.http, self.settings.notify_channels)

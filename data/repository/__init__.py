@@ -58,6 +58,12 @@ from data.repository.failures import (
     record_delivery,
     resolve_alerts,
 )
+from data.repository.freshness import (
+    SourceActivity,
+    open_stale_alerts,
+    resolve_source_alerts,
+    source_activity,
+)
 from data.repository.people import Grant, grant_role, granted_roles, list_grants, revoke_role
 from data.repository.queues import record_queue_samples
 from data.repository.sla import (
@@ -92,6 +98,7 @@ __all__ = [
     "InFlightBatch",
     "LibraryRow",
     "NotFound",
+    "SourceActivity",
     "SourceSummary",
     "artifact_status_counts",
     "batch_detail",
@@ -134,6 +141,7 @@ __all__ = [
     "mark_awaiting_decision",
     "mark_batch_running",
     "open_alert_kinds",
+    "open_stale_alerts",
     "percentile_seconds",
     "prepare_retry",
     "raise_alert",
@@ -146,9 +154,11 @@ __all__ = [
     "record_ingested",
     "record_queue_samples",
     "resolve_alerts",
+    "resolve_source_alerts",
     "revoke_role",
     "roll_up_batch",
     "roll_up_sla_day",
+    "source_activity",
     "source_name",
     "source_name_taken",
     "source_schedules",
