@@ -271,7 +271,8 @@ def artifact_counts(session: Session, *, batch_id: int) -> dict[str, int]:
     return repository.artifact_status_counts(session, batch_id=batch_id)
 
 
-ARTIFACT_COLUMNS = ["seq", "status", "failed stage", "error", "title", "uri", "language", "words"]
+ARTIFACT_COLUMNS = ["seq", "document", "status", "failed stage", "error", "title", "uri", "language", "words"]
+DOCUMENT_LINK = r"doc=(\d+)$"  # the document column's links (document?doc=ID) show the document's number
 
 
 def batch_artifacts(
@@ -280,6 +281,7 @@ def batch_artifacts(
     """One page of a batch's documents in sequence order, with each one's error."""
     stmt = select(
         Artifact.seq,
+        Artifact.id,
         Artifact.status,
         Artifact.failed_stage,
         Artifact.error,
@@ -293,6 +295,7 @@ def batch_artifacts(
     rows = session.execute(stmt.order_by(Artifact.seq).limit(limit).offset(offset))
     frame = pd.DataFrame([list(r) for r in rows], columns=ARTIFACT_COLUMNS)
     frame[["failed stage", "error"]] = frame[["failed stage", "error"]].fillna("")
+    frame["document"] = [f"document?doc={i}" for i in frame["document"]]  # opens the document page
     return frame
 
 

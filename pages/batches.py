@@ -20,7 +20,16 @@ from core.vocabulary import (
 )
 from dashboard import approvals, cancel, charts, decide, queries, views
 from dashboard.auth import actor, needs_sentence, require
-from dashboard.components import LIVE_SECONDS, database_required, literal, pager, table, unavailable, when
+from dashboard.components import (
+    BATCHES_PAGE,
+    LIVE_SECONDS,
+    database_required,
+    literal,
+    pager,
+    table,
+    unavailable,
+    when,
+)
 from dashboard.db import operations_context, settings
 from dashboard.temporal import temporal_ui_url
 from operations.cancellation import RunningFilter, running_matching
@@ -103,7 +112,15 @@ def batch_list(f: queries.BatchFilter) -> None:
             key="batch_rows",
             on_select="rerun",
             selection_mode="single-row",
-            column_config={"error": st.column_config.TextColumn(width="medium")},
+            # narrow counts, so the table fits a 1440 px screen with the status and the error in view
+            column_config={
+                "error": st.column_config.TextColumn(width="large"),
+                **{
+                    col: st.column_config.NumberColumn(width="small")
+                    for col in ("batch", "attempt", "total", "stored", "failed", "unchanged", "skipped")
+                },
+                "trigger": st.column_config.TextColumn(width="small"),
+            },
         )
     picked = event.selection.rows if event is not None else []
     if picked and picked[0] < len(frame):
@@ -226,6 +243,12 @@ def detail(batch_id: int) -> None:
         f"created {when(batch.created_at)}"
         f" · started {when(batch.started_at)} · finished {when(batch.finished_at)}"
     )
+    st.page_link(
+        BATCHES_PAGE,
+        label=f"All batches of {literal(batch.source_name)}",
+        query_params={"source": batch.source_name},
+        icon=":material/filter_list:",
+    )
     if batch.workflow_id:
         st.link_button(
             "Workflow in the Temporal UI",
@@ -300,7 +323,16 @@ def detail(batch_id: int) -> None:
     with database_required():
         artifacts = views.batch_artifacts(db, batch.id, only_failed, ARTIFACT_PAGE_SIZE, offset)
     with rows:
-        table(artifacts, key="artifact_rows")
+        table(
+            artifacts,
+            key="artifact_rows",
+            column_config={
+                "document": st.column_config.LinkColumn(display_text=queries.DOCUMENT_LINK, width="small"),
+                "seq": st.column_config.NumberColumn(width="small"),
+                "error": st.column_config.TextColumn(width="large"),
+            },
+        )
+        st.caption("A document's number opens its page: its text, evaluation, duplicates and full error.")
 
 
 if batch_id:

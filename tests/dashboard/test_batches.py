@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.vocabulary import ARTIFACT_STORED, ARTIFACT_UNCHANGED, BATCH_COMPLETED
@@ -264,3 +265,21 @@ def test_a_cancelled_batch_says_who_stopped_it_why_and_what_it_kept(
         "): wrong share. cancelled (by olga: wrong share): 60 stored document(s) kept; 50 not processed"
     )
     assert not any(b.key == "batch_cancel" for b in at.button)
+
+
+def test_a_batchs_documents_and_its_source_are_links(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    b5 = seeded.batches["b5"]
+    at = open_page("batches", batch=str(b5))
+    docs = at.dataframe[-1].value
+    with dashboard_env() as session:
+        first = session.scalars(select(Artifact.id).where(Artifact.batch_id == b5, Artifact.seq == 0)).one()
+    assert docs["document"][0] == f"document?doc={first}"  # opens the document page, which links back here
+    (source_link,) = [
+        link.proto for link in at.get("page_link") if link.proto.label.startswith("All batches of")
+    ]
+    assert source_link.label == "All batches of beta" and source_link.query_string == "source=beta"
+
+    listed = open_page("batches", source="beta").dataframe[0].value  # the filter in the address
+    assert set(listed["source"]) == {"beta"} and b5 in set(listed["batch"])
