@@ -102,7 +102,10 @@ st.caption(
 )
 if len(stale):
     st.subheader("Stale sources")
-    table(stale, key="sla_stale")
+    shown = stale.assign(
+        **{"last new document": [when(v) if pd.notna(v) else "never" for v in stale["last new document"]]}
+    )  # "never", not "None", for a source that has not stored a document yet
+    table(shown.rename(columns={"last new document": f"last new document ({zone})"}), key="sla_stale")
     st.caption(
         f"Stale: no new document for {s.stale_after_intervals:g} refresh intervals, or the last "
         f"{s.stale_after_failures} refreshes failed; the SLA monitor alerts once per source through the "

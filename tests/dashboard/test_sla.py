@@ -464,6 +464,7 @@ def test_batches_that_failed_outright_and_sources_that_delivered_nothing_keep_th
 
     stale = frame_with(at, "source", "why").set_index("source")
     assert stale.loc["gamma", "why"].startswith("no document at all for 3 d (it refreshes every 60 min")
+    assert stale.loc["gamma", "last new document (UTC)"] == "never"  # not "None"
     weekly = frame_with(at, "failed batches", "met target")
     assert set(weekly.loc[weekly["failed batches"] > 0, "met target"]) == {"no"}
 
