@@ -59,6 +59,16 @@ def awaiting_approval(session: Session) -> int:
     return int(session.scalar(select(func.count()).where(Batch.status == BATCH_AWAITING_APPROVAL)) or 0)
 
 
+def batches_ended_since(session: Session, *, since: datetime) -> dict[str, int]:
+    """Batches that finished since `since`, per status (completed, failed, cancelled), counted in SQL."""
+    rows = session.execute(
+        select(Batch.status, func.count())
+        .where(Batch.finished_at >= since, Batch.status.not_in(BATCH_IN_FLIGHT))
+        .group_by(Batch.status)
+    )
+    return {str(status): int(n) for status, n in rows}
+
+
 def _epoch_bucket(session: Session, column: Any, seconds: int) -> ColumnElement[Any]:
     """The start of `column`'s bucket as seconds since the epoch, computed in SQL."""
     if sqlite_backend(session):  # SQLite keeps UTC datetimes as text; strftime('%s') reads them as UTC

@@ -50,6 +50,7 @@ class OverviewFigures:
     open_sla_breaches: int
     awaiting_approval: int
     throughput: pd.DataFrame  # interval, documents (hourly, last 24 h)
+    ended_last_day: dict[str, int]  # batches finished in the last 24 h, per status
     as_of: datetime
 
 
@@ -63,6 +64,7 @@ def overview_figures(db: str) -> OverviewFigures:
             open_sla_breaches=queries.open_sla_breaches(session),
             awaiting_approval=queries.awaiting_approval(session),
             throughput=queries.throughput(session, until=now),
+            ended_last_day=queries.batches_ended_since(session, since=now - timedelta(hours=24)),
             as_of=now,
         )
 
