@@ -27,8 +27,8 @@ from data.models import Artifact, AuditEvent, Batch
 from operations import Actor, NotAccepted
 from operations import cancellation as cancel_ops
 from orchestration.constants import SCHEDULER_QUEUE
-from orchestration.scheduled import SlaMonitorWorkflow
-from orchestration.types import SlaMonitorInput
+from orchestration.scheduled import ScheduledRefreshWorkflow, SlaMonitorWorkflow
+from orchestration.types import ScheduledRefreshInput, SlaMonitorInput
 from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker
 from tests.support.corpus import write_corpus
@@ -207,3 +207,37 @@ async def test_a_failed_batch_awaiting_a_decision_can_be_cancelled(
     assert batch.compensation == (
         f"cancelled (by {OPERATOR.name}: source retired): 0 stored document(s) kept; nothing was left to process"
     )
+
+
+async def test_a_scheduled_refresh_whose_batch_is_cancelled_ends_cancelled_not_failed(
+    namespace: TemporalNamespace, sqlite_url: str, sqlite_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    folder = tmp_path / "scheduled"
+    write_corpus(folder, DOCUMENTS)
+    source_id = add_folder(sqlite_sessions, folder, "scheduled")
+    client = await namespace.connect()
+    with ClarificationStandIn(delay=0.05) as clarifier:
+        async with running_worker(client, slow_settings(sqlite_url, namespace, clarifier)):
+            parent = await client.start_workflow(
+                ScheduledRefreshWorkflow.run,
+                ScheduledRefreshInput(source_id=source_id),
+                id=f"source-{source_id}-refresh-{uuid.uuid4().hex[:8]}",
+                task_queue=SCHEDULER_QUEUE,
+            )
+
+            def started() -> int | None:
+                with sqlite_sessions() as session:
+                    return session.scalar(
+                        select(Batch.id).where(Batch.source_id == source_id, Batch.started_at.is_not(None))
+                    )
+
+            await until(
+                lambda: started() is not None and stored(sqlite_sessions, started() or 0) > 0, "stored"
+            )
+            batch_id = started()
+            assert batch_id is not None
+            ctx = context(client, sqlite_sessions)
+            await asyncio.to_thread(cancel_ops.cancel, OPERATOR, ctx, batch_id, reason="wrong schedule")
+            result = await parent.result()
+    assert (result.batch_id, result.status) == (batch_id, "cancelled")
+    assert batch_of(sqlite_sessions, batch_id).status == BATCH_CANCELLED
