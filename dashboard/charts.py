@@ -377,5 +377,7 @@ def backlog_figure(
         xaxis=xaxis,
         yaxis={"tickformat": ",d", "range": [0, max(5.0, top * 1.1)]},
         showlegend=True,
-        legend={"orientation": "h", "y": -0.3},
+        # above the plot: below it, the two-line time ticks and the axis title ran into it
+        legend={"orientation": "h", "x": 0, "y": 1.02, "xanchor": "left", "yanchor": "bottom"},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )

@@ -305,6 +305,7 @@ def batch_artifacts(
     rows = session.execute(stmt.order_by(Artifact.seq).limit(limit).offset(offset))
     frame = pd.DataFrame([list(r) for r in rows], columns=ARTIFACT_COLUMNS)
     frame[["failed stage", "error"]] = frame[["failed stage", "error"]].fillna("")
+    frame[["title", "language"]] = frame[["title", "language"]].fillna("—")  # a dash, never "None"
     frame["document"] = [f"document?doc={i}" for i in frame["document"]]  # opens the document page
     return frame
 
