@@ -165,11 +165,17 @@ if acting.may(Permission.CANCEL):
 
 # --- one batch ---------------------------------------------------------------------------------------------
 
-batch_id = int(
-    st.number_input(
-        "Batch", min_value=0, step=1, key="batch", bind="query-params", help="0 closes the detail"
-    )
+opened = st.number_input(
+    "Open a batch by its number",
+    min_value=1,
+    value=None,
+    step=1,
+    key="batch",
+    bind="query-params",
+    placeholder="a batch number (or select a row above)",
+    help="Clear it to close the batch",
 )
+batch_id = int(opened or 0)
 
 
 def progress(batch_id: int, opened_live: bool) -> None:

@@ -69,6 +69,8 @@ def test_the_operator_cancels_one_batch_then_every_running_batch_matching_the_fi
     tmp_path: Path,
 ) -> None:
     stack, base = slow_stack, slow_stack.url
+    # `up` says sign-in is on, and that a first admin exists (LOREGUARD_ADMINS)
+    assert "sign-in            on (OpenID Connect); 1 admin(s)" in stack.log.read_text()
     loreguard = cli(stack)
     for name in ("wrong share", "runaway one", "runaway two"):
         folder = tmp_path / name.replace(" ", "-")
