@@ -111,8 +111,16 @@ class BatchSteps(IngestSteps, ChunkSteps):
             )
 
     def close_cancelled_batch(self, input: CancelledBatchInput) -> BatchResult:
-        """The batch's workflow was cancelled and everything it started has stopped: close its row."""
+        """The batch's workflow was cancelled and everything it started has stopped: close its row, and resolve
+        its failure alerts (a batch cancelled while awaiting a decision needs none any more)."""
+        with self.sessions() as session:
+            kinds = repository.open_alert_kinds(
+                session, batch_id=input.batch_id, prefix=repository.FAILURE_ALERT_PREFIX
+            )
+        if kinds:
+            self.resolve_alerts(input.batch_id, kinds)
         with self._tx() as session:
+            repository.resolve_alerts(session, batch_id=input.batch_id, kinds=kinds)
             batch = repository.close_cancelled_batch(
                 session,
                 batch_id=input.batch_id,

@@ -23,7 +23,7 @@ from core.roles import Role
 from core.settings import Settings
 from core.vocabulary import ARTIFACT_STORED, BATCH_AWAITING_APPROVAL, BATCH_CANCELLED
 from data import repository
-from data.models import Artifact, AuditEvent, Batch
+from data.models import Alert, Artifact, AuditEvent, Batch
 from operations import Actor, NotAccepted
 from operations import cancellation as cancel_ops
 from orchestration.constants import SCHEDULER_QUEUE
@@ -204,6 +204,9 @@ async def test_a_failed_batch_awaiting_a_decision_can_be_cancelled(
             await handle.result()
     batch = batch_of(sqlite_sessions, batch_id)
     assert batch.status == BATCH_CANCELLED
+    with sqlite_sessions() as session:  # its failure alert needs no decision any more
+        (alert,) = session.scalars(select(Alert).where(Alert.batch_id == batch_id)).all()
+    assert alert.kind == "batch_failed:attempt-1" and alert.resolved_at is not None
     assert batch.compensation == (
         f"cancelled (by {OPERATOR.name}: source retired): 0 stored document(s) kept; nothing was left to process"
     )
