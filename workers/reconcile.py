@@ -31,8 +31,13 @@ async def reconcile_batches(steps: BatchSteps, client: Client, input: ReconcileI
     rows = await asyncio.to_thread(_in_flight, steps, input.limit)
     closed: list[str] = []
     for batch_id, workflow_id in rows:
+        # a scheduled batch not started yet names its scheduled run ("workflow id/run id")
+        run_of_schedule = "/" in workflow_id
+        wf_id, _, run_id = workflow_id.partition("/")
         try:
-            described = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=DESCRIBE_TIMEOUT)
+            described = await client.get_workflow_handle(wf_id, run_id=run_id or None).describe(
+                rpc_timeout=DESCRIBE_TIMEOUT
+            )
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 continue  # past the namespace's retention, or another namespace's: nothing to learn here
@@ -41,6 +46,8 @@ async def reconcile_batches(steps: BatchSteps, client: Client, input: ReconcileI
         if ended is None:
             continue  # running, or completed (which closed its row itself)
         status, why = ended
+        if run_of_schedule:
+            why = f"its scheduled run was {why.removeprefix('its workflow ')} before the batch started"
         when = f" at {described.close_time:%Y-%m-%d %H:%M:%S} UTC" if described.close_time else ""
         message = f"{why}{when}; LoreGuard closed the batch when it noticed"
         if await asyncio.to_thread(_close, steps.settings, steps, batch_id, status, message):

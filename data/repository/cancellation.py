@@ -143,12 +143,13 @@ def close_ended_batch(
 
 
 def started_in_flight(session: Session, *, limit: int = 2000) -> list[tuple[int, str]]:
-    """(batch id, workflow id) of batches in flight whose workflow started (the reconciler describes them)."""
+    """(batch id, workflow id) of batches in flight with a workflow (the reconciler describes them).
+
+    A scheduled batch not started yet holds its scheduled run's "workflow id/run id" instead (create_batch):
+    the reconciler describes that run."""
     rows = session.execute(
         select(Batch.id, Batch.workflow_id)
-        .where(
-            Batch.status.in_(BATCH_IN_FLIGHT), Batch.workflow_id.is_not(None), Batch.started_at.is_not(None)
-        )
+        .where(Batch.status.in_(BATCH_IN_FLIGHT), Batch.workflow_id.is_not(None))
         .order_by(Batch.id)
         .limit(limit)
     ).all()

@@ -172,6 +172,18 @@ async def test_a_batch_cancelled_in_temporal_or_terminated_there_never_stays_run
             # monitor) closes the row.
             await cli_handle.terminate("temporal workflow terminate by hand")
             assert batch_of(sqlite_sessions, cli_batch).status == "running"
+            # A scheduled run terminated before its batch started: the row names the run, not a batch workflow.
+            run = await client.start_workflow(
+                ScheduledRefreshWorkflow.run,
+                ScheduledRefreshInput(source_id=folders[1]),
+                id=f"source-{folders[1]}-refresh-{uuid.uuid4().hex[:8]}",
+                task_queue="nobody-polls-this-queue",
+            )
+            await run.terminate("schedule deleted by hand")
+            with sqlite_sessions.begin() as session:
+                pending = repository.create_batch(session, source_id=folders[1], trigger="schedule")
+                pending.workflow_id = f"{run.id}/{run.result_run_id}"
+                pending_id = pending.id
             await client.execute_workflow(
                 SlaMonitorWorkflow.run,
                 SlaMonitorInput(),
@@ -183,6 +195,11 @@ async def test_a_batch_cancelled_in_temporal_or_terminated_there_never_stays_run
             assert terminated.error_message is not None
             assert "terminated in Temporal (UI or CLI)" in terminated.error_message
             assert terminated.finished_at is not None
+            never = batch_of(sqlite_sessions, pending_id)
+            assert never.status == BATCH_CANCELLED and never.error_message is not None
+            assert never.error_message.startswith(
+                "its scheduled run was terminated in Temporal (UI or CLI) before the batch started"
+            )
 
 
 async def test_a_failed_batch_awaiting_a_decision_can_be_cancelled(
