@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError
+from temporalio.worker import Replayer
 
 from core.roles import Role
 from core.settings import Settings
@@ -26,9 +27,11 @@ from data import repository
 from data.models import Alert, Artifact, AuditEvent, Batch
 from operations import Actor, NotAccepted
 from operations import cancellation as cancel_ops
+from orchestration.chunks import ChunkRangeWorkflow
 from orchestration.constants import SCHEDULER_QUEUE
 from orchestration.scheduled import ScheduledRefreshWorkflow, SlaMonitorWorkflow
 from orchestration.types import ScheduledRefreshInput, SlaMonitorInput
+from orchestration.workflows import BatchWorkflow
 from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker
 from tests.support.corpus import write_corpus
@@ -109,6 +112,17 @@ async def test_an_operator_cancels_a_running_batch_its_children_stop_and_its_sto
             assert children, "the batch started no child"
             assert not [c.id for c in children if c.status == WorkflowExecutionStatus.RUNNING]
             assert WorkflowExecutionStatus.CANCELED in {c.status for c in children}
+            # The cancelled histories replay: the cancellation path is deterministic too.
+            replayer = Replayer(workflows=[BatchWorkflow, ChunkRangeWorkflow])
+            cancelled_child = next(c for c in children if c.status == WorkflowExecutionStatus.CANCELED)
+            for history in (
+                await handle.fetch_history(),
+                await client.get_workflow_handle(
+                    cancelled_child.id, run_id=cancelled_child.run_id
+                ).fetch_history(),
+            ):
+                replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+                assert replayed.replay_failure is None, replayed.replay_failure
 
             # The row was closed after every activity stopped: its counts are the documents' own.
             batch = batch_of(sqlite_sessions, batch_id)
