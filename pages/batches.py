@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import streamlit as st
@@ -266,10 +267,16 @@ def detail(batch_id: int) -> None:
 
     cancelled_by = batch.decided_by if batch.decision == DECISION_CANCELLED else None
     if batch.status == BATCH_CANCELLED:
-        who = (
-            f" by {cancelled_by} ({when(batch.decided_at)}): {batch.decision_reason}" if cancelled_by else ""
-        )
-        st.info(literal(f"Cancelled{who}. {batch.compensation or ''}"), icon=":material/cancel:")
+        what = batch.compensation or ""
+        if (
+            cancelled_by
+        ):  # who and why once; the outcome without the workflow's own "cancelled (by ...)" prefix
+            kept = re.search(r"\d+ stored document\(s\) kept.*$", what)
+            what = kept.group(0) if kept else what
+            text = f"Cancelled by {cancelled_by} ({when(batch.decided_at)}): {batch.decision_reason}. {what}."
+        else:
+            text = f"{what[:1].upper()}{what[1:]}."
+        st.info(literal(text), icon=":material/cancel:")
     elif cancelled_by:
         st.info(
             literal(
