@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import click
 
+from cli.cancel import cancel
 from cli.decisions import approve, reject
 from cli.hybrid import celery_worker
 from cli.reevaluate import reevaluate
@@ -52,6 +53,7 @@ for command in (
     reject,
     review,
     reevaluate,
+    cancel,
     sla,
 ):
     cli.add_command(command)

@@ -76,7 +76,12 @@ def database(settings: Settings) -> Iterator[sessionmaker[Session]]:
         f"the database {safe_url(url)} has no LoreGuard schema yet; run `loreguard migrate` or `loreguard up`"
     )
     if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
-        raise no_schema
+        # Most often the stack keeps its state elsewhere: `migrate` here would make a second, empty database.
+        raise RuntimeProblem(
+            f"there is no database at {parsed.database} (state folder {settings.state_dir.resolve()}); if "
+            "your stack runs with another state folder, set LOREGUARD_STATE_DIR (or LOREGUARD_DATABASE_URL) to "
+            "its, else `loreguard up` or `loreguard migrate` creates this one"
+        )
     engine = make_engine(url)
     try:
         with engine.connect() as conn:

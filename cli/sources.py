@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -19,6 +20,7 @@ from cli.output import (
     print_table,
     when,
 )
+from core.freshness import stale_reason
 from core.urls import without_userinfo
 from core.vocabulary import (
     BATCH_AWAITING_APPROVAL,
@@ -133,11 +135,32 @@ def source_delete(source_ref: str, yes: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def source_list(as_json: bool) -> None:
     """List sources with their batch totals."""
-    with database(load_settings()) as sessions, sessions() as session:
+    settings = load_settings()
+    with database(settings) as sessions, sessions() as session:
         sources = repository.list_sources(session)
+        activity = repository.source_activity(session, recent=settings.stale_after_failures)
+    now = datetime.now(UTC)
+    stale = {
+        a.source_id: stale_reason(
+            now=now,
+            interval_seconds=a.interval_seconds,
+            paused=a.paused,
+            registered_at=a.registered_at,
+            last_new_document=a.last_new_document,
+            recent_statuses=a.recent_statuses,
+            after_intervals=settings.stale_after_intervals,
+            after_failures=settings.stale_after_failures,
+        )
+        for a in activity
+    }
     if as_json:
         # A URL stored with credentials before registration refused them is shown without them.
-        echo_json([{**dataclasses.asdict(s), "location": without_userinfo(s.location)} for s in sources])
+        echo_json(
+            [
+                {**dataclasses.asdict(s), "location": without_userinfo(s.location), "stale": stale.get(s.id)}
+                for s in sources
+            ]
+        )
         return
     if not sources:
         click.echo("no sources yet; add one with `loreguard source add NAME --kind folder --location PATH`")
@@ -152,10 +175,12 @@ def source_list(as_json: bool) -> None:
             "every (s)",
             "paused",
             "batches",
+            "failed batches",
             "stored",
-            "failed",
+            "failed docs",
             "last refresh (UTC)",
             "last status",
+            "stale",
         ),
         [
             (
@@ -166,10 +191,12 @@ def source_list(as_json: bool) -> None:
                 s.refresh_interval_seconds,
                 "yes" if s.paused else "",
                 s.batches,
+                s.failed_batches,
                 s.documents,
                 s.errors,
                 when(s.last_refresh),
                 s.last_status,
+                stale.get(s.id) or "",
             )
             for s in sources
         ],

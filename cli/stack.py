@@ -19,8 +19,15 @@ import click
 from cli.devserver import DevServer, free_port, port_open
 from cli.output import RuntimeProblem, acting, database, progress, safe_url
 from cli.processes import stop_process
-from cli.services import WORKER_READY, apply_migrations, prepare_temporal, refuse_unsafe_dashboard
+from cli.services import (
+    WORKER_READY,
+    apply_migrations,
+    prepare_temporal,
+    refuse_unsafe_dashboard,
+    secrets_files,
+)
 from core.settings import Settings
+from core.signin import read_auth
 from core.vocabulary import KIND_FOLDER
 from data import repository
 from operations import Context
@@ -268,7 +275,26 @@ class Stack:
             from cli.hybrid import broker_label
 
             click.echo(f"  {'Celery broker':<18} {broker_label(s)} (queue {s.celery_queue})")
+        sign_in, warning = self.sign_in_state()
+        click.echo(f"  {'sign-in':<18} {sign_in}")
+        if warning:
+            click.echo(f"  warning: {warning}")
         click.echo("")
+
+    def sign_in_state(self) -> tuple[str, str | None]:
+        """Whether the dashboard signs people in, and a warning when no signed-in person would be an admin."""
+        s = self.settings
+        if read_auth(secrets_files(s)) is None:
+            return "off: the dashboard serves this machine only, everyone as a local admin", None
+        with database(s) as sessions, sessions() as session:
+            granted = [g.subject for g in repository.list_grants(session) if g.role == "admin"]
+        admins = len(s.admins) + len(granted)
+        if admins:
+            return f"on (OpenID Connect); {admins} admin(s) by LOREGUARD_ADMINS or granted on Users", None
+        return "on (OpenID Connect)", (
+            "no signed-in person is an admin (LOREGUARD_ADMINS is empty and nobody was granted admin): only "
+            "people whose provider's claims say admin can assign roles; set LOREGUARD_ADMINS to your e-mail"
+        )
 
     def ensure_demo(self) -> None:
         """On first start (no sources at all), register the sample folder and run one batch over it."""

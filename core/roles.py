@@ -4,7 +4,7 @@
 |----------|--------------------------------------------------------------------------------|
 | viewer   | read every page                                                                |
 | analyst  | viewer + export CSV, see document text, review the evaluator's verdicts        |
-| operator | analyst + register/edit/pause/resume/refresh sources, approve/reject batches   |
+| operator | analyst + register/edit/pause/resume/refresh sources, approve/reject/cancel batches |
 | manager  | viewer + SLA exports, read the audit log                                       |
 | admin    | everything, including deleting sources and assigning roles                     |
 """
@@ -32,6 +32,7 @@ class Permission(StrEnum):
     REVIEW = "review the evaluator's verdicts"
     MANAGE_SOURCES = "register, edit, pause, resume or refresh sources"
     DECIDE = "approve or reject batches"
+    CANCEL = "cancel running batches"
     EXPORT_SLA = "export SLA reports"
     READ_AUDIT = "read the audit log"
     DELETE_SOURCES = "delete sources"
@@ -43,7 +44,7 @@ _ANALYST = _VIEWER | {Permission.EXPORT_CSV, Permission.READ_TEXT, Permission.RE
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: _VIEWER,
     Role.ANALYST: _ANALYST,
-    Role.OPERATOR: _ANALYST | {Permission.MANAGE_SOURCES, Permission.DECIDE},
+    Role.OPERATOR: _ANALYST | {Permission.MANAGE_SOURCES, Permission.DECIDE, Permission.CANCEL},
     Role.MANAGER: _VIEWER | {Permission.EXPORT_SLA, Permission.READ_AUDIT},
     Role.ADMIN: frozenset(Permission),
 }

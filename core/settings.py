@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(
         default=30.0, ge=1, description="a chunk activity silent this long is retried elsewhere"
     )
+    cancel_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="a running activity tells Temporal it is alive (and learns of a cancellation) this often",
+    )
     processing_processes: int = Field(default=0, ge=0, description="CPU worker processes; 0 = one per core")
     ingestion_concurrency: int = 50
     processing_concurrency: int = 10
@@ -156,6 +161,14 @@ class Settings(BaseSettings):
     sla_target_share: float = Field(default=0.95, gt=0, le=1, description="share of documents on time")
     sla_warning_hours: float = Field(default=4.0, gt=0, description="a batch running longer raises WARNING")
     sla_critical_hours: float = Field(default=8.0, gt=0, description="a batch running longer raises CRITICAL")
+    stale_after_intervals: float = Field(
+        default=2.0,
+        gt=0,
+        description="a source with no new document for this many refresh intervals is stale",
+    )
+    stale_after_failures: int = Field(
+        default=3, ge=1, description="a source whose last this-many batches all failed is stale"
+    )
     sla_check_minutes: float = Field(default=5.0, gt=0, description="how often the SLA monitor runs")
 
     # Notifications: any of log, webhook (Slack incoming-webhook compatible), email (SMTP), pagerduty (below)

@@ -18,6 +18,8 @@ BATCH_COMPLETED = "completed"
 BATCH_FAILED = "failed"
 BATCH_AWAITING_APPROVAL = "awaiting_approval"
 BATCH_RETRYING = "retrying"
+# Stopped by an operator (or its workflow cancelled or terminated in Temporal): what it stored is kept.
+BATCH_CANCELLED = "cancelled"
 BATCH_STATUSES = (
     BATCH_PENDING,
     BATCH_RUNNING,
@@ -25,6 +27,7 @@ BATCH_STATUSES = (
     BATCH_RETRYING,
     BATCH_COMPLETED,
     BATCH_FAILED,
+    BATCH_CANCELLED,
 )
 # In flight: the batch's workflow still owns its rows (including one waiting for an operator's decision). The
 # SLA clock runs for these, a source with one of these cannot be deleted, and a second refresh is not started.
@@ -34,6 +37,7 @@ BATCH_IN_FLIGHT = (BATCH_PENDING, BATCH_RUNNING, BATCH_RETRYING, BATCH_AWAITING_
 DECISION_APPROVED = "approved"
 DECISION_REJECTED = "rejected"
 DECISION_TIMED_OUT = "timed_out"
+DECISION_CANCELLED = "cancelled"  # an operator stopped the batch (its history row; not an approval decision)
 
 # Artifact statuses: ingested -> processed -> stored (or unchanged), or failed at any stage.
 ARTIFACT_INGESTED = "ingested"
@@ -56,3 +60,6 @@ ALERT_SLA_CRITICAL = "sla_critical"
 SLA_ALERT_KINDS = (ALERT_SLA_WARNING, ALERT_SLA_CRITICAL)
 # The review inbox has documents waiting past LOREGUARD_REVIEW_OVERDUE_HOURS (kind "review_overdue:DAY": daily).
 ALERT_REVIEW_OVERDUE = "review_overdue"
+# A source that delivered nothing new for longer than its interval allows, or whose refreshes keep failing;
+# one open alert per source at a time (kind "source_stale:<id>", no batch).
+ALERT_SOURCE_STALE = "source_stale"

@@ -107,6 +107,7 @@ LATE = "#c0392b"
 
 
 NO_DATA = "#d5d9e0"
+NO_DATA_STUB = 4  # height (in % points) of a day without data: a hatched stub, not a bar
 VOLUME = "#5d6d7e"
 DAY_MS = 86_400_000
 
@@ -159,8 +160,9 @@ def _layout_dict(
 def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date], zone: str) -> go.Figure:
     """On-time share per day (columns: day, documents, on time, late, failed, share NaN when no data).
 
-    A 0% day is a red bar labelled "0%" at the base line; a day without finished batches is a pale hatched
-    column named "no data"; the documents per day are a grey line on the right-hand axis.
+    A 0% day is a red bar labelled "0%" at the base line; a day without documents from finished batches is a
+    low pale hatched stub labelled "no data" (or, in red, "N failed" when batches failed outright that day);
+    the documents per day are a grey line on the right-hand axis. The legend names both bar colours.
     """
     frame = frame.set_index("day").reindex(days).reset_index(names="day")
     documents = frame["documents"].fillna(0).astype(int)
@@ -171,6 +173,9 @@ def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date], zo
         "; %{customdata[2]:,} late, %{customdata[3]:,} failed<extra></extra>"
     )
     customdata = frame[["on time", "documents", "late", "failed"]].fillna(0).astype(int).to_numpy()
+    failed_batches = (
+        frame["failed batches"].fillna(0).astype(int) if "failed batches" in frame else documents * 0
+    ).to_numpy()
     return _unvalidated(
         [
             {
@@ -188,18 +193,39 @@ def sla_daily_figure(frame: pd.DataFrame, *, target: float, days: list[date], zo
                 "cliponaxis": False,
                 "customdata": customdata,
                 "hovertemplate": hover,
+                "showlegend": False,
             },
+            # The bars are green or red by day: one legend entry for each colour (the trace itself has none).
+            *(
+                {
+                    "type": "bar",
+                    "name": name,
+                    "x": [None],
+                    "y": [None],
+                    "marker": {"color": color},
+                    "hoverinfo": "skip",
+                }
+                for name, color in ((f"on time ≥ {target:.0%}", ON_TIME), (f"below {target:.0%}", LATE))
+            ),
             {
                 "type": "bar",
                 "name": "no data",
                 "x": [d for d, ok in zip(x, has_data, strict=True) if not ok],
-                "y": [100] * int((~has_data).sum()),
+                # a low stub with its label, so a day without data never reads as a full (100%) bar
+                "y": [NO_DATA_STUB] * int((~has_data).sum()),
+                "text": [f"{n} failed" if n else "no data" for n in failed_batches[~has_data]],
+                "textposition": "outside",
+                "textfont": {
+                    "color": [LATE if n else "#7b8794" for n in failed_batches[~has_data]],
+                    "size": 10,
+                },
+                "cliponaxis": False,
                 "marker": {
                     "color": NO_DATA,
                     "opacity": 0.45,
                     "pattern": {"shape": "/", "fgcolor": "#aab2bd"},
                 },
-                "hovertemplate": "%{x|%Y-%m-%d}: no finished batch<extra></extra>",
+                "hovertemplate": "%{x|%Y-%m-%d}: no document from a finished batch; %{text}<extra></extra>",
             },
             {
                 "type": "scatter",
@@ -259,13 +285,22 @@ def sla_source_figure(frame: pd.DataFrame, *, target: float) -> go.Figure:
     )
 
 
+UNIT_WORDS = {"s": "seconds", "min": "minutes", "h": "hours"}
+PER_HOUR = {"s": 3600.0, "min": 60.0, "h": 1.0}
+
+
 def sla_percentiles_figure(
-    frame: pd.DataFrame, *, target_hours: float, days: list[date], zone: str
+    frame: pd.DataFrame, *, target_hours: float, days: list[date], zone: str, unit: str = "h"
 ) -> go.Figure:
-    """p50/p95/p99 processing hours per day (columns: day, p50 h, p95 h, p99 h; NaN on days without data,
+    """p50/p95/p99 processing times per day in `unit` (columns: day, p50 <unit>, ...; NaN on days without data,
     where the lines break) with the target line."""
     frame = frame.set_index("day").reindex(days).reset_index(names="day")
     x = [d.isoformat() for d in frame["day"]]
+    columns = [f"p{n} {unit}" for n in (50, 95, 99)]
+    target = target_hours * PER_HOUR[unit]
+    # The target line only when it fits the chart's scale (4 h over seconds would flatten every line).
+    slowest = float(frame[columns].max().max()) if frame[columns].notna().any().any() else 0.0
+    line = target_line(target, f"target {target_hours:g} h") if unit == "h" or target <= 3 * slowest else {}
     return _unvalidated(
         [
             {
@@ -274,14 +309,14 @@ def sla_percentiles_figure(
                 "y": frame[col].to_numpy(dtype="float64"),
                 "mode": "lines+markers",
                 "connectgaps": False,
-                "name": col.removesuffix(" h"),
-                "hovertemplate": f"%{{x|%Y-%m-%d}}: {col.removesuffix(' h')} at most %{{y:.2f}} h<extra></extra>",
+                "name": col.split(" ")[0],
+                "hovertemplate": f"%{{x|%Y-%m-%d}}: {col.split(' ')[0]} at most %{{y:.2f}} {unit}<extra></extra>",
             }
-            for col in ("p50 h", "p95 h", "p99 h")
+            for col in columns
         ],
-        y_title="hours from batch start to stored",
+        y_title=f"{UNIT_WORDS[unit]} from batch start to stored",
         xaxis=day_axis(days, zone),
-        **target_line(target_hours, f"target {target_hours:g} h"),
+        **line,
         showlegend=True,
     )
 
@@ -342,5 +377,7 @@ def backlog_figure(
         xaxis=xaxis,
         yaxis={"tickformat": ",d", "range": [0, max(5.0, top * 1.1)]},
         showlegend=True,
-        legend={"orientation": "h", "y": -0.3},
+        # above the plot: below it, the two-line time ticks and the axis title ran into it
+        legend={"orientation": "h", "x": 0, "y": 1.02, "xanchor": "left", "yanchor": "bottom"},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )

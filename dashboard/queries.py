@@ -7,6 +7,7 @@ handful of aggregated buckets), so pages stay thin and the benchmark can time th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +21,10 @@ from core.vocabulary import (
     ARTIFACT_STORED,
     ARTIFACT_UNCHANGED,
     BATCH_AWAITING_APPROVAL,
+    BATCH_CANCELLED,
     BATCH_IN_FLIGHT,
     BATCH_RUNNING,
+    DECISION_CANCELLED,
     STAGES,
 )
 from dashboard.formatting import duration, status_word
@@ -54,6 +57,16 @@ def open_sla_breaches(session: Session) -> int:
 
 def awaiting_approval(session: Session) -> int:
     return int(session.scalar(select(func.count()).where(Batch.status == BATCH_AWAITING_APPROVAL)) or 0)
+
+
+def batches_ended_since(session: Session, *, since: datetime) -> dict[str, int]:
+    """Batches that finished since `since`, per status (completed, failed, cancelled), counted in SQL."""
+    rows = session.execute(
+        select(Batch.status, func.count())
+        .where(Batch.finished_at >= since, Batch.status.not_in(BATCH_IN_FLIGHT))
+        .group_by(Batch.status)
+    )
+    return {str(status): int(n) for status, n in rows}
 
 
 def _epoch_bucket(session: Session, column: Any, seconds: int) -> ColumnElement[Any]:
@@ -142,11 +155,35 @@ BATCH_COLUMNS = [
     "took",
     "error",
 ]
+# The order on screen: what a person scans for (status, progress, what went wrong) before the counts, so a
+# 1440 px screen shows it without scrolling sideways.
+SHOWN_BATCH_COLUMNS = [
+    "batch",
+    "source",
+    "status",
+    "progress",
+    "error",
+    "took",
+    "stored",
+    "failed",
+    "unchanged",
+    "skipped",
+    "total",
+    "attempt",
+    "trigger",
+    "created",
+]
 INGESTING = "ingesting"  # a running batch still gathering its documents: its total is still growing
 
 
-def shown_status(status: str, ingested_at: datetime | None) -> str:
-    """The status as a person reads it, with the ingesting phase of a running batch made explicit."""
+CANCELLING = "cancelling"  # cancellation requested; the batch's activities have not all stopped yet
+
+
+def shown_status(status: str, ingested_at: datetime | None, decision: str | None = None) -> str:
+    """The status as a person reads it, with the ingesting phase of a running batch made explicit, and a
+    batch whose cancellation was requested (still in flight) as cancelling."""
+    if decision == DECISION_CANCELLED and status in BATCH_IN_FLIGHT:
+        return CANCELLING
     if status == BATCH_RUNNING and ingested_at is None:
         return INGESTING
     return status_word(status)
@@ -181,6 +218,10 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
             Batch.finished_at,
             Batch.error_type,
             Batch.error_message,
+            Batch.decision,
+            Batch.decided_by,
+            Batch.decision_reason,
+            Batch.compensation,
         )
         .join(Source, Source.id == Batch.source_id)
         .where(*_batch_conditions(f))
@@ -197,7 +238,7 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
             stored = counts.get(ARTIFACT_STORED, 0)
             failed = counts.get(ARTIFACT_FAILED, 0)
             unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
-        status = shown_status(r.status, r.ingested_at)
+        status = shown_status(r.status, r.ingested_at, r.decision)
         rows.append(
             [
                 r.id,
@@ -213,10 +254,21 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
                 r.skipped,
                 r.created_at,
                 duration(_seconds(r.started_at, r.finished_at)),
-                f"{r.error_type}: {r.error_message}" if r.error_type else (r.error_message or ""),
+                _problem(r),
             ]
         )
-    return pd.DataFrame(rows, columns=BATCH_COLUMNS)
+    return pd.DataFrame(rows, columns=BATCH_COLUMNS)[SHOWN_BATCH_COLUMNS]
+
+
+def _problem(r: Any) -> str:
+    """The error column: what went wrong, or for a cancelled batch who stopped it, why, and what it kept."""
+    if r.decision == DECISION_CANCELLED and r.decided_by:
+        said = f"cancelled by {r.decided_by}: {r.decision_reason or 'no reason given'}"
+        kept = re.search(r"\d+ stored document\(s\) kept.*$", r.compensation or "")
+        return f"{said} ({kept.group(0)})" if kept and r.status == BATCH_CANCELLED else said
+    if r.status == BATCH_CANCELLED:
+        return r.error_message or r.compensation or "cancelled"
+    return f"{r.error_type}: {r.error_message}" if r.error_type else (r.error_message or "")
 
 
 def _seconds(started: datetime | None, finished: datetime | None) -> float | None:
@@ -247,7 +299,8 @@ def artifact_counts(session: Session, *, batch_id: int) -> dict[str, int]:
     return repository.artifact_status_counts(session, batch_id=batch_id)
 
 
-ARTIFACT_COLUMNS = ["seq", "status", "failed stage", "error", "title", "uri", "language", "words"]
+ARTIFACT_COLUMNS = ["seq", "document", "status", "failed stage", "error", "title", "uri", "language", "words"]
+DOCUMENT_LINK = r"doc=(\d+)$"  # the document column's links (document?doc=ID) show the document's number
 
 
 def batch_artifacts(
@@ -256,6 +309,7 @@ def batch_artifacts(
     """One page of a batch's documents in sequence order, with each one's error."""
     stmt = select(
         Artifact.seq,
+        Artifact.id,
         Artifact.status,
         Artifact.failed_stage,
         Artifact.error,
@@ -269,6 +323,8 @@ def batch_artifacts(
     rows = session.execute(stmt.order_by(Artifact.seq).limit(limit).offset(offset))
     frame = pd.DataFrame([list(r) for r in rows], columns=ARTIFACT_COLUMNS)
     frame[["failed stage", "error"]] = frame[["failed stage", "error"]].fillna("")
+    frame[["title", "language"]] = frame[["title", "language"]].fillna("—")  # a dash, never "None"
+    frame["document"] = [f"document?doc={i}" for i in frame["document"]]  # opens the document page
     return frame
 
 

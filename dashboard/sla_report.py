@@ -20,17 +20,21 @@ import pandas as pd
 from sqlalchemy import Date, Integer, case, cast, func, select
 from sqlalchemy.orm import Session
 
+from core.freshness import stale_reason
 from core.sla_rules import assess
 from core.vocabulary import (
     ALERT_SLA_CRITICAL,
     ALERT_SLA_WARNING,
     ARTIFACT_FAILED,
     ARTIFACT_STORED,
+    BATCH_CANCELLED,
+    BATCH_COMPLETED,
+    BATCH_FAILED,
     BATCH_IN_FLIGHT,
     SLA_ALERT_KINDS,
 )
 from data.models import Alert, Artifact, Batch, SlaDay, SlaDayBucket, Source
-from data.repository import day_bounds, local_day, percentile_seconds
+from data.repository import day_bounds, local_day, percentile_seconds, source_activity
 
 PERCENTILES = (0.50, 0.95, 0.99)
 MAX_AT_RISK = 200
@@ -89,13 +93,79 @@ def share_by_source(rows: pd.DataFrame, *, target_share: float) -> pd.DataFrame:
     daily = _with_share(rows.copy())
     frame = _with_share(daily.groupby("source")[["documents", "on time", "failed"]].sum().reset_index())
     below = daily[daily["share"] < target_share].groupby("source").size()
-    worst = daily.sort_values(["share", "documents"], ascending=[True, False]).drop_duplicates("source")
+    # A day without documents has no share: it is never a source's worst day (a source without any has none).
+    counted = daily[daily["documents"] > 0]
+    worst = counted.sort_values(["share", "documents"], ascending=[True, False]).drop_duplicates("source")
     worst = worst.set_index("source")
     frame["days below target"] = [int(below.get(s, 0)) for s in frame["source"]]
-    frame["worst day"] = [worst.loc[s, "day"] for s in frame["source"]]
-    frame["worst day share"] = [float(worst.loc[s, "share"]) for s in frame["source"]]
+    frame["worst day"] = [worst.loc[s, "day"] if s in worst.index else None for s in frame["source"]]
+    frame["worst day share"] = [
+        float(worst.loc[s, "share"]) if s in worst.index else float("nan") for s in frame["source"]
+    ]
     frame = frame.sort_values(["share", "documents"], ascending=[True, False]).head(MAX_SOURCES)
     return frame[[*columns, "worst day share"]].reset_index(drop=True)
+
+
+MAX_OUTCOMES = 100_000
+
+
+def batch_outcomes(session: Session, *, since: datetime, zone: str) -> pd.DataFrame:
+    """day, source, failed batches, cancelled batches: batches that started (or were created) in the window and
+    ended failed (ingest failed, rejected, timed out) or cancelled, per calendar day of `zone`."""
+    start = func.coalesce(Batch.started_at, Batch.created_at)
+    rows = session.execute(
+        select(Source.name, Batch.status, Batch.started_at, Batch.created_at)
+        .join(Source, Source.id == Batch.source_id)
+        .where(Batch.status.in_((BATCH_FAILED, BATCH_CANCELLED)), start >= since)
+        .limit(MAX_OUTCOMES)
+    ).all()
+    counts: dict[tuple[date, str], list[int]] = {}
+    for name, status, started, created in rows:
+        cell = counts.setdefault((local_day(started or created, zone), str(name)), [0, 0])
+        cell[0 if status == BATCH_FAILED else 1] += 1
+    return pd.DataFrame(
+        [(d, name, f, c) for (d, name), (f, c) in sorted(counts.items())],
+        columns=["day", "source", "failed batches", "cancelled batches"],
+    )
+
+
+def silent_sources(session: Session, *, since: datetime, until: datetime) -> list[str]:
+    """Sources (not paused, registered before `until`) without a completed batch since `since`: every refresh
+    failed or was cancelled, or none ran. They delivered nothing in the window."""
+    completed = select(Batch.source_id).where(
+        Batch.status == BATCH_COMPLETED, func.coalesce(Batch.started_at, Batch.created_at) >= since
+    )
+    return list(
+        session.scalars(
+            select(Source.name)
+            .where(Source.paused.is_(False), Source.created_at < until, Source.id.not_in(completed))
+            .order_by(Source.name)
+            .limit(MAX_SOURCES)
+        )
+    )
+
+
+def stale_sources(
+    session: Session, *, now: datetime, after_intervals: float, after_failures: int
+) -> pd.DataFrame:
+    """source, why: the sources stale now (core.freshness)."""
+    rows = []
+    for a in source_activity(session, recent=after_failures, limit=MAX_SOURCES):
+        why = stale_reason(
+            now=now,
+            interval_seconds=a.interval_seconds,
+            paused=a.paused,
+            registered_at=a.registered_at,
+            last_new_document=a.last_new_document,
+            recent_statuses=a.recent_statuses,
+            after_intervals=after_intervals,
+            after_failures=after_failures,
+        )
+        if why is not None:
+            rows.append((a.name, a.last_new_document, why))
+    frame = pd.DataFrame(rows, columns=["source", "last new document", "why"])
+    frame["last new document"] = pd.to_datetime(frame["last new document"], utc=True)
+    return frame
 
 
 def percentiles_by_day(session: Session, *, days: list[date]) -> pd.DataFrame:
@@ -118,6 +188,26 @@ def percentiles_by_day(session: Session, *, days: list[date]) -> pd.DataFrame:
     for col in ("p50 h", "p95 h", "p99 h"):
         frame[col] = frame[col].astype("float64")
     return frame
+
+
+PERCENTILE_COLUMNS = ("p50 h", "p95 h", "p99 h")
+
+
+def fitting_unit(frame: pd.DataFrame) -> str:
+    """The unit the percentiles read best in: "s" when the slowest is under 2 min, "min" under 2 h, else "h"."""
+    slowest = frame[list(PERCENTILE_COLUMNS)].max().max() if len(frame) else float("nan")
+    if slowest != slowest or slowest >= 2:  # NaN: nothing stored; hours then, as the target is set
+        return "h"
+    return "s" if slowest * 60 < 2 else "min"
+
+
+def percentiles_in(frame: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """The percentiles table in `unit` (columns "p50 min" ...), from the hours percentiles_by_day gives."""
+    factor = {"h": 1.0, "min": 60.0, "s": 3600.0}[unit]
+    out = frame.copy()
+    for col in PERCENTILE_COLUMNS:
+        out[col] = out[col] * factor
+    return out.rename(columns={c: c.replace(" h", f" {unit}") for c in PERCENTILE_COLUMNS})
 
 
 def rollup_settings(session: Session, *, since: date, until: date) -> tuple[list[float], list[str]]:
@@ -230,20 +320,33 @@ def at_risk(session: Session, *, now: datetime, warning_hours: float, critical_h
 
 
 def weekly_summary(daily: pd.DataFrame, breaches: pd.DataFrame, target_share: float) -> pd.DataFrame:
-    """week (Monday), documents, on time, failed, share, met target, warning, critical: from the daily
-    figures; weeks without documents or breaches are left out."""
-    columns = ["week", "documents", "on time", "failed", "share", "met target", "warning", "critical"]
-    daily = daily[daily["documents"] > 0] if not daily.empty else daily
+    """week (Monday), documents, on time, failed, failed batches, share, met target, warning, critical: from
+    the daily figures; weeks without documents, failed batches or breaches are left out. A week with a batch
+    that failed outright did not meet the target, whatever the share of the documents that did arrive."""
+    columns = [
+        "week",
+        "documents",
+        "on time",
+        "failed",
+        "failed batches",
+        "share",
+        "met target",
+        "warning",
+        "critical",
+    ]
+    if not daily.empty:
+        daily = daily[(daily["documents"] > 0) | (daily["failed batches"] > 0)]
     if daily.empty and breaches.empty:
         return pd.DataFrame(columns=columns)
 
     def monday(d: date) -> date:
         return d - timedelta(days=d.weekday())
 
+    counted = ["documents", "on time", "failed", "failed batches"]
     docs = (
-        daily.assign(week=daily["day"].map(monday)).groupby("week")[["documents", "on time", "failed"]].sum()
+        daily.assign(week=daily["day"].map(monday)).groupby("week")[counted].sum()
         if not daily.empty
-        else pd.DataFrame(columns=["documents", "on time", "failed"])
+        else pd.DataFrame(columns=counted)
     )
     alerts = (
         breaches.assign(week=breaches["day"].map(monday)).groupby("week")[["warning", "critical"]].sum()
@@ -251,10 +354,10 @@ def weekly_summary(daily: pd.DataFrame, breaches: pd.DataFrame, target_share: fl
         else pd.DataFrame(columns=["warning", "critical"])
     )
     frame = docs.join(alerts, how="outer").fillna(0).sort_index().reset_index(names="week")
-    for col in ("documents", "on time", "failed", "warning", "critical"):
+    for col in ("documents", "on time", "failed", "failed batches", "warning", "critical"):
         frame[col] = frame[col].astype(int)
     frame["share"] = (frame["on time"] / frame["documents"]).where(frame["documents"] > 0)
-    frame["met target"] = frame["share"] >= target_share
+    frame["met target"] = (frame["share"] >= target_share) & (frame["failed batches"] == 0)
     return frame[columns]
 
 
@@ -276,6 +379,15 @@ class SlaReport:
     target_hours: float
     rollup_zones: list[str]
     zone: str
+    failed_batches: int = 0
+    cancelled_batches: int = 0
+    silent: tuple[str, ...] = ()  # sources that delivered nothing in the window
+    stale: pd.DataFrame | None = None  # source, last new document, why
+
+    @property
+    def sources_down(self) -> bool:
+        """Whether something failed outright: then the share of what arrived is not the whole story."""
+        return bool(self.failed_batches or self.silent)
 
     @property
     def stale_target(self) -> bool:
@@ -310,6 +422,8 @@ def sla_report(
     warning_hours: float,
     critical_hours: float,
     zone: str,
+    stale_after_intervals: float = 2.0,
+    stale_after_failures: int = 3,
 ) -> SlaReport:
     """The SLA page's figures for the `days` calendar days of `zone` up to and including today."""
     today = local_day(now, zone)
@@ -317,6 +431,14 @@ def sla_report(
     since, _ = day_bounds(window[0], zone)
     rows = source_days(session, since=window[0], until=window[-1])
     daily = share_by_day(rows, window)
+    outcomes = batch_outcomes(session, since=since, zone=zone)
+    per_day = (
+        outcomes.groupby("day")[["failed batches", "cancelled batches"]].sum() if len(outcomes) else None
+    )
+    for col in ("failed batches", "cancelled batches"):
+        daily[col] = [int(per_day[col].get(d, 0)) if per_day is not None else 0 for d in window]
+    by_source = share_by_source(rows, target_share=target_share)
+    by_source = _with_outcomes(by_source, outcomes)
     targets, zones = rollup_settings(session, since=window[0], until=window[-1])
     return SlaReport(
         since=since,
@@ -326,7 +448,7 @@ def sla_report(
         on_time=int(daily["on time"].sum()),
         failed=int(daily["failed"].sum()),
         daily=daily,
-        by_source=share_by_source(rows, target_share=target_share),
+        by_source=by_source,
         percentiles=percentiles_by_day(session, days=window),
         breaches=breaches_by_source(session, since=since),
         at_risk=at_risk(session, now=now, warning_hours=warning_hours, critical_hours=critical_hours),
@@ -335,4 +457,39 @@ def sla_report(
         target_hours=target_hours,
         rollup_zones=zones,
         zone=zone,
+        failed_batches=int(outcomes["failed batches"].sum()),
+        cancelled_batches=int(outcomes["cancelled batches"].sum()),
+        silent=tuple(silent_sources(session, since=since, until=now)),
+        stale=stale_sources(
+            session, now=now, after_intervals=stale_after_intervals, after_failures=stale_after_failures
+        ),
     )
+
+
+def _with_outcomes(by_source: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """The per-source table with each source's failed and cancelled batches (and a row for a source that has
+    only those), failed batches first after the lowest shares."""
+    per_source = (
+        outcomes.groupby("source")[["failed batches", "cancelled batches"]].sum()
+        if len(outcomes)
+        else pd.DataFrame(columns=["failed batches", "cancelled batches"])
+    )
+    missing = [name for name in per_source.index if name not in set(by_source["source"])]
+    if missing:
+        extra = pd.DataFrame({"source": missing, "documents": 0, "on time": 0, "late": 0, "failed": 0})
+        by_source = pd.concat([by_source, extra], ignore_index=True)
+    for col in ("failed batches", "cancelled batches"):
+        by_source[col] = [int(per_source[col].get(name, 0)) for name in by_source["source"]]
+    by_source["days below target"] = by_source["days below target"].fillna(0).astype(int)
+    columns = ["source", "documents", "on time", "late", "failed", "failed batches", "cancelled batches"]
+    rest = [c for c in by_source.columns if c not in columns]
+    return by_source[[*columns, *rest]].reset_index(drop=True)
+
+
+def as_shown(weekly: pd.DataFrame) -> pd.DataFrame:
+    """The weekly summary as the page shows it, for the CSV: shares as percentages ("95.0%", empty without
+    documents), met target as yes / no."""
+    out = weekly.copy()
+    out["share"] = [f"{v:.1%}" if v == v and v is not None else "" for v in out["share"]]
+    out["met target"] = ["yes" if v else "no" for v in out["met target"]]
+    return out

@@ -6,6 +6,7 @@ Actions on sources are in the operations layer (operations/sources.py); this mod
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 from temporalio.client import Client
@@ -54,30 +55,48 @@ def with_schedule_times(frame: pd.DataFrame, times: dict[int, ScheduleTimes] | N
 SUMMARY_COLUMNS = [
     "id",
     "name",
+    "freshness",
     "kind",
     "location",
     "refreshes",
     "paused",
     "batches",
+    "failed batches",
     "documents",
-    "errors",
+    "failed documents",
     "last refresh",
     "last status",
 ]
 
 
-def summary_frame(summaries: list[repository.SourceSummary]) -> pd.DataFrame:
-    """The sources table: one row per source with its totals and last refresh."""
+def batches_link(name: str, count: int, status: str | None = None) -> str:
+    """A link to the Batches page filtered to the source (and status), shown as the count (LinkColumn's
+    display_text reads it back from the address)."""
+    query = {"source": name, **({"status": status} if status else {}), "n": str(count)}
+    return "batches?" + urlencode(query, quote_via=quote)
+
+
+COUNT_LINK = r"n=(\d+)$"
+
+
+def summary_frame(
+    summaries: list[repository.SourceSummary], freshness: dict[int, str | None] | None = None
+) -> pd.DataFrame:
+    """The sources table: one row per source with its freshness, totals (the batch counts are links to its
+    batches) and last refresh."""
+    fresh = freshness or {}
     return pd.DataFrame(
         [
             [
                 s.id,
                 s.name,
+                "paused" if s.paused else (f"stale: {fresh[s.id]}" if fresh.get(s.id) else "fresh"),
                 s.kind,
                 without_userinfo(s.location),  # one stored before registration refused credentials
                 every(s.refresh_interval_seconds),
                 s.paused,
-                s.batches,
+                batches_link(s.name, s.batches),
+                batches_link(s.name, s.failed_batches, "failed"),
                 s.documents,
                 s.errors,
                 s.last_refresh,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
+from core.freshness import stale_reason
 from core.vocabulary import BATCH_RETRYING, BATCH_RUNNING
 from dashboard import approvals, documents, library, metrics, queries, task_queues, temporal
 from dashboard.db import operations_context, reading, sessions, settings, writing
@@ -52,6 +53,7 @@ class OverviewFigures:
     open_sla_breaches: int
     awaiting_approval: int
     throughput: pd.DataFrame  # interval, documents (hourly, last 24 h)
+    ended_last_day: dict[str, int]  # batches finished in the last 24 h, per status
     as_of: datetime
 
 
@@ -65,6 +67,7 @@ def overview_figures(db: str) -> OverviewFigures:
             open_sla_breaches=queries.open_sla_breaches(session),
             awaiting_approval=queries.awaiting_approval(session),
             throughput=queries.throughput(session, until=now),
+            ended_last_day=queries.batches_ended_since(session, since=now - timedelta(hours=24)),
             as_of=now,
         )
 
@@ -88,6 +91,28 @@ def source_summaries(db: str) -> list[repository.SourceSummary]:
         return queries.source_summaries(session)
 
 
+@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+def source_freshness(db: str) -> dict[int, str | None]:
+    """Source id -> why it is stale (None: fresh), by core.freshness from the library's figures."""
+    s = settings()
+    now = datetime.now(UTC)
+    with reading() as session:
+        activity = repository.source_activity(session, recent=s.stale_after_failures)
+    return {
+        a.source_id: stale_reason(
+            now=now,
+            interval_seconds=a.interval_seconds,
+            paused=a.paused,
+            registered_at=a.registered_at,
+            last_new_document=a.last_new_document,
+            recent_statuses=a.recent_statuses,
+            after_intervals=s.stale_after_intervals,
+            after_failures=s.stale_after_failures,
+        )
+        for a in activity
+    }
+
+
 @st.cache_data(ttl=OPTIONS_TTL, show_spinner=False)
 def source_options(db: str) -> dict[int, str]:
     with reading() as session:
@@ -97,6 +122,7 @@ def source_options(db: str) -> dict[int, str]:
 def forget_sources() -> None:
     """After a change to sources: the next run reads them afresh."""
     source_summaries.clear()
+    source_freshness.clear()
     source_options.clear()
 
 

@@ -10,7 +10,12 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from orchestration.constants import (
@@ -33,6 +38,11 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# A cancelled chunk waits for its activity to stop (at its next heartbeat) so nothing is written after its batch
+# was closed.
+WAIT_FOR_ACTIVITY = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+
+
 def error_details(err: BaseException) -> tuple[str, str]:
     cause = err.cause if isinstance(err, ActivityError | ChildWorkflowError) else err
     if isinstance(cause, ApplicationError):
@@ -42,13 +52,31 @@ def error_details(err: BaseException) -> tuple[str, str]:
 
 @workflow.defn
 class ChunkRangeWorkflow:
-    """Runs chunks [first_chunk, end_chunk) of a batch, `window` at a time; continues as new when history grows."""
+    """Runs chunks [first_chunk, end_chunk) of a batch, `window` at a time; continues as new when history grows.
+
+    Cancelled (with its batch), it cancels its running chunks and waits until each activity has stopped (at its
+    next heartbeat) or finished; no further step of a chunk starts.
+    """
+
+    def __init__(self) -> None:
+        self._stopping = False
 
     @workflow.run
     async def run(self, input: ChunkRangeInput) -> ChunkRangeResult:
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            return await self._run(input, pending)
+        except asyncio.CancelledError:
+            self._stopping = True
+            for task in pending:
+                task.cancel()
+            if pending:
+                await workflow.wait(pending)
+            raise
+
+    async def _run(self, input: ChunkRangeInput, pending: set[asyncio.Task[None]]) -> ChunkRangeResult:
         next_chunk = input.first_chunk if input.next_chunk is None else input.next_chunk
         done = input.chunks_done
-        pending: set[asyncio.Task[None]] = set()
         while True:
             suggested = workflow.info().is_continue_as_new_suggested()
             while not suggested and next_chunk < input.end_chunk and len(pending) < input.window:
@@ -60,11 +88,11 @@ class ChunkRangeWorkflow:
                     input.chunks_done = done
                     workflow.continue_as_new(input)
                 break
-            finished, still = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            finished, _ = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in finished:
+                pending.discard(task)
                 task.result()
                 done += 1
-            pending = set(still)
         return ChunkRangeResult(chunks_done=done)
 
     async def _run_chunk(self, input: ChunkRangeInput, chunk: int) -> None:
@@ -82,7 +110,10 @@ class ChunkRangeWorkflow:
                 start_to_close_timeout=CHUNK_TIMEOUT,
                 heartbeat_timeout=heartbeat,
                 retry_policy=CHUNK_RETRY,
+                cancellation_type=WAIT_FOR_ACTIVITY,
             )
+            if self._stopping:  # it finished although cancelled: store nothing more
+                return
             await workflow.execute_activity(
                 "evaluate_chunk",
                 chunk_input,
@@ -91,8 +122,11 @@ class ChunkRangeWorkflow:
                 start_to_close_timeout=CHUNK_TIMEOUT,
                 heartbeat_timeout=heartbeat,
                 retry_policy=CHUNK_RETRY,
+                cancellation_type=WAIT_FOR_ACTIVITY,
             )
         except ActivityError as err:
+            if is_cancelled_exception(err) or self._stopping:
+                raise  # stopped by a cancellation: its documents are not failures
             # The chunk gave up after its retries: its unfinished documents fail alone, with the reason.
             error_type, message = error_details(err)
             workflow.logger.warning("chunk %s of batch %s gave up: %s", chunk, input.batch_id, message)

@@ -1,4 +1,5 @@
-"""Temporal client helpers: connect, register search attributes, start batch workflows, send decisions.
+"""Temporal client helpers: connect, register search attributes, start batch workflows, send decisions and
+cancellations.
 
 No database here: the operations layer writes the rows and calls these with ids."""
 
@@ -158,6 +159,27 @@ async def send_decision(
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND or "already completed" in err.message:
             raise DecisionRefused(f"batch {batch_id} is no longer waiting for a decision") from err
+        raise
+
+
+class CancelRefused(Exception):
+    """A cancellation Temporal did not take: the batch's workflow has ended already."""
+
+
+async def cancel_batch_workflow(
+    client: Client,
+    *,
+    workflow_id: str,
+    batch_id: int,
+    reason: str,
+    rpc_timeout: timedelta = timedelta(seconds=10),
+) -> None:
+    """Request cancellation of a batch's workflow; its children, activities and row follow (BatchWorkflow)."""
+    try:
+        await client.get_workflow_handle(workflow_id).cancel(reason=reason, rpc_timeout=rpc_timeout)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND or "already completed" in err.message:
+            raise CancelRefused(f"batch {batch_id}'s workflow has already ended") from err
         raise
 
 

@@ -38,6 +38,7 @@ STATE_AWAITING_APPROVAL = (
     "awaiting_approval"  # failed, compensated, operators notified, waiting for a decision
 )
 STATE_RETRYING = "retrying"  # a retry was approved; the next attempt is being prepared
+STATE_CANCELLED = "cancelled"  # the workflow was cancelled: its children stopped, its row closed
 
 # Workflow ID formats. The token keeps IDs unique when an app database is reset but Temporal keeps history.
 BATCH_WORKFLOW_ID = "batch-{batch_id}-{token}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from orchestration.constants import (
@@ -22,12 +23,18 @@ with workflow.unsafe.imports_passed_through():
         BatchInput,
         BatchResult,
         CreateBatchInput,
+        ReconcileInput,
+        ReconcileResult,
         ScheduledRefreshInput,
         ScheduledRefreshResult,
         SlaCheckInput,
         SlaCheckResult,
         SlaMonitorInput,
     )
+
+
+# Monitor runs recorded before the reconciler replay without it.
+PATCH_RECONCILE = "reconcile-batches"
 
 
 @workflow.defn
@@ -52,21 +59,28 @@ class ScheduledRefreshWorkflow:
         if batch_id == 0:  # the source is paused in the database
             return ScheduledRefreshResult(batch_id=0, workflow_id="", status="skipped: source paused")
         child_id = batch_workflow_id(batch_id, workflow.uuid4().hex)
-        result: BatchResult = await workflow.execute_child_workflow(
-            "BatchWorkflow",
-            BatchInput(batch_id=batch_id, source_id=input.source_id),
-            id=child_id,
-            task_queue=SCHEDULER_QUEUE,
-            execution_timeout=BATCH_EXECUTION_TIMEOUT,
-            result_type=BatchResult,
-            search_attributes=batch_search_attributes(batch_id=batch_id, source_id=input.source_id),
-        )
+        try:
+            result: BatchResult = await workflow.execute_child_workflow(
+                "BatchWorkflow",
+                BatchInput(batch_id=batch_id, source_id=input.source_id),
+                id=child_id,
+                task_queue=SCHEDULER_QUEUE,
+                execution_timeout=BATCH_EXECUTION_TIMEOUT,
+                result_type=BatchResult,
+                search_attributes=batch_search_attributes(batch_id=batch_id, source_id=input.source_id),
+            )
+        except ChildWorkflowError as err:
+            if not is_cancelled_exception(err) or workflow.cancellation_reason() is not None:
+                raise
+            # The batch alone was cancelled (by an operator): this scheduled run is over, not failed.
+            return ScheduledRefreshResult(batch_id=batch_id, workflow_id=child_id, status="cancelled")
         return ScheduledRefreshResult(batch_id=batch_id, workflow_id=child_id, status=result.status)
 
 
 @workflow.defn
 class SlaMonitorWorkflow:
-    """The SLA monitor's schedule action: check every batch in flight, raise due alerts once, resolve ended ones."""
+    """The SLA monitor's schedule action: close the rows of batches whose workflow ended outside LoreGuard,
+    then check every batch in flight, raise due alerts once, resolve ended ones."""
 
     @workflow.run
     async def run(self, input: SlaMonitorInput) -> list[SlaCheckResult]:
@@ -74,6 +88,16 @@ class SlaMonitorWorkflow:
         for round_no in range(max(1, input.rounds)):
             if round_no:
                 await workflow.sleep(timedelta(seconds=input.every_seconds))
+            if workflow.patched(PATCH_RECONCILE):
+                # Batches whose workflow ended outside LoreGuard are closed first, so no check counts them.
+                await workflow.execute_activity(
+                    "reconcile_batches",
+                    ReconcileInput(),
+                    result_type=ReconcileResult,
+                    task_queue=INGESTION_QUEUE,
+                    start_to_close_timeout=SLA_CHECK_TIMEOUT,
+                    retry_policy=BOOKKEEPING_RETRY,
+                )
             results.append(
                 await workflow.execute_activity(
                     "check_sla",

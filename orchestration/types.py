@@ -265,3 +265,24 @@ class ReevaluationResult:
     reevaluation_id: int
     status: str
     done: int
+
+
+@dataclass
+class CancelledBatchInput:
+    """Close a batch whose workflow was cancelled; `how` says by whom as far as the workflow knows."""
+
+    batch_id: int
+    how: str = "cancelled"
+
+
+@dataclass
+class ReconcileInput:
+    """The reconciler's pass over batches in flight (the SLA monitor runs it before its check)."""
+
+    limit: int = 2000
+
+
+@dataclass
+class ReconcileResult:
+    checked: int
+    closed: list[str]  # "batch 7: cancelled (terminated in Temporal: ...)"

@@ -14,7 +14,12 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from core.vocabulary import DECISION_APPROVED, DECISION_REJECTED, DECISION_TIMED_OUT
@@ -30,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         SA_DOCUMENTS,
         SA_SOURCE_ID,
         STATE_AWAITING_APPROVAL,
+        STATE_CANCELLED,
         STATE_COMPLETED,
         STATE_FAILED,
         STATE_INGESTING,
@@ -52,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         BatchProgress,
         BatchResult,
         BatchTally,
+        CancelledBatchInput,
         ChunkRangeInput,
         ChunkRangeResult,
         CompensationResult,
@@ -78,6 +85,10 @@ class BatchWorkflow:
     A failed attempt (ingest gave up, or too many documents failed) is compensated, operators are notified,
     and the workflow waits for a decision: `approve_retry` runs the next attempt over what failed,
     `reject` (or no decision before the timeout) ends the batch failed with the reason.
+
+    Cancelling the workflow (an operator's cancel, or Temporal's UI or CLI) cancels its children and running
+    activities (each stops at its next heartbeat, and the workflow waits for them), then closes the batch
+    cancelled with what it stored kept.
     """
 
     def __init__(self) -> None:
@@ -89,6 +100,7 @@ class BatchWorkflow:
         self._attempt = 1
         self._awaiting = False
         self._decision: tuple[str, DecisionInput] | None = None
+        self._closing = False  # cancelled: closing the batch's row
 
     @workflow.query
     def progress(self) -> BatchProgress:
@@ -162,6 +174,28 @@ class BatchWorkflow:
     @workflow.run
     async def run(self, input: BatchInput) -> BatchResult:
         self._batch_id = input.batch_id
+        try:
+            return await self._run(input)
+        except BaseException as err:  # asyncio.CancelledError is not an Exception
+            if not is_cancelled_exception(err) or workflow.cancellation_reason() is None:
+                raise
+            # Cancelled: everything it started has stopped by now; close the row, then end cancelled.
+            self._closing = True
+            self._awaiting = False
+            reason = workflow.cancellation_reason()
+            how = f"cancelled ({reason})" if reason else "cancelled in Temporal (UI or CLI)"
+            await self._bookkeeping(
+                "close_cancelled_batch", CancelledBatchInput(batch_id=input.batch_id, how=how), BatchResult
+            )
+            self._set_state(STATE_CANCELLED)
+            raise
+
+    def _stop_if_cancelled(self) -> None:
+        """A cancellation that arrived while an activity finished anyway is not lost: stop before the next step."""
+        if not self._closing and workflow.cancellation_reason() is not None:
+            raise asyncio.CancelledError("the batch workflow was cancelled")
+
+    async def _run(self, input: BatchInput) -> BatchResult:
         workflow.upsert_search_attributes(
             [SA_BATCH_ID.value_set(str(input.batch_id)), SA_SOURCE_ID.value_set(str(input.source_id))]
         )
@@ -221,14 +255,18 @@ class BatchWorkflow:
                     start_to_close_timeout=INGEST_TIMEOUT,
                     heartbeat_timeout=max(timedelta(seconds=plan.heartbeat_seconds), MIN_CHUNK_HEARTBEAT),
                     retry_policy=INGEST_RETRY,
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 )
             except ActivityError as err:
+                if is_cancelled_exception(err):
+                    raise
                 return self._failure("ingest", *error_details(err))
+            self._stop_if_cancelled()
             self._total = result.total
         self._set_state(STATE_PROCESSING)
         try:
             await self._process_chunks(self._batch_id, plan)
-        except ChildWorkflowError as err:
+        except ChildWorkflowError as err:  # a child cancelled on its own (the Temporal UI) fails the attempt
             return self._failure("processing", *error_details(err))
         tally = await self._bookkeeping("tally_batch", self._batch_id, BatchTally)
         if tally.total and tally.failed / tally.total > plan.max_failed_share:
@@ -309,17 +347,21 @@ class BatchWorkflow:
             task_queue=INGESTION_QUEUE,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
+            # a cancellation waits for the write in progress to finish: the row is closed after it, never before
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
+        self._stop_if_cancelled()
         return result
 
-    async def _process_chunks(self, batch_id: int, plan: BatchPlan) -> None:
+    async def _run_children(
+        self, batch_id: int, plan: BatchPlan, pending: set[asyncio.Task[ChunkRangeResult]]
+    ) -> None:
         chunks = -(-self._total // plan.chunk_size)
         self._chunks_total = chunks
         self._chunks_done = 0
-        pending: set[asyncio.Task[ChunkRangeResult]] = set()
         for first in range(0, chunks, plan.chunks_per_child):
             while len(pending) >= plan.max_children:
-                pending = await self._reap(pending)
+                await self._reap(pending)
             child_input = ChunkRangeInput(
                 batch_id=batch_id,
                 total=self._total,
@@ -342,12 +384,24 @@ class BatchWorkflow:
                 )
             )
         while pending:
-            pending = await self._reap(pending)
+            await self._reap(pending)
+            self._stop_if_cancelled()
 
-    async def _reap(
-        self, pending: set[asyncio.Task[ChunkRangeResult]]
-    ) -> set[asyncio.Task[ChunkRangeResult]]:
-        done, still = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    async def _process_chunks(self, batch_id: int, plan: BatchPlan) -> None:
+        pending: set[asyncio.Task[ChunkRangeResult]] = set()
+        try:
+            await self._run_children(batch_id, plan, pending)
+        except asyncio.CancelledError:
+            # Cancel every child still running and wait until each has stopped its activities.
+            for task in pending:
+                task.cancel()
+            if pending:
+                await workflow.wait(pending)
+            raise
+
+    async def _reap(self, pending: set[asyncio.Task[ChunkRangeResult]]) -> None:
+        """Wait for the next child to finish; it leaves `pending` (which the caller can still cancel)."""
+        done, _ = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
+            pending.discard(task)
             self._chunks_done += task.result().chunks_done
-        return set(still)

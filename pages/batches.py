@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import streamlit as st
@@ -10,17 +11,29 @@ from temporalio.service import RPCError
 from core.roles import Permission
 from core.vocabulary import (
     BATCH_AWAITING_APPROVAL,
+    BATCH_CANCELLED,
     BATCH_COMPLETED,
     BATCH_FAILED,
     BATCH_PENDING,
     BATCH_RETRYING,
     BATCH_RUNNING,
+    DECISION_CANCELLED,
 )
-from dashboard import approvals, charts, decide, queries, views
+from dashboard import approvals, cancel, charts, decide, queries, views
 from dashboard.auth import actor, needs_sentence, require
-from dashboard.components import LIVE_SECONDS, database_required, literal, pager, table, unavailable, when
-from dashboard.db import settings
+from dashboard.components import (
+    BATCHES_PAGE,
+    LIVE_SECONDS,
+    database_required,
+    literal,
+    pager,
+    table,
+    unavailable,
+    when,
+)
+from dashboard.db import operations_context, settings
 from dashboard.temporal import temporal_ui_url
+from operations.cancellation import RunningFilter, running_matching
 from orchestration.gateway import TemporalUnavailable
 
 STATUSES = (
@@ -30,6 +43,7 @@ STATUSES = (
     BATCH_FAILED,
     BATCH_AWAITING_APPROVAL,
     BATCH_RETRYING,
+    BATCH_CANCELLED,
 )
 LIVE = (BATCH_PENDING, BATCH_RUNNING, BATCH_RETRYING)
 WINDOWS = {
@@ -60,12 +74,15 @@ if PICK in st.session_state:
 with database_required():
     source_names = views.source_options(db)
 source_col, status_col, window_col = st.columns(3)
-source_id = source_col.selectbox(
+ALL_SOURCES = "all sources"
+by_name = {name: source_id for source_id, name in source_names.items()}
+source_name = source_col.selectbox(
     "Source",
-    [None, *source_names],
-    format_func=lambda i: "all sources" if i is None else source_names[i],
-    key="batches_source",
+    [ALL_SOURCES, *sorted(by_name)],
+    key="source",  # by name in the address: the Sources page links here with ?source=NAME
+    bind="query-params",
 )
+source_id = by_name.get(source_name)
 status = status_col.selectbox(
     "Status",
     [ALL, *STATUSES],
@@ -96,7 +113,15 @@ def batch_list(f: queries.BatchFilter) -> None:
             key="batch_rows",
             on_select="rerun",
             selection_mode="single-row",
-            column_config={"error": st.column_config.TextColumn(width="medium")},
+            # narrow counts, so the table fits a 1440 px screen with the status and the error in view
+            column_config={
+                "error": st.column_config.TextColumn(width="large"),
+                **{
+                    col: st.column_config.NumberColumn(width="small")
+                    for col in ("batch", "attempt", "total", "stored", "failed", "unchanged", "skipped")
+                },
+                "trigger": st.column_config.TextColumn(width="small"),
+            },
         )
     picked = event.selection.rows if event is not None else []
     if picked and picked[0] < len(frame):
@@ -109,13 +134,49 @@ def batch_list(f: queries.BatchFilter) -> None:
 
 batch_list(f)
 
+
+def cancel_panel(f: queries.BatchFilter) -> None:
+    """For operators: the running batches the filter matches (the count first), to cancel some or all."""
+    rf = RunningFilter(source=f.source_id, status=f.status, since=f.since)
+    with database_required():
+        running = running_matching(operations_context(), rf)
+    if not running:
+        return
+    st.markdown(f"**{len(running):,} running batch(es) match this filter.** Stop a wrong or runaway refresh:")
+    names = {b.batch_id: f"{b.batch_id} · {b.source_name} · {b.status.replace('_', ' ')}" for b in running}
+    picked = st.multiselect(
+        "Running batches to cancel", list(names), format_func=names.__getitem__, key="cancel_pick"
+    )
+    selected_col, all_col = st.columns(2)
+    if selected_col.button(
+        f"Cancel selected ({len(picked)})…",
+        disabled=not picked,
+        icon=":material/cancel:",
+        key="cancel_selected",
+    ):
+        cancel.ask(picked)
+    if all_col.button(f"Cancel all {len(running):,} matching…", icon=":material/block:", key="cancel_all"):
+        cancel.ask(
+            [b.batch_id for b in running], matching=rf, described="every running batch matching the filter"
+        )
+
+
+if acting.may(Permission.CANCEL):
+    cancel_panel(f)
+
 # --- one batch ---------------------------------------------------------------------------------------------
 
-batch_id = int(
-    st.number_input(
-        "Batch", min_value=0, step=1, key="batch", bind="query-params", help="0 closes the detail"
-    )
+opened = st.number_input(
+    "Open a batch by its number",
+    min_value=1,
+    value=None,
+    step=1,
+    key="batch",
+    bind="query-params",
+    placeholder="a batch number (or select a row above)",
+    help="Clear it to close the batch",
 )
+batch_id = int(opened or 0)
 
 
 def progress(batch_id: int, opened_live: bool) -> None:
@@ -128,7 +189,7 @@ def progress(batch_id: int, opened_live: bool) -> None:
         return
     if opened_live and batch.status not in LIVE:
         st.rerun()  # it just finished: show the final state everywhere on the page
-    status = queries.shown_status(batch.status, batch.ingested_at)
+    status = queries.shown_status(batch.status, batch.ingested_at, batch.decision)
     share = (
         figures.done / figures.total if figures.total else (1.0 if batch.status == BATCH_COMPLETED else 0.0)
     )
@@ -187,8 +248,15 @@ def detail(batch_id: int) -> None:
     st.subheader(f"Batch {batch.id}")
     st.markdown(
         f"Source **{literal(batch.source_name)}** · {literal(batch.trigger)} · "
-        f"{literal(queries.shown_status(batch.status, batch.ingested_at))} · created {when(batch.created_at)}"
+        f"{literal(queries.shown_status(batch.status, batch.ingested_at, batch.decision))} · "
+        f"created {when(batch.created_at)}"
         f" · started {when(batch.started_at)} · finished {when(batch.finished_at)}"
+    )
+    st.page_link(
+        BATCHES_PAGE,
+        label=f"All batches of {literal(batch.source_name)}",
+        query_params={"source": batch.source_name},
+        icon=":material/filter_list:",
     )
     if batch.workflow_id:
         st.link_button(
@@ -199,10 +267,37 @@ def detail(batch_id: int) -> None:
     live = batch.status in LIVE
     st.fragment(run_every=PROGRESS_SECONDS if live else None)(progress)(batch.id, live)
 
+    cancelled_by = batch.decided_by if batch.decision == DECISION_CANCELLED else None
+    if batch.status == BATCH_CANCELLED:
+        what = batch.compensation or ""
+        if (
+            cancelled_by
+        ):  # who and why once; the outcome without the workflow's own "cancelled (by ...)" prefix
+            kept = re.search(r"\d+ stored document\(s\) kept.*$", what)
+            what = kept.group(0) if kept else what
+            text = f"Cancelled by {cancelled_by} ({when(batch.decided_at)}): {batch.decision_reason}. {what}."
+        else:
+            text = f"{what[:1].upper()}{what[1:]}."
+        st.info(literal(text), icon=":material/cancel:")
+    elif cancelled_by:
+        st.info(
+            literal(
+                f"Cancellation requested by {cancelled_by} ({when(batch.decided_at)}): {batch.decision_reason}. "
+                "Waiting for its activities to stop at their next heartbeat."
+            ),
+            icon=":material/hourglass_top:",
+        )
+    elif (
+        batch.status in (*LIVE, BATCH_AWAITING_APPROVAL)
+        and acting.may(Permission.CANCEL)
+        and st.button("Cancel batch…", icon=":material/cancel:", key="batch_cancel")
+    ):
+        cancel.ask([batch.id])
     if batch.error_type or batch.error_message:
         st.markdown("**Error**")
-        st.code(f"{batch.error_type or ''}: {batch.error_message or ''}", language=None, wrap_lines=True)
-    if batch.compensation:
+        text = f"{batch.error_type}: {batch.error_message or ''}" if batch.error_type else batch.error_message
+        st.code(text or "", language=None, wrap_lines=True)
+    if batch.compensation and batch.status != BATCH_CANCELLED:
         st.text(f"Compensation: {batch.compensation}")
     if batch.status == BATCH_AWAITING_APPROVAL:
         st.markdown(
@@ -243,8 +338,19 @@ def detail(batch_id: int) -> None:
     with database_required():
         artifacts = views.batch_artifacts(db, batch.id, only_failed, ARTIFACT_PAGE_SIZE, offset)
     with rows:
-        table(artifacts, key="artifact_rows")
+        table(
+            artifacts,
+            key="artifact_rows",
+            column_config={
+                "document": st.column_config.LinkColumn(display_text=queries.DOCUMENT_LINK, width="small"),
+                "seq": st.column_config.NumberColumn(width="small"),
+                "error": st.column_config.TextColumn(width="large"),
+            },
+        )
+        st.caption("A document's number opens its page: its text, evaluation, duplicates and full error.")
 
 
 if batch_id:
     detail(batch_id)
+if acting.may(Permission.CANCEL):
+    cancel.confirm_pending(acting)  # once per run: the list's and the detail's buttons both ask here

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import streamlit as st
@@ -22,7 +23,23 @@ with database_required():
     source_names = views.source_options(db)
     labels, languages = views.library_options(db)
 
-search = st.text_input("Search titles and text", key="q", bind="query-params", placeholder="e.g. ransomware")
+SEARCH_HELP = (
+    "Every word must appear in the title or text, in any order and any case; end a word with * for words "
+    "starting with it (ransom* finds ransomware). There are no operators: OR, AND, NOT, quotes and a leading - "
+    "are searched as words or ignored."
+)
+search = st.text_input(
+    "Search titles and text",
+    key="q",
+    bind="query-params",
+    placeholder="e.g. ransom* breach",
+    help=SEARCH_HELP,
+)
+if re.search(r"(^|\s)(OR|AND|NOT)(\s|$)|(^|\s)-\w|\"", search):
+    st.caption(
+        "OR, AND, NOT, quotes and a leading - are not operators here: every word you typed must appear "
+        "(punctuation is ignored)."
+    )
 source_col, label_col, relevance_col, language_col, dates_col = st.columns(5)
 source_id = source_col.selectbox(
     "Source",

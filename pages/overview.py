@@ -55,6 +55,19 @@ def live() -> None:
             f"({pipeline:,} in batches, {again:,} in re-evaluations)."
         )
 
+    ended = figures.ended_last_day
+    for column, status, label in zip(
+        st.columns(3),
+        ("completed", "failed", "cancelled"),
+        ("Batches completed, last 24 h", "Batches failed, last 24 h", "Batches cancelled, last 24 h"),
+        strict=True,
+    ):
+        with column:
+            st.metric(label, f"{ended.get(status, 0):,}")
+            st.page_link(
+                BATCHES_PAGE, label=f"{status.capitalize()} batches", query_params={"status": status}
+            )
+
     throughput, workflows = st.columns([3, 2])
     with throughput:
         st.subheader("Throughput, last 24 h")

@@ -56,19 +56,34 @@ with database_required():
 
 if summaries:
     times = sources.schedule_times(gateway(), [s.id for s in summaries])
+    with database_required():
+        freshness = views.source_freshness(views.db_key())
     table(
-        sources.with_schedule_times(sources.summary_frame(summaries), times),
+        sources.with_schedule_times(sources.summary_frame(summaries, freshness), times),
         key="sources_table",
         width="stretch",
         column_config={
             "paused": st.column_config.CheckboxColumn(width="small"),
             "location": st.column_config.TextColumn(width="medium"),
             "name": st.column_config.TextColumn(width="small"),
+            "freshness": st.column_config.TextColumn(width="medium"),
             "id": st.column_config.NumberColumn(width="small"),
+            "batches": st.column_config.LinkColumn(display_text=sources.COUNT_LINK, width="small"),
+            "failed batches": st.column_config.LinkColumn(display_text=sources.COUNT_LINK, width="small"),
         },
     )
+    stale = [s.name for s in summaries if freshness.get(s.id) and not s.paused]
+    if stale:
+        st.warning(
+            literal(
+                f"Stale: {', '.join(stale)}. Nothing new for longer than the interval allows, or the "
+                "refreshes keep failing; the SLA monitor alerts through the notification channels."
+            ),
+            icon=":material/schedule:",
+        )
     st.caption(
-        "Documents and errors are totals over every batch of the source; next and last run are as the source's "
+        "Batches and failed batches open the source's batches (the filter in the address); documents and "
+        "failed documents are totals over every batch of the source; next and last run are as the source's "
         f"schedule reports them; times are in {zone_name()}."
         + (" Temporal is unavailable: schedule times are not shown." if times is None else "")
     )

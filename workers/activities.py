@@ -15,6 +15,7 @@ from orchestration.types import (
     BatchPlan,
     BatchResult,
     BatchTally,
+    CancelledBatchInput,
     ChunkFailureInput,
     ChunkInput,
     ChunkResult,
@@ -24,6 +25,8 @@ from orchestration.types import (
     FinishReevaluationInput,
     IngestInput,
     IngestResult,
+    ReconcileInput,
+    ReconcileResult,
     RecordDecisionInput,
     ReevaluatePageInput,
     ReevaluatePageResult,
@@ -36,6 +39,7 @@ from workers.celery_chunks import CeleryChunks
 from workers.metrics import ChunkReport, WorkerMetrics
 from workers.monitoring import check_sla, create_scheduled_batch
 from workers.pool import CpuPool
+from workers.reconcile import reconcile_batches
 from workers.steps import BatchSteps
 
 
@@ -113,6 +117,18 @@ class PipelineActivities:
             self.metrics.record_batch(result.status, self.steps.batch_seconds(input.batch_id))
         return result
 
+    @activity.defn(name="close_cancelled_batch")
+    def close_cancelled_batch(self, input: CancelledBatchInput) -> BatchResult:
+        result = self.steps.close_cancelled_batch(input)
+        if self.metrics is not None:
+            self.metrics.record_batch(result.status, self.steps.batch_seconds(input.batch_id))
+        return result
+
+    @activity.defn(name="reconcile_batches")
+    async def reconcile_batches(self, input: ReconcileInput) -> ReconcileResult:
+        """Async: it describes workflows with the worker's own Temporal client."""
+        return await reconcile_batches(self.steps, activity.client(), input)
+
     @activity.defn(name="tally_batch")
     def tally_batch(self, batch_id: int) -> BatchTally:
         return self.steps.tally_batch(batch_id)
@@ -155,6 +171,8 @@ class PipelineActivities:
             self.start_batch,
             self.ingest_source,
             self.finish_batch,
+            self.close_cancelled_batch,
+            self.reconcile_batches,
             self.fail_chunk,
             self.tally_batch,
             self.compensate_batch,

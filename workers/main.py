@@ -66,6 +66,9 @@ def build_workers(
     # On shutdown every worker stops polling at once; running activities get the grace period to finish, then
     # are cancelled (a sync activity sees it at its next heartbeat) and retried on another worker.
     grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
+    # Heartbeats reach Temporal at most this far apart (else 80% of the heartbeat timeout): a cancelled batch's
+    # activities learn of it, and stop, within this time.
+    throttle = timedelta(seconds=settings.cancel_check_seconds)
     workers: list[Worker] = []
     if SCHEDULER_QUEUE in queues:
         workers.append(
@@ -89,6 +92,8 @@ def build_workers(
                 task_queue=INGESTION_QUEUE,
                 activities=acts.bookkeeping(),
                 activity_executor=threads,
+                max_heartbeat_throttle_interval=throttle,
+                default_heartbeat_throttle_interval=throttle,
                 max_concurrent_activities=settings.ingestion_concurrency,
                 graceful_shutdown_timeout=grace,
             )
@@ -100,6 +105,8 @@ def build_workers(
                 task_queue=PROCESSING_QUEUE,
                 activities=[acts.process_chunk],
                 activity_executor=threads,
+                max_heartbeat_throttle_interval=throttle,
+                default_heartbeat_throttle_interval=throttle,
                 max_concurrent_activities=settings.processing_concurrency,
                 graceful_shutdown_timeout=grace,
             )
@@ -111,6 +118,8 @@ def build_workers(
                 task_queue=EVALUATION_QUEUE,
                 activities=[acts.evaluate_chunk, acts.reevaluate_page],
                 activity_executor=threads,
+                max_heartbeat_throttle_interval=throttle,
+                default_heartbeat_throttle_interval=throttle,
                 max_concurrent_activities=settings.evaluation_concurrency,
                 max_task_queue_activities_per_second=settings.evaluation_rate_limit,
                 graceful_shutdown_timeout=grace,

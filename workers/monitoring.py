@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 from temporalio.exceptions import ApplicationError
 
+from core.freshness import stale_reason, stale_since
 from core.sla_rules import LEVEL_CRITICAL, LEVEL_WARNING, alert_message, assess
-from core.vocabulary import ALERT_REVIEW_OVERDUE, ALERT_SLA_WARNING, SLA_ALERT_KINDS
+from core.vocabulary import ALERT_REVIEW_OVERDUE, ALERT_SLA_WARNING, ALERT_SOURCE_STALE, SLA_ALERT_KINDS
 from data import repository
 from orchestration.constants import ERR_INVALID_SOURCE
 from orchestration.types import AlertInput, CreateBatchInput, SlaCheckInput, SlaCheckResult
@@ -93,7 +94,8 @@ def check_sla(steps: BatchSteps, input: SlaCheckInput) -> SlaCheckResult:
         steps.metrics.record_sla_check(
             at=time.time(), warning=late[LEVEL_WARNING], critical=late[LEVEL_CRITICAL]
         )
-    return SlaCheckResult(checked=len(rows), raised=raised, resolved=resolved)
+    fresh_raised, fresh_resolved = check_freshness(steps, now)
+    return SlaCheckResult(checked=len(rows), raised=raised + fresh_raised, resolved=resolved + fresh_resolved)
 
 
 def _review_overdue(steps: BatchSteps, now: datetime) -> str | None:
@@ -121,3 +123,47 @@ def _review_overdue(steps: BatchSteps, now: datetime) -> str | None:
         )
     )
     return kind
+
+
+def check_freshness(steps: BatchSteps, now: datetime) -> tuple[list[str], int]:
+    """Alert once per stale episode of a source (through the configured channels); resolve the alerts of
+    sources that delivered again. Returns (raised, resolved)."""
+    s = steps.settings
+    with steps.sessions() as session:
+        sources = repository.source_activity(session, recent=s.stale_after_failures)
+        open_alerts = repository.open_stale_alerts(session, prefix=ALERT_SOURCE_STALE)
+    raised: list[str] = []
+    settled: list[str] = []
+    for source in sources:
+        reason = stale_reason(
+            now=now,
+            interval_seconds=source.interval_seconds,
+            paused=source.paused,
+            registered_at=source.registered_at,
+            last_new_document=source.last_new_document,
+            recent_statuses=source.recent_statuses,
+            after_intervals=s.stale_after_intervals,
+            after_failures=s.stale_after_failures,
+        )
+        current = None
+        if reason is not None:
+            since = stale_since(
+                registered_at=source.registered_at, last_new_document=source.last_new_document
+            )
+            current = f"{ALERT_SOURCE_STALE}:{source.source_id}:{int(since.timestamp())}"
+            if current not in open_alerts.get(source.source_id, []):
+                steps.raise_alert(
+                    AlertInput(
+                        batch_id=None,
+                        kind=current,
+                        level="warning",
+                        message=f"Source {source.name!r} is stale: {reason}.",
+                    )
+                )
+                raised.append(f"source {source.source_id}: stale")
+        settled += [k for k in open_alerts.get(source.source_id, []) if k != current]
+    if settled:
+        steps.resolve_alerts(None, settled)
+        with steps._tx() as session:
+            repository.resolve_source_alerts(session, kinds=settled)
+    return raised, len(settled)

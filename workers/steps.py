@@ -29,6 +29,7 @@ from orchestration.types import (
     BatchPlan,
     BatchResult,
     BatchTally,
+    CancelledBatchInput,
     ChunkFailureInput,
     CompensationResult,
     FinishBatchInput,
@@ -97,6 +98,34 @@ class BatchSteps(IngestSteps, ChunkSteps, ReevaluationSteps):
             repository.roll_up_batch(
                 session,
                 batch_id=batch.id,
+                target_hours=self.settings.sla_target_hours,
+                zone=self.settings.timezone,
+            )
+            return BatchResult(
+                batch_id=batch.id,
+                status=batch.status,
+                total=batch.total,
+                stored=batch.stored,
+                failed=batch.failed,
+                error_type=batch.error_type,
+                error_message=batch.error_message,
+            )
+
+    def close_cancelled_batch(self, input: CancelledBatchInput) -> BatchResult:
+        """The batch's workflow was cancelled and everything it started has stopped: close its row, and resolve
+        its failure alerts (a batch cancelled while awaiting a decision needs none any more)."""
+        with self.sessions() as session:
+            kinds = repository.open_alert_kinds(
+                session, batch_id=input.batch_id, prefix=repository.FAILURE_ALERT_PREFIX
+            )
+        if kinds:
+            self.resolve_alerts(input.batch_id, kinds)
+        with self._tx() as session:
+            repository.resolve_alerts(session, batch_id=input.batch_id, kinds=kinds)
+            batch = repository.close_cancelled_batch(
+                session,
+                batch_id=input.batch_id,
+                how=input.how,
                 target_hours=self.settings.sla_target_hours,
                 zone=self.settings.timezone,
             )
@@ -184,7 +213,7 @@ class BatchSteps(IngestSteps, ChunkSteps, ReevaluationSteps):
             repository.record_delivery(session, alert_id=alert_id, summary=summary)
         return summary
 
-    def resolve_alerts(self, batch_id: int, kinds: list[str]) -> None:
+    def resolve_alerts(self, batch_id: int | None, kinds: list[str]) -> None:
         """Close the incidents of these alerts in the channels that keep them open (PagerDuty)."""
         keys = [alert_key(self.settings, batch_id, kind) for kind in kinds]
         resolve(self.settings, keys, self.http, self.settings.notify_channels)

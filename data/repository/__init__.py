@@ -36,6 +36,15 @@ from data.repository.batches import (
     mark_batch_running,
     record_ingested,
 )
+from data.repository.cancellation import (
+    MAX_CANCEL,
+    CancellableBatch,
+    cancellable_batches,
+    close_cancelled_batch,
+    close_ended_batch,
+    record_cancel,
+    started_in_flight,
+)
 from data.repository.failures import (
     FAILURE_ALERT_PREFIX,
     compensate_batch,
@@ -48,6 +57,12 @@ from data.repository.failures import (
     record_decision,
     record_delivery,
     resolve_alerts,
+)
+from data.repository.freshness import (
+    SourceActivity,
+    open_stale_alerts,
+    resolve_source_alerts,
+    source_activity,
 )
 from data.repository.people import Grant, grant_role, granted_roles, list_grants, revoke_role
 from data.repository.queues import record_queue_samples
@@ -108,10 +123,12 @@ from data.repository.sources import (
 
 __all__ = [
     "FAILURE_ALERT_PREFIX",
+    "MAX_CANCEL",
     "REEVALUATION_ENDED",
     "REEVALUATION_RUNNING",
     "AgreementRow",
     "BatchRow",
+    "CancellableBatch",
     "DuplicateSourceName",
     "Grant",
     "InFlightBatch",
@@ -120,6 +137,7 @@ __all__ = [
     "ReevaluationScope",
     "ReviewFilter",
     "ReviewItem",
+    "SourceActivity",
     "SourceSummary",
     "add_progress",
     "agreement",
@@ -135,6 +153,9 @@ __all__ = [
     "batch_with_workflow_id",
     "bucket_of",
     "bucket_upper_seconds",
+    "cancellable_batches",
+    "close_cancelled_batch",
+    "close_ended_batch",
     "close_unstarted_batch",
     "compensate_batch",
     "count_in_scope",
@@ -174,12 +195,14 @@ __all__ = [
     "next_page",
     "oldest_waiting",
     "open_alert_kinds",
+    "open_stale_alerts",
     "percentile_seconds",
     "prepare_retry",
     "raise_alert",
     "raised_alerts",
     "rebuild_sla_rollups",
     "record_audit",
+    "record_cancel",
     "record_decision",
     "record_delivery",
     "record_ingested",
@@ -187,15 +210,18 @@ __all__ = [
     "record_report",
     "record_review",
     "resolve_alerts",
+    "resolve_source_alerts",
     "revoke_role",
     "roll_up_batch",
     "roll_up_sla_day",
     "running_reevaluations",
     "scope_text_chars",
     "set_reevaluation_workflow",
+    "source_activity",
     "source_name",
     "source_name_taken",
     "source_schedules",
+    "started_in_flight",
     "stored_by_source",
     "tokens_since",
     "update_artifacts",

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.vocabulary import (
+    BATCH_FAILED,
     SOURCE_KINDS,
 )
 from data.models import Batch, Source
@@ -88,6 +89,7 @@ class SourceSummary:
     errors: int
     last_refresh: datetime | None
     last_status: str | None
+    failed_batches: int = 0  # batches that ended failed (not the documents that failed in good batches)
 
 
 def list_sources(session: Session, *, limit: int | None = None) -> list[SourceSummary]:
@@ -97,6 +99,9 @@ def list_sources(session: Session, *, limit: int | None = None) -> list[SourceSu
             func.count(Batch.id).label("batches"),
             func.coalesce(func.sum(Batch.stored), 0).label("documents"),
             func.coalesce(func.sum(Batch.failed), 0).label("errors"),
+            func.coalesce(func.sum(case((Batch.status == BATCH_FAILED, 1), else_=0)), 0).label(
+                "failed_batches"
+            ),
             func.max(Batch.id).label("last_batch_id"),
         )
         .group_by(Batch.source_id)
@@ -109,6 +114,7 @@ def list_sources(session: Session, *, limit: int | None = None) -> list[SourceSu
             func.coalesce(totals.c.batches, 0),
             func.coalesce(totals.c.documents, 0),
             func.coalesce(totals.c.errors, 0),
+            func.coalesce(totals.c.failed_batches, 0),
             last.c.created_at,
             last.c.status,
         )
@@ -130,8 +136,9 @@ def list_sources(session: Session, *, limit: int | None = None) -> list[SourceSu
             errors=int(errors),
             last_refresh=last_at if last_at is None else _aware(last_at),
             last_status=last_status,
+            failed_batches=int(failed_batches),
         )
-        for s, batches, docs, errors, last_at, last_status in session.execute(stmt)
+        for s, batches, docs, errors, failed_batches, last_at, last_status in session.execute(stmt)
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.vocabulary import ARTIFACT_STORED, ARTIFACT_UNCHANGED, BATCH_COMPLETED
@@ -23,7 +24,7 @@ def test_the_list_is_newest_first_and_filters_by_status_source_and_time(
     at.selectbox(key="status").select("completed").run()
     assert sorted(at.dataframe[0].value["batch"]) == sorted(seeded.batches[k] for k in ("b1", "b2", "b3"))
 
-    at.selectbox(key="batches_source").select(seeded.sources["alpha"]).run()
+    at.selectbox(key="source").select("alpha").run()
     assert sorted(at.dataframe[0].value["batch"]) == sorted(seeded.batches[k] for k in ("b1", "b3"))
 
     at.selectbox(key="batches_window").select("last 24 hours").run()
@@ -206,3 +207,77 @@ def test_a_failed_batch_is_decided_on_its_own_page_and_lists_every_decision(
     at = open_page("batches", user=viewer, batch=str(b4))
     assert not any(b.key in ("batch_approve", "batch_reject") for b in at.button)
     assert any("You need the operator or admin role" in unescaped(c.value) for c in at.caption)
+
+
+def test_operators_cancel_the_running_batches_the_filter_matches_and_viewers_cannot(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    at = open_page("batches")
+    # b4 (awaiting approval) and b5 (running) are in flight
+    assert any("**2 running batch(es) match this filter.**" in unescaped(m.value) for m in at.markdown)
+    at.button(key="cancel_all").click().run()
+    assert at.button(key="cancel_confirmed").label == "Cancel 2 batches"
+    at.button(key="cancel_confirmed").click().run()
+    assert [e.value for e in at.error] == ["A cancellation needs a reason."]
+    at.text_area(key="cancel_reason").input("runaway refresh").run()
+    at.button(key="cancel_confirmed").click().run()
+    # no Temporal here: each batch says it was not sent, and nothing changes
+    refused = [unescaped(e.value) for e in at.error]
+    assert [m.split(". ")[0] for m in refused] == [
+        f"Batch {seeded.batches['b4']}: not sent",
+        f"Batch {seeded.batches['b5']}: not sent",
+    ]
+    with dashboard_env() as session:
+        assert repository.get_batch(session, batch_id=seeded.batches["b5"]).decision is None
+
+    viewer = {**ADMIN_USER, "sub": "v", "email": "v@example.org", "groups": ["viewer"]}
+    at = open_page("batches", user=viewer)
+    assert not any("running batch(es) match" in m.value for m in at.markdown)
+    assert not any(b.key in ("cancel_all", "cancel_selected") for b in at.button)
+    at = open_page("batches", user=viewer, batch=str(seeded.batches["b5"]))
+    assert not any(b.key == "batch_cancel" for b in at.button)
+
+
+def test_a_cancelled_batch_says_who_stopped_it_why_and_what_it_kept(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    b5 = seeded.batches["b5"]  # running: 60 stored, 10 failed, 50 waiting
+    with dashboard_env.begin() as session:
+        repository.record_cancel(session, batch_id=b5, actor="olga", reason="wrong share")
+    at = open_page("batches")
+    rows = at.dataframe[0].value.set_index("batch")
+    assert (rows.loc[b5, "status"], rows.loc[b5, "error"]) == ("cancelling", "cancelled by olga: wrong share")
+
+    with dashboard_env.begin() as session:
+        repository.close_cancelled_batch(
+            session, batch_id=b5, how="cancelled (by olga: wrong share)", target_hours=4, zone="UTC"
+        )
+    at = open_page("batches", status="cancelled")
+    rows = at.dataframe[0].value
+    assert list(rows["batch"]) == [b5]
+    assert rows["error"][0] == (
+        "cancelled by olga: wrong share (60 stored document(s) kept; 50 not processed)"
+    )
+    at = open_page("batches", batch=str(b5))
+    info = [unescaped(i.value) for i in at.info]
+    assert len(info) == 1 and info[0].startswith("Cancelled by olga (")
+    assert info[0].endswith("): wrong share. 60 stored document(s) kept; 50 not processed.")
+    assert not any(b.key == "batch_cancel" for b in at.button)
+
+
+def test_a_batchs_documents_and_its_source_are_links(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    b5 = seeded.batches["b5"]
+    at = open_page("batches", batch=str(b5))
+    docs = at.dataframe[-1].value
+    with dashboard_env() as session:
+        first = session.scalars(select(Artifact.id).where(Artifact.batch_id == b5, Artifact.seq == 0)).one()
+    assert docs["document"][0] == f"document?doc={first}"  # opens the document page, which links back here
+    (source_link,) = [
+        link.proto for link in at.get("page_link") if link.proto.label.startswith("All batches of")
+    ]
+    assert source_link.label == "All batches of beta" and source_link.query_string == "source=beta"
+
+    listed = open_page("batches", source="beta").dataframe[0].value  # the filter in the address
+    assert set(listed["source"]) == {"beta"} and b5 in set(listed["batch"])

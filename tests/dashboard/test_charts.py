@@ -58,7 +58,13 @@ def test_every_sla_figure_is_valid_plotly(empty: bool) -> None:
 
 def test_the_unvalidated_daily_figure_sends_what_the_browser_needs() -> None:
     fig = json.loads(pio.to_json(figures(empty=False)["daily"], validate=False))
-    share, no_data, volume = fig["data"]
+    share, met, below, no_data, volume = fig["data"]
+    # the legend names each colour the bars take (the share trace itself is not in it)
+    assert share["showlegend"] is False
+    assert (met["name"], met["marker"]["color"]) == ("on time ≥ 95%", charts.ON_TIME)
+    assert (below["name"], below["marker"]["color"]) == ("below 95%", charts.LATE)
+    # a day without data is a low labelled stub, never a full bar
+    assert set(_numbers(no_data["y"])) == {charts.NO_DATA_STUB} and set(no_data["text"]) == {"no data"}
     shown = dict(zip(share["x"], _numbers(share["y"]), strict=True))
     assert shown[DAYS[3].isoformat()] == 0 and shown[DAYS[1].isoformat()] == 100
     assert math.isnan(shown[DAYS[0].isoformat()])  # no bar where there is no data

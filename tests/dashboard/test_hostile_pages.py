@@ -31,7 +31,7 @@ PLAIN = {
 
 
 # Where a link points (our pages, the Temporal UI): an address, not text that reads Markdown.
-ADDRESSES = {"url", "page", "page_script_hash"}
+ADDRESSES = {"url", "page", "page_script_hash", "query_string"}  # addresses, URL-encoded: never rendered
 
 
 @pytest.fixture

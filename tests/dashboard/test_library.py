@@ -222,3 +222,11 @@ def test_full_text_search_ranks_and_follows_every_write(session_factory: session
         session.delete(session.get(Artifact, ids["title"]))
         session.get(Artifact, ids["text"]).status = "quarantined"  # type: ignore[union-attr]
     assert titles("ransomware") == ["later"]
+
+
+def test_the_search_says_that_or_not_and_minus_are_no_operators(seeded: Seeded, open_page: OpenPage) -> None:
+    at = open_page("library", q="ransomware OR -phishing")
+    assert at.text_input(key="q").proto.help.startswith("Every word must appear in the title or text")
+    assert any("are not operators here: every word you typed must appear" in c.value for c in at.caption)
+    plain = open_page("library", q="ransomware")
+    assert not any("are not operators" in c.value for c in plain.caption)

@@ -28,6 +28,8 @@ def test_figures_match_the_library_and_link_to_their_pages(seeded: Seeded, open_
     assert shown["Documents stored, last 24 h"] == f"{seeded.stored_since(timedelta(hours=24)):,}"
     assert shown["Open SLA breaches"] == "2"  # open sla_warning + sla_critical; resolved and others not
     assert shown["Failed batches awaiting approval"] == "1"
+    # batches that ended in the last 24 h, by how: b2 and b3 completed (b1 ended 26 h ago)
+    assert [shown[f"Batches {s}, last 24 h"] for s in ("completed", "failed", "cancelled")] == ["2", "0", "0"]
 
     throughput = plotly_figures(at)["throughput"]["data"][0]
     assert len(values(throughput["y"])) == 24  # hourly buckets, empty ones included
@@ -37,6 +39,7 @@ def test_figures_match_the_library_and_link_to_their_pages(seeded: Seeded, open_
     assert ("Library", "library", "") in links
     assert ("Approvals", "approvals", "") in links
     assert ("Batches", "batches", "") in links
+    assert ("Cancelled batches", "batches", "status=cancelled") in links
 
 
 def test_temporal_down_is_named_and_the_rest_still_renders(seeded: Seeded, open_page: OpenPage) -> None:

@@ -21,7 +21,7 @@ from core.vocabulary import (
     BATCH_FAILED,
     BATCH_RUNNING,
 )
-from dashboard.sla_report import weekly_summary
+from dashboard.sla_report import fitting_unit, percentiles_in, weekly_summary
 from data import repository
 from data.models import Alert, Artifact, Batch, Source
 from tests.dashboard.conftest import (
@@ -275,12 +275,19 @@ def test_the_weekly_csv_download_serves_the_weekly_summary(
         week[2] += failed
     for warned in (DAY1.date(), (NOW - timedelta(minutes=55)).date()):
         weeks[warned - timedelta(days=warned.weekday())][3] += 1
-    lines = ["week (UTC),documents,on time,failed,share,met target,warning,critical"]
+    failed_batches: dict[date, int] = defaultdict(int)
+    for _, status, start, _, _ in FINISHED:
+        if status == BATCH_FAILED:
+            failed_batches[start.date() - timedelta(days=start.weekday())] += 1
+    # as the page shows them: shares in percent, "met target" only without batches that failed outright
+    lines = ["week (UTC),documents,on time,failed,failed batches,share,met target,warning,critical"]
     for week, (documents, on_time, failed, warnings) in sorted(weeks.items()):
         share = on_time / documents if documents else None
-        met = share is not None and share >= 0.95
+        met = share is not None and share >= 0.95 and not failed_batches[week]
+        shown = "" if share is None else f"{share:.1%}"
         lines.append(
-            f"{week},{documents},{on_time},{failed},{'' if share is None else repr(share)},{met},{warnings},0"
+            f"{week},{documents},{on_time},{failed},{failed_batches[week]},{shown},"
+            f"{'yes' if met else 'no'},{warnings},0"
         )
 
     served = downloads.served(at, "sla_csv")
@@ -414,3 +421,64 @@ def test_the_page_names_its_zone_and_warns_when_the_rollups_count_another(
     clear.run()
     clear.switch_page("../pages/sla.py").run()
     assert not any("another zone" in w.value for w in clear.warning)
+
+
+def test_batches_that_failed_outright_and_sources_that_delivered_nothing_keep_the_page_from_looking_green(
+    dashboard_env: sessionmaker[Session],
+) -> None:
+    seed(dashboard_env)
+    failed_at = NOW - timedelta(days=1)
+    with dashboard_env.begin() as session:  # gamma: registered 3 days ago, its one refresh failed at ingest
+        gamma = Source(
+            name="gamma", kind="feed", location="https://example.org/feed", created_at=NOW - timedelta(days=3)
+        )
+        session.add(gamma)
+        session.flush()
+        batch = Batch(
+            source_id=gamma.id, status=BATCH_FAILED, created_at=failed_at, started_at=failed_at,
+            finished_at=failed_at + timedelta(minutes=3), workflow_id="batch-gamma", error_type="SourceUnavailable",
+        )  # fmt: skip
+        session.add(batch)
+        session.flush()
+        repository.roll_up_batch(session, batch_id=batch.id, target_hours=4.0, zone="UTC")
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run()
+    at.switch_page("../pages/sla.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Batches failed outright"] == "2"  # beta's on the 0% day, gamma's at ingest
+    assert metrics["Sources that delivered nothing"] == "1"
+    share = next(m for m in at.metric if m.label == "Documents on time")
+    assert share.proto.color == share.proto.MetricColor.GRAY  # never green beside sources that are down
+    (verdict,) = [unescaped(e.value) for e in at.error]
+    assert verdict.startswith(
+        "Not met: 2 batch(es) failed outright and 1 source(s) delivered nothing in this window (gamma)."
+    )
+    assert not at.success
+
+    sources = frame_with(at, "source", "failed batches", "worst day").set_index("source")
+    assert sources.loc["gamma", "documents"] == 0 and sources.loc["gamma", "failed batches"] == 1
+    assert pd.isna(sources.loc["gamma", "worst day"])  # no worst day without a single document
+    assert sources.loc["beta", "failed batches"] == 1 and sources.loc["alpha", "failed batches"] == 0
+
+    stale = frame_with(at, "source", "why").set_index("source")
+    assert stale.loc["gamma", "why"].startswith("no document at all for 3 d (it refreshes every 60 min")
+    assert stale.loc["gamma", "last new document (UTC)"] == "never"  # not "None"
+    weekly = frame_with(at, "failed batches", "met target")
+    assert set(weekly.loc[weekly["failed batches"] > 0, "met target"]) == {"no"}
+
+
+@pytest.mark.parametrize(
+    ("slowest_seconds", "unit", "shown"),
+    [(50, "s", 50.0), (40 * 60, "min", 40.0), (90, "s", 90.0), (150, "min", 2.5), (3 * 3600, "h", 3.0)],
+)
+def test_percentiles_read_in_the_unit_that_fits_the_slowest(
+    slowest_seconds: float, unit: str, shown: float
+) -> None:
+    hours = slowest_seconds / 3600
+    frame = pd.DataFrame(
+        {"day": [TODAY], "documents": [3], "p50 h": [hours / 4], "p95 h": [hours / 2], "p99 h": [hours]}
+    )
+    assert fitting_unit(frame) == unit
+    assert percentiles_in(frame, unit)[f"p99 {unit}"][0] == pytest.approx(shown)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from temporalio.client import Client
 from cli.devserver import DevServer, free_port
 from core.vocabulary import BATCH_FAILED, BATCH_PENDING
 from data import repository
-from data.models import AuditEvent, Batch, Source
+from data.models import AuditEvent, Batch, Source, utcnow
 from orchestration.client import register_search_attributes
 from tests.dashboard.conftest import OPERATOR, OpenPage, unescaped
 from tests.dashboard.seed import HOSTILE, Seeded
@@ -174,9 +175,11 @@ def test_table_shows_each_sources_refreshes(seeded: Seeded, open_page: OpenPage)
     table = open_page("sources").dataframe[0].value.set_index("name")
 
     assert list(table.index) == sorted(seeded.sources)
-    assert table.loc["alpha", "batches"] == 2
+    # the batch counts open the source's batches, the filter in the address
+    assert table.loc["alpha", "batches"] == "batches?source=alpha&n=2"
+    assert table.loc["alpha", "failed batches"] == "batches?source=alpha&status=failed&n=0"
     assert table.loc["alpha", "documents"] == 5  # 3 + 2 stored
-    assert table.loc["alpha", "errors"] == 1
+    assert table.loc["alpha", "failed documents"] == 1
     assert table.loc["alpha", "last status"] == "completed"
     assert table.loc["beta", "last status"] == "running"
     assert table.loc[HOSTILE, "last status"] == "awaiting approval"  # the hostile name is a plain cell
@@ -446,3 +449,25 @@ def test_dry_run_refuses_an_internal_address_the_operator_did_not_allow(
     assert "LOREGUARD_ALLOWED_HOSTS" in refused[0]
     assert not any("problem" in d.value.columns for d in at.dataframe)
     assert source_names(dashboard_env) == []
+
+
+def test_a_source_that_delivers_nothing_new_or_keeps_failing_is_flagged_stale(
+    seeded: Seeded, dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    long_ago = utcnow() - timedelta(days=2)
+    with dashboard_env.begin() as session:
+        silent = repository.create_source(
+            session, name="silent feed", kind="feed", location="https://x.org/f"
+        )
+        silent.created_at = long_ago
+        for _ in range(3):  # its last three refreshes failed
+            batch = repository.create_batch(session, source_id=silent.id)
+            batch.status, batch.started_at, batch.finished_at = "failed", long_ago, long_ago
+    at = open_page("sources")
+    table = at.dataframe[0].value.set_index("name")
+    assert table.loc["silent feed", "freshness"] == (
+        "stale: its last 3 refreshes failed; no document at all for 2 d (it refreshes every 60 min; stale "
+        "after 2 h)"
+    )
+    assert table.loc["silent feed", "failed batches"] == "batches?source=silent%20feed&status=failed&n=3"
+    assert any("Stale: " in unescaped(w.value) and "silent feed" in unescaped(w.value) for w in at.warning)

@@ -1,7 +1,8 @@
 """The manager's path in a real browser (Chromium, signed in through a real OpenID provider) against a running
 `loreguard up`: SLA history no refresh can make today (batches started on past days, written to the stack's
 database, then `loreguard sla rebuild`), read on the SLA page from the figure the browser holds: a 0% day, a
-day without data and the documents per day; then the breaches, the worst day per source and the weekly CSV.
+day without data and the documents per day; the batches that failed outright and a stale source that delivered
+nothing, beside the share; then the breaches, the worst day per source and the weekly CSV.
 The screenshot goes to test-output/e2e/ (people-manager-sla.png) with the other people's."""
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from core.vocabulary import (
     BATCH_COMPLETED,
     BATCH_FAILED,
 )
-from dashboard.charts import LATE, ON_TIME
+from dashboard.charts import LATE, NO_DATA_STUB, ON_TIME
 from data.db import make_engine, make_session_factory
 from data.models import Alert, Artifact, Batch, Source
 from tests.e2e.test_approvals_browser import cli
-from tests.e2e.test_dashboard_browser import OUTPUT, Stack, open_page, shoot
+from tests.e2e.test_dashboard_browser import OUTPUT, Stack, metric, open_page, shoot
 from tests.e2e.test_signin_browser import (  # noqa: F401  (provider, signed_stack and browser are fixtures)
     Provider,
     browser,
@@ -53,8 +54,10 @@ HISTORY = [
     # 5 days ago: no batch at all
     ("ledger", BATCH_FAILED, 4, 9, [9.0], 2),  # 0% on time: one stored late, two failed
     ("archive", BATCH_COMPLETED, 2, 10, [1.0, 5.0], 0),  # 50%: below the target, but not 0%
+    ("silent feed", BATCH_FAILED, 3, 7, [], 0),  # failed at ingest: no document, the source delivered nothing
 ]
-GOOD, NO_DATA, ZERO, HALF = 6, 5, 4, 2  # days before today
+GOOD, NO_DATA, ZERO, HALF, SILENT = 6, 5, 4, 2, 3  # days before today
+SILENT_SINCE = 4  # days ago "silent feed" was registered: hourly, so it is stale
 # SLA alerts the monitor raised on the 0% day's batch as it ran (hours after its start), resolved as it ended
 BREACHES = [(ALERT_SLA_WARNING, "warning", 4), (ALERT_SLA_CRITICAL, "critical", 8)]
 # The figure of the first chart with a trace of this name, as the browser holds it (the chart element's `data`
@@ -96,8 +99,9 @@ def seed_history(database: Path, today: date) -> None:
         with make_session_factory(engine).begin() as session:
             sources = {
                 name: Source(name=name, kind="folder", location=f"/srv/{name}")
-                for name in ("ledger", "archive")
+                for name in ("ledger", "archive", "silent feed")
             }
+            sources["silent feed"].created_at = datetime.now(UTC) - timedelta(days=SILENT_SINCE)
             session.add_all(sources.values())
             session.flush()
             for n, (name, status, ago, hour, hours, failed) in enumerate(HISTORY):
@@ -106,7 +110,8 @@ def seed_history(database: Path, today: date) -> None:
                     source_id=sources[name].id, workflow_id=f"sla-history-{n}", status=status,
                     total=len(hours) + failed, stored=len(hours), failed=failed, created_at=start,
                     started_at=start, ingested_at=start + timedelta(minutes=1),
-                    finished_at=start + timedelta(hours=max(hours)),
+                    finished_at=start + timedelta(hours=max(hours, default=0.1)),
+                    error_type=None if hours else "SourceUnavailable",
                 )  # fmt: skip
                 session.add(batch)
                 session.flush()
@@ -168,8 +173,18 @@ def test_the_manager_reads_a_zero_day_and_a_no_data_day_on_the_sla_chart_and_exp
     failed = sum(d.failed for d in expected.values())
     p.get_by_text(
         f"Documents in finished batches: {documents}; failed (counted late): {failed}. "
+        "Batches failed outright: 2; cancelled: 0 (not counted in the share). "
         f"Breaches in window: {len(BREACHES)}; still open: 0."
     ).wait_for()
+    # Beside the share: the batches that failed outright and the source that delivered nothing, said plainly.
+    assert metric(p, "Batches failed outright") == "2"
+    assert metric(p, "Sources that delivered nothing") == "1"
+    p.get_by_text(
+        "Not met: 2 batch(es) failed outright and 1 source(s) delivered nothing in this window (silent feed)."
+    ).wait_for()
+    stale = p.locator('[data-testid="stDataFrame"]', has=p.locator("th", has_text="why"))
+    stale.get_by_text("silent feed", exact=True).wait_for(state="attached")
+    stale.get_by_text(f"no document at all for {SILENT_SINCE} d", exact=False).wait_for(state="attached")
     p.get_by_role("heading", name="On time per day").wait_for()
     daily = p.locator(".js-plotly-plot", has_text="no data")  # its legend names the hatched columns
     daily.wait_for()
@@ -186,7 +201,9 @@ def test_the_manager_reads_a_zero_day_and_a_no_data_day_on_the_sla_chart_and_exp
     assert share["x"] == x  # every day of the window, in order
     on_time = dict(zip(x, numbers(share["y"]), strict=True))
     assert on_time == {
-        d.isoformat(): 100 * expected[d].on_time / expected[d].documents if d in expected else None
+        d.isoformat(): 100 * expected[d].on_time / expected[d].documents
+        if d in expected and expected[d].documents
+        else None
         for d in window
     }
     assert (on_time[good], on_time[no_data], on_time[zero], on_time[half]) == (100, None, 0, 50)
@@ -199,12 +216,23 @@ def test_the_manager_reads_a_zero_day_and_a_no_data_day_on_the_sla_chart_and_exp
     assert (labels[good], colors[good], outline[good]) == ("", ON_TIME, 0)
     assert (labels[no_data], outline[no_data]) == ("", 0)
     assert [d for d, label in labels.items() if label] == [zero]
-    # A day without data is a full-height hatched column instead; the 0% day is not one.
+    # A day without documents is a low hatched stub instead (never a full bar), labelled "no data", or in red
+    # "1 failed" on the day the silent feed's batch failed at ingest; the 0% day is not one.
     hatched = traces["no data"]
-    assert hatched["x"] == [d.isoformat() for d in window if d not in expected]
-    assert no_data in hatched["x"] and zero not in hatched["x"]
-    assert numbers(hatched["y"]) == [100] * len(hatched["x"])
+    empty = [d.isoformat() for d in window if d not in expected or not expected[d].documents]
+    silent = (seeded_today - timedelta(days=SILENT)).isoformat()
+    assert hatched["x"] == empty
+    assert no_data in hatched["x"] and silent in hatched["x"] and zero not in hatched["x"]
+    assert numbers(hatched["y"]) == [NO_DATA_STUB] * len(hatched["x"])
+    stub_labels = dict(zip(hatched["x"], hatched["text"], strict=True))
+    assert (stub_labels[no_data], stub_labels[silent]) == ("no data", "1 failed")
     assert hatched["marker"]["pattern"]["shape"] == "/"
+    # The legend names both colours the bars take.
+    assert share["showlegend"] is False  # its bars take both colours: the legend names each instead
+    assert (traces["on time ≥ 95%"]["marker"]["color"], traces["below 95%"]["marker"]["color"]) == (
+        ON_TIME,
+        LATE,
+    )
     # The documents per day, on the right-hand axis: the seeded counts, 0 on the other days.
     volume = traces["documents"]
     assert volume["yaxis"] == "y2" and volume["x"] == x
@@ -231,11 +259,18 @@ def test_the_manager_reads_a_zero_day_and_a_no_data_day_on_the_sla_chart_and_exp
         for row in grid.locator("tbody tr").all()
     ]
     assert [
-        (s["source"], s["documents"], s["on time"], s["late"], s["failed"], s["days below target"])
+        (s["source"], s["documents"], s["on time"], s["late"], s["failed"], s["failed batches"])
         for s in sources
-    ] == [("archive", "2", "1", "1", "0", "1"), ("ledger", "7", "4", "1", "2", "1")]
-    assert [float(s["share"]) for s in sources] == pytest.approx([1 / 2, 4 / 7])
-    assert [(s["worst day"], float(s["worst day share"])) for s in sources] == [(half, 0.5), (zero, 0)]
+    ] == [
+        ("archive", "2", "1", "1", "0", "0"),
+        ("ledger", "7", "4", "1", "2", "1"),
+        ("silent feed", "0", "0", "0", "0", "1"),
+    ]
+    assert [s["days below target"] for s in sources] == ["1", "1", "0"]
+    assert [float(s["share"]) for s in sources[:2]] == pytest.approx([1 / 2, 4 / 7])
+    assert [(s["worst day"], float(s["worst day share"])) for s in sources[:2]] == [(half, 0.5), (zero, 0)]
+    # a source without a single document has no share and no worst day
+    assert (sources[2]["share"], sources[2]["worst day"], sources[2]["worst day share"]) == ("", "", "")
 
     # Breaches per source and level: both on the ledger.
     breaches = p.evaluate(FIGURE, "critical")
@@ -248,9 +283,14 @@ def test_the_manager_reads_a_zero_day_and_a_no_data_day_on_the_sla_chart_and_exp
 
     # The weekly summary as a CSV: a row per week (its Monday) with documents, from the seed.
     weeks: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    failed_batches: dict[date, int] = defaultdict(int)
     for d, seen in expected.items():
         week = weeks[d - timedelta(days=d.weekday())]
         week[:3] = [week[0] + seen.documents, week[1] + seen.on_time, week[2] + seen.failed]
+    for _, status, ago, _, _, _ in HISTORY:
+        if status == BATCH_FAILED:
+            started = seeded_today - timedelta(days=ago)
+            failed_batches[started - timedelta(days=started.weekday())] += 1
     zero_day = date.fromisoformat(zero)
     weeks[zero_day - timedelta(days=zero_day.weekday())][3:] = [1, 1]  # the warning and the critical breach
     with p.expect_download() as downloading:
@@ -263,8 +303,12 @@ def test_the_manager_reads_a_zero_day_and_a_no_data_day_on_the_sla_chart_and_exp
     ]  # labelled with its zone
     for row, (week, (n, ok, f, warning, critical)) in zip(rows, sorted(weeks.items()), strict=True):
         assert (int(row["documents"]), int(row["on time"]), int(row["failed"])) == (n, ok, f), week
-        assert float(row["share"]) == pytest.approx(ok / n), week
-        assert row["met target"] == str(ok / n >= 0.95), week
+        # shares as the page shows them; a week with a batch that failed outright did not meet the target
+        assert row["share"] == (f"{ok / n:.1%}" if n else ""), week
+        assert int(row["failed batches"]) == failed_batches[week], week
+        assert row["met target"] == ("yes" if n and ok / n >= 0.95 and not failed_batches[week] else "no"), (
+            week
+        )
         assert (int(row["warning"]), int(row["critical"])) == (warning, critical), week
     p.context.close()
     print(f"\nscreenshots in {OUTPUT}: {', '.join(s.name for s in shots)}")

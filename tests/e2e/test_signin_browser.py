@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,13 @@ def provider() -> Iterator[Provider]:
 @pytest.fixture(scope="module")
 def signed_stack(provider: Provider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`loreguard up` whose dashboard signs people in through the provider ([auth] in a secrets file)."""
-    folder = tmp_path_factory.mktemp("signed")
+    with signed_running_stack(provider, tmp_path_factory.mktemp("signed")) as stack:
+        yield stack
+
+
+@contextmanager
+def signed_running_stack(provider: Provider, folder: Path, **extra_env: str) -> Iterator[Stack]:
+    """`loreguard up` in `folder` signing people in through the provider, with `extra_env` for the stack."""
     port = free_port()
     secrets_file = folder / "secrets.toml"  # one host spelling everywhere (127.0.0.1), as the browser uses
     secrets_file.write_text(
@@ -91,6 +98,7 @@ def signed_stack(provider: Provider, tmp_path_factory: pytest.TempPathFactory) -
         port,
         LOREGUARD_DASHBOARD_SECRETS=str(secrets_file),
         LOREGUARD_ADMINS=json.dumps([ADMIN]),
+        **extra_env,
     ) as stack:
         yield stack
 

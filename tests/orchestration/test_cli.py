@@ -410,3 +410,16 @@ def test_refresh_wait_reports_totals_from_a_running_worker(with_temporal: Loregu
         if worker.poll() is None:
             worker.kill()
     assert worker.returncode == 0
+
+
+def test_a_missing_database_names_the_state_folder_instead_of_inviting_a_second_empty_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in [k for k in os.environ if k.startswith("LOREGUARD_") and k != "LOREGUARD_REQUIRE_ALL"]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("LOREGUARD_STATE_DIR", str(tmp_path / "elsewhere"))
+    assert run(["batches"]) == 1
+    said = capsys.readouterr().err
+    assert f"there is no database at {tmp_path / 'elsewhere' / 'loreguard.db'}" in said
+    assert "set LOREGUARD_STATE_DIR (or LOREGUARD_DATABASE_URL)" in said
+    assert not (tmp_path / "elsewhere").exists()  # nothing was created

@@ -10,7 +10,7 @@ import sysconfig
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from core.settings import Settings
 from core.vocabulary import BATCH_AWAITING_APPROVAL, BATCH_COMPLETED, BATCH_RUNNING
 from data import repository
-from data.models import Alert
+from data.models import Alert, Artifact
 from orchestration.constants import INGESTION_QUEUE, SCHEDULER_QUEUE
 from orchestration.scheduled import SlaMonitorWorkflow
 from orchestration.types import SlaCheckInput, SlaCheckResult, SlaMonitorInput
@@ -87,7 +87,7 @@ async def test_sla_alerts_are_raised_once_past_4_and_8_hours_and_resolved_when_b
             Worker(
                 env.client,
                 task_queue=INGESTION_QUEUE,
-                activities=[acts.check_sla],
+                activities=[acts.reconcile_batches, acts.check_sla],
                 activity_executor=threads,
             ),
         ):
@@ -157,3 +157,46 @@ async def test_sla_alerts_are_raised_once_past_4_and_8_hours_and_resolved_when_b
         threads.shutdown(wait=False, cancel_futures=True)
         steps.http.close()
         await env.shutdown()
+
+
+def test_a_stale_source_is_alerted_once_per_episode_and_resolved_when_it_delivers_again(
+    sqlite_url: str, sqlite_sessions: sessionmaker[Session]
+) -> None:
+    settings = Settings(database_url=sqlite_url, notify_channels=["log"])
+    steps = build_steps(settings)
+    now = datetime.now(UTC)
+    try:
+        with sqlite_sessions.begin() as session:
+            quiet = repository.create_source(session, name="quiet feed", kind="feed", location="http://x/")
+            quiet.created_at = now - timedelta(hours=5)  # hourly: stale after 2 h without a document
+            paused = repository.create_source(session, name="paused feed", kind="feed", location="http://y/")
+            paused.created_at, paused.paused = now - timedelta(days=5), True
+            quiet_id = quiet.id
+        first = check_sla(steps, SlaCheckInput(now_iso=now.isoformat()))
+        again = check_sla(steps, SlaCheckInput(now_iso=(now + timedelta(minutes=5)).isoformat()))
+        assert (first.raised, again.raised) == ([f"source {quiet_id}: stale"], [])  # once, never the paused
+        with sqlite_sessions() as session:
+            (alert,) = session.scalars(select(Alert)).all()
+        assert (alert.batch_id, alert.level, alert.resolved_at, alert.delivery) == (
+            None,
+            "warning",
+            None,
+            "log: sent",
+        )
+        assert alert.message.startswith("Source 'quiet feed' is stale: no document at all for 5 h")
+
+        with sqlite_sessions.begin() as session:  # it delivers: a stored document now
+            batch = repository.create_batch(session, source_id=quiet_id)
+            batch.status = BATCH_COMPLETED
+            session.add(
+                Artifact(
+                    batch_id=batch.id, source_id=quiet_id, seq=0, uri="http://x/1", content_type="text/html",
+                    status="stored", stored_at=now + timedelta(minutes=6),
+                )
+            )  # fmt: skip
+        fresh = check_sla(steps, SlaCheckInput(now_iso=(now + timedelta(minutes=10)).isoformat()))
+        assert (fresh.raised, fresh.resolved) == ([], 1)
+        with sqlite_sessions() as session:
+            assert session.scalars(select(Alert.resolved_at)).one() is not None
+    finally:
+        steps.http.close()

@@ -167,6 +167,7 @@ def test_up_runs_the_demo_and_ctrl_c_stops_everything(
     assert f"127.0.0.1:{stack_env['LOREGUARD_TEMPORAL_PORT']}" in text
     assert str(state / "loreguard.db") in text and str(state / "logs") in text
     assert "starting Temporal dev server" in text and "ready in" in text
+    assert "sign-in            off: the dashboard serves this machine only, everyone as a local admin" in text
     assert "demo-samples" in text and "batch 1 started" in text
     pids = first.child_pids
     assert len(pids) == 3 and all(alive(pid) for pid in pids)

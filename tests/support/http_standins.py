@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -235,9 +236,17 @@ class ChatCompletionsStandIn(LoopbackServer):
 class ClarificationStandIn(LoopbackServer):
     """The optional clarification endpoint: `POST /clarify` {"uri","title","excerpt"} -> {"notes": ...}."""
 
-    def __init__(self, notes: Callable[[dict[str, Any]], str | None] | None = None, **failures: Any) -> None:
+    def __init__(
+        self,
+        notes: Callable[[dict[str, Any]], str | None] | None = None,
+        *,
+        delay: float = 0.0,
+        **failures: Any,
+    ) -> None:
+        """`delay`: seconds each answer takes (a slow service keeps a batch running long enough to act on)."""
         super().__init__(**failures)
         self.notes = notes or (lambda payload: f"Clarified: {payload.get('title') or payload['uri']}")
+        self.delay = delay
 
     @property
     def endpoint(self) -> str:
@@ -246,4 +255,6 @@ class ClarificationStandIn(LoopbackServer):
     def respond(self, request: RecordedRequest) -> Reply:
         if request.method != "POST" or request.path != "/clarify":
             return Reply.of_json(404, {"error": "not found"})
+        if self.delay:
+            time.sleep(self.delay)
         return Reply.of_json(200, {"notes": self.notes(request.json())})
