@@ -55,6 +55,15 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (its own threads; /proc/PID/stat fields 14 and 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def descendants(pid: int) -> list[int]:
     """Every process below `pid` (children of any of its threads), from /proc/*/stat parent IDs."""
     parents: dict[int, list[int]] = {}
@@ -132,10 +141,13 @@ async def full_stack(docs: Path, warmup: Path, work: Path, env_overrides: dict[s
         await handle.result()
         worker_rss, server_rss = PeakRss(worker.pid), PeakRss(server.pid or 0)
         source_id = add_source(url, "bench", docs)
+        pool = descendants(worker.pid)
+        cpu0 = (cpu_seconds(worker.pid), sum(map(cpu_seconds, pool)), cpu_seconds(server.pid or 0))
         started = time.perf_counter()
         _, handle = await start_refresh(client, sessions, source_id=source_id)
         result = await handle.result()
         elapsed = time.perf_counter() - started
+        cpu1 = (cpu_seconds(worker.pid), sum(map(cpu_seconds, pool)), cpu_seconds(server.pid or 0))
         worker_rss.stop()
         server_rss.stop()
         return {
@@ -145,6 +157,9 @@ async def full_stack(docs: Path, warmup: Path, work: Path, env_overrides: dict[s
             "worker_rss_mb": worker_rss.peak_kb / 1024,
             "worker_tree_rss_mb": worker_rss.peak_tree_kb / 1024,
             "server_rss_mb": server_rss.peak_kb / 1024,
+            "cpu_worker": cpu1[0] - cpu0[0],
+            "cpu_pool": cpu1[1] - cpu0[1],
+            "cpu_server": cpu1[2] - cpu0[2],
         }
     finally:
         stop_process(worker, timeout=10)
@@ -237,6 +252,11 @@ def main() -> None:
             f"peak RSS worker: {a['worker_rss_mb']:.0f} MB (with its CPU pool: {a['worker_tree_rss_mb']:.0f} MB)"
         )
         print(f"peak RSS temporal server: {a['server_rss_mb']:.0f} MB")
+        print(
+            f"(a) CPU seconds: worker {a['cpu_worker']:.1f} (evaluate, store, Temporal client), its CPU pool "
+            f"{a['cpu_pool']:.1f} (process stages), Temporal server {a['cpu_server']:.1f}; "
+            f"{2 * a['seconds']:.1f} core-seconds elapsed"
+        )
         if a["stored"] != args.docs or b["stored"] != args.docs:
             print(f"error: expected {args.docs} stored documents on both sides", file=sys.stderr)
             sys.exit(1)

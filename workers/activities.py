@@ -38,7 +38,7 @@ from orchestration.types import (
 from workers.celery_chunks import CeleryChunks
 from workers.metrics import ChunkReport, WorkerMetrics
 from workers.monitoring import check_sla, create_scheduled_batch
-from workers.pool import CpuPool
+from workers.pool import CpuPool, evaluates_in_pool
 from workers.reconcile import reconcile_batches
 from workers.steps import BatchSteps
 
@@ -91,7 +91,10 @@ class PipelineActivities:
     def evaluate_chunk(self, input: ChunkInput) -> ChunkResult:
         if self.celery is not None:
             return self._on_celery(EVALUATE_TASK, input)
-        result, report = self.steps.evaluate_chunk_report(input, heartbeat=activity.heartbeat)
+        if self.cpu_pool is not None and evaluates_in_pool(self.steps.settings):
+            result, report = self.cpu_pool.evaluate_chunk(input, activity.heartbeat)
+        else:
+            result, report = self.steps.evaluate_chunk_report(input, heartbeat=activity.heartbeat)
         self._record(report)
         return result
 

@@ -19,7 +19,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import TypeVar
+
+from temporalio.exceptions import ApplicationError
 
 from core.settings import Settings
 from orchestration.types import ChunkFailureInput, ChunkInput, ChunkResult
@@ -43,6 +46,8 @@ def _init_process(settings: Settings, worker_pid: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     warm_up()
     _steps = build_steps(settings)
+    if evaluates_in_pool(settings):
+        _steps.evaluator.warm_up()  # type: ignore[attr-defined]  # the model loads before the memory bound
     threading.Thread(target=_exit_with_worker, args=(worker_pid,), daemon=True).start()
     # Last, once the process is built: the bound is for what documents make the parsers allocate.
     limit_memory(settings.parse_memory_mb)
@@ -62,6 +67,31 @@ def _process_chunk(input: ChunkInput) -> tuple[ChunkResult, ChunkReport]:
     if _steps is None:
         raise RuntimeError("pool process not initialised")
     return _steps.process_chunk_report(input)
+
+
+def evaluates_in_pool(settings: Settings) -> bool:
+    """The semantic evaluator is CPU work (a model on the CPU): its chunks run in the pool beside the process
+    stages, on every core. An API evaluator waits on the network: its chunks stay on the worker's threads."""
+    return settings.evaluator == "semantic"
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """An ApplicationError raised in a pool process, carried back as data (its keyword arguments do not
+    survive pickling) and raised again in the worker, where Temporal sees it."""
+
+    message: str
+    type: str | None
+    non_retryable: bool
+
+
+def _evaluate_chunk(input: ChunkInput) -> tuple[ChunkResult, ChunkReport] | _Refused:
+    if _steps is None:
+        raise RuntimeError("pool process not initialised")
+    try:
+        return _steps.evaluate_chunk_report(input)
+    except ApplicationError as err:
+        return _Refused(err.message, err.type, err.non_retryable)
 
 
 def make_cpu_pool(settings: Settings) -> ProcessPoolExecutor:
@@ -137,6 +167,19 @@ class CpuPool:
         except BrokenProcessPool:
             self._replace(executor)
             raise
+
+    def evaluate_chunk(self, input: ChunkInput, heartbeat: Heartbeat) -> tuple[ChunkResult, ChunkReport]:
+        """Evaluate and store a chunk in a pool process. A process that dies fails the activity, which
+        Temporal retries (evaluating is idempotent: stored documents are not picked up again)."""
+        executor = self._executor
+        try:
+            outcome = wait_with_heartbeats(executor.submit(_evaluate_chunk, input), heartbeat)
+        except BrokenProcessPool:
+            self._replace(executor)
+            raise
+        if isinstance(outcome, _Refused):
+            raise ApplicationError(outcome.message, type=outcome.type, non_retryable=outcome.non_retryable)
+        return outcome
 
     def process_chunk(
         self, input: ChunkInput, heartbeat: Heartbeat, fail: FailDocuments

@@ -91,6 +91,10 @@ class SemanticEvaluator:
         self._now = now
         self._vectors: tuple[np.ndarray, np.ndarray] | None = None
 
+    def warm_up(self) -> None:
+        """Load the model and embed the topics now, not on the first document."""
+        self._topics()
+
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         return embedding.embed(texts, self.precision, self.model_cache)
 
