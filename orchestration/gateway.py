@@ -211,7 +211,8 @@ def tls_problem(message: str, secure: bool | None) -> str | None:
         marker in lowered
         for marker in ("close_notify", "unexpectedeof", "broken pipe", "connection reset", "transport error")
     )
-    if closed and secure is True:
+    # The SDK may also give up on such a connection with a bare "operation was canceled".
+    if (closed or "operation was canceled" in lowered) and secure is True:
         return (
             "the server closed the TLS connection: it may want a client certificate it trusts "
             "(LOREGUARD_TEMPORAL_TLS_CERT_FILE and LOREGUARD_TEMPORAL_TLS_KEY_FILE) or a valid API key"

@@ -310,7 +310,11 @@ async def test_a_worker_set_to_wait_does_not_poll_before_its_schema_is_there(
 
         upgrade(sqlite_url)
         await asyncio.wait_for(ready.wait(), timeout=30)
-        code, body = await get_json(f"http://127.0.0.1:{port}/health/ready")
+        for _ in range(100):  # its pollers report in a moment after the worker starts
+            code, body = await get_json(f"http://127.0.0.1:{port}/health/ready")
+            if code == 200:
+                break
+            await asyncio.sleep(0.1)
         assert code == 200, body
     finally:
         stop.set()
