@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +14,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from cli.devserver import free_port
 from tests.e2e.test_approvals_browser import cli
-from tests.e2e.test_dashboard_browser import OUTPUT, Stack, open_page, query, running_stack, shoot
+from tests.e2e.test_dashboard_browser import OUTPUT, Stack, open_page, query, shoot
 from tests.e2e.test_signin_browser import (  # noqa: F401  (provider and browser are fixtures)
     Provider,
     browser,
     provider,
     signed_in,
+    signed_running_stack,
 )
 from tests.support.corpus import write_corpus
 
@@ -36,24 +35,12 @@ LARGE = 800  # documents of the second source: four pages of a re-evaluation, tw
 
 @pytest.fixture(scope="module")
 def review_stack(provider: Provider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # noqa: F811
-    """`loreguard up` with sign-in; only reported verdicts wait for review (no confidence threshold), and the
+    """`loreguard up` with sign-in; no confidence threshold for the review inbox (doubtful and reported verdicts wait), and the
     evaluation queue runs at most one activity every two seconds, so a re-evaluation is in flight long enough
     to cancel."""
-    folder = tmp_path_factory.mktemp("review")
-    port = free_port()
-    secrets_file = folder / "secrets.toml"
-    secrets_file.write_text(
-        "[auth]\n"
-        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
-        f'cookie_secret = "{secrets.token_hex(32)}"\n'
-        'client_id = "loreguard-dashboard"\n'
-        'client_secret = "the-mock-provider-accepts-any-client"\n'
-        f'server_metadata_url = "{provider.url}/.well-known/openid-configuration"\n'
-    )
-    with running_stack(
-        folder,
-        port,
-        LOREGUARD_DASHBOARD_SECRETS=str(secrets_file),
+    with signed_running_stack(
+        provider,
+        tmp_path_factory.mktemp("review"),
         LOREGUARD_REVIEW_BELOW_CONFIDENCE="0",
         LOREGUARD_EVALUATION_RATE_LIMIT="0.5",
         LOREGUARD_CHUNK_SIZE="200",
