@@ -208,20 +208,7 @@ class ChunkSteps(StepsBase):
         report = report if report is not None else ChunkReport(stage="evaluate")
         evaluations: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        inputs = [
-            EvaluationInput(
-                uri=art.uri,
-                title=art.title,
-                author=art.author,
-                published_at=art.published_at,
-                text=art.text or "",
-                word_count=art.word_count or 0,
-                language=art.language or "und",
-                source_kind=kind,
-                is_duplicate=art.duplicate_of_id is not None,
-            )
-            for art in artifacts
-        ]
+        inputs = [evaluation_input(art, kind) for art in artifacts]
         # A model evaluator judges the whole group in a few batched calls; its time is shared among the group.
         evaluate_many = getattr(self.evaluator, "evaluate_many", None)
         batched: list[EvaluationResult] | None = None
@@ -251,23 +238,7 @@ class ChunkSteps(StepsBase):
                 )
                 report.failed_by_stage["evaluate"] += 1
                 continue
-            evaluations.append(
-                {
-                    "artifact_id": art.id,
-                    "label": verdict.label,
-                    "confidence": verdict.confidence,
-                    "relevance": verdict.relevance,
-                    "credibility": verdict.credibility,
-                    "rationale": verdict.rationale,
-                    "evaluator": verdict.evaluator,
-                    "model": verdict.model,
-                    "topics_version": verdict.topics_version,
-                    # The review inbox: the evaluator's own doubt, or less confidence than the setting asks.
-                    "needs_review": verdict.label == "review"
-                    or verdict.confidence < self.settings.review_below_confidence,
-                    "tokens": verdict.tokens,
-                }
-            )
+            evaluations.append(evaluation_row(art.id, verdict, self.settings.review_below_confidence))
             evaluate_ms = (time.perf_counter() - t0) * 1000 + share_ms
             updates.append({"id": art.id, "status": ARTIFACT_STORED, "evaluate_ms": evaluate_ms})
             report.labels[verdict.label] += 1
@@ -297,6 +268,39 @@ class ChunkSteps(StepsBase):
             self._drop_raw(session, [r["id"] for r in rows if r["status"] == ARTIFACT_STORED])
         evaluations.clear()
         updates.clear()
+
+
+def evaluation_input(art: Artifact, source_kind: str) -> EvaluationInput:
+    """What an evaluator reads of a processed (or stored) document."""
+    return EvaluationInput(
+        uri=art.uri,
+        title=art.title,
+        author=art.author,
+        published_at=art.published_at,
+        text=art.text or "",
+        word_count=art.word_count or 0,
+        language=art.language or "und",
+        source_kind=source_kind,
+        is_duplicate=art.duplicate_of_id is not None,
+    )
+
+
+def evaluation_row(artifact_id: int, verdict: EvaluationResult, review_below: float) -> dict[str, Any]:
+    """A verdict as repository.upsert_evaluations stores it."""
+    return {
+        "artifact_id": artifact_id,
+        "label": verdict.label,
+        "confidence": verdict.confidence,
+        "relevance": verdict.relevance,
+        "credibility": verdict.credibility,
+        "rationale": verdict.rationale,
+        "evaluator": verdict.evaluator,
+        "model": verdict.model,
+        "topics_version": verdict.topics_version,
+        # The review inbox: the evaluator's own doubt, or less confidence than the setting asks.
+        "needs_review": verdict.label == "review" or verdict.confidence < review_below,
+        "tokens": verdict.tokens,
+    }
 
 
 _PROCESSED_KEYS = [

@@ -7,7 +7,7 @@ from typing import Any
 
 from data import repository
 from orchestration.types import FinishReevaluationInput, ReevaluatePageInput, ReevaluatePageResult
-from workers.stages.types import EvaluationInput
+from workers.chunk_steps import evaluation_input, evaluation_row
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
 
 REEVALUATE_PAGE = 200  # documents per activity
@@ -28,25 +28,13 @@ class ReevaluationSteps(StepsBase):
                 session, reevaluation=row, after_id=input.after_id, limit=REEVALUATE_PAGE
             )
             kinds = {
-                a.source_id: repository.get_source(session, source_id=a.source_id).kind for a in artifacts
+                sid: repository.get_source(session, source_id=sid).kind
+                for sid in {a.source_id for a in artifacts}
             }
         evaluated = 0
         for start in range(0, len(artifacts), REEVALUATE_GROUP):
             group = artifacts[start : start + REEVALUATE_GROUP]
-            inputs = [
-                EvaluationInput(
-                    uri=a.uri,
-                    title=a.title,
-                    author=a.author,
-                    published_at=a.published_at,
-                    text=a.text or "",
-                    word_count=a.word_count or 0,
-                    language=a.language or "und",
-                    source_kind=kinds[a.source_id],
-                    is_duplicate=a.duplicate_of_id is not None,
-                )
-                for a in group
-            ]
+            inputs = [evaluation_input(a, kinds[a.source_id]) for a in group]
             many = getattr(self.evaluator, "evaluate_many", None)
             if many is not None:  # a local model: one batched call for the group
                 verdicts = many(inputs)
@@ -55,22 +43,9 @@ class ReevaluationSteps(StepsBase):
                 for one in inputs:
                     verdicts.append(self.evaluator.evaluate(one))
                     heartbeat(evaluated + len(verdicts))
+            below = self.settings.review_below_confidence
             rows: list[dict[str, Any]] = [
-                {
-                    "artifact_id": a.id,
-                    "label": v.label,
-                    "confidence": v.confidence,
-                    "relevance": v.relevance,
-                    "credibility": v.credibility,
-                    "rationale": v.rationale,
-                    "evaluator": v.evaluator,
-                    "model": v.model,
-                    "topics_version": v.topics_version,
-                    "needs_review": v.label == "review"
-                    or v.confidence < self.settings.review_below_confidence,
-                    "reevaluation_id": input.reevaluation_id,
-                    "tokens": v.tokens,
-                }
+                {**evaluation_row(a.id, v, below), "reevaluation_id": input.reevaluation_id}
                 for a, v in zip(group, verdicts, strict=True)
             ]
             with self._tx() as session:
