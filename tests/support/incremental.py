@@ -18,13 +18,15 @@ from orchestration.types import ChunkInput, FinishBatchInput, IngestInput
 from workers.steps import BatchSteps
 
 
-def backdate(folder: Path, seconds: float = 3600) -> None:
-    """Every file under `folder` modified `seconds` ago: as files written before the refresh look (a file
-    modified within the last second is read again each time, as git treats a racily clean file)."""
+def backdate(*targets: Path, seconds: float = 3600) -> None:
+    """These files (and every file under these folders) modified `seconds` ago: as files written before the
+    refresh look (a file modified within the last second is read again each time, as git treats a racily
+    clean file)."""
     past = time.time() - seconds
-    for path in folder.rglob("*"):
-        if path.is_file():
-            os.utime(path, (past, past))
+    for target in targets:
+        for path in [target] if target.is_file() else target.rglob("*"):
+            if path.is_file():
+                os.utime(path, (past, past))
 
 
 def write_files(folder: Path, files: dict[str, str], *, age: float = 3600) -> None:
