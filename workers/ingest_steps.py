@@ -84,7 +84,7 @@ class IngestSteps(StepsBase):
             kind, location, source_id, full = source.kind, source.location, source.id, bool(batch.full)
             earlier = Validators() if full else Validators(source.http_etag, source.http_last_modified)
             sightings = {}
-            if kind == KIND_FOLDER and not full:
+            if kind == KIND_FOLDER:  # a full refresh reads every file, and still finds the deleted ones
                 sightings = {
                     uri: FileStat(*seen)
                     for uri, seen in repository.load_sightings(session, source_id=source_id).items()
@@ -95,7 +95,9 @@ class IngestSteps(StepsBase):
             heartbeat(resume_from)
 
         try:
-            gathering = self._gather(kind, location, alive, earlier=earlier, sightings=sightings)
+            gathering = self._gather(
+                kind, location, alive, earlier=earlier, sightings=sightings, trust_sightings=not full
+            )
             if kind == KIND_FOLDER:
                 with self._tx() as session:
                     repository.mark_missing(
@@ -136,13 +138,14 @@ class IngestSteps(StepsBase):
         *,
         earlier: Validators,
         sightings: dict[str, FileStat],
+        trust_sightings: bool = True,
     ) -> Gathering:
         """One loader per document, in a stable order (ingest numbers documents by it)."""
         max_bytes = self.settings.max_document_bytes
         if kind == KIND_FOLDER:
             folder = Path(location)
             paths = list_folder(folder, roots=folder_roots(self.settings), heartbeat=alive)
-            plan = plan_folder(stat_files(paths), sightings)
+            plan = plan_folder(stat_files(paths), sightings, trust=trust_sightings)
             links = self.settings.folder_allow_hard_links
             loaders: list[Loader] = [
                 (partial(read_file, item.path, max_bytes, folder=folder, allow_hard_links=links), item.stat)

@@ -156,17 +156,19 @@ def test_a_batch_that_did_not_complete_records_no_sighting_and_marks_nothing_gon
 
 
 def test_a_full_refresh_reads_and_processes_every_file_again(
-    steps: BatchSteps, session_factory: sessionmaker[Session], source_id: int
+    steps: BatchSteps, session_factory: sessionmaker[Session], source_id: int, folder: Path
 ) -> None:
     refresh_with_steps(steps, session_factory, source_id)
+    (folder / "note-5.md").unlink()
     full = refresh_with_steps(steps, session_factory, source_id, full=True)
-    assert (full.total, full.recognised) == (6, 0)
+    assert (full.total, full.recognised) == (5, 0)
+    assert stored_uris(session_factory, source_id, gone=True) == [(folder / "note-5.md").absolute().as_uri()]
     with session_factory() as session:
         rows = session.query(Artifact).filter_by(batch_id=full.batch_id).all()
     # every file went through normalize again; the same text is still not stored or evaluated twice
     assert all(r.normalize_ms is not None and r.status == "unchanged" for r in rows)
     assert evaluations_of_source(session_factory, source_id) == 6
-    assert refresh_with_steps(steps, session_factory, source_id).recognised == 6
+    assert refresh_with_steps(steps, session_factory, source_id).recognised == 5
 
 
 def test_a_new_file_in_a_new_subfolder_is_read_while_the_rest_is_recognised(

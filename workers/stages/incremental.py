@@ -126,15 +126,23 @@ class FolderPlan:
     missing: list[str]  # URIs of files the last successful refresh saw that are gone
 
 
-def plan_folder(listed: Sequence[ListedFile], sightings: Mapping[str, FileStat]) -> FolderPlan:
-    """A file whose size, mtime and inode match its sighting is not read; every other one is."""
+def plan_folder(
+    listed: Sequence[ListedFile], sightings: Mapping[str, FileStat], *, trust: bool = True
+) -> FolderPlan:
+    """A file whose size, mtime and inode match its sighting is not read (unless not `trust`ed: a full
+    refresh); every other one is. Sightings of files no longer listed are `missing` either way."""
     to_read = []
     recognised = 0
     seen: set[str] = set()
     for item in listed:
         seen.add(item.uri)
         stat = item.stat
-        if stat is not None and stat.mtime_ns != UNTRUSTED_MTIME and sightings.get(item.uri) == stat:
+        if (
+            trust
+            and stat is not None
+            and stat.mtime_ns != UNTRUSTED_MTIME
+            and sightings.get(item.uri) == stat
+        ):
             recognised += 1
         else:
             to_read.append(item)
