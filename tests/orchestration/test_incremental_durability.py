@@ -1,5 +1,5 @@
-"""Crash test of an incremental refresh: kill -9 of the worker while a refresh of a changed folder runs; the
-batch completes with every changed or new document stored exactly once, nothing unchanged read, the deleted
+"""Crash tests of an incremental refresh: kill -9 of the worker, or of the Temporal dev server, while a refresh of
+a changed folder runs; the batch completes with every changed or new document stored exactly once, nothing unchanged read, the deleted
 files' documents marked gone once, and the next refresh finds the folder as this one left it."""
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 
+from cli.devserver import DevServer
 from core.vocabulary import ARTIFACT_STORED
 from data import repository
 from data.models import Artifact, Batch, Evaluation, Sighting
+from orchestration.client import register_search_attributes
 from orchestration.types import BatchResult
 from tests.conftest import TemporalNamespace
 from tests.support.corpus import write_corpus
@@ -35,11 +37,26 @@ REMOVED = 30
 ADDED = 40
 
 
+@pytest.fixture(params=["worker", "temporal server"])
+def victim(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def worker(sqlite_url: str, tmp_path: Path, namespace: TemporalNamespace) -> Iterator[WorkerProcess]:
+def temporal(victim: str, request: pytest.FixtureRequest) -> TemporalNamespace:
+    """The test's namespace on the session's server, or the default namespace of a server of its own to kill."""
+    if victim == "worker":
+        namespace: TemporalNamespace = request.getfixturevalue("namespace")
+        return namespace
+    server: DevServer = request.getfixturevalue("fresh_dev_server")
+    return TemporalNamespace(server.address, "default")
+
+
+@pytest.fixture
+def worker(sqlite_url: str, tmp_path: Path, temporal: TemporalNamespace) -> Iterator[WorkerProcess]:
     env = {
         **os.environ,
-        **namespace.env(),
+        **temporal.env(),
         "LOREGUARD_PROCESSING_BACKEND": "temporal",
         "LOREGUARD_DATABASE_URL": sqlite_url,
         "LOREGUARD_STATE_DIR": str(tmp_path / "state"),
@@ -80,18 +97,22 @@ async def result_across_outages(handle: WorkflowHandle[object, BatchResult]) -> 
             await asyncio.sleep(0.5)
 
 
-async def test_kill_9_of_the_worker_mid_incremental_refresh_loses_and_duplicates_nothing(
-    namespace: TemporalNamespace,
+async def test_kill_9_mid_incremental_refresh_loses_and_duplicates_nothing(
+    victim: str,
+    temporal: TemporalNamespace,
     sqlite_sessions: sessionmaker[Session],
     worker: WorkerProcess,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     folder = tmp_path / "docs"
     paths = write_corpus(folder, DOCS, seed=21)
     backdate(folder)
     with sqlite_sessions.begin() as session:
         source_id = repository.create_source(session, name="docs", kind="folder", location=str(folder)).id
-    client = await namespace.connect()
+    client = await temporal.connect()
+    if victim == "temporal server":
+        await register_search_attributes(client, "default")
     worker.start()
     _, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
     assert (await result_across_outages(handle)).stored == DOCS
@@ -113,7 +134,11 @@ async def test_kill_9_of_the_worker_mid_incremental_refresh_loses_and_duplicates
 
     batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
     before = await wait_for_stored(sqlite_sessions, batch_id, (CHANGED + ADDED) // 4)
-    worker.kill9()
+    server: DevServer | None = request.getfixturevalue("fresh_dev_server") if victim != "worker" else None
+    if server is None:
+        worker.kill9()
+    else:
+        server.kill()
     assert before < CHANGED + ADDED, "the batch finished before the crash; nothing was tested"
     with sqlite_sessions() as session:
         # nothing of what the batch saw is recorded before it completes
@@ -122,7 +147,11 @@ async def test_kill_9_of_the_worker_mid_incremental_refresh_loses_and_duplicates
             session.scalar(select(func.count()).select_from(Sighting).where(Sighting.batch_id == batch_id))
             == 0
         )
-    worker.start()
+    if server is None:
+        worker.start()
+    else:
+        await asyncio.sleep(1)
+        server.start()  # the same SQLite file, the same port
     result = await result_across_outages(handle)
 
     processed = CHANGED + ADDED
