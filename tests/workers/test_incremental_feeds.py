@@ -17,6 +17,7 @@ from data.models import Artifact, Source
 from tests.support.conditional_site import ConditionalSite
 from tests.support.http_standins import Reply
 from tests.support.incremental import evaluations_of_source, refresh_with_steps
+from workers.stages.incremental import Validators
 from workers.steps import BatchSteps, build_steps
 
 
@@ -217,3 +218,37 @@ def test_a_304_to_an_unconditional_request_is_a_clear_error_not_an_empty_refresh
         with pytest.raises(ApplicationError) as refused:
             refresh_with_steps(make_steps(), session_factory, source_id)
         assert "answered 304 Not Modified to a request that was not conditional" in refused.value.message
+
+
+def test_a_conditional_fetch_keeps_the_byte_limit(
+    make_steps: Callable[..., BatchSteps], session_factory: sessionmaker[Session]
+) -> None:
+    with ConditionalSite(
+        {"/policy": ("text/html", PAGE), "/feed.xml": ("application/rss+xml", rss(ITEMS))}
+    ) as site:
+        page_id = add_source(session_factory, "web", site.url_for("/policy"))
+        feed_id = add_source(session_factory, "feed", site.url_for("/feed.xml"))
+        roomy = make_steps()
+        refresh_with_steps(roomy, session_factory, page_id)
+        refresh_with_steps(roomy, session_factory, feed_id)
+        site.update("/policy", PAGE.replace("</p>", "</p>" + "<p>padding</p>" * 2000))
+        site.update("/feed.xml", rss({**ITEMS, "long": "x" * 50_000}))
+        tight = make_steps(max_document_bytes=20_000)
+        page = refresh_with_steps(tight, session_factory, page_id)
+        assert (page.total, page.failed) == (1, 1)  # the page fails alone, with its reason
+        with session_factory() as session:
+            error = session.query(Artifact).filter_by(batch_id=page.batch_id).one().error
+        assert error == "page too large: exceeds 20000 bytes"
+        with pytest.raises(ApplicationError) as too_large:
+            refresh_with_steps(tight, session_factory, feed_id)
+        assert too_large.value.type == "SourceTooLarge"
+
+
+def test_validators_a_server_sends_are_kept_only_when_short_and_printable() -> None:
+    kept = Validators.from_headers({"etag": '"abc"', "last-modified": "Wed, 21 Oct 2026 07:28:00 GMT"})
+    assert kept.request_headers() == {
+        "If-None-Match": '"abc"',
+        "If-Modified-Since": "Wed, 21 Oct 2026 07:28:00 GMT",
+    }
+    refused = Validators.from_headers({"etag": '"' + "a" * 600 + '"', "last-modified": "x\x00y"})
+    assert refused == Validators() and not refused and refused.request_headers() == {}
