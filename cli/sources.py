@@ -206,21 +206,31 @@ def source_list(as_json: bool) -> None:
 @click.command()
 @click.argument("source_ref", metavar="SOURCE")
 @click.option("--wait", is_flag=True, help="Wait for the batch to finish and print its totals.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Gather and process everything again (e.g. after a parser changed), not only what changed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def refresh(source_ref: str, wait: bool, as_json: bool) -> None:
-    """Start a refresh (a batch) of SOURCE, given by id or name."""
+def refresh(source_ref: str, wait: bool, full: bool, as_json: bool) -> None:
+    """Start a refresh (a batch) of SOURCE, given by id or name.
+
+    A refresh is incremental: a feed or page is asked for only if it changed, a folder's files that did not
+    change are not read, and content stored before is not processed or evaluated again. --full does it all.
+    """
     settings = load_settings()
     with operations(settings) as ctx:
-        started = batch_ops.refresh_source(acting(settings), ctx, source_ref)
+        started = batch_ops.refresh_source(acting(settings), ctx, source_ref, full=full)
         outcome: dict[str, Any] = {
             "batch_id": started.batch_id,
             "workflow_id": started.workflow_id,
             "source_id": started.source_id,
             "source": started.source_name,
+            "full": started.full,
         }
         if not as_json:
             click.echo(
-                f"batch {started.batch_id} started for source {started.source_name!r} "
+                f"{'full ' if full else ''}batch {started.batch_id} started for source {started.source_name!r} "
                 f"(workflow {started.workflow_id})"
             )
         if wait:
@@ -232,8 +242,12 @@ def refresh(source_ref: str, wait: bool, as_json: bool) -> None:
             f"batch {outcome['batch_id']} {outcome['status']}: {outcome['total']} documents, "
             f"{outcome['stored']} stored, {outcome['failed']} failed"
         )
+        if outcome["unchanged_at_source"]:
+            line += ", unchanged at source (the server answered 304 Not Modified: nothing gathered)"
         if outcome["unchanged"]:
             line += f", {outcome['unchanged']} unchanged"
+        if outcome["recognised"]:
+            line += f" ({outcome['recognised']} file(s) not read: as the last refresh saw them)"
         if outcome["skipped"]:
             line += f", {outcome['skipped']} skipped (over LOREGUARD_MAX_DOCUMENTS_PER_BATCH)"
         if outcome.get("error_message"):
@@ -258,6 +272,8 @@ def wait_for_batch(ctx: Context, batch_id: int, poll: float = 0.5) -> dict[str, 
                     "failed": batch.failed,
                     "unchanged": batch.unchanged,
                     "skipped": batch.skipped,
+                    "recognised": batch.recognised,
+                    "unchanged_at_source": batch.unchanged_at_source,
                     "error_type": batch.error_type,
                     "error_message": batch.error_message,
                 }

@@ -56,6 +56,7 @@ class Document:
     needs_review: bool = False
     reported_by: str | None = None
     report_note: str | None = None
+    gone_at: datetime | None = None  # a refresh found the source no longer has it
 
 
 def document(session: Session, *, artifact_id: int) -> Document | None:
@@ -106,6 +107,7 @@ def document(session: Session, *, artifact_id: int) -> Document | None:
         needs_review=bool(e.needs_review) if e else False,
         reported_by=e.reported_by if e else None,
         report_note=e.report_note if e else None,
+        gone_at=a.gone_at,
     )
 
 

@@ -47,6 +47,11 @@ class LibraryFilter:
     stored_from: date | None = None
     stored_to: date | None = None  # inclusive
     zone: str = "UTC"  # whose calendar days stored_from and stored_to are
+    presence: str = "all"  # PRESENCES: every document, only those the source still has, or only gone ones
+
+
+PRESENT, GONE = "present", "gone"
+PRESENCES = ("all", PRESENT, GONE)
 
 
 def day_start(day: date, zone: str) -> datetime:
@@ -119,6 +124,10 @@ def _library_select(
         stmt = stmt.where(Evaluation.relevance >= f.min_relevance)
     if f.language is not None:
         stmt = stmt.where(Artifact.language == f.language)
+    if f.presence == PRESENT:
+        stmt = stmt.where(Artifact.gone_at.is_(None))
+    elif f.presence == GONE:
+        stmt = stmt.where(Artifact.gone_at.is_not(None))
     if f.stored_from is not None:
         stmt = stmt.where(Artifact.stored_at >= day_start(f.stored_from, f.zone))
     if f.stored_to is not None:
@@ -166,6 +175,7 @@ LIBRARY_COLUMNS = [
     "language",
     "published",
     "uri",
+    "gone since",  # when a refresh found the source no longer has the document (it stays in the library)
     "id",
 ]
 
@@ -188,6 +198,7 @@ def _library_columns() -> list[Any]:
         Artifact.language,
         Artifact.published_at,
         Artifact.uri,
+        Artifact.gone_at,
         Artifact.id,
     ]
 

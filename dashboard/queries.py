@@ -189,9 +189,14 @@ def shown_status(status: str, ingested_at: datetime | None, decision: str | None
     return status_word(status)
 
 
-def progress_text(done: int, total: int, status: str) -> str:
+UNCHANGED_AT_SOURCE = "unchanged at source"  # the feed or page answered 304 Not Modified: nothing gathered
+
+
+def progress_text(done: int, total: int, status: str, *, unchanged_at_source: bool = False) -> str:
     if status == INGESTING:
         return f"{total:,} gathered so far"
+    if unchanged_at_source:
+        return UNCHANGED_AT_SOURCE
     if not total:
         return "—"
     return f"{done:,} of {total:,} ({done / total:.0%})"
@@ -222,6 +227,8 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
             Batch.decided_by,
             Batch.decision_reason,
             Batch.compensation,
+            Batch.recognised,
+            Batch.unchanged_at_source,
         )
         .join(Source, Source.id == Batch.source_id)
         .where(*_batch_conditions(f))
@@ -237,14 +244,19 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
             total = sum(counts.values())
             stored = counts.get(ARTIFACT_STORED, 0)
             failed = counts.get(ARTIFACT_FAILED, 0)
-            unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
+            unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + (r.recognised or 0)
         status = shown_status(r.status, r.ingested_at, r.decision)
         rows.append(
             [
                 r.id,
                 r.name,
                 status,
-                progress_text(stored + failed + unchanged, total, status),
+                progress_text(
+                    stored + failed + unchanged - (r.recognised or 0),
+                    total,
+                    status,
+                    unchanged_at_source=bool(r.unchanged_at_source),
+                ),
                 r.trigger,
                 r.attempt,
                 total,

@@ -82,6 +82,10 @@ class Source(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # What the feed or page's server said of the version the last successful refresh gathered (migration
+    # 0013): sent back as If-None-Match / If-Modified-Since, so an unchanged source answers 304 and no body.
+    http_etag: Mapped[str | None] = mapped_column(String(500))
+    http_last_modified: Mapped[str | None] = mapped_column(String(100))
 
     batches: Mapped[list[Batch]] = relationship(back_populates="source", passive_deletes=True)
 
@@ -103,6 +107,15 @@ class Batch(Base):
     # had already stored (not stored twice).
     skipped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     unchanged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Incremental refresh (migration 0013): `recognised` folder files matched their last successful sighting
+    # and were not read (counted in `unchanged` once the batch finishes); `unchanged_at_source` the server
+    # answered 304 Not Modified; `full` an operator asked to gather and process everything again. The
+    # validators the server sent go to the source only when the batch completes.
+    recognised: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unchanged_at_source: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    full: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    http_etag: Mapped[str | None] = mapped_column(String(500))
+    http_last_modified: Mapped[str | None] = mapped_column(String(100))
     error_type: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
     failed_stage: Mapped[str | None] = mapped_column(String(20))
@@ -132,6 +145,7 @@ class Artifact(Base):
         Index("ix_artifacts_source_status_stored", "source_id", "status", "stored_at"),
         Index("ix_artifacts_language", "language"),
         Index("ix_artifacts_status_ingested_at", "status", "ingested_at"),
+        Index("ix_artifacts_source_raw_hash", "source_id", "raw_hash"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -184,7 +198,38 @@ class Artifact(Base):
     processed_at: Mapped[datetime | None]
     stored_at: Mapped[datetime | None]
 
+    # incremental refresh (migration 0013): the SHA-256 of the bytes as gathered (before normalize), and for
+    # a folder's file what the file system said of it when listed; `gone_at` when the source no longer has it
+    raw_hash: Mapped[str | None] = mapped_column(String(64))
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    file_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    file_inode: Mapped[int | None] = mapped_column(BigInteger)
+    gone_at: Mapped[datetime | None] = mapped_column(index=True)
+
     evaluation: Mapped[Evaluation | None] = relationship(back_populates="artifact", passive_deletes=True)
+
+
+class Sighting(Base):
+    """A folder's file as the last successful refresh of its source saw it (migration 0013).
+
+    Written only when that batch completes, so a refresh killed midway records nothing; a file whose size,
+    modification time and inode still match is not read again. `missing_batch_id`: the batch (in flight)
+    that found the file gone; when it completes, the file's documents are marked gone and the row goes.
+    """
+
+    __tablename__ = "sightings"
+    __table_args__ = (PrimaryKeyConstraint("source_id", "uri_hash", name="pk_sightings"),)
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    uri_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of `uri`: a key of bounded length
+    uri: Mapped[str] = mapped_column(String(2000))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    raw_hash: Mapped[str | None] = mapped_column(String(64))
+    batch_id: Mapped[int | None] = mapped_column(Integer)  # the batch that last read it
+    missing_batch_id: Mapped[int | None] = mapped_column(Integer)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Evaluation(Base):

@@ -38,17 +38,23 @@ class RefreshStarted:
     workflow_id: str
     source_id: int
     source_name: str
+    full: bool = False
 
 
 def refresh_source(
-    actor: Actor, ctx: Context, source: SourceRef, *, trigger: str = "manual"
+    actor: Actor, ctx: Context, source: SourceRef, *, trigger: str = "manual", full: bool = False
 ) -> RefreshStarted:
     """Create a batch of the source and start its workflow now.
+
+    A refresh is incremental: it gathers and processes only what changed since the last successful one.
+    `full` gathers and processes everything again (after a parser changed, say): no conditional request,
+    no file recognised by its sighting, no document recognised by its raw hash.
 
     Temporal is reached before any row is written, so an unreachable Temporal leaves nothing behind; a start
     that fails after the row exists ends that batch failed with the reason rather than pending forever.
     """
-    require(actor, ctx, Permission.MANAGE_SOURCES, action="refresh", target=f"source:{source}")
+    action = "refresh_full" if full else "refresh"
+    require(actor, ctx, Permission.MANAGE_SOURCES, action=action, target=f"source:{source}")
     with ctx.sessions() as session:
         found = find(session, source)
         source_id, source_name = found.id, found.name
@@ -57,17 +63,18 @@ def refresh_source(
     with ctx.sessions.begin() as session:
         repository.lock_source(session, source_id=source_id)
         _refuse_a_second_batch(session, source_id, source_name)
-        batch = repository.create_batch(session, source_id=source_id, trigger=trigger)
+        batch = repository.create_batch(session, source_id=source_id, trigger=trigger, full=full)
         batch_id = batch.id
         workflow_id = batch_workflow_id(batch_id, uuid.uuid4().hex)
         batch.workflow_id = workflow_id
         repository.record_audit(
             session,
             actor=actor.name,
-            action="refresh",
+            action=action,
             target=f"source:{source_id}",
             target_name=source_name,
-            reason=f"batch {batch_id}",
+            reason=f"batch {batch_id}"
+            + (" (full refresh: everything gathered and processed again)" if full else ""),
         )
 
     async def start(client: Client) -> None:
@@ -85,7 +92,7 @@ def refresh_source(
                 message=f"the workflow could not be started: {reason}",
             )
         raise Refused(f"The refresh was not started. {reason}") from exc
-    return RefreshStarted(batch_id, workflow_id, source_id, source_name)
+    return RefreshStarted(batch_id, workflow_id, source_id, source_name, full)
 
 
 def _refuse_a_second_batch(session: Session, source_id: int, source_name: str) -> None:

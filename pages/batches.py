@@ -207,8 +207,9 @@ def progress(batch_id: int, opened_live: bool) -> None:
     failed.metric("Failed", f"{figures.counts.get('failed', 0):,}")
     unchanged.metric(
         "Unchanged",
-        f"{figures.counts.get('unchanged', 0):,}",
-        help="Already stored by an earlier batch of this source (same content): not stored twice",
+        f"{figures.counts.get('unchanged', 0) + batch.recognised:,}",
+        help="Already stored by an earlier batch of this source (same content): not stored twice, not "
+        "evaluated again; folder files as the last successful refresh saw them are not even read",
     )
     skipped.metric(
         "Skipped",
@@ -217,6 +218,17 @@ def progress(batch_id: int, opened_live: bool) -> None:
     )
     total.metric("Documents", f"{figures.total:,}")
     attempt.metric("Attempt", batch.attempt)
+    if batch.unchanged_at_source:
+        st.info(
+            "Unchanged at source: the server answered 304 Not Modified to the validators of the last successful "
+            "refresh, so nothing was downloaded or gathered.",
+            icon=":material/check_circle:",
+        )
+    if batch.recognised:
+        st.caption(
+            f"{batch.recognised:,} file(s) of the folder were not read: their size, modification time and inode "
+            "were as the last successful refresh saw them."
+        )
     if figures.tokens:
         st.caption(f"Model evaluator: {views.cost_text(figures.tokens)} (as its API reported them).")
     if batch.skipped:
@@ -247,7 +259,8 @@ def detail(batch_id: int) -> None:
     s = settings()
     st.subheader(f"Batch {batch.id}")
     st.markdown(
-        f"Source **{literal(batch.source_name)}** · {literal(batch.trigger)} · "
+        f"Source **{literal(batch.source_name)}** · {literal(batch.trigger)}"
+        f"{' (full refresh)' if batch.full else ''} · "
         f"{literal(queries.shown_status(batch.status, batch.ingested_at, batch.decision))} · "
         f"created {when(batch.created_at)}"
         f" · started {when(batch.started_at)} · finished {when(batch.finished_at)}"

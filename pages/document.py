@@ -77,6 +77,12 @@ st.markdown(
     f"{literal(status_word(doc.status))} · source **{literal(doc.source_name)}** · "
     f"batch {doc.batch_id} · {literal(doc.content_type)}"
 )
+if doc.gone_at is not None:
+    st.warning(
+        f"Gone from its source since {when(doc.gone_at)}: a refresh no longer found it there. It stays in the "
+        "library; it is marked present again if it comes back.",
+        icon=":material/delete_sweep:",
+    )
 st.page_link(
     BATCHES_PAGE,
     label=f"Batch {doc.batch_id} of {literal(doc.source_name)}",

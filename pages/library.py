@@ -40,7 +40,7 @@ if re.search(r"(^|\s)(OR|AND|NOT)(\s|$)|(^|\s)-\w|\"", search):
         "OR, AND, NOT, quotes and a leading - are not operators here: every word you typed must appear "
         "(punctuation is ignored)."
     )
-source_col, label_col, relevance_col, language_col, dates_col = st.columns(5)
+source_col, label_col, relevance_col, language_col, dates_col, presence_col = st.columns(6)
 source_id = source_col.selectbox(
     "Source",
     [None, *source_names],
@@ -62,6 +62,18 @@ language = language_col.selectbox(
 stored = dates_col.date_input(
     f"Stored between ({zone_name()} dates)", value=[], key="library_dates", format="YYYY-MM-DD"
 )
+PRESENCE_WORDS = {
+    "all": "present and gone",
+    library.PRESENT: "still at the source",
+    library.GONE: "gone from the source",
+}
+presence = presence_col.selectbox(
+    "At the source",
+    list(library.PRESENCES),
+    format_func=PRESENCE_WORDS.__getitem__,
+    key="library_presence",
+    help="A document a refresh no longer found at its source is marked gone, not deleted.",
+)
 days: tuple[date, ...] = tuple(stored) if isinstance(stored, tuple | list) else (stored,) if stored else ()
 
 f = library.LibraryFilter(
@@ -73,6 +85,7 @@ f = library.LibraryFilter(
     stored_from=days[0] if days else None,
     stored_to=days[-1] if days else None,
     zone=zone_name(),
+    presence=presence,
 )
 
 with database_required():
@@ -104,6 +117,11 @@ with table:
             "credibility": st.column_config.NumberColumn(format="%.2f"),
             "rationale": st.column_config.TextColumn(width="large"),
             "uri": st.column_config.TextColumn(),
+            "gone since": st.column_config.DatetimeColumn(
+                f"gone since ({zone_name()})",
+                format="YYYY-MM-DD HH:mm",
+                help="When a refresh found the source no longer has it (empty: still there)",
+            ),
             "seen": st.column_config.NumberColumn("seen", help="Times this content was gathered, any source"),
             "open": st.column_config.LinkColumn("open", display_text="open"),
         },

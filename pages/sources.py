@@ -131,11 +131,18 @@ if summaries:
         f"last refresh {when(chosen.last_refresh)} ({literal(status_word(chosen.last_status) if chosen.last_status else 'never')})"
         + (" · paused" if chosen.paused else "")
     )
+    full = st.checkbox(
+        "Full refresh",
+        key="refresh_full",
+        help="A refresh gathers and processes only what changed since the last successful one. A full refresh "
+        "gathers and processes everything again (after a parser changed, say); unchanged content is still "
+        "not stored or evaluated twice.",
+    )
     refresh_col, pause_col, interval_col, delete_col = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
     if refresh_col.button("Refresh now", icon=":material/refresh:", key="refresh"):
         try:
             with database_required():
-                started = batch_ops.refresh_source(actor(), operations_context(), chosen.id)
+                started = batch_ops.refresh_source(actor(), operations_context(), chosen.id, full=full)
         except AlreadyRunning as exc:
             st.error(literal(exc.message), icon=":material/block:")
             st.page_link(
@@ -150,7 +157,8 @@ if summaries:
             )
         else:
             done(
-                f"Batch {started.batch_id} started for {chosen.name!r} (workflow {started.workflow_id}).",
+                f"{'Full batch' if full else 'Batch'} {started.batch_id} started for {chosen.name!r} "
+                f"(workflow {started.workflow_id}).",
                 started.batch_id,
             )
     pause_label = "Resume" if chosen.paused else "Pause"

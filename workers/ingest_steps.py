@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError  # the error type Temporal reports; no SDK state
 
 from core.urls import CREDENTIALS_REFUSAL, has_userinfo, without_userinfo
 from core.vocabulary import (
     ARTIFACT_FAILED,
     ARTIFACT_INGESTED,
+    ARTIFACT_UNCHANGED,
     KIND_FEED,
     KIND_FOLDER,
     KIND_WEB,
@@ -27,7 +30,8 @@ from orchestration.types import (
 )
 from workers.stages.confined import ParseLimits
 from workers.stages.folders import folder_roots
-from workers.stages.gather import SourceError, fetch_feed, fetch_page, list_folder, read_file
+from workers.stages.gather import SourceError, gather_feed, gather_page, list_folder, read_file
+from workers.stages.incremental import FileStat, Validators, plan_folder, raw_hash, stat_files
 from workers.stages.types import DocumentError, RawDocument
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
 
@@ -40,6 +44,25 @@ def _given(doc: RawDocument) -> RawDocument:
     return doc
 
 
+def _failing(err: DocumentError) -> RawDocument:
+    raise err
+
+
+Loader = tuple[Callable[[], RawDocument], FileStat | None]  # reads one document; a folder file's stat
+
+
+@dataclass
+class Gathering:
+    """What a source offers this refresh: a loader per document to record, in a stable order, and what an
+    incremental refresh found without reading (files matching their sighting, sightings gone, a 304)."""
+
+    loaders: list[Loader] = field(default_factory=list)
+    recognised: int = 0
+    missing: list[str] = field(default_factory=list)
+    not_modified: bool = False
+    validators: Validators = field(default_factory=Validators)
+
+
 def source_error(err: SourceError) -> ApplicationError:
     return ApplicationError(err.message, type=err.kind, non_retryable=not err.retryable)
 
@@ -48,22 +71,43 @@ class IngestSteps(StepsBase):
     def ingest_source(
         self, input: IngestInput, *, resume_from: int = 0, heartbeat: Heartbeat = no_heartbeat
     ) -> IngestResult:
-        """Record the source's documents, at most LOREGUARD_MAX_DOCUMENTS_PER_BATCH; the rest are counted."""
+        """Record the source's documents, at most LOREGUARD_MAX_DOCUMENTS_PER_BATCH; the rest are counted.
+
+        Incremental unless the batch is a full refresh: a feed or page is asked for conditionally with the
+        validators of the last successful refresh (a 304 gathers nothing); a folder's file matching its last
+        successful sighting is not read; a document whose URI and raw hash the source stored before is
+        recorded unchanged at once, so no stage runs on it.
+        """
         with self.sessions() as session:
             batch = repository.get_batch(session, batch_id=input.batch_id)
             source = repository.get_source(session, source_id=batch.source_id)
-            kind, location, source_id = source.kind, source.location, source.id
+            kind, location, source_id, full = source.kind, source.location, source.id, bool(batch.full)
+            earlier = Validators() if full else Validators(source.http_etag, source.http_last_modified)
+            sightings = {}
+            if kind == KIND_FOLDER:  # a full refresh reads every file, and still finds the deleted ones
+                sightings = {
+                    uri: FileStat(*seen)
+                    for uri, seen in repository.load_sightings(session, source_id=source_id).items()
+                }
 
         def alive() -> None:
             # Listing and fetching commit nothing: the details keep the prior attempt's resume point.
             heartbeat(resume_from)
 
         try:
-            documents = self._gather(kind, location, alive)
+            gathering = self._gather(
+                kind, location, alive, earlier=earlier, sightings=sightings, trust_sightings=not full
+            )
+            if kind == KIND_FOLDER:
+                with self._tx() as session:
+                    repository.mark_missing(
+                        session, source_id=source_id, batch_id=input.batch_id, uris=gathering.missing
+                    )
+            documents = gathering.loaders
             limit = self.settings.max_documents_per_batch
             skipped = max(0, len(documents) - limit)
             failed = self._write_ingested(
-                input.batch_id, source_id, documents[:limit], resume_from, heartbeat
+                input.batch_id, source_id, documents[:limit], resume_from, heartbeat, recognise=not full
             )
         except SourceError as err:
             raise source_error(err) from err
@@ -75,51 +119,86 @@ class IngestSteps(StepsBase):
                 limit,
             )
         with self._tx() as session:
-            total = repository.record_ingested(session, batch_id=input.batch_id, skipped=skipped)
+            total = repository.record_ingested(
+                session,
+                batch_id=input.batch_id,
+                skipped=skipped,
+                recognised=gathering.recognised,
+                unchanged_at_source=gathering.not_modified,
+                http_etag=gathering.validators.etag,
+                http_last_modified=gathering.validators.last_modified,
+            )
         return IngestResult(total=total, failed=failed, skipped=skipped)
 
-    def _gather(self, kind: str, location: str, alive: Callable[[], None]) -> list[Callable[[], RawDocument]]:
+    def _gather(
+        self,
+        kind: str,
+        location: str,
+        alive: Callable[[], None],
+        *,
+        earlier: Validators,
+        sightings: dict[str, FileStat],
+        trust_sightings: bool = True,
+    ) -> Gathering:
         """One loader per document, in a stable order (ingest numbers documents by it)."""
         max_bytes = self.settings.max_document_bytes
         if kind == KIND_FOLDER:
             folder = Path(location)
             paths = list_folder(folder, roots=folder_roots(self.settings), heartbeat=alive)
+            plan = plan_folder(stat_files(paths), sightings, trust=trust_sightings)
             links = self.settings.folder_allow_hard_links
-            return [
-                partial(read_file, path, max_bytes, folder=folder, allow_hard_links=links) for path in paths
+            loaders: list[Loader] = [
+                (partial(read_file, item.path, max_bytes, folder=folder, allow_hard_links=links), item.stat)
+                for item in plan.to_read
             ]
+            return Gathering(loaders, recognised=plan.recognised, missing=plan.missing)
         if kind in (KIND_FEED, KIND_WEB) and has_userinfo(location):
             # Registration refuses such a URL (workers/stages/locations.py); one stored before that rule, or
             # written to the database by hand, is refused here too, before any request and without its secret.
             raise SourceError("InvalidSource", f"{without_userinfo(location)}: {CREDENTIALS_REFUSAL}")
         if kind == KIND_FEED:
             limits = ParseLimits(self.settings.parse_memory_mb, self.settings.document_time_limit_seconds)
-            feed = fetch_feed(location, self.fetcher, heartbeat=alive, limits=limits)
-            return [partial(_given, doc) for doc in feed]
+            feed = gather_feed(location, self.fetcher, validators=earlier, heartbeat=alive, limits=limits)
+            return Gathering(
+                [(partial(_given, doc), None) for doc in feed.documents],
+                not_modified=feed.not_modified,
+                validators=feed.validators,
+            )
         if kind == KIND_WEB:
-            return [partial(fetch_page, location, self.fetcher, max_bytes, heartbeat=alive)]
+            try:
+                page = gather_page(location, self.fetcher, max_bytes, validators=earlier, heartbeat=alive)
+            except DocumentError as err:  # the page fails alone, as a document: the batch says why
+                return Gathering([(partial(_failing, err), None)])
+            return Gathering(
+                [(partial(_given, doc), None) for doc in page.documents],
+                not_modified=page.not_modified,
+                validators=page.validators,
+            )
         raise SourceError("InvalidSource", f"unknown source kind {kind!r}")
 
     def _write_ingested(
         self,
         batch_id: int,
         source_id: int,
-        documents: Sequence[Callable[[], RawDocument]],
+        documents: Sequence[Loader],
         resume_from: int,
         heartbeat: Heartbeat,
+        *,
+        recognise: bool = True,
     ) -> int:
         """Insert ingested rows; rows below `resume_from` were committed by a prior attempt.
 
         Rows are written every INSERT_BATCH rows or once their bytes reach LOREGUARD_INGEST_FLUSH_BYTES, so
         the buffer stays small whatever the documents weigh. The heartbeat after each document carries the
-        number of rows committed so far: where a retried attempt resumes.
+        number of rows committed so far: where a retried attempt resumes. With `recognise`, a document whose
+        URI and raw hash the source stored before is written unchanged (no stage will pick it up).
         """
         flush_bytes = self.settings.ingest_flush_bytes
         rows: list[dict[str, Any]] = []
         buffered = 0
         committed = resume_from
         failed = 0
-        for seq, load in enumerate(documents):
+        for seq, (load, stat) in enumerate(documents):
             if seq < resume_from:
                 continue
             started = time.perf_counter()
@@ -127,7 +206,9 @@ class IngestSteps(StepsBase):
             try:
                 raw = load()
                 row.update(uri=raw.uri, content_type=raw.content_type, raw=raw.data, hints=raw.hints or None)
-                row["status"] = ARTIFACT_INGESTED
+                row.update(status=ARTIFACT_INGESTED, raw_hash=raw_hash(raw))
+                if stat is not None:
+                    row.update(file_size=stat.size, file_mtime_ns=stat.mtime_ns, file_inode=stat.inode)
                 buffered += len(raw.data)
             except (DocumentError, OSError) as err:
                 uri = getattr(err, "filename", None) or f"{batch_id}#{seq}"
@@ -139,16 +220,70 @@ class IngestSteps(StepsBase):
             row["ingested_at"] = utcnow()
             rows.append(row)
             if len(rows) >= INSERT_BATCH or buffered >= flush_bytes:
-                self._insert(rows)
+                self._insert(rows, source_id, batch_id, recognise)
                 committed, rows, buffered = seq + 1, [], 0
             heartbeat(committed)
-        self._insert(rows)
+        self._insert(rows, source_id, batch_id, recognise)
         heartbeat(max(committed, len(documents)))
         return failed
 
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
+    def _insert(self, rows: list[dict[str, Any]], source_id: int, batch_id: int, recognise: bool) -> None:
+        if not rows:
+            return
+        with self._tx() as session:
+            if recognise:
+                self._recognise(session, rows, source_id, batch_id)
             # Every row needs the same keys for one executemany: fill the optional ones.
-            keys = {"raw": None, "hints": None, "failed_stage": None, "error": None}
-            with self._tx() as session:
-                repository.insert_artifacts(session, rows=[{**keys, **r} for r in rows])
+            keys = dict.fromkeys(_OPTIONAL_KEYS)
+            repository.insert_artifacts(session, rows=[{**keys, **r} for r in rows])
+
+    def _recognise(self, session: Session, rows: list[dict[str, Any]], source_id: int, batch_id: int) -> None:
+        """Rows whose (URI, raw hash) the source stored before become unchanged, without their bytes."""
+        keys = [(r["uri"], r["raw_hash"]) for r in rows if r.get("raw_hash")]
+        if not keys:
+            return
+        before = repository.stored_raw_matches(
+            session, source_id=source_id, other_than_batch=batch_id, keys=keys
+        )
+        now = utcnow()
+        for r in rows:
+            original = before.get((r["uri"], r.get("raw_hash") or ""))
+            if original is None:
+                continue
+            r.update(
+                status=ARTIFACT_UNCHANGED,
+                raw=None,
+                hints=None,
+                duplicate_of_id=original.artifact_id,
+                similarity=1.0,
+                content_hash=original.content_hash,
+                simhash=original.simhash,
+                language=original.language,
+                title=original.title,
+                author=original.author,
+                published_at=original.published_at,
+                word_count=original.word_count,
+                processed_at=now,
+            )
+
+
+_OPTIONAL_KEYS = (
+    "raw",
+    "hints",
+    "failed_stage",
+    "error",
+    "raw_hash",
+    "file_size",
+    "file_mtime_ns",
+    "file_inode",
+    "duplicate_of_id",
+    "similarity",
+    "content_hash",
+    "simhash",
+    "language",
+    "title",
+    "author",
+    "published_at",
+    "word_count",
+    "processed_at",
+)

@@ -64,6 +64,14 @@ from data.repository.freshness import (
     resolve_source_alerts,
     source_activity,
 )
+from data.repository.incremental import (
+    StoredBefore,
+    complete_incremental,
+    count_gone,
+    load_sightings,
+    mark_missing,
+    stored_raw_matches,
+)
 from data.repository.people import Grant, grant_role, granted_roles, list_grants, revoke_role
 from data.repository.queues import record_queue_samples
 from data.repository.reevaluations import (
@@ -139,6 +147,7 @@ __all__ = [
     "ReviewItem",
     "SourceActivity",
     "SourceSummary",
+    "StoredBefore",
     "add_progress",
     "agreement",
     "artifact_status_counts",
@@ -158,6 +167,8 @@ __all__ = [
     "close_ended_batch",
     "close_unstarted_batch",
     "compensate_batch",
+    "complete_incremental",
+    "count_gone",
     "count_in_scope",
     "count_overdue",
     "count_reviewed_in_scope",
@@ -186,10 +197,12 @@ __all__ = [
     "list_reevaluations",
     "list_sources",
     "load_artifacts",
+    "load_sightings",
     "local_day",
     "lock_source",
     "mark_awaiting_decision",
     "mark_batch_running",
+    "mark_missing",
     "mean_tokens",
     "model_labels",
     "next_page",
@@ -223,6 +236,7 @@ __all__ = [
     "source_schedules",
     "started_in_flight",
     "stored_by_source",
+    "stored_raw_matches",
     "tokens_since",
     "update_artifacts",
     "upsert_evaluations",

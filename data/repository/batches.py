@@ -23,14 +23,15 @@ from core.vocabulary import (
 )
 from data.models import Artifact, Batch, Source, utcnow
 from data.repository._base import NotFound
+from data.repository.incremental import complete_incremental
 from data.repository.sources import get_source
 
 # --- batches -------------------------------------------------------------------------------------------
 
 
-def create_batch(session: Session, *, source_id: int, trigger: str = "manual") -> Batch:
+def create_batch(session: Session, *, source_id: int, trigger: str = "manual", full: bool = False) -> Batch:
     get_source(session, source_id=source_id)
-    batch = Batch(source_id=source_id, trigger=trigger, status=BATCH_PENDING)
+    batch = Batch(source_id=source_id, trigger=trigger, status=BATCH_PENDING, full=full)
     session.add(batch)
     session.flush()
     return batch
@@ -93,11 +94,31 @@ def in_flight_batches(session: Session) -> list[InFlightBatch]:
     return [InFlightBatch(i, started or created, name) for i, started, created, name in rows]
 
 
-def record_ingested(session: Session, *, batch_id: int, skipped: int = 0) -> int:
-    """Set the batch's total from the artifacts ingest wrote, and how many it skipped; returns the total."""
+def record_ingested(
+    session: Session,
+    *,
+    batch_id: int,
+    skipped: int = 0,
+    recognised: int = 0,
+    unchanged_at_source: bool = False,
+    http_etag: str | None = None,
+    http_last_modified: str | None = None,
+) -> int:
+    """Set the batch's total from the artifacts ingest wrote, how many it skipped, and what an incremental
+    refresh found (files recognised unread, a 304, the server's validators); returns the total."""
     total = session.scalar(select(func.count()).where(Artifact.batch_id == batch_id)) or 0
     session.execute(
-        update(Batch).where(Batch.id == batch_id).values(total=total, skipped=skipped, ingested_at=utcnow())
+        update(Batch)
+        .where(Batch.id == batch_id)
+        .values(
+            total=total,
+            skipped=skipped,
+            recognised=recognised,
+            unchanged_at_source=unchanged_at_source,
+            http_etag=http_etag,
+            http_last_modified=http_last_modified,
+            ingested_at=utcnow(),
+        )
     )
     return int(total)
 
@@ -128,11 +149,13 @@ def finish_batch(
     batch.total = sum(counts.values())
     batch.stored = counts.get(ARTIFACT_STORED, 0)
     batch.failed = counts.get(ARTIFACT_FAILED, 0)
-    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
+    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + (batch.recognised or 0)
     batch.status = status
     batch.error_type = error_type
     batch.error_message = error_message
     batch.finished_at = utcnow()
+    if status == BATCH_COMPLETED:
+        complete_incremental(session, batch=batch)
     return batch
 
 
@@ -165,6 +188,9 @@ class BatchRow:
     started_at: datetime | None
     finished_at: datetime | None
     ingested_at: datetime | None = None  # None while a running batch is still gathering its documents
+    recognised: int = 0  # folder files that matched their last sighting: not read (part of `unchanged`)
+    unchanged_at_source: bool = False  # the feed or page answered 304 Not Modified: nothing gathered
+    full: bool = False  # an operator asked for a full refresh (nothing recognised, everything processed)
 
 
 def batch_row(batch: Batch, source_name: str) -> BatchRow:
@@ -194,6 +220,9 @@ def batch_row(batch: Batch, source_name: str) -> BatchRow:
         started_at=batch.started_at,
         finished_at=batch.finished_at,
         ingested_at=batch.ingested_at,
+        recognised=batch.recognised or 0,
+        unchanged_at_source=bool(batch.unchanged_at_source),
+        full=bool(batch.full),
     )
 
 

@@ -109,7 +109,7 @@ def close_cancelled_batch(
     batch.total = sum(counts.values())
     batch.stored = stored
     batch.failed = counts.get(ARTIFACT_FAILED, 0)
-    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
+    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + (batch.recognised or 0)
     batch.status = BATCH_CANCELLED
     batch.compensation = summary
     batch.finished_at = utcnow()
@@ -133,7 +133,7 @@ def close_ended_batch(
     batch.total = sum(counts.values())
     batch.stored = counts.get(ARTIFACT_STORED, 0)
     batch.failed = counts.get(ARTIFACT_FAILED, 0)
-    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
+    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + (batch.recognised or 0)
     batch.status = BATCH_FAILED
     batch.error_type = batch.error_type or "WorkflowEnded"
     batch.error_message = message

@@ -76,7 +76,7 @@ def mark_awaiting_decision(
     batch.total = sum(counts.values())
     batch.stored = counts.get(ARTIFACT_STORED, 0) + counts.get(ARTIFACT_QUARANTINED, 0)
     batch.failed = counts.get(ARTIFACT_FAILED, 0)
-    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
+    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + (batch.recognised or 0)
 
 
 def record_decision(

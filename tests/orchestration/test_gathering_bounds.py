@@ -50,11 +50,13 @@ async def test_a_refresh_of_an_unchanged_folder_stores_nothing_twice_and_keeps_n
     async with running_worker(client, pipeline_settings(sqlite_url, namespace)):
         first, h1 = await start_refresh(client, sqlite_sessions, source_id=source_id)
         await h1.result()
-        second, h2 = await start_refresh(client, sqlite_sessions, source_id=source_id)
+        # full refreshes: every file is read and normalized again (an incremental one would not even read
+        # them; tests/orchestration/test_incremental_refresh.py), and the same text is still not stored twice
+        second, h2 = await start_refresh(client, sqlite_sessions, source_id=source_id, full=True)
         await h2.result()
         edited = next(p for p in paths if p.suffix == ".txt")
         edited.write_text(edited.read_text() + "\n\nA paragraph added since the last refresh.\n")
-        third, h3 = await start_refresh(client, sqlite_sessions, source_id=source_id)
+        third, h3 = await start_refresh(client, sqlite_sessions, source_id=source_id, full=True)
         await h3.result()
 
     assert batch_counts(sqlite_sessions, first) == ("completed", 6, 6, 0, 0, 0)

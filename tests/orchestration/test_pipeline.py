@@ -102,7 +102,8 @@ async def test_second_refresh_finds_every_document_already_in_the_library(
     async with running_worker(client, pipeline_settings(sqlite_url, namespace)):
         first, h1 = await start_refresh(client, sqlite_sessions, source_id=source_id)
         await h1.result()
-        second, h2 = await start_refresh(client, sqlite_sessions, source_id=source_id)
+        # a full refresh reads and normalizes every file again (an incremental one would not read them)
+        second, h2 = await start_refresh(client, sqlite_sessions, source_id=source_id, full=True)
         await h2.result()
     with sqlite_sessions() as session:
         originals = set(session.scalars(select(Artifact.id).where(Artifact.batch_id == first)))

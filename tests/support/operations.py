@@ -37,14 +37,17 @@ async def start_refresh(
     source_id: int,
     trigger: str = "manual",
     actor: str = "tester",
+    full: bool = False,
 ) -> tuple[int, WorkflowHandle[Any, BatchResult]]:
-    """operations.batches.refresh_source; returns (batch id, a handle on the batch workflow)."""
+    """operations.batches.refresh_source (`full`: gather and process everything again); returns (batch id, a
+    handle on the batch workflow)."""
     started = await asyncio.to_thread(
         batch_ops.refresh_source,
         Actor(actor, frozenset({Role.OPERATOR})),
         context(client, sessions),
         source_id,
         trigger=trigger,
+        full=full,
     )
     return started.batch_id, client.get_workflow_handle(started.workflow_id, result_type=BatchResult)
 

@@ -326,23 +326,29 @@ class Fetcher:
         self.close()
 
     def get(
-        self, url: str, *, max_bytes: int | None = None, heartbeat: Callable[[], None] = _no_heartbeat
+        self,
+        url: str,
+        *,
+        max_bytes: int | None = None,
+        heartbeat: Callable[[], None] = _no_heartbeat,
+        headers: dict[str, str] | None = None,
     ) -> Fetched:
         """The response to GET `url` after redirects; SourceError subclasses say why there is none.
 
         `heartbeat` is called before each hop, after each piece of the body and at least every second while
         the server keeps us waiting (headers included), so a long fetch shows it is alive (and an activity
         cancelled meanwhile stops here: its heartbeat raises). The deadline covers the whole exchange.
+        `headers` are sent with every hop (a conditional request's If-None-Match, say); a 304 has no body.
         """
         limit = self.max_bytes if max_bytes is None else max_bytes
         exchange = _Exchange(time.monotonic() + self.deadline_seconds, heartbeat)
         token = _exchange.set(exchange)
         try:
-            return self._exchange(url, limit, exchange)
+            return self._exchange(url, limit, exchange, headers or {})
         finally:
             _exchange.reset(token)
 
-    def _exchange(self, url: str, limit: int, exchange: _Exchange) -> Fetched:
+    def _exchange(self, url: str, limit: int, exchange: _Exchange, headers: dict[str, str]) -> Fetched:
         deadline, heartbeat = exchange.deadline, exchange.heartbeat
         current = url
         for hop in range(MAX_REDIRECTS + 1):
@@ -358,7 +364,7 @@ class Fetcher:
             heartbeat()
             try:
                 request = self._client.build_request(
-                    "GET", current, timeout=min(self.timeout_seconds, remaining)
+                    "GET", current, headers=headers, timeout=min(self.timeout_seconds, remaining)
                 )
                 response = self._client.send(request, stream=True)
             except AddressRefused as exc:
@@ -374,8 +380,9 @@ class Fetcher:
                 if response.status_code in _REDIRECTS and location:
                     current = urljoin(current, location)
                     continue
-                # An error status is all the caller needs: its body is not read, however large.
-                body = self._read(response, url, limit, exchange) if response.status_code < 400 else b""
+                # An error status (or 304 Not Modified) is all the caller needs: no body is read, however large.
+                status = response.status_code
+                body = self._read(response, url, limit, exchange) if status < 400 and status != 304 else b""
                 return Fetched(current, response.status_code, response.reason_phrase, response.headers, body)
             finally:
                 response.close()

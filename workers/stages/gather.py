@@ -22,6 +22,7 @@ import feedparser
 from workers.stages.confined import ConfinedFailure, ParseLimits, run_confined, source_limit
 from workers.stages.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
 from workers.stages.folders import inside_roots, read_bounded
+from workers.stages.incremental import Gathered, Validators
 from workers.stages.locations import SOURCE_KINDS
 from workers.stages.locations import validate_location as validate_location  # its home before locations.py
 from workers.stages.types import (
@@ -149,6 +150,10 @@ def fetch_page(
     except SourceTooLarge as exc:
         raise DocumentError("ingest", f"page too large: exceeds {max_bytes} bytes") from exc
     _check_status(response, url)
+    return _page_document(response, url)
+
+
+def _page_document(response: Fetched, url: str) -> RawDocument:
     data, header = response.body, response.headers.get("content-type")
     media, charset = _media_type(header)
     content_type = _MEDIA_TYPES.get(media)
@@ -159,6 +164,38 @@ def fetch_page(
     if content_type != "application/pdf":
         data = _to_utf8(data, charset)
     return RawDocument(uri=url, content_type=content_type, data=data)
+
+
+def _not_modified(url: str, earlier: Validators, got: Validators) -> Gathered:
+    if not earlier:  # nothing was asked conditionally: a 304 says nothing of what the source holds
+        raise SourceError(
+            INVALID_SOURCE, f"{url} answered 304 Not Modified to a request that was not conditional"
+        )
+    return Gathered([], got.or_else(earlier), not_modified=True)
+
+
+def gather_page(
+    url: str,
+    fetcher: Fetcher,
+    max_bytes: int,
+    *,
+    validators: Validators | None = None,
+    heartbeat: Heartbeat = _no_heartbeat,
+) -> Gathered:
+    """The page, asked for conditionally with `validators` from the last successful refresh: a 304 answer
+    gathers nothing. A page too large or of an unsupported type is the page's DocumentError, as fetch_page."""
+    earlier = validators or Validators()
+    try:
+        response = fetcher.get(
+            url, max_bytes=max_bytes, heartbeat=heartbeat, headers=earlier.request_headers()
+        )
+    except SourceTooLarge as exc:
+        raise DocumentError("ingest", f"page too large: exceeds {max_bytes} bytes") from exc
+    got = Validators.from_headers(response.headers)
+    if response.status == 304:
+        return _not_modified(url, earlier, got)
+    _check_status(response, url)
+    return Gathered([_page_document(response, url)], got)
 
 
 # --- feeds ---------------------------------------------------------------------------------------
@@ -228,10 +265,27 @@ def fetch_feed(
     The feed is parsed in a short-lived process under `limits` (memory and time), so a feed that makes the
     parser allocate without end fails as ParseLimit and the worker or dashboard asking lives on.
     """
-    response = fetcher.get(url, heartbeat=heartbeat)
+    return gather_feed(url, fetcher, heartbeat=heartbeat, limits=limits).documents
+
+
+def gather_feed(
+    url: str,
+    fetcher: Fetcher,
+    *,
+    validators: Validators | None = None,
+    heartbeat: Heartbeat = _no_heartbeat,
+    limits: ParseLimits | None = None,
+) -> Gathered:
+    """fetch_feed, asked for conditionally with `validators` from the last successful refresh: a 304 answer
+    gathers nothing (and parses nothing)."""
+    earlier = validators or Validators()
+    response = fetcher.get(url, heartbeat=heartbeat, headers=earlier.request_headers())
+    got = Validators.from_headers(response.headers)
+    if response.status == 304:
+        return _not_modified(url, earlier, got)
     _check_status(response, url)
     try:
-        return run_confined(
+        documents = run_confined(
             parse_feed,
             (url, response.body),
             limits=limits or ParseLimits(),
@@ -240,6 +294,7 @@ def fetch_feed(
         )
     except ConfinedFailure as exc:
         raise source_limit(url, exc) from exc
+    return Gathered(documents, got)
 
 
 # --- locations and previews ----------------------------------------------------------------------
