@@ -134,10 +134,10 @@ def source_delete(source_ref: str, yes: bool) -> None:
 @source.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def source_list(as_json: bool) -> None:
-    """List sources with their batch totals."""
+    """List sources with their batch totals (and the model evaluator's tokens and cost, where it reports them)."""
     settings = load_settings()
     with database(settings) as sessions, sessions() as session:
-        sources = repository.list_sources(session)
+        sources = repository.list_sources(session, with_tokens=settings.shows_tokens)
         activity = repository.source_activity(session, recent=settings.stale_after_failures)
     now = datetime.now(UTC)
     stale = {
@@ -165,6 +165,8 @@ def source_list(as_json: bool) -> None:
     if not sources:
         click.echo("no sources yet; add one with `loreguard source add NAME --kind folder --location PATH`")
         return
+    price = settings.openai_price_per_million_tokens
+    spent = ("tokens", *(("cost",) if price is not None else ())) if settings.shows_tokens else ()
     print_table(
         "Sources",
         (
@@ -178,6 +180,7 @@ def source_list(as_json: bool) -> None:
             "failed batches",
             "stored",
             "failed docs",
+            *spent,
             "last refresh (UTC)",
             "last status",
             "stale",
@@ -194,6 +197,8 @@ def source_list(as_json: bool) -> None:
                 s.failed_batches,
                 s.documents,
                 s.errors,
+                *((f"{s.tokens:,}",) if spent else ()),
+                *((f"{s.tokens / 1e6 * price:,.2f}",) if spent and price is not None else ()),
                 when(s.last_refresh),
                 s.last_status,
                 stale.get(s.id) or "",

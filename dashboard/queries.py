@@ -103,9 +103,11 @@ def throughput(
 # --- sources --------------------------------------------------------------------------------------------
 
 
-def source_summaries(session: Session, *, limit: int = MAX_SOURCES) -> list[repository.SourceSummary]:
-    """Sources with their batch totals and last batch, aggregated in SQL."""
-    return repository.list_sources(session, limit=limit)
+def source_summaries(
+    session: Session, *, limit: int = MAX_SOURCES, with_tokens: bool = False
+) -> list[repository.SourceSummary]:
+    """Sources with their batch totals and last batch (and the model's tokens), aggregated in SQL."""
+    return repository.list_sources(session, limit=limit, with_tokens=with_tokens)
 
 
 def source_options(session: Session, *, limit: int = MAX_SOURCES) -> dict[int, str]:

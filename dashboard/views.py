@@ -88,7 +88,7 @@ def queue_backlog(address: str, namespace: str) -> pd.DataFrame:
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def source_summaries(db: str) -> list[repository.SourceSummary]:
     with reading() as session:
-        return queries.source_summaries(session)
+        return queries.source_summaries(session, with_tokens=settings().shows_tokens)
 
 
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)
@@ -404,19 +404,22 @@ def recent_reevaluations(actor: Actor) -> list[reevaluations_ops.ReevaluationRow
     return reevaluations_ops.recent(actor, operations_context(), limit=10)
 
 
+def cost(tokens: int) -> float | None:
+    """What `tokens` cost at the configured price (None: no price set)."""
+    price = settings().openai_price_per_million_tokens
+    return None if price is None else tokens / 1e6 * price
+
+
 def cost_text(tokens: int) -> str:
     """'12,345 tokens' and, with a price set, 'cost 0.02'."""
-    price = settings().openai_price_per_million_tokens
-    text = f"{tokens:,} tokens"
-    return text + (f", cost {tokens / 1e6 * price:,.2f}" if price is not None else "")
+    money = cost(tokens)
+    return f"{tokens:,} tokens" + (f", cost {money:,.2f}" if money is not None else "")
 
 
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def week_tokens(db: str) -> tuple[int, int] | None:
-    """(pipeline, re-evaluation) tokens since Monday, when a model evaluator or a price is configured (the
-    sums read every verdict of the week: not worth it for an evaluator that reports no tokens)."""
-    s = settings()
-    if s.evaluator != "openai" and s.openai_price_per_million_tokens is None:
+    """(pipeline, re-evaluation) tokens since Monday, when a model evaluator or a price is configured."""
+    if not settings().shows_tokens:
         return None
     now = datetime.now(UTC)
     monday = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)

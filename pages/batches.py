@@ -24,6 +24,7 @@ from dashboard.auth import actor, needs_sentence, require
 from dashboard.components import (
     BATCHES_PAGE,
     LIVE_SECONDS,
+    SOURCES_PAGE,
     database_required,
     literal,
     pager,
@@ -83,6 +84,8 @@ source_name = source_col.selectbox(
     bind="query-params",
 )
 source_id = by_name.get(source_name)
+if source_id is not None:  # came from the source's name on the Sources page: the way back
+    st.page_link(SOURCES_PAGE, label="Back to Sources", icon=":material/arrow_back:")
 status = status_col.selectbox(
     "Status",
     [ALL, *STATUSES],
