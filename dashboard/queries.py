@@ -22,6 +22,7 @@ from core.vocabulary import (
     ARTIFACT_UNCHANGED,
     BATCH_AWAITING_APPROVAL,
     BATCH_CANCELLED,
+    BATCH_COMPLETED,
     BATCH_IN_FLIGHT,
     BATCH_RUNNING,
     DECISION_CANCELLED,
@@ -199,9 +200,47 @@ def progress_text(done: int, total: int, status: str) -> str:
     return f"{done:,} of {total:,} ({done / total:.0%})"
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A batch's progress as the Batches list and the batch's own page both show it: one computation, so the
+    two agree while it runs."""
+
+    status: str  # as a person reads it (shown_status)
+    done: int  # stored, failed or unchanged
+    total: int
+    stored: int
+    failed: int
+    unchanged: int
+
+    @property
+    def share(self) -> float:
+        """0..1 for a progress bar (a completed batch with no documents is full)."""
+        if self.total:
+            return min(1.0, self.done / self.total)
+        return 1.0 if self.status == status_word(BATCH_COMPLETED) else 0.0
+
+    @property
+    def text(self) -> str:
+        return progress_text(self.done, self.total, self.status)
+
+
+def batch_progress_of(session: Session, batch: Any) -> Progress:
+    """The progress of `batch` (a batch row: id, status, ingested_at, decision and its counts). A running
+    batch counts its documents live, in SQL; the row's own counts are written when it finishes, and when it
+    stops to await a decision (then its stored documents, quarantined until a retry succeeds, count as done)."""
+    total, stored, failed, unchanged = batch.total, batch.stored, batch.failed, batch.unchanged
+    if batch.status in BATCH_IN_FLIGHT and batch.status != BATCH_AWAITING_APPROVAL:
+        counts = repository.artifact_status_counts(session, batch_id=batch.id)
+        total = sum(counts.values())
+        stored = counts.get(ARTIFACT_STORED, 0)
+        failed = counts.get(ARTIFACT_FAILED, 0)
+        unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
+    status = shown_status(batch.status, batch.ingested_at, batch.decision)
+    return Progress(status, stored + failed + unchanged, total, stored, failed, unchanged)
+
+
 def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int = 0) -> pd.DataFrame:
-    """One page of batches, newest first; a batch in flight counts its documents live (the row's own counts
-    are written when it finishes), so the list and the batch's page agree."""
+    """One page of batches, newest first, each with its progress as the batch's page shows it."""
     stmt = (
         select(
             Batch.id,
@@ -233,26 +272,19 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
     )
     rows = []
     for r in session.execute(stmt):
-        total, stored, failed, unchanged = r.total, r.stored, r.failed, r.unchanged
-        if r.status in BATCH_IN_FLIGHT and r.status != BATCH_AWAITING_APPROVAL:
-            counts = repository.artifact_status_counts(session, batch_id=r.id)
-            total = sum(counts.values())
-            stored = counts.get(ARTIFACT_STORED, 0)
-            failed = counts.get(ARTIFACT_FAILED, 0)
-            unchanged = counts.get(ARTIFACT_UNCHANGED, 0)
-        status = shown_status(r.status, r.ingested_at, r.decision)
+        p = batch_progress_of(session, r)
         rows.append(
             [
                 r.id,
                 r.name,
-                status,
-                progress_text(stored + failed + unchanged, total, status),
+                p.status,
+                p.text,
                 r.trigger,
                 r.attempt,
-                total,
-                stored,
-                failed,
-                unchanged,
+                p.total,
+                p.stored,
+                p.failed,
+                p.unchanged,
                 r.skipped,
                 r.created_at,
                 duration(_seconds(r.started_at, r.finished_at)),

@@ -129,13 +129,15 @@ def forget_sources() -> None:
 # --- batches --------------------------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+# The list's figures are read afresh on every live refresh (LIVE_TTL), as the batch's own page's are, so the
+# two agree on a running batch's progress.
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
 def batch_count(db: str, f: queries.BatchFilter) -> int:
     with reading() as session:
         return queries.count_batches(session, f)
 
 
-@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
 def batch_page(db: str, f: queries.BatchFilter, limit: int, offset: int) -> pd.DataFrame:
     with reading() as session:
         return queries.batch_page(session, f, limit=limit, offset=offset)
@@ -154,18 +156,21 @@ class BatchFigures:
     counts: dict[str, int]  # artifacts per status
     timings: pd.DataFrame  # stage, mean ms
     tokens: int = 0  # what a model evaluator's API reported for the batch
+    progress: queries.Progress | None = None  # as the Batches list shows it (None: no such batch)
 
 
 @st.cache_data(ttl=1, show_spinner=False)
 def batch_figures(db: str, batch_id: int) -> BatchFigures:
     with reading() as session:
-        done, total = queries.batch_progress(session, batch_id=batch_id)
+        batch = queries.batch_detail(session, batch_id=batch_id)
+        progress = queries.batch_progress_of(session, batch) if batch is not None else None
         return BatchFigures(
-            done=done,
-            total=total,
+            done=progress.done if progress else 0,
+            total=progress.total if progress else 0,
             counts=queries.artifact_counts(session, batch_id=batch_id),
             timings=queries.stage_timings(session, batch_id=batch_id),
             tokens=repository.batch_tokens(session, batch_id=batch_id),
+            progress=progress,
         )
 
 

@@ -57,7 +57,6 @@ WINDOWS = {
 ALL = "all"
 PAGE_SIZE = 50
 ARTIFACT_PAGE_SIZE = 50
-PROGRESS_SECONDS = 2
 
 st.title("Batches")
 require(Permission.READ)
@@ -192,16 +191,13 @@ def progress(batch_id: int, opened_live: bool) -> None:
         return
     if opened_live and batch.status not in LIVE:
         st.rerun()  # it just finished: show the final state everywhere on the page
-    status = queries.shown_status(batch.status, batch.ingested_at, batch.decision)
-    share = (
-        figures.done / figures.total if figures.total else (1.0 if batch.status == BATCH_COMPLETED else 0.0)
-    )
-    if status == queries.INGESTING:
+    shown = figures.progress or queries.Progress(batch.status, 0, 0, 0, 0, 0)
+    if shown.status == queries.INGESTING:
         st.progress(
-            0.0, text=f"ingesting · {figures.total:,} documents gathered so far (the total still grows)"
+            0.0, text=f"ingesting · {shown.total:,} documents gathered so far (the total still grows)"
         )
     else:
-        st.progress(min(1.0, share), text=f"{figures.done:,} of {figures.total:,} documents done · {status}")
+        st.progress(shown.share, text=f"{shown.done:,} of {shown.total:,} documents done · {shown.status}")
     pace = views.pace(batch, figures.done, figures.total, datetime.now(UTC))
     if pace:
         st.caption(pace)
@@ -268,7 +264,8 @@ def detail(batch_id: int) -> None:
             icon=":material/open_in_new:",
         )
     live = batch.status in LIVE
-    st.fragment(run_every=PROGRESS_SECONDS if live else None)(progress)(batch.id, live)
+    # The same rate as the list above, so the two show the same figures while it runs.
+    st.fragment(run_every=LIVE_SECONDS if live else None)(progress)(batch.id, live)
 
     cancelled_by = batch.decided_by if batch.decision == DECISION_CANCELLED else None
     if batch.status == BATCH_CANCELLED:
