@@ -28,6 +28,7 @@ from core.vocabulary import (
     BATCH_IN_FLIGHT,
     BATCH_STATUSES,
     SOURCE_KINDS,
+    skip_reasons,
 )
 from data import repository
 from operations import Context, Refused
@@ -240,7 +241,8 @@ def refresh(source_ref: str, wait: bool, as_json: bool) -> None:
         if outcome["unchanged"]:
             line += f", {outcome['unchanged']} unchanged"
         if outcome["skipped"]:
-            line += f", {outcome['skipped']} skipped (over LOREGUARD_MAX_DOCUMENTS_PER_BATCH)"
+            why = "; ".join(f"{reason}: {n}" for reason, n in outcome["skip_reasons"].items())
+            line += f", {outcome['skipped']} skipped ({why})"
         if outcome.get("error_message"):
             line += f" ({outcome['error_type']}: {outcome['error_message']})"
         click.echo(line)
@@ -263,6 +265,7 @@ def wait_for_batch(ctx: Context, batch_id: int, poll: float = 0.5) -> dict[str, 
                     "failed": batch.failed,
                     "unchanged": batch.unchanged,
                     "skipped": batch.skipped,
+                    "skip_reasons": skip_reasons(batch.skipped, batch.skip_reasons),
                     "error_type": batch.error_type,
                     "error_message": batch.error_message,
                 }

@@ -26,6 +26,7 @@ from core.vocabulary import (
     BATCH_IN_FLIGHT,
     BATCH_RUNNING,
     DECISION_CANCELLED,
+    SKIPPED_OVER_LIMIT,
     STAGES,
 )
 from dashboard.formatting import duration, status_word
@@ -292,6 +293,20 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
             ]
         )
     return pd.DataFrame(rows, columns=BATCH_COLUMNS)[SHOWN_BATCH_COLUMNS]
+
+
+def skipped_sentences(reasons: dict[str, int]) -> list[str]:
+    """What a batch did not gather, for its page: the documents over the per-batch limit, and a folder's files
+    it skipped with why ('3 file(s) of the folder were skipped: unsupported file type .xyz (2), ...')."""
+    sentences = []
+    over = reasons.get(SKIPPED_OVER_LIMIT, 0)
+    if over:
+        sentences.append(f"{over:,} more document(s) of the source were not gathered: {SKIPPED_OVER_LIMIT}.")
+    files = {reason: n for reason, n in reasons.items() if reason != SKIPPED_OVER_LIMIT and n}
+    if files:
+        listed = ", ".join(f"{reason} ({n:,})" for reason, n in sorted(files.items(), key=lambda r: -r[1]))
+        sentences.append(f"{sum(files.values()):,} file(s) of the folder were skipped: {listed}.")
+    return sentences
 
 
 def _problem(r: Any) -> str:

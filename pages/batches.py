@@ -18,6 +18,7 @@ from core.vocabulary import (
     BATCH_RETRYING,
     BATCH_RUNNING,
     DECISION_CANCELLED,
+    skip_reasons,
 )
 from dashboard import approvals, cancel, charts, decide, queries, views
 from dashboard.auth import actor, needs_sentence, require
@@ -212,17 +213,15 @@ def progress(batch_id: int, opened_live: bool) -> None:
     skipped.metric(
         "Skipped",
         f"{batch.skipped:,}",
-        help="Documents of the source past the per-batch limit (LOREGUARD_MAX_DOCUMENTS_PER_BATCH): not gathered",
+        help="Not gathered: a folder's files of a type the pipeline does not read, and documents past the "
+        "per-batch limit (LOREGUARD_MAX_DOCUMENTS_PER_BATCH)",
     )
     total.metric("Documents", f"{figures.total:,}")
     attempt.metric("Attempt", batch.attempt)
     if figures.tokens:
         st.caption(f"Model evaluator: {views.cost_text(figures.tokens)} (as its API reported them).")
-    if batch.skipped:
-        st.caption(
-            f"{batch.skipped:,} more document(s) of the source were not gathered: over the per-batch limit "
-            "(LOREGUARD_MAX_DOCUMENTS_PER_BATCH)."
-        )
+    for sentence in queries.skipped_sentences(skip_reasons(batch.skipped, batch.skip_reasons)):
+        st.caption(literal(sentence))
     if batch.status in LIVE and batch.workflow_id:
         try:
             live = views.workflow_progress(*views.temporal_key(), batch.workflow_id)

@@ -229,7 +229,8 @@ if wants_preview or wants_register:
             )
             if wants_preview:
                 with st.spinner("Reading the first documents..."):
-                    preview = sources.preview_frame(source_ops.preview(actor(), ctx, draft))
+                    dry_run = source_ops.preview(actor(), ctx, draft)
+                    preview = sources.preview_frame(dry_run.rows)
             else:
                 changed = source_ops.register_source(actor(), ctx, draft)
     except Unreachable as exc:  # the location is well formed; it may be down now, or not reachable from here
@@ -253,6 +254,8 @@ if wants_preview or wants_register:
                 changed=changed,
             )
         st.markdown(f"**Dry run of {literal(draft.name)}**: the first {len(preview)} document(s).")
+        if dry_run.summary:
+            st.markdown(literal(dry_run.summary))
         if preview.empty:
             st.warning("The source yields no documents yet.")
         else:

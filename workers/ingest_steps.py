@@ -18,6 +18,7 @@ from core.vocabulary import (
     KIND_FEED,
     KIND_FOLDER,
     KIND_WEB,
+    SKIPPED_OVER_LIMIT,
 )
 from data import repository
 from data.models import utcnow
@@ -27,7 +28,14 @@ from orchestration.types import (
 )
 from workers.stages.confined import ParseLimits
 from workers.stages.folders import folder_roots
-from workers.stages.gather import SourceError, fetch_feed, fetch_page, list_folder, read_file
+from workers.stages.gather import (
+    FolderCount,
+    SourceError,
+    fetch_feed,
+    fetch_page,
+    list_folder,
+    read_file,
+)
 from workers.stages.types import DocumentError, RawDocument
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
 
@@ -48,7 +56,8 @@ class IngestSteps(StepsBase):
     def ingest_source(
         self, input: IngestInput, *, resume_from: int = 0, heartbeat: Heartbeat = no_heartbeat
     ) -> IngestResult:
-        """Record the source's documents, at most LOREGUARD_MAX_DOCUMENTS_PER_BATCH; the rest are counted."""
+        """Record the source's documents, at most LOREGUARD_MAX_DOCUMENTS_PER_BATCH; the rest, and a folder's
+        files of a type the pipeline does not read, are counted as skipped with why."""
         with self.sessions() as session:
             batch = repository.get_batch(session, batch_id=input.batch_id)
             source = repository.get_source(session, source_id=batch.source_id)
@@ -58,32 +67,41 @@ class IngestSteps(StepsBase):
             # Listing and fetching commit nothing: the details keep the prior attempt's resume point.
             heartbeat(resume_from)
 
+        found = FolderCount()
         try:
-            documents = self._gather(kind, location, alive)
+            documents = self._gather(kind, location, alive, found)
             limit = self.settings.max_documents_per_batch
-            skipped = max(0, len(documents) - limit)
+            over = max(0, len(documents) - limit)
             failed = self._write_ingested(
                 input.batch_id, source_id, documents[:limit], resume_from, heartbeat
             )
         except SourceError as err:
             raise source_error(err) from err
-        if skipped:
+        reasons = dict(sorted(found.skipped.items()))
+        if over:
+            reasons[SKIPPED_OVER_LIMIT] = over
             log.warning(
                 "batch %s: %s document(s) past LOREGUARD_MAX_DOCUMENTS_PER_BATCH=%s skipped",
                 input.batch_id,
-                skipped,
+                over,
                 limit,
             )
+        skipped = sum(reasons.values())
         with self._tx() as session:
-            total = repository.record_ingested(session, batch_id=input.batch_id, skipped=skipped)
+            total = repository.record_ingested(
+                session, batch_id=input.batch_id, skipped=skipped, skip_reasons=reasons
+            )
         return IngestResult(total=total, failed=failed, skipped=skipped)
 
-    def _gather(self, kind: str, location: str, alive: Callable[[], None]) -> list[Callable[[], RawDocument]]:
-        """One loader per document, in a stable order (ingest numbers documents by it)."""
+    def _gather(
+        self, kind: str, location: str, alive: Callable[[], None], found: FolderCount
+    ) -> list[Callable[[], RawDocument]]:
+        """One loader per document, in a stable order (ingest numbers documents by it); what a folder's
+        listing left out goes in `found`."""
         max_bytes = self.settings.max_document_bytes
         if kind == KIND_FOLDER:
             folder = Path(location)
-            paths = list_folder(folder, roots=folder_roots(self.settings), heartbeat=alive)
+            paths = list_folder(folder, roots=folder_roots(self.settings), heartbeat=alive, count=found)
             links = self.settings.folder_allow_hard_links
             return [
                 partial(read_file, path, max_bytes, folder=folder, allow_hard_links=links) for path in paths

@@ -93,11 +93,16 @@ def in_flight_batches(session: Session) -> list[InFlightBatch]:
     return [InFlightBatch(i, started or created, name) for i, started, created, name in rows]
 
 
-def record_ingested(session: Session, *, batch_id: int, skipped: int = 0) -> int:
-    """Set the batch's total from the artifacts ingest wrote, and how many it skipped; returns the total."""
+def record_ingested(
+    session: Session, *, batch_id: int, skipped: int = 0, skip_reasons: dict[str, int] | None = None
+) -> int:
+    """Set the batch's total from the artifacts ingest wrote, and how many it skipped and why (reason ->
+    count); returns the total."""
     total = session.scalar(select(func.count()).where(Artifact.batch_id == batch_id)) or 0
     session.execute(
-        update(Batch).where(Batch.id == batch_id).values(total=total, skipped=skipped, ingested_at=utcnow())
+        update(Batch)
+        .where(Batch.id == batch_id)
+        .values(total=total, skipped=skipped, skip_reasons=skip_reasons or None, ingested_at=utcnow())
     )
     return int(total)
 
@@ -165,6 +170,7 @@ class BatchRow:
     started_at: datetime | None
     finished_at: datetime | None
     ingested_at: datetime | None = None  # None while a running batch is still gathering its documents
+    skip_reasons: dict[str, int] | None = None  # why `skipped` were not gathered (None: over the limit)
 
 
 def batch_row(batch: Batch, source_name: str) -> BatchRow:
@@ -194,6 +200,7 @@ def batch_row(batch: Batch, source_name: str) -> BatchRow:
         started_at=batch.started_at,
         finished_at=batch.finished_at,
         ingested_at=batch.ingested_at,
+        skip_reasons=batch.skip_reasons,
     )
 
 

@@ -1,0 +1,27 @@
+"""Why a batch skipped what it did not gather (issue 23): batches.skip_reasons, reason -> count, e.g.
+{"unsupported file type .xyz": 2, "over the per-batch limit (LOREGUARD_MAX_DOCUMENTS_PER_BATCH)": 10}.
+Its counts add up to batches.skipped; NULL on batches ingested before this (their skipped were over the limit).
+
+Revision ID: 0013
+Revises: 0012
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0013"
+down_revision: str | None = "0012"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("batches", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("skip_reasons", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("batches", schema=None) as batch_op:
+        batch_op.drop_column("skip_reasons")
