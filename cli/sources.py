@@ -59,12 +59,20 @@ def report(changed: SourceChanged) -> None:
     show_default=True,
     help="Seconds between scheduled refreshes.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the new source as JSON.")
-def source_add(name: str, kind: str, location: str, interval: int, as_json: bool) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read the first documents (and for a folder, count its files and what a batch would skip); save nothing.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the new source (or the dry run) as JSON.")
+def source_add(name: str, kind: str, location: str, interval: int, dry_run: bool, as_json: bool) -> None:
     """Register a source NAME."""
     settings = load_settings()
     with operations(settings) as ctx:
         draft = source_ops.check_source(ctx, name=name, kind=kind, location=location, interval=interval)
+        if dry_run:
+            show_dry_run(source_ops.preview(acting(settings), ctx, draft), as_json)
+            return
         changed = source_ops.register_source(acting(settings), ctx, draft)
     report(changed)
     if as_json:
@@ -79,6 +87,29 @@ def source_add(name: str, kind: str, location: str, interval: int, as_json: bool
         )
     else:
         click.echo(changed.message)
+
+
+def show_dry_run(dry: source_ops.DryRun, as_json: bool) -> None:
+    if as_json:
+        echo_json(
+            {
+                "documents": [dataclasses.asdict(r) for r in dry.rows],
+                "files": dry.files,
+                "skipped": dry.skipped,
+            }
+        )
+        return
+    if dry.rows:
+        print_table(
+            f"Dry run: the first {len(dry.rows)} document(s)",
+            ("title", "uri", "type", "bytes", "language", "words", "problem"),
+            [(r.title, r.uri, r.content_type, r.size, r.language, r.words, r.problem) for r in dry.rows],
+        )
+    else:
+        click.echo("the source yields no documents yet")
+    if dry.summary:
+        click.echo(dry.summary)
+    click.echo("nothing was saved")
 
 
 def change_source(action: Callable[..., SourceChanged], *args: Any) -> None:
