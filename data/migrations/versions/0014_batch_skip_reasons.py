@@ -2,8 +2,8 @@
 {"unsupported file type .xyz": 2, "over the per-batch limit (LOREGUARD_MAX_DOCUMENTS_PER_BATCH)": 10}.
 Its counts add up to batches.skipped; NULL on batches ingested before this (their skipped were over the limit).
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
