@@ -28,6 +28,7 @@ from core.vocabulary import (
     BATCH_IN_FLIGHT,
     BATCH_STATUSES,
     SOURCE_KINDS,
+    skip_reasons,
 )
 from data import repository
 from operations import Context, Refused
@@ -58,12 +59,20 @@ def report(changed: SourceChanged) -> None:
     show_default=True,
     help="Seconds between scheduled refreshes.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the new source as JSON.")
-def source_add(name: str, kind: str, location: str, interval: int, as_json: bool) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read the first documents (and for a folder, count its files and what a batch would skip); save nothing.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the new source (or the dry run) as JSON.")
+def source_add(name: str, kind: str, location: str, interval: int, dry_run: bool, as_json: bool) -> None:
     """Register a source NAME."""
     settings = load_settings()
     with operations(settings) as ctx:
         draft = source_ops.check_source(ctx, name=name, kind=kind, location=location, interval=interval)
+        if dry_run:
+            show_dry_run(source_ops.preview(acting(settings), ctx, draft), as_json)
+            return
         changed = source_ops.register_source(acting(settings), ctx, draft)
     report(changed)
     if as_json:
@@ -78,6 +87,29 @@ def source_add(name: str, kind: str, location: str, interval: int, as_json: bool
         )
     else:
         click.echo(changed.message)
+
+
+def show_dry_run(dry: source_ops.DryRun, as_json: bool) -> None:
+    if as_json:
+        echo_json(
+            {
+                "documents": [dataclasses.asdict(r) for r in dry.rows],
+                "files": dry.files,
+                "skipped": dry.skipped,
+            }
+        )
+        return
+    if dry.rows:
+        print_table(
+            f"Dry run: the first {len(dry.rows)} document(s)",
+            ("title", "uri", "type", "bytes", "language", "words", "problem"),
+            [(r.title, r.uri, r.content_type, r.size, r.language, r.words, r.problem) for r in dry.rows],
+        )
+    else:
+        click.echo("the source yields no documents yet")
+    if dry.summary:
+        click.echo(dry.summary)
+    click.echo("nothing was saved")
 
 
 def change_source(action: Callable[..., SourceChanged], *args: Any) -> None:
@@ -134,10 +166,10 @@ def source_delete(source_ref: str, yes: bool) -> None:
 @source.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def source_list(as_json: bool) -> None:
-    """List sources with their batch totals."""
+    """List sources with their batch totals (and the model evaluator's tokens and cost, where it reports them)."""
     settings = load_settings()
     with database(settings) as sessions, sessions() as session:
-        sources = repository.list_sources(session)
+        sources = repository.list_sources(session, with_tokens=settings.shows_tokens)
         activity = repository.source_activity(session, recent=settings.stale_after_failures)
     now = datetime.now(UTC)
     stale = {
@@ -165,6 +197,8 @@ def source_list(as_json: bool) -> None:
     if not sources:
         click.echo("no sources yet; add one with `loreguard source add NAME --kind folder --location PATH`")
         return
+    price = settings.openai_price_per_million_tokens
+    spent = ("tokens", *(("cost",) if price is not None else ())) if settings.shows_tokens else ()
     print_table(
         "Sources",
         (
@@ -178,6 +212,7 @@ def source_list(as_json: bool) -> None:
             "failed batches",
             "stored",
             "failed docs",
+            *spent,
             "last refresh (UTC)",
             "last status",
             "stale",
@@ -194,6 +229,8 @@ def source_list(as_json: bool) -> None:
                 s.failed_batches,
                 s.documents,
                 s.errors,
+                *((f"{s.tokens:,}",) if spent else ()),
+                *((f"{s.tokens / 1e6 * price:,.2f}",) if spent and price is not None else ()),
                 when(s.last_refresh),
                 s.last_status,
                 stale.get(s.id) or "",
@@ -249,7 +286,8 @@ def refresh(source_ref: str, wait: bool, full: bool, as_json: bool) -> None:
         if outcome["recognised"]:
             line += f" ({outcome['recognised']} file(s) not read: as the last refresh saw them)"
         if outcome["skipped"]:
-            line += f", {outcome['skipped']} skipped (over LOREGUARD_MAX_DOCUMENTS_PER_BATCH)"
+            why = "; ".join(f"{reason}: {n}" for reason, n in outcome["skip_reasons"].items())
+            line += f", {outcome['skipped']} skipped ({why})"
         if outcome.get("error_message"):
             line += f" ({outcome['error_type']}: {outcome['error_message']})"
         click.echo(line)
@@ -274,6 +312,7 @@ def wait_for_batch(ctx: Context, batch_id: int, poll: float = 0.5) -> dict[str, 
                     "skipped": batch.skipped,
                     "recognised": batch.recognised,
                     "unchanged_at_source": batch.unchanged_at_source,
+                    "skip_reasons": skip_reasons(batch.skipped, batch.skip_reasons),
                     "error_type": batch.error_type,
                     "error_message": batch.error_message,
                 }

@@ -251,6 +251,12 @@ class Settings(BaseSettings):
     def cpu_processes(self) -> int:
         return self.processing_processes or (os.cpu_count() or 1)
 
+    @property
+    def shows_tokens(self) -> bool:
+        """Whether tokens and cost are worth showing (and summing over every verdict): the model evaluator
+        reports them, or a price is set."""
+        return self.evaluator == "openai" or self.openai_price_per_million_tokens is not None
+
     # Safe gathering (issue 11): a source is untrusted input, so what it may reach and consume is bounded here.
     allowed_hosts: list[str] = Field(
         default_factory=list,

@@ -50,6 +50,23 @@ ARTIFACT_UNCHANGED = "unchanged"
 # Done: no stage will pick the document up again in this attempt.
 ARTIFACT_DONE = (ARTIFACT_STORED, ARTIFACT_FAILED, ARTIFACT_UNCHANGED)
 
+# Why ingest skipped what it did not gather (a batch's skip_reasons): the per-batch limit, and a folder's files
+# of a type the pipeline does not read.
+SKIPPED_OVER_LIMIT = "over the per-batch limit (LOREGUARD_MAX_DOCUMENTS_PER_BATCH)"
+
+
+def unsupported_file_type(suffix: str) -> str:
+    return f"unsupported file type {suffix or '(none)'}"
+
+
+def skip_reasons(skipped: int, reasons: dict[str, int] | None) -> dict[str, int]:
+    """Why a batch's `skipped` were not gathered, reason -> count (a batch ingested before reasons were kept
+    skipped only what was over the limit)."""
+    if reasons:
+        return dict(reasons)
+    return {SKIPPED_OVER_LIMIT: skipped} if skipped else {}
+
+
 # Where a document can fail, in pipeline order; the per-document timed stages are the middle four.
 STAGES = ("ingest", "normalize", "extract", "clarify", "evaluate", "store")
 TIMED_STAGES = ("normalize", "extract", "clarify", "evaluate")

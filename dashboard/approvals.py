@@ -45,17 +45,19 @@ def time_left(deadline: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds} s left"
 
 
+# How long is left and what went wrong first, so a 1440 px screen shows them beside the batch without
+# scrolling sideways; the counts and the compensation after.
 WAITING_COLUMNS = [
     "batch",
     "source",
-    "attempt",
+    "time left",
     "failed stage",
     "error type",
     "error",
-    "compensation",
-    "documents",
     "failed",
-    "time left",
+    "documents",
+    "attempt",
+    "compensation",
 ]
 
 
@@ -65,14 +67,14 @@ def waiting_frame(batches: Sequence[repository.BatchRow], now: datetime | None =
             [
                 b.id,
                 b.source_name,
-                b.attempt,
+                time_left(b.decision_deadline, now),
                 b.failed_stage or "",
                 b.error_type or "",
                 b.error_message or "",
-                b.compensation or "",
-                b.total,
                 b.failed,
-                time_left(b.decision_deadline, now),
+                b.total,
+                b.attempt,
+                b.compensation or "",
             ]
             for b in batches
         ],

@@ -47,16 +47,26 @@ def when(value: datetime | None) -> str:
 def table(
     frame: pd.DataFrame, *, key: str, column_config: dict[str, Any] | None = None, **kwargs: Any
 ) -> Any:
-    """st.dataframe with every time moved to the configured zone and its column labelled with the zone."""
+    """st.dataframe with every time moved to the configured zone and its column labelled with the zone, and a
+    dash wherever a time or a text is missing (never "None")."""
     zone = zone_name()
-    shown = formatting.in_zone(frame, zone)
+    given = dict(column_config or {})
+    formats = {
+        name: c["type_config"].get("format")
+        for name, c in given.items()
+        if isinstance(c, dict) and c.get("type_config", {}).get("type") == "datetime"
+    }
+    shown, texted = formatting.dashed(formatting.in_zone(frame, zone), formats)
     config: dict[str, Any] = {}
     for name in shown.columns:
         if isinstance(shown[name].dtype, pd.DatetimeTZDtype):
             config[str(name)] = st.column_config.DatetimeColumn(
                 f"{name} ({zone})", format="YYYY-MM-DD HH:mm:ss", timezone=zone
             )
-    config.update(column_config or {})
+    for name in texted:  # times with a gap, shown as text in the zone: keep the label the time column had
+        label = (given.pop(name, None) or {}).get("label") or f"{name} ({zone})"
+        config[name] = st.column_config.TextColumn(label)
+    config.update(given)
     kwargs.setdefault("hide_index", True)
     return st.dataframe(shown, key=key, column_config=config, **kwargs)
 

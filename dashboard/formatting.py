@@ -50,6 +50,39 @@ def in_zone(frame: pd.DataFrame, zone_name: str) -> pd.DataFrame:
     return out
 
 
+DASH = "—"  # what a table shows where a value is missing (Streamlit would draw "None")
+_MOMENT_TOKENS = (("YYYY", "%Y"), ("MM", "%m"), ("DD", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"))
+
+
+def strftime_format(moment: str | None) -> str:
+    """A column config's moment.js time format ("YYYY-MM-DD HH:mm") as strftime's; to the second without."""
+    if not moment:
+        return "%Y-%m-%d %H:%M:%S"
+    for token, directive in _MOMENT_TOKENS:
+        moment = moment.replace(token, directive)
+    return moment
+
+
+def dashed(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The frame with a dash wherever a value is missing in a time or text column, where a table would show
+    "None": a time column with a gap becomes text (each time in `formats[name]`, a moment.js format, else to
+    the second; times already in the zone they are shown in). Returns the frame and the time columns so made
+    text."""
+    out = frame.copy()
+    texted: list[str] = []
+    for name in out.columns:
+        column = out[name]
+        if not column.isna().any():
+            continue
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            pattern = strftime_format((formats or {}).get(str(name)))
+            out[name] = [DASH if v is pd.NaT or v != v else v.strftime(pattern) for v in column]
+            texted.append(str(name))
+        elif column.dtype == object or isinstance(column.dtype, pd.StringDtype):
+            out[name] = column.astype(object).where(column.notna(), DASH)
+    return out, texted
+
+
 def duration(seconds: float | None) -> str:
     """'45 s', '3 min', '2 h 5 min', '3 d 4 h': a wait or an elapsed time as a person reads it."""
     if seconds is None or seconds != seconds:

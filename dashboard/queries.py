@@ -22,9 +22,11 @@ from core.vocabulary import (
     ARTIFACT_UNCHANGED,
     BATCH_AWAITING_APPROVAL,
     BATCH_CANCELLED,
+    BATCH_COMPLETED,
     BATCH_IN_FLIGHT,
     BATCH_RUNNING,
     DECISION_CANCELLED,
+    SKIPPED_OVER_LIMIT,
     STAGES,
 )
 from dashboard.formatting import duration, status_word
@@ -103,9 +105,11 @@ def throughput(
 # --- sources --------------------------------------------------------------------------------------------
 
 
-def source_summaries(session: Session, *, limit: int = MAX_SOURCES) -> list[repository.SourceSummary]:
-    """Sources with their batch totals and last batch, aggregated in SQL."""
-    return repository.list_sources(session, limit=limit)
+def source_summaries(
+    session: Session, *, limit: int = MAX_SOURCES, with_tokens: bool = False
+) -> list[repository.SourceSummary]:
+    """Sources with their batch totals and last batch (and the model's tokens), aggregated in SQL."""
+    return repository.list_sources(session, limit=limit, with_tokens=with_tokens)
 
 
 def source_options(session: Session, *, limit: int = MAX_SOURCES) -> dict[int, str]:
@@ -202,9 +206,57 @@ def progress_text(done: int, total: int, status: str, *, unchanged_at_source: bo
     return f"{done:,} of {total:,} ({done / total:.0%})"
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A batch's progress as the Batches list and the batch's own page both show it: one computation, so the
+    two agree while it runs."""
+
+    status: str  # as a person reads it (shown_status)
+    done: int  # stored, failed or unchanged
+    total: int
+    stored: int
+    failed: int
+    unchanged: int  # including folder files recognised unread (not counted in done or total)
+    unchanged_at_source: bool = False  # the source answered 304: nothing was gathered
+
+    @property
+    def share(self) -> float:
+        """0..1 for a progress bar (a completed batch with no documents is full)."""
+        if self.total:
+            return min(1.0, self.done / self.total)
+        return 1.0 if self.status == status_word(BATCH_COMPLETED) else 0.0
+
+    @property
+    def text(self) -> str:
+        return progress_text(self.done, self.total, self.status, unchanged_at_source=self.unchanged_at_source)
+
+
+def batch_progress_of(session: Session, batch: Any) -> Progress:
+    """The progress of `batch` (a batch row: id, status, ingested_at, decision and its counts). A running
+    batch counts its documents live, in SQL; the row's own counts are written when it finishes, and when it
+    stops to await a decision (then its stored documents, quarantined until a retry succeeds, count as done)."""
+    total, stored, failed, unchanged = batch.total, batch.stored, batch.failed, batch.unchanged
+    recognised = batch.recognised or 0  # files an incremental refresh did not read: no artifact rows
+    if batch.status in BATCH_IN_FLIGHT and batch.status != BATCH_AWAITING_APPROVAL:
+        counts = repository.artifact_status_counts(session, batch_id=batch.id)
+        total = sum(counts.values())
+        stored = counts.get(ARTIFACT_STORED, 0)
+        failed = counts.get(ARTIFACT_FAILED, 0)
+        unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + recognised
+    status = shown_status(batch.status, batch.ingested_at, batch.decision)
+    return Progress(
+        status,
+        stored + failed + unchanged - recognised,
+        total,
+        stored,
+        failed,
+        unchanged,
+        unchanged_at_source=bool(batch.unchanged_at_source),
+    )
+
+
 def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int = 0) -> pd.DataFrame:
-    """One page of batches, newest first; a batch in flight counts its documents live (the row's own counts
-    are written when it finishes), so the list and the batch's page agree."""
+    """One page of batches, newest first, each with its progress as the batch's page shows it."""
     stmt = (
         select(
             Batch.id,
@@ -238,31 +290,19 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
     )
     rows = []
     for r in session.execute(stmt):
-        total, stored, failed, unchanged = r.total, r.stored, r.failed, r.unchanged
-        if r.status in BATCH_IN_FLIGHT and r.status != BATCH_AWAITING_APPROVAL:
-            counts = repository.artifact_status_counts(session, batch_id=r.id)
-            total = sum(counts.values())
-            stored = counts.get(ARTIFACT_STORED, 0)
-            failed = counts.get(ARTIFACT_FAILED, 0)
-            unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + (r.recognised or 0)
-        status = shown_status(r.status, r.ingested_at, r.decision)
+        p = batch_progress_of(session, r)
         rows.append(
             [
                 r.id,
                 r.name,
-                status,
-                progress_text(
-                    stored + failed + unchanged - (r.recognised or 0),
-                    total,
-                    status,
-                    unchanged_at_source=bool(r.unchanged_at_source),
-                ),
+                p.status,
+                p.text,
                 r.trigger,
                 r.attempt,
-                total,
-                stored,
-                failed,
-                unchanged,
+                p.total,
+                p.stored,
+                p.failed,
+                p.unchanged,
                 r.skipped,
                 r.created_at,
                 duration(_seconds(r.started_at, r.finished_at)),
@@ -270,6 +310,20 @@ def batch_page(session: Session, f: BatchFilter, *, limit: int = 50, offset: int
             ]
         )
     return pd.DataFrame(rows, columns=BATCH_COLUMNS)[SHOWN_BATCH_COLUMNS]
+
+
+def skipped_sentences(reasons: dict[str, int]) -> list[str]:
+    """What a batch did not gather, for its page: the documents over the per-batch limit, and a folder's files
+    it skipped with why ('3 file(s) of the folder were skipped: unsupported file type .xyz (2), ...')."""
+    sentences = []
+    over = reasons.get(SKIPPED_OVER_LIMIT, 0)
+    if over:
+        sentences.append(f"{over:,} more document(s) of the source were not gathered: {SKIPPED_OVER_LIMIT}.")
+    files = {reason: n for reason, n in reasons.items() if reason != SKIPPED_OVER_LIMIT and n}
+    if files:
+        listed = ", ".join(f"{reason} ({n:,})" for reason, n in sorted(files.items(), key=lambda r: -r[1]))
+        sentences.append(f"{sum(files.values()):,} file(s) of the folder were skipped: {listed}.")
+    return sentences
 
 
 def _problem(r: Any) -> str:

@@ -52,57 +52,77 @@ def with_schedule_times(frame: pd.DataFrame, times: dict[int, ScheduleTimes] | N
     return frame
 
 
+# What a person scans for first (the name, which opens its batches, whether it is fresh, how its last refresh
+# went) before the totals and the settings, so a 1440 px screen shows it without scrolling sideways. "name"
+# stays in the frame as the plain key; the page shows "source", its link.
 SUMMARY_COLUMNS = [
     "id",
     "name",
+    "source",
     "freshness",
-    "kind",
-    "location",
-    "refreshes",
-    "paused",
+    "last status",
+    "last refresh",
     "batches",
     "failed batches",
     "documents",
     "failed documents",
-    "last refresh",
-    "last status",
+    "kind",
+    "refreshes",
+    "paused",
+    "location",
 ]
 
 
-def batches_link(name: str, count: int, status: str | None = None) -> str:
-    """A link to the Batches page filtered to the source (and status), shown as the count (LinkColumn's
-    display_text reads it back from the address)."""
-    query = {"source": name, **({"status": status} if status else {}), "n": str(count)}
+def batches_link(name: str, count: int | None = None, status: str | None = None) -> str:
+    """A link to the Batches page filtered to the source (and status). With `count`, it is shown as the count
+    (COUNT_LINK); without, as the source's name (NAME_LINK): LinkColumn's display_text reads either back from
+    the address, decoded."""
+    query = {"source": name, **({"status": status} if status else {})}
+    if count is not None:
+        query["n"] = str(count)
     return "batches?" + urlencode(query, quote_via=quote)
 
 
+NAME_LINK = r"source=([^&]*)$"
 COUNT_LINK = r"n=(\d+)$"
 
 
 def summary_frame(
-    summaries: list[repository.SourceSummary], freshness: dict[int, str | None] | None = None
+    summaries: list[repository.SourceSummary],
+    freshness: dict[int, str | None] | None = None,
+    *,
+    with_tokens: bool = False,
+    price: float | None = None,
 ) -> pd.DataFrame:
-    """The sources table: one row per source with its freshness, totals (the batch counts are links to its
-    batches) and last refresh."""
+    """The sources table: one row per source with its freshness, last refresh and totals (the name and the
+    batch counts are links to its batches); `with_tokens`: the tokens a model evaluator's API reported for
+    its documents and, with a price per million tokens, their cost."""
     fresh = freshness or {}
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         [
             [
                 s.id,
                 s.name,
+                batches_link(s.name),
                 "paused" if s.paused else (f"stale: {fresh[s.id]}" if fresh.get(s.id) else "fresh"),
-                s.kind,
-                without_userinfo(s.location),  # one stored before registration refused credentials
-                every(s.refresh_interval_seconds),
-                s.paused,
+                status_word(s.last_status) if s.last_status else "never",
+                s.last_refresh,
                 batches_link(s.name, s.batches),
                 batches_link(s.name, s.failed_batches, "failed"),
                 s.documents,
                 s.errors,
-                s.last_refresh,
-                status_word(s.last_status) if s.last_status else "never",
+                s.kind,
+                every(s.refresh_interval_seconds),
+                s.paused,
+                without_userinfo(s.location),  # one stored before registration refused credentials
             ]
             for s in summaries
         ],
         columns=SUMMARY_COLUMNS,
     )
+    if with_tokens:
+        at = SUMMARY_COLUMNS.index("failed documents") + 1
+        frame.insert(at, "tokens", [s.tokens for s in summaries])
+        if price is not None:
+            frame.insert(at + 1, "cost", [round(s.tokens / 1e6 * price, 2) for s in summaries])
+    return frame

@@ -88,7 +88,7 @@ def queue_backlog(address: str, namespace: str) -> pd.DataFrame:
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def source_summaries(db: str) -> list[repository.SourceSummary]:
     with reading() as session:
-        return queries.source_summaries(session)
+        return queries.source_summaries(session, with_tokens=settings().shows_tokens)
 
 
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)
@@ -129,13 +129,15 @@ def forget_sources() -> None:
 # --- batches --------------------------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+# The list's figures are read afresh on every live refresh (LIVE_TTL), as the batch's own page's are, so the
+# two agree on a running batch's progress.
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
 def batch_count(db: str, f: queries.BatchFilter) -> int:
     with reading() as session:
         return queries.count_batches(session, f)
 
 
-@st.cache_data(ttl=LIST_TTL, show_spinner=False)
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
 def batch_page(db: str, f: queries.BatchFilter, limit: int, offset: int) -> pd.DataFrame:
     with reading() as session:
         return queries.batch_page(session, f, limit=limit, offset=offset)
@@ -154,18 +156,21 @@ class BatchFigures:
     counts: dict[str, int]  # artifacts per status
     timings: pd.DataFrame  # stage, mean ms
     tokens: int = 0  # what a model evaluator's API reported for the batch
+    progress: queries.Progress | None = None  # as the Batches list shows it (None: no such batch)
 
 
 @st.cache_data(ttl=1, show_spinner=False)
 def batch_figures(db: str, batch_id: int) -> BatchFigures:
     with reading() as session:
-        done, total = queries.batch_progress(session, batch_id=batch_id)
+        batch = queries.batch_detail(session, batch_id=batch_id)
+        progress = queries.batch_progress_of(session, batch) if batch is not None else None
         return BatchFigures(
-            done=done,
-            total=total,
+            done=progress.done if progress else 0,
+            total=progress.total if progress else 0,
             counts=queries.artifact_counts(session, batch_id=batch_id),
             timings=queries.stage_timings(session, batch_id=batch_id),
             tokens=repository.batch_tokens(session, batch_id=batch_id),
+            progress=progress,
         )
 
 
@@ -404,19 +409,22 @@ def recent_reevaluations(actor: Actor) -> list[reevaluations_ops.ReevaluationRow
     return reevaluations_ops.recent(actor, operations_context(), limit=10)
 
 
+def cost(tokens: int) -> float | None:
+    """What `tokens` cost at the configured price (None: no price set)."""
+    price = settings().openai_price_per_million_tokens
+    return None if price is None else tokens / 1e6 * price
+
+
 def cost_text(tokens: int) -> str:
     """'12,345 tokens' and, with a price set, 'cost 0.02'."""
-    price = settings().openai_price_per_million_tokens
-    text = f"{tokens:,} tokens"
-    return text + (f", cost {tokens / 1e6 * price:,.2f}" if price is not None else "")
+    money = cost(tokens)
+    return f"{tokens:,} tokens" + (f", cost {money:,.2f}" if money is not None else "")
 
 
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)
 def week_tokens(db: str) -> tuple[int, int] | None:
-    """(pipeline, re-evaluation) tokens since Monday, when a model evaluator or a price is configured (the
-    sums read every verdict of the week: not worth it for an evaluator that reports no tokens)."""
-    s = settings()
-    if s.evaluator != "openai" and s.openai_price_per_million_tokens is None:
+    """(pipeline, re-evaluation) tokens since Monday, when a model evaluator or a price is configured."""
+    if not settings().shows_tokens:
         return None
     now = datetime.now(UTC)
     monday = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -103,9 +103,11 @@ class Batch(Base):
     total: Mapped[int] = mapped_column(Integer, default=0)
     stored: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
-    # Documents past LOREGUARD_MAX_DOCUMENTS_PER_BATCH (not gathered), and documents whose content the source
-    # had already stored (not stored twice).
+    # What ingest did not gather (a folder's files of a type the pipeline does not read, documents past
+    # LOREGUARD_MAX_DOCUMENTS_PER_BATCH) with why, reason -> count (migration 0013; NULL before it: all over
+    # the limit); and documents whose content the source had already stored (not stored twice).
     skipped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    skip_reasons: Mapped[dict[str, int] | None] = mapped_column(JSON)
     unchanged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Incremental refresh (migration 0013): `recognised` folder files matched their last successful sighting
     # and were not read (counted in `unchanged` once the batch finishes); `unchanged_at_source` the server

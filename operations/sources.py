@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 from temporalio.client import Client
@@ -17,7 +18,7 @@ from temporalio.service import RPCError
 
 from core.roles import Permission
 from core.urls import CREDENTIALS_REFUSAL, has_userinfo, hide_userinfo_in_logs, without_userinfo
-from core.vocabulary import SOURCE_KINDS
+from core.vocabulary import SKIPPED_OVER_LIMIT, SOURCE_KINDS
 from data import repository
 from data.models import Source
 from operations.access import require
@@ -28,6 +29,9 @@ from orchestration.schedules import ensure_all_schedules, sync_source_schedule
 from workers.stages.folders import folder_roots
 from workers.stages.locations import validate_location
 from workers.stages.netpolicy import AddressPolicy
+
+if TYPE_CHECKING:  # the gathering code is imported only by a dry run (see preview)
+    from workers.stages.gather import FolderCount
 
 MIN_INTERVAL = 60
 MAX_NAME = 200  # the column's length
@@ -69,6 +73,26 @@ class PreviewRow:
     language: str | None
     words: int | None
     problem: str
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """A dry run: the first documents, and for a folder how many files it holds and what a batch would skip."""
+
+    rows: list[PreviewRow]
+    files: int | None = None  # a folder's files (hidden files and folders are never read)
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> what a batch would not gather
+
+    @property
+    def summary(self) -> str | None:
+        """'The folder holds 12 file(s); a batch would skip 3: unsupported file type .xyz (2), ...'."""
+        if self.files is None:
+            return None
+        text = f"The folder holds {self.files:,} file(s) (hidden ones are never read)"
+        if not self.skipped:
+            return text + "; a batch would gather every one."
+        listed = ", ".join(f"{reason} ({n:,})" for reason, n in self.skipped.items())
+        return text + f"; a batch would skip {sum(self.skipped.values()):,}: {listed}."
 
 
 def check_source(ctx: Context, *, name: str, kind: str, location: str, interval: int) -> SourceDraft:
@@ -117,10 +141,9 @@ def name_problem_of(name: str) -> str | None:
     return None
 
 
-def preview(
-    actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREVIEW_DOCUMENTS
-) -> list[PreviewRow]:
-    """A dry run: the first documents the source yields, passed through normalize and extract. Saves nothing."""
+def preview(actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREVIEW_DOCUMENTS) -> DryRun:
+    """A dry run: the first documents the source yields, passed through normalize and extract, and for a
+    folder what a batch would skip and why. Saves nothing."""
     require(
         actor, ctx, Permission.MANAGE_SOURCES, action="preview_source", target=f"new source {draft.name!r}"
     )
@@ -128,7 +151,7 @@ def preview(
     # run needs them (checking a location does not).
     from workers.stages.confined import ConfinedFailure, ParseLimits, run_confined
     from workers.stages.fetching import Fetcher
-    from workers.stages.gather import SourceError, preview_source
+    from workers.stages.gather import FolderCount, SourceError, preview_source
     from workers.stages.pipeline import failed_everywhere, run_cpu_stages_each
     from workers.stages.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
 
@@ -138,6 +161,7 @@ def preview(
     # The dashboard parses nothing itself: the feed and the documents are parsed in short-lived processes
     # under the worker's memory and time limits, so a hostile source cannot take the dashboard down.
     per_document = settings.document_time_limit_seconds
+    found = FolderCount()
     try:
         with Fetcher.from_settings(settings) as fetcher:  # the same address policy and limits as the worker
             documents = preview_source(
@@ -149,13 +173,15 @@ def preview(
                 max_bytes=settings.max_document_bytes,
                 limits=ParseLimits(settings.parse_memory_mb, per_document),
                 allow_hard_links=settings.folder_allow_hard_links,
+                count=found,
             )
     except SourceError as exc:
         if exc.kind in (SOURCE_UNAVAILABLE, FETCH_DEADLINE):  # down or unreachable now: may come back
             raise Unreachable(f"The source cannot be reached now: {exc.message}") from exc
         raise Refused(f"The source cannot be read: {exc.message}") from exc
+    folder = _folder_skips(found, settings.max_documents_per_batch) if draft.kind == "folder" else {}
     if not documents:
-        return []
+        return DryRun([], **folder)
     try:
         results = run_confined(
             run_cpu_stages_each,
@@ -180,7 +206,17 @@ def preview(
                 problem="" if result.ok else f"{result.failed_stage}: {result.error}",
             )
         )
-    return rows
+    return DryRun(rows, **folder)
+
+
+def _folder_skips(found: FolderCount, limit: int) -> dict[str, Any]:
+    """DryRun's folder fields from a listing's count: its files, and what a batch would skip (files of an
+    unsupported type, most first; readable ones over the per-batch limit)."""
+    skipped = dict(sorted(found.skipped.items(), key=lambda item: (-item[1], item[0])))
+    over = found.files - sum(skipped.values()) - limit
+    if over > 0:
+        skipped[SKIPPED_OVER_LIMIT] = over
+    return {"files": found.files, "skipped": skipped}
 
 
 def _refuse_credentials(draft: SourceDraft) -> None:

@@ -49,7 +49,7 @@ class IngestInput:
 class IngestResult:
     total: int
     failed: int
-    skipped: int = 0  # documents past LOREGUARD_MAX_DOCUMENTS_PER_BATCH, not gathered
+    skipped: int = 0  # not gathered: past LOREGUARD_MAX_DOCUMENTS_PER_BATCH, or a folder's unsupported files
 
 
 @dataclass

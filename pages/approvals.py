@@ -44,7 +44,16 @@ def waiting_batches() -> None:
         f"{len(waiting)} failed batch(es) waiting, nearest timeout first. A batch not decided in time counts "
         f"as rejected by timeout. Refreshes every {LIVE_SECONDS} s."
     )
-    table(approvals.waiting_frame(waiting), key="approvals_table")
+    table(
+        approvals.waiting_frame(waiting),
+        key="approvals_table",
+        column_config={
+            "batch": st.column_config.NumberColumn(width="small"),
+            "time left": st.column_config.TextColumn(width="small"),
+            "error": st.column_config.TextColumn(width="large"),
+            **{c: st.column_config.NumberColumn(width="small") for c in ("failed", "documents", "attempt")},
+        },
+    )
     by_id = {w.id: w for w in waiting}
     if deciding:
         by_filter(waiting)

@@ -18,12 +18,14 @@ from core.vocabulary import (
     BATCH_RETRYING,
     BATCH_RUNNING,
     DECISION_CANCELLED,
+    skip_reasons,
 )
 from dashboard import approvals, cancel, charts, decide, queries, views
 from dashboard.auth import actor, needs_sentence, require
 from dashboard.components import (
     BATCHES_PAGE,
     LIVE_SECONDS,
+    SOURCES_PAGE,
     database_required,
     literal,
     pager,
@@ -56,7 +58,6 @@ WINDOWS = {
 ALL = "all"
 PAGE_SIZE = 50
 ARTIFACT_PAGE_SIZE = 50
-PROGRESS_SECONDS = 2
 
 st.title("Batches")
 require(Permission.READ)
@@ -83,6 +84,8 @@ source_name = source_col.selectbox(
     bind="query-params",
 )
 source_id = by_name.get(source_name)
+if source_id is not None:  # came from the source's name on the Sources page: the way back
+    st.page_link(SOURCES_PAGE, label="Back to Sources", icon=":material/arrow_back:")
 status = status_col.selectbox(
     "Status",
     [ALL, *STATUSES],
@@ -189,16 +192,13 @@ def progress(batch_id: int, opened_live: bool) -> None:
         return
     if opened_live and batch.status not in LIVE:
         st.rerun()  # it just finished: show the final state everywhere on the page
-    status = queries.shown_status(batch.status, batch.ingested_at, batch.decision)
-    share = (
-        figures.done / figures.total if figures.total else (1.0 if batch.status == BATCH_COMPLETED else 0.0)
-    )
-    if status == queries.INGESTING:
+    shown = figures.progress or queries.Progress(batch.status, 0, 0, 0, 0, 0)
+    if shown.status == queries.INGESTING:
         st.progress(
-            0.0, text=f"ingesting · {figures.total:,} documents gathered so far (the total still grows)"
+            0.0, text=f"ingesting · {shown.total:,} documents gathered so far (the total still grows)"
         )
     else:
-        st.progress(min(1.0, share), text=f"{figures.done:,} of {figures.total:,} documents done · {status}")
+        st.progress(shown.share, text=f"{shown.done:,} of {shown.total:,} documents done · {shown.status}")
     pace = views.pace(batch, figures.done, figures.total, datetime.now(UTC))
     if pace:
         st.caption(pace)
@@ -214,7 +214,8 @@ def progress(batch_id: int, opened_live: bool) -> None:
     skipped.metric(
         "Skipped",
         f"{batch.skipped:,}",
-        help="Documents of the source past the per-batch limit (LOREGUARD_MAX_DOCUMENTS_PER_BATCH): not gathered",
+        help="Not gathered: a folder's files of a type the pipeline does not read, and documents past the "
+        "per-batch limit (LOREGUARD_MAX_DOCUMENTS_PER_BATCH)",
     )
     total.metric("Documents", f"{figures.total:,}")
     attempt.metric("Attempt", batch.attempt)
@@ -231,11 +232,8 @@ def progress(batch_id: int, opened_live: bool) -> None:
         )
     if figures.tokens:
         st.caption(f"Model evaluator: {views.cost_text(figures.tokens)} (as its API reported them).")
-    if batch.skipped:
-        st.caption(
-            f"{batch.skipped:,} more document(s) of the source were not gathered: over the per-batch limit "
-            "(LOREGUARD_MAX_DOCUMENTS_PER_BATCH)."
-        )
+    for sentence in queries.skipped_sentences(skip_reasons(batch.skipped, batch.skip_reasons)):
+        st.caption(literal(sentence))
     if batch.status in LIVE and batch.workflow_id:
         try:
             live = views.workflow_progress(*views.temporal_key(), batch.workflow_id)
@@ -278,7 +276,8 @@ def detail(batch_id: int) -> None:
             icon=":material/open_in_new:",
         )
     live = batch.status in LIVE
-    st.fragment(run_every=PROGRESS_SECONDS if live else None)(progress)(batch.id, live)
+    # The same rate as the list above, so the two show the same figures while it runs.
+    st.fragment(run_every=LIVE_SECONDS if live else None)(progress)(batch.id, live)
 
     cancelled_by = batch.decided_by if batch.decision == DECISION_CANCELLED else None
     if batch.status == BATCH_CANCELLED:

@@ -178,7 +178,7 @@ def linked(frame: pd.DataFrame) -> pd.DataFrame:
 
 st.markdown("**Exact duplicates** (the same content stored elsewhere)")
 if view.exact.empty:
-    st.caption("None.")
+    st.caption("No other document holds the same content.")
 else:
     table(linked(view.exact), key="exact_duplicates", column_config=LINK)
 if doc.duplicate_of_id:
@@ -189,7 +189,7 @@ if doc.duplicate_of_id:
     )
 st.markdown("**Near duplicates** (nearly the same text)")
 if view.near.empty:
-    st.caption("None.")
+    st.caption("No document with nearly the same text.")
 else:
     table(linked(view.near), key="near_duplicates", column_config=LINK)
 if doc.near_duplicate_of_id:

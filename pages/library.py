@@ -109,6 +109,8 @@ with table:
     rows_table(
         frame,
         key="library_rows",
+        # the link to the document first, then when, what and its label: in view on a 1440 px screen
+        column_order=["open", *(c for c in frame.columns if c != "open")],
         column_config={
             "stored": st.column_config.DatetimeColumn(f"stored ({zone_name()})", format="YYYY-MM-DD HH:mm"),
             "published": st.column_config.DatetimeColumn(format="YYYY-MM-DD"),

@@ -9,7 +9,7 @@ from core.vocabulary import SOURCE_KINDS
 from dashboard import sources, views
 from dashboard.auth import actor, allowed, needs_sentence, require
 from dashboard.components import BATCHES_PAGE, database_required, literal, table, when, zone_name
-from dashboard.db import operations_context
+from dashboard.db import operations_context, settings
 from dashboard.formatting import every, status_word
 from dashboard.temporal import gateway
 from dashboard.views import SourceSummary
@@ -58,18 +58,36 @@ if summaries:
     times = sources.schedule_times(gateway(), [s.id for s in summaries])
     with database_required():
         freshness = views.source_freshness(views.db_key())
+    frame = sources.with_schedule_times(
+        sources.summary_frame(
+            summaries,
+            freshness,
+            with_tokens=settings().shows_tokens,
+            price=settings().openai_price_per_million_tokens,
+        ),
+        times,
+    )
     table(
-        sources.with_schedule_times(sources.summary_frame(summaries, freshness), times),
+        frame,
         key="sources_table",
         width="stretch",
+        column_order=[c for c in frame.columns if c != "name"],  # "source" shows the name as its link
         column_config={
+            "source": st.column_config.LinkColumn(
+                "name", display_text=sources.NAME_LINK, width="small", help="Opens the source's batches"
+            ),
             "paused": st.column_config.CheckboxColumn(width="small"),
             "location": st.column_config.TextColumn(width="medium"),
-            "name": st.column_config.TextColumn(width="small"),
             "freshness": st.column_config.TextColumn(width="medium"),
             "id": st.column_config.NumberColumn(width="small"),
             "batches": st.column_config.LinkColumn(display_text=sources.COUNT_LINK, width="small"),
             "failed batches": st.column_config.LinkColumn(display_text=sources.COUNT_LINK, width="small"),
+            "tokens": st.column_config.NumberColumn(
+                width="small", help="What the model evaluator's API reported for the source's documents"
+            ),
+            "cost": st.column_config.NumberColumn(
+                format="%.2f", width="small", help="The tokens at LOREGUARD_OPENAI_PRICE_PER_MILLION_TOKENS"
+            ),
         },
     )
     stale = [s.name for s in summaries if freshness.get(s.id) and not s.paused]
@@ -82,7 +100,8 @@ if summaries:
             icon=":material/schedule:",
         )
     st.caption(
-        "Batches and failed batches open the source's batches (the filter in the address); documents and "
+        "A source's name, its batches and failed batches open its batches (the filter in the address); "
+        "documents and "
         "failed documents are totals over every batch of the source; next and last run are as the source's "
         f"schedule reports them; times are in {zone_name()}."
         + (" Temporal is unavailable: schedule times are not shown." if times is None else "")
@@ -218,7 +237,8 @@ if wants_preview or wants_register:
             )
             if wants_preview:
                 with st.spinner("Reading the first documents..."):
-                    preview = sources.preview_frame(source_ops.preview(actor(), ctx, draft))
+                    dry_run = source_ops.preview(actor(), ctx, draft)
+                    preview = sources.preview_frame(dry_run.rows)
             else:
                 changed = source_ops.register_source(actor(), ctx, draft)
     except Unreachable as exc:  # the location is well formed; it may be down now, or not reachable from here
@@ -242,6 +262,8 @@ if wants_preview or wants_register:
                 changed=changed,
             )
         st.markdown(f"**Dry run of {literal(draft.name)}**: the first {len(preview)} document(s).")
+        if dry_run.summary:
+            st.markdown(literal(dry_run.summary))
         if preview.empty:
             st.warning("The source yields no documents yet.")
         else:

@@ -21,6 +21,7 @@ from core.vocabulary import (
     KIND_FEED,
     KIND_FOLDER,
     KIND_WEB,
+    SKIPPED_OVER_LIMIT,
 )
 from data import repository
 from data.models import utcnow
@@ -30,7 +31,14 @@ from orchestration.types import (
 )
 from workers.stages.confined import ParseLimits
 from workers.stages.folders import folder_roots
-from workers.stages.gather import SourceError, gather_feed, gather_page, list_folder, read_file
+from workers.stages.gather import (
+    FolderCount,
+    SourceError,
+    gather_feed,
+    gather_page,
+    list_folder,
+    read_file,
+)
 from workers.stages.incremental import FileStat, Validators, plan_folder, raw_hash, stat_files
 from workers.stages.types import DocumentError, RawDocument
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
@@ -71,7 +79,8 @@ class IngestSteps(StepsBase):
     def ingest_source(
         self, input: IngestInput, *, resume_from: int = 0, heartbeat: Heartbeat = no_heartbeat
     ) -> IngestResult:
-        """Record the source's documents, at most LOREGUARD_MAX_DOCUMENTS_PER_BATCH; the rest are counted.
+        """Record the source's documents, at most LOREGUARD_MAX_DOCUMENTS_PER_BATCH; the rest, and a folder's
+        files of a type the pipeline does not read, are counted as skipped with why.
 
         Incremental unless the batch is a full refresh: a feed or page is asked for conditionally with the
         validators of the last successful refresh (a 304 gathers nothing); a folder's file matching its last
@@ -94,9 +103,10 @@ class IngestSteps(StepsBase):
             # Listing and fetching commit nothing: the details keep the prior attempt's resume point.
             heartbeat(resume_from)
 
+        found = FolderCount()
         try:
             gathering = self._gather(
-                kind, location, alive, earlier=earlier, sightings=sightings, trust_sightings=not full
+                kind, location, alive, found, earlier=earlier, sightings=sightings, trust_sightings=not full
             )
             if kind == KIND_FOLDER:
                 with self._tx() as session:
@@ -105,24 +115,28 @@ class IngestSteps(StepsBase):
                     )
             documents = gathering.loaders
             limit = self.settings.max_documents_per_batch
-            skipped = max(0, len(documents) - limit)
+            over = max(0, len(documents) - limit)
             failed = self._write_ingested(
                 input.batch_id, source_id, documents[:limit], resume_from, heartbeat, recognise=not full
             )
         except SourceError as err:
             raise source_error(err) from err
-        if skipped:
+        reasons = dict(sorted(found.skipped.items()))
+        if over:
+            reasons[SKIPPED_OVER_LIMIT] = over
             log.warning(
                 "batch %s: %s document(s) past LOREGUARD_MAX_DOCUMENTS_PER_BATCH=%s skipped",
                 input.batch_id,
-                skipped,
+                over,
                 limit,
             )
+        skipped = sum(reasons.values())
         with self._tx() as session:
             total = repository.record_ingested(
                 session,
                 batch_id=input.batch_id,
                 skipped=skipped,
+                skip_reasons=reasons,
                 recognised=gathering.recognised,
                 unchanged_at_source=gathering.not_modified,
                 http_etag=gathering.validators.etag,
@@ -135,16 +149,18 @@ class IngestSteps(StepsBase):
         kind: str,
         location: str,
         alive: Callable[[], None],
+        found: FolderCount,
         *,
         earlier: Validators,
         sightings: dict[str, FileStat],
         trust_sightings: bool = True,
     ) -> Gathering:
-        """One loader per document, in a stable order (ingest numbers documents by it)."""
+        """One loader per document, in a stable order (ingest numbers documents by it); what a folder's
+        listing left out goes in `found`."""
         max_bytes = self.settings.max_document_bytes
         if kind == KIND_FOLDER:
             folder = Path(location)
-            paths = list_folder(folder, roots=folder_roots(self.settings), heartbeat=alive)
+            paths = list_folder(folder, roots=folder_roots(self.settings), heartbeat=alive, count=found)
             plan = plan_folder(stat_files(paths), sightings, trust=trust_sightings)
             links = self.settings.folder_allow_hard_links
             loaders: list[Loader] = [

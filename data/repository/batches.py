@@ -99,13 +99,15 @@ def record_ingested(
     *,
     batch_id: int,
     skipped: int = 0,
+    skip_reasons: dict[str, int] | None = None,
     recognised: int = 0,
     unchanged_at_source: bool = False,
     http_etag: str | None = None,
     http_last_modified: str | None = None,
 ) -> int:
-    """Set the batch's total from the artifacts ingest wrote, how many it skipped, and what an incremental
-    refresh found (files recognised unread, a 304, the server's validators); returns the total."""
+    """Set the batch's total from the artifacts ingest wrote, how many it skipped and why (reason -> count),
+    and what an incremental refresh found (files recognised unread, a 304, the server's validators); returns
+    the total."""
     total = session.scalar(select(func.count()).where(Artifact.batch_id == batch_id)) or 0
     session.execute(
         update(Batch)
@@ -113,6 +115,7 @@ def record_ingested(
         .values(
             total=total,
             skipped=skipped,
+            skip_reasons=skip_reasons or None,
             recognised=recognised,
             unchanged_at_source=unchanged_at_source,
             http_etag=http_etag,
@@ -191,6 +194,7 @@ class BatchRow:
     recognised: int = 0  # folder files that matched their last sighting: not read (part of `unchanged`)
     unchanged_at_source: bool = False  # the feed or page answered 304 Not Modified: nothing gathered
     full: bool = False  # an operator asked for a full refresh (nothing recognised, everything processed)
+    skip_reasons: dict[str, int] | None = None  # why `skipped` were not gathered (None: over the limit)
 
 
 def batch_row(batch: Batch, source_name: str) -> BatchRow:
@@ -223,6 +227,7 @@ def batch_row(batch: Batch, source_name: str) -> BatchRow:
         recognised=batch.recognised or 0,
         unchanged_at_source=bool(batch.unchanged_at_source),
         full=bool(batch.full),
+        skip_reasons=batch.skip_reasons,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import case, delete, func, or_, select
+from sqlalchemy import case, delete, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -13,7 +13,7 @@ from core.vocabulary import (
     BATCH_FAILED,
     SOURCE_KINDS,
 )
-from data.models import Batch, Source
+from data.models import Artifact, Batch, Evaluation, Source
 from data.repository._base import DuplicateSourceName, NotFound
 
 # --- sources -------------------------------------------------------------------------------------------
@@ -90,9 +90,14 @@ class SourceSummary:
     last_refresh: datetime | None
     last_status: str | None
     failed_batches: int = 0  # batches that ended failed (not the documents that failed in good batches)
+    tokens: int = 0  # what a model evaluator reported for its documents (their latest verdicts)
 
 
-def list_sources(session: Session, *, limit: int | None = None) -> list[SourceSummary]:
+def list_sources(
+    session: Session, *, limit: int | None = None, with_tokens: bool = False
+) -> list[SourceSummary]:
+    """Every source with its totals; `with_tokens` also sums the tokens of its documents' verdicts (a read of
+    every verdict: worth it only where a model evaluator reports tokens)."""
     totals = (
         select(
             Batch.source_id.label("source_id"),
@@ -107,6 +112,16 @@ def list_sources(session: Session, *, limit: int | None = None) -> list[SourceSu
         .group_by(Batch.source_id)
         .subquery()
     )
+    # Summed per source in SQL, as a batch's are (repository.batch_tokens): the latest verdict of each document.
+    spent = (
+        select(
+            Artifact.source_id.label("source_id"),
+            func.coalesce(func.sum(Evaluation.tokens), 0).label("tokens"),
+        )
+        .join(Evaluation, Evaluation.artifact_id == Artifact.id)
+        .group_by(Artifact.source_id)
+        .subquery()
+    )
     last = Batch.__table__.alias("last_batch")
     stmt = (
         select(
@@ -115,6 +130,7 @@ def list_sources(session: Session, *, limit: int | None = None) -> list[SourceSu
             func.coalesce(totals.c.documents, 0),
             func.coalesce(totals.c.errors, 0),
             func.coalesce(totals.c.failed_batches, 0),
+            func.coalesce(spent.c.tokens, 0) if with_tokens else literal(0),
             last.c.created_at,
             last.c.status,
         )
@@ -123,6 +139,8 @@ def list_sources(session: Session, *, limit: int | None = None) -> list[SourceSu
         .order_by(Source.name)
         .limit(limit)
     )
+    if with_tokens:
+        stmt = stmt.outerjoin(spent, spent.c.source_id == Source.id)
     return [
         SourceSummary(
             id=s.id,
@@ -137,8 +155,9 @@ def list_sources(session: Session, *, limit: int | None = None) -> list[SourceSu
             last_refresh=last_at if last_at is None else _aware(last_at),
             last_status=last_status,
             failed_batches=int(failed_batches),
+            tokens=int(tokens),
         )
-        for s, batches, docs, errors, failed_batches, last_at, last_status in session.execute(stmt)
+        for s, batches, docs, errors, failed_batches, tokens, last_at, last_status in session.execute(stmt)
     ]
 
 

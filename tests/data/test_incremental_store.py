@@ -45,7 +45,6 @@ def add_artifacts(session: Session, batch_id: int, source_id: int, count: int, *
 def test_migration_0013_goes_down_and_up_and_the_library_search_still_works(
     session_factory: sessionmaker[Session], db_url: str
 ) -> None:
-    assert current_revision(db_url) == "0013"
     command.downgrade(alembic_config(db_url), "0012")
     assert current_revision(db_url) == "0012"
     command.upgrade(alembic_config(db_url), "head")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import select
+from sqlalchemy import DateTime, column, insert, select, table
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
@@ -95,6 +95,41 @@ def test_the_finish_step_rolls_up_the_batch_day_once_and_again_after_a_retry(db_
     steps.sessions.kw["bind"].dispose()
 
 
+# The schema as of revision 0005, written without the models (which describe today's schema).
+WHEN = DateTime(timezone=True)  # stored as the models store times
+OLD_SOURCES = table(
+    "sources", column("id"), column("name"), column("kind"), column("location"),
+    column("refresh_interval_seconds"), column("paused"), column("created_at", WHEN), column("updated_at", WHEN),
+)  # fmt: skip
+OLD_BATCHES = table(
+    "batches", column("id"), column("source_id"), column("trigger"), column("status"), column("attempt"),
+    column("total"), column("stored"), column("failed"), column("created_at", WHEN), column("started_at", WHEN),
+)  # fmt: skip
+OLD_ARTIFACTS = table(
+    "artifacts", column("batch_id"), column("source_id"), column("seq"), column("uri"), column("content_type"),
+    column("status"), column("stored_at", WHEN), column("ingested_at", WHEN),
+)  # fmt: skip
+
+
+def add_old_batch(
+    session: Session, source_id: int, start: datetime, hours: list[float], statuses: list[str], status: str
+) -> None:
+    batch_id = session.execute(
+        insert(OLD_BATCHES).values(
+            source_id=source_id, trigger="manual", status=status, attempt=1, total=len(hours), stored=0,
+            failed=0, created_at=start, started_at=start,
+        ).returning(OLD_BATCHES.c.id)
+    ).scalar_one()  # fmt: skip
+    for seq, (h, s) in enumerate(zip(hours, statuses, strict=True)):
+        session.execute(
+            insert(OLD_ARTIFACTS).values(
+                batch_id=batch_id, source_id=source_id, seq=seq, uri=f"file:///{batch_id}/{seq}",
+                content_type="text/plain", status=s, ingested_at=start,
+                stored_at=start + timedelta(hours=h) if s != ARTIFACT_FAILED else None,
+            )
+        )  # fmt: skip
+
+
 def test_the_migration_builds_rollups_for_finished_batches_and_a_source_deletion_removes_them(
     db_url: str,
 ) -> None:
@@ -102,12 +137,14 @@ def test_the_migration_builds_rollups_for_finished_batches_and_a_source_deletion
     engine = make_engine(db_url)
     sessions: sessionmaker[Session] = make_session_factory(engine)
     with sessions.begin() as session:
-        source = Source(name="beta", kind="folder", location="/srv/beta")
-        session.add(source)
-        session.flush()
-        source_id = source.id
-        add_batch(session, source_id, DAY, [1.0, 3.0], [ARTIFACT_STORED, ARTIFACT_FAILED], BATCH_FAILED)
-        add_batch(
+        source_id = session.execute(
+            insert(OLD_SOURCES).values(
+                name="beta", kind="folder", location="/srv/beta", refresh_interval_seconds=3600, paused=False,
+                created_at=DAY, updated_at=DAY,
+            ).returning(OLD_SOURCES.c.id)
+        ).scalar_one()  # fmt: skip
+        add_old_batch(session, source_id, DAY, [1.0, 3.0], [ARTIFACT_STORED, ARTIFACT_FAILED], BATCH_FAILED)
+        add_old_batch(
             session, source_id, DAY + timedelta(days=1, hours=23), [4.0], [ARTIFACT_STORED], BATCH_COMPLETED
         )
     upgrade(db_url)

@@ -11,7 +11,9 @@ import io
 import logging
 import os
 import xml.sax.expatreader  # noqa: F401  (feedparser finds its XML parser lazily: loaded before any memory bound)
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 import feedparser
 
+from core.vocabulary import unsupported_file_type
 from workers.stages.confined import ConfinedFailure, ParseLimits, run_confined, source_limit
 from workers.stages.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
 from workers.stages.folders import inside_roots, read_bounded
@@ -64,11 +67,26 @@ def _no_heartbeat() -> None:
 # --- folders -------------------------------------------------------------------------------------
 
 
-def list_folder(path: Path, *, roots: Sequence[Path], heartbeat: Heartbeat = _no_heartbeat) -> list[Path]:
+@dataclass
+class FolderCount:
+    """What a folder's listing left out, so it does not vanish from a batch's counts: filled in by list_folder."""
+
+    files: int = 0  # every file found (hidden files and folders are never read, so not counted)
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> files, e.g. unsupported file type .xyz
+
+
+def list_folder(
+    path: Path,
+    *,
+    roots: Sequence[Path],
+    heartbeat: Heartbeat = _no_heartbeat,
+    count: FolderCount | None = None,
+) -> list[Path]:
     """Supported files under `path`, recursively, hidden files and folders skipped; `path` must lie in a root.
 
     Sorted by relative POSIX path so that a retried ingest numbers the documents the same way. `heartbeat` is
-    called once per folder listed, so listing a large tree shows it is alive.
+    called once per folder listed, so listing a large tree shows it is alive. `count`, when given, receives
+    the number of files and those of an unsupported type.
     """
     inside_roots(path, roots)  # before anything else: not even whether it exists is told outside the roots
     if not path.exists():
@@ -81,7 +99,14 @@ def list_folder(path: Path, *, roots: Sequence[Path], heartbeat: Heartbeat = _no
         # Pruning in place stops os.walk from descending into hidden folders (.git, .venv, ...).
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
-            if name.startswith(".") or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+            if name.startswith("."):
+                continue
+            suffix = Path(name).suffix.lower()
+            if count is not None:
+                count.files += 1
+                if suffix not in SUPPORTED_SUFFIXES:
+                    count.skipped[unsupported_file_type(suffix)] += 1
+            if suffix not in SUPPORTED_SUFFIXES:
                 continue
             full = Path(dirpath) / name
             found.append((full.relative_to(path).as_posix(), full))
@@ -94,7 +119,7 @@ def read_file(path: Path, max_bytes: int, *, folder: Path, allow_hard_links: boo
     anything but a regular file are skipped."""
     content_type = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if content_type is None:
-        raise DocumentError("ingest", f"unsupported file type {path.suffix or '(none)'}")
+        raise DocumentError("ingest", unsupported_file_type(path.suffix))
     data = read_bounded(path, folder, max_bytes, allow_hard_links=allow_hard_links)
     return RawDocument(uri=path.absolute().as_uri(), content_type=content_type, data=data)
 
@@ -310,15 +335,17 @@ def preview_source(
     max_bytes: int = DEFAULT_MAX_BYTES,
     limits: ParseLimits | None = None,
     allow_hard_links: bool = False,
+    count: FolderCount | None = None,
 ) -> list[RawDocument]:
-    """The first `limit` documents a source would yield, for a dry run before it is saved.
+    """The first `limit` documents a source would yield, for a dry run before it is saved (and in `count`, a
+    folder's files and those a batch would skip).
 
     Unreadable folder files are skipped so one bad file does not hide what the rest look like.
     """
     if kind == "folder":
         folder = Path(location)
         documents: list[RawDocument] = []
-        for path in list_folder(folder, roots=folder_roots):
+        for path in list_folder(folder, roots=folder_roots, count=count):
             if len(documents) >= limit:
                 break
             try:

@@ -34,17 +34,17 @@ _ARTIFACT_COLUMNS = (
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("sources", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("http_etag", sa.String(length=500), nullable=True))
-        batch_op.add_column(sa.Column("http_last_modified", sa.String(length=100), nullable=True))
-    with op.batch_alter_table("batches", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("recognised", sa.Integer(), server_default="0", nullable=False))
-        batch_op.add_column(
-            sa.Column("unchanged_at_source", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.add_column(sa.Column("full", sa.Boolean(), server_default=sa.false(), nullable=False))
-        batch_op.add_column(sa.Column("http_etag", sa.String(length=500), nullable=True))
-        batch_op.add_column(sa.Column("http_last_modified", sa.String(length=100), nullable=True))
+    # Plain ALTER TABLE ... ADD COLUMN, not a batch copy of the table: on SQLite, copying `sources` or
+    # `batches` of a database that holds batches fails ("database table is locked"), and it is slower.
+    op.add_column("sources", sa.Column("http_etag", sa.String(length=500), nullable=True))
+    op.add_column("sources", sa.Column("http_last_modified", sa.String(length=100), nullable=True))
+    op.add_column("batches", sa.Column("recognised", sa.Integer(), server_default="0", nullable=False))
+    op.add_column(
+        "batches", sa.Column("unchanged_at_source", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
+    op.add_column("batches", sa.Column("full", sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.add_column("batches", sa.Column("http_etag", sa.String(length=500), nullable=True))
+    op.add_column("batches", sa.Column("http_last_modified", sa.String(length=100), nullable=True))
     for name, type_ in _ARTIFACT_COLUMNS:
         op.add_column("artifacts", sa.Column(name, type_, nullable=True))
     op.create_index("ix_artifacts_source_raw_hash", "artifacts", ["source_id", "raw_hash"], unique=False)
@@ -75,9 +75,7 @@ def downgrade() -> None:
     for name, _ in reversed(_ARTIFACT_COLUMNS):
         # SQLite 3.35+ drops a column in place (no table copy, so the search triggers stay)
         op.drop_column("artifacts", name)
-    with op.batch_alter_table("batches", schema=None) as batch_op:
-        for name in ("http_last_modified", "http_etag", "full", "unchanged_at_source", "recognised"):
-            batch_op.drop_column(name)
-    with op.batch_alter_table("sources", schema=None) as batch_op:
-        batch_op.drop_column("http_last_modified")
-        batch_op.drop_column("http_etag")
+    for name in ("http_last_modified", "http_etag", "full", "unchanged_at_source", "recognised"):
+        op.drop_column("batches", name)
+    op.drop_column("sources", "http_last_modified")
+    op.drop_column("sources", "http_etag")
