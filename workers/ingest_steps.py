@@ -45,6 +45,7 @@ from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_EVERY = 1.0  # seconds: at least this often while documents are read
 INSERT_BATCH = 500  # at most this many artifacts per ingest transaction (fewer when they weigh much)
 
 
@@ -205,8 +206,10 @@ class IngestSteps(StepsBase):
         """Insert ingested rows; rows below `resume_from` were committed by a prior attempt.
 
         Rows are written every INSERT_BATCH rows or once their bytes reach LOREGUARD_INGEST_FLUSH_BYTES, so
-        the buffer stays small whatever the documents weigh. The heartbeat after each document carries the
-        number of rows committed so far: where a retried attempt resumes. With `recognise`, a document whose
+        the buffer stays small whatever the documents weigh. A heartbeat after each insert, and at least every
+        HEARTBEAT_EVERY seconds between them, carries the number of rows committed so far: where a retried attempt
+        resumes. (Not after every document: each heartbeat of a thread-pool activity is a call into the
+        worker's event loop, and one per document made ingest twice as slow.) With `recognise`, a document whose
         URI and raw hash the source stored before is written unchanged (no stage will pick it up).
         """
         flush_bytes = self.settings.ingest_flush_bytes
@@ -214,6 +217,7 @@ class IngestSteps(StepsBase):
         buffered = 0
         committed = resume_from
         failed = 0
+        beat = time.monotonic()
         for seq, (load, stat) in enumerate(documents):
             if seq < resume_from:
                 continue
@@ -238,7 +242,11 @@ class IngestSteps(StepsBase):
             if len(rows) >= INSERT_BATCH or buffered >= flush_bytes:
                 self._insert(rows, source_id, batch_id, recognise)
                 committed, rows, buffered = seq + 1, [], 0
-            heartbeat(committed)
+                heartbeat(committed)
+                beat = time.monotonic()
+            elif time.monotonic() - beat >= HEARTBEAT_EVERY:  # a slow source still shows it is alive
+                heartbeat(committed)
+                beat = time.monotonic()
         self._insert(rows, source_id, batch_id, recognise)
         heartbeat(max(committed, len(documents)))
         return failed

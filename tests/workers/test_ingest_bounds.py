@@ -90,24 +90,30 @@ def test_a_source_over_the_per_batch_limit_is_gathered_up_to_it_and_the_rest_cou
         assert [Path(u).name for u in uris] == [p.name for p in paths[:5]]  # the first five, in ingest order
 
 
-@pytest.mark.parametrize(("flush_bytes", "committed"), [(32 * 1024 * 1024, []), (1, [0, 1, 2])])
+# Heartbeats: one while listing, then one after each insert (and every second between them). Flushed by bytes,
+# each document is written at once: cancelled at the 4th heartbeat, three were written. Under the default the
+# six documents are written together, and the cancel arrives at the heartbeat after that insert.
+@pytest.mark.parametrize(
+    ("flush_bytes", "cancel_after", "committed"),
+    [(32 * 1024 * 1024, 2, [0, 1, 2, 3, 4, 5]), (1, 4, [0, 1, 2])],
+)
 def test_ingest_writes_once_its_buffer_weighs_the_flush_bytes_so_a_cancel_keeps_what_was_written(
     make_steps: Any,
     sqlite_sessions: sessionmaker[Session],
     tmp_path: Path,
     flush_bytes: int,
+    cancel_after: int,
     committed: list[int],
 ) -> None:
     write_corpus(tmp_path / "docs", 6)
     batch_id = new_batch(sqlite_sessions, kind="folder", location=str(tmp_path / "docs"))
-    heartbeats = Heartbeats(cancel_after=4)  # one while listing, then one per document: cancelled at the 3rd
+    heartbeats = Heartbeats(cancel_after=cancel_after)
     steps = make_steps(ingest_flush_bytes=flush_bytes)
 
     with pytest.raises(Cancelled):
         steps.ingest_source(IngestInput(batch_id=batch_id), heartbeat=heartbeats)
 
-    # Under the default the three documents read were still buffered; flushed by bytes, each one was written
-    # at once and the heartbeat says where a retry resumes.
+    # What was written stays written, and the last heartbeat says where a retry resumes.
     assert seqs(sqlite_sessions, batch_id) == committed
     assert heartbeats.details[-1] == (len(committed),)
     retried = steps.ingest_source(IngestInput(batch_id=batch_id), resume_from=len(committed))
