@@ -3,10 +3,14 @@
 `init_process` is given to a test's ProcessPoolExecutor as its initializer: it runs the product's own
 initializer, then swaps normalize for one that never ends on a document containing SLOW_MARKER (other
 documents are normalized as usual). The product code has no hook for this.
+
+`held_env` holds a whole batch in flight instead: every document slowed while a file exists (held/).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
@@ -29,3 +33,19 @@ def _slow_normalize(raw: RawDocument, **options: Any) -> NormalizedDocument:
 def init_process(settings: Settings, worker_pid: int) -> None:
     pool._init_process(settings, worker_pid)
     pipeline.normalize = _slow_normalize
+
+
+HELD = Path(__file__).with_name("held")  # its sitecustomize.py slows normalize while a hold file exists
+
+
+def held_env(env: dict[str, str], hold_file: Path, seconds_per_document: float = 0.05) -> dict[str, str]:
+    """`env` for a worker process whose documents stay in flight while `hold_file` exists (each takes
+    `seconds_per_document` longer at normalize, in every process the worker starts); the file is created."""
+    hold_file.touch()
+    path = os.pathsep.join(p for p in (str(HELD), env.get("PYTHONPATH", "")) if p)
+    return {
+        **env,
+        "PYTHONPATH": path,
+        "LOREGUARD_TEST_HOLD_FILE": str(hold_file),
+        "LOREGUARD_TEST_HOLD_SECONDS": str(seconds_per_document),
+    }
