@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
-from core.vocabulary import ARTIFACT_INGESTED
 from data import repository
 from data.models import Artifact
 from orchestration.types import ChunkInput, ChunkResult
 from tests.support import slow_stage
 from tests.support.corpus import text_note
+from tests.support.documents import add_documents
 from workers.pool import process_chunk_in_pool
 from workers.stages import pipeline
 from workers.stages.types import RawDocument
@@ -27,21 +27,6 @@ from workers.steps_base import no_heartbeat
 
 NOTE = "The access review found two stale administrator accounts; both were disabled the same day."
 REASON = "took longer than 1 s (LOREGUARD_DOCUMENT_TIME_LIMIT_SECONDS); stopped at normalize"
-
-
-def add_documents(
-    sessions: sessionmaker[Session], batch_id: int, source_id: int, bodies: list[bytes]
-) -> None:
-    with sessions.begin() as session:
-        start = len(session.scalars(select(Artifact.id).where(Artifact.batch_id == batch_id)).all())
-        repository.insert_artifacts(
-            session,
-            rows=[
-                {"batch_id": batch_id, "source_id": source_id, "seq": start + i, "uri": f"file:///doc-{start + i}.txt",
-                 "content_type": "text/plain", "status": ARTIFACT_INGESTED, "raw": body, "hints": None}
-                for i, body in enumerate(bodies)
-            ],
-        )  # fmt: skip
 
 
 def test_a_slow_document_fails_alone_with_the_limit_as_reason_and_the_pool_process_survives(
