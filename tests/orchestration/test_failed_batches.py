@@ -285,8 +285,7 @@ async def test_approved_retry_that_fails_again_waits_for_a_second_decision(dev_c
         handle = await Run(dev_client, stand_ins).start()
         await wait_for_state(handle, STATE_AWAITING_APPROVAL)
         await decide(handle, "approve_retry", "ana")
-        await asyncio.sleep(0.5)
-        progress = await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+        progress = await wait_for_state(handle, STATE_AWAITING_APPROVAL, attempt=2)
         assert progress.attempt == 2
         await eventually(lambda: len(stand_ins.called("raise_alert")) == 2)
         assert [a.kind for a in stand_ins.called("raise_alert")] == [
