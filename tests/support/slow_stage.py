@@ -1,7 +1,7 @@
 """A deliberately slow normalize stage for the CPU pool's per-document time limit, installed in pool processes.
 
 `init_process` is given to a test's ProcessPoolExecutor as its initializer: it runs the product's own
-initializer, then swaps normalize for one that never ends on a document containing SLOW_MARKER (other
+initializer, then swaps normalize for one that runs SLOW_SECONDS (far past the limit) on a document containing SLOW_MARKER (other
 documents are normalized as usual). The product code has no hook for this.
 
 `held_env` holds a whole batch in flight instead: every document slowed while a file exists (held/).
@@ -10,6 +10,7 @@ documents are normalized as usual). The product code has no hook for this.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,17 @@ from workers.stages import pipeline
 from workers.stages.types import NormalizedDocument, RawDocument
 
 SLOW_MARKER = b"[this document takes forever]"
+SLOW_SECONDS = 8.0  # "forever": far past any limit a test sets, yet short enough to fail fast without one
 
 _real_normalize = pipeline.normalize
 
 
 def _slow_normalize(raw: RawDocument, **options: Any) -> NormalizedDocument:
     if SLOW_MARKER in raw.data:
-        while True:  # pure Python work that never ends: only the time limit stops it
+        # Pure Python work past any limit a test sets: only the time limit stops it. Without one it ends after
+        # SLOW_SECONDS, so a test of the limit fails on what it finds instead of hanging until its timeout.
+        until = time.monotonic() + SLOW_SECONDS
+        while time.monotonic() < until:
             sum(range(1000))
     return _real_normalize(raw, **options)
 
