@@ -1,9 +1,10 @@
 """The browser tests' fixtures: one Chromium per xdist worker with a fresh context (no cookies) per test, a real
 OpenID provider on loopback, and the running stacks several test files use.
 
-Every browser test is in the xdist group "browser", so they run one after another on one worker: Chromium is
-launched for the first of them and closed after the last (Playwright's sync API keeps an event loop on the
-thread, which the asyncio tests of the other folders must not meet).
+The browser tests of one file share an xdist group (browser-<file>), so they run one after another on one
+worker with the file's stack; the files spread over the workers. Chromium is launched for the first browser
+test of a run of them and closed after the last (Playwright's sync API keeps an event loop on the thread,
+which the asyncio tests of the other folders must not meet).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tests.support.browser import (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("browser") is not None:
-            item.add_marker(pytest.mark.xdist_group("browser"))
+            item.add_marker(pytest.mark.xdist_group(f"browser-{item.path.stem}"))
 
 
 class Chromium:
