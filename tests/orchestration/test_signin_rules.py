@@ -4,6 +4,7 @@ must be real. `loreguard dashboard` and `loreguard up` refuse before anything li
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,7 +33,14 @@ def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
     port = int(env["LOREGUARD_DASHBOARD_PORT"]) if "LOREGUARD_DASHBOARD_PORT" in env else None
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("w") as stdout, err.open("w") as stderr:
-        proc = subprocess.Popen([str(SCRIPT), *args], env=clean, cwd=tmp_path, stdout=stdout, stderr=stderr)
+        proc = subprocess.Popen(
+            [str(SCRIPT), *args],
+            env=clean,
+            cwd=tmp_path,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     started = None
     while proc.poll() is None:
@@ -43,7 +51,7 @@ def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
         elif time.monotonic() > deadline:
             started = "it neither refused nor finished within 60 s"
         if started is not None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # `up` and what it started (its Temporal server)
             proc.wait()
             pytest.fail(
                 f"`loreguard {' '.join(args)}` was not refused at start ({started}): the dashboard's start-up "
