@@ -19,8 +19,11 @@ bootstrap: $(STAMP)
 run: $(STAMP)
 	$(BIN)/loreguard up
 
+# The suite on every core (pytest-xdist): tests marked with the same xdist_group share a worker, and each
+# worker has session fixtures of its own (Temporal dev server, browser, migrated template databases).
+PYTEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,9 +16,10 @@ from cli.decisions import approve, reject
 from cli.hybrid import celery_worker
 from cli.reevaluate import reevaluate
 from cli.reviews import review
-from cli.services import dashboard, migrate, setup, up, worker
+from cli.services import dashboard, migrate, setup, worker
 from cli.sla import sla
 from cli.sources import batches, refresh, source
+from cli.stack import up
 
 
 def package_version() -> str:

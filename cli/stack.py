@@ -22,6 +22,7 @@ from cli.processes import stop_process
 from cli.services import (
     WORKER_READY,
     apply_migrations,
+    load_settings,
     prepare_temporal,
     refuse_unsafe_dashboard,
     secrets_files,
@@ -447,3 +448,27 @@ def demo_folder() -> Path:
     import data
 
     return (Path(data.__file__).resolve().parent / "samples").resolve()
+
+
+@click.command()
+@click.option("--no-demo", is_flag=True, help="Do not register the demo source on first start.")
+@click.option(
+    "--with-prometheus",
+    is_flag=True,
+    help="Also run Debian's prometheus binary scraping the worker and Temporal; the dashboard reads it.",
+)
+@click.option(
+    "--with-celery",
+    is_flag=True,
+    help="Run the Temporal + Celery hybrid: a Celery worker beside the Temporal worker, which hands it the "
+    "documents (LOREGUARD_PROCESSING_BACKEND=celery, broker LOREGUARD_CELERY_BROKER_URL).",
+)
+def up(no_demo: bool, with_prometheus: bool, with_celery: bool) -> None:
+    """Run the whole stack on this machine until Ctrl-C: Temporal, worker, dashboard."""
+    settings = load_settings()
+    if with_celery:
+        settings = settings.model_copy(update={"processing_backend": "celery"})
+    stack = Stack(settings, with_prometheus=with_prometheus)
+    code = stack.run(demo=not no_demo)
+    if code:
+        raise click.exceptions.Exit(code)

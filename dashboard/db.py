@@ -1,4 +1,5 @@
-"""The dashboard's settings and database access: one Settings and one engine per process, sessions per read."""
+"""The dashboard's database access: one engine per process, sessions per read (settings: dashboard/config.py,
+re-exported here for the pages)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.settings import Settings
+from dashboard.config import settings
+from dashboard.temporal import gateway
 from data.db import make_engine, make_session_factory
 from operations import Context
 
 
 class DatabaseUnavailable(RuntimeError):
     """The app database cannot be read (missing, unreachable, or not migrated); the message says which."""
-
-
-@st.cache_resource(show_spinner=False)
-def settings() -> Settings:
-    return Settings()
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda engine: engine.dispose())
@@ -69,6 +66,4 @@ def writing() -> Iterator[Session]:
 
 def operations_context() -> Context:
     """What the operations layer needs, from this process's settings, engine and Temporal gateway."""
-    from dashboard.temporal import gateway
-
     return Context(settings(), sessions(), gateway())

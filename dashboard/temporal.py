@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 from temporalio.client import Client
 
+from dashboard.config import settings
 from orchestration.client import TemporalTarget, temporal_target
 from orchestration.gateway import RPC_TIMEOUT, TemporalGateway, TemporalUnavailable
 from orchestration.types import BatchProgress
@@ -22,8 +23,6 @@ def _gateway(target: TemporalTarget) -> TemporalGateway:
 
 def gateway() -> TemporalGateway:
     """The process's gateway for the configured Temporal (address, namespace, TLS, API key)."""
-    from dashboard.db import settings
-
     return _gateway(temporal_target(settings()))
 
 

@@ -34,9 +34,8 @@ from dashboard.components import (
     when,
 )
 from dashboard.db import operations_context, settings
-from dashboard.temporal import temporal_ui_url
+from dashboard.temporal import TemporalUnavailable, temporal_ui_url
 from operations.cancellation import RunningFilter, running_matching
-from orchestration.gateway import TemporalUnavailable
 
 STATUSES = (
     BATCH_PENDING,

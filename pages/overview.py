@@ -20,8 +20,7 @@ from dashboard.components import (
     zone_name,
 )
 from dashboard.db import settings
-from dashboard.temporal import task_queue_ui_url, temporal_ui_url
-from orchestration.gateway import TemporalUnavailable
+from dashboard.temporal import TemporalUnavailable, task_queue_ui_url, temporal_ui_url
 
 st.title("Overview")
 require(Permission.READ)

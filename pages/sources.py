@@ -11,14 +11,13 @@ from dashboard.auth import actor, allowed, needs_sentence, require
 from dashboard.components import BATCHES_PAGE, database_required, literal, table, when, zone_name
 from dashboard.db import operations_context, settings
 from dashboard.formatting import every, status_word
-from dashboard.temporal import gateway
+from dashboard.temporal import TemporalUnavailable, gateway
 from dashboard.views import SourceSummary
 from operations import AlreadyRunning, Refused
 from operations import batches as batch_ops
 from operations import sources as source_ops
 from operations.errors import Unreachable
 from operations.sources import SourceChanged
-from orchestration.gateway import TemporalUnavailable
 
 KIND_LABELS = {"folder": "folder (a path)", "feed": "feed (RSS/Atom URL)", "web": "web page (URL)"}
 NOTICE = "sources_notice"  # (message, batch id or None), shown once after an action's rerun

@@ -17,8 +17,7 @@ from dashboard.auth import require
 from dashboard.components import LIVE_SECONDS, database_required, literal, table, unavailable, when, zone_name
 from dashboard.db import DatabaseUnavailable, reading, settings
 from dashboard.formatting import duration
-from dashboard.temporal import gateway
-from orchestration.gateway import TemporalUnavailable
+from dashboard.temporal import TemporalUnavailable, gateway
 
 st.title("Workers")
 require(Permission.READ)

@@ -4,6 +4,7 @@ and the no-skip rule."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from sqlalchemy import text
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
@@ -48,23 +50,76 @@ def postgres_available() -> bool:
         return False
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'loreguard.db'}"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1... under pytest-xdist
+
+
+def worker_scoped(prefix: str) -> str:
+    """A name no other xdist worker (nor a second run at the same time) uses: `prefix`, the worker, a nonce."""
+    return f"{prefix}_{WORKER}_{uuid.uuid4().hex[:10]}"
+
+
+def uses_migrated_database(request: pytest.FixtureRequest) -> bool:
+    return any(name in request.fixturenames for name in ("session_factory", "sqlite_sessions"))
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite library migrated to head once per session (per xdist worker): tests get a copy of the file."""
+    path = tmp_path_factory.mktemp("template") / "loreguard.db"
+    upgrade(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh schema in the `test` database, dropped afterwards."""
+def sqlite_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The test's own SQLite file; already migrated (a copy of the session's template) when the test also
+    takes `sqlite_sessions` or `session_factory`, and absent otherwise."""
+    path = tmp_path / "loreguard.db"
+    if uses_migrated_database(request):
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+    return f"sqlite:///{path}"
+
+
+def postgres_admin() -> Engine:
+    return make_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+
+
+def database_url(name: str) -> str:
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
+    """A PostgreSQL database migrated to head once per session (per xdist worker), the template that the
+    tests' own databases are cloned from."""
     need(postgres_available(), f"PostgreSQL at {POSTGRES_URL}")
-    schema = f"lg_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    name = worker_scoped("lg_template")
+    admin = postgres_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    upgrade(database_url(name))
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of the test's own on the machine's PostgreSQL, dropped afterwards: a clone of the migrated
+    template when the test also takes `session_factory`, empty otherwise."""
+    need(postgres_available(), f"PostgreSQL at {POSTGRES_URL}")
+    name = worker_scoped("lg_test")
+    template = (
+        request.getfixturevalue("migrated_postgres") if uses_migrated_database(request) else "template0"
+    )
+    admin = postgres_admin()
+    with admin.connect() as conn:
+        # WAL_LOG copies a small database in a tenth of a second; FILE_COPY forces a checkpoint (seconds).
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY WAL_LOG'))
+    yield database_url(name)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
@@ -78,15 +133,18 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def session_factory(db_url: str) -> Iterator[sessionmaker[Session]]:
-    upgrade(db_url)
+    """Sessions on `db_url`, migrated to head (a copy of the session's migrated template)."""
     engine = make_engine(db_url)
     yield make_session_factory(engine)
     engine.dispose()
 
 
 @pytest.fixture
-def sqlite_sessions(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    upgrade(sqlite_url)
+def sqlite_sessions(sqlite_url: str, migrated_sqlite: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions on `sqlite_url`, migrated to head (a copy of the session's migrated template)."""
+    path = Path(make_url(sqlite_url).database or "")
+    if not path.exists():  # asked for by name in the test's body, after `sqlite_url` was made
+        shutil.copyfile(migrated_sqlite, path)
     engine = make_engine(sqlite_url)
     yield make_session_factory(engine)
     engine.dispose()

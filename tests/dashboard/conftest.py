@@ -97,6 +97,18 @@ ADMIN_USER = {
 }
 
 
+def person(*roles: str) -> dict[str, Any]:
+    email = f"{'-'.join(roles) or 'nobody'}@example.org"
+    return {
+        "is_logged_in": True,
+        "iss": ISSUER,
+        "sub": email.split("@")[0],
+        "email": email,
+        "email_verified": True,
+        "groups": list(roles),
+    }
+
+
 def signed_in(at: AppTest, user: dict[str, Any] | None) -> AppTest:
     """`at` with sign-in configured and `user` signed in (None: sign-in configured, nobody signed in)."""
     at.secrets["auth"] = AUTH

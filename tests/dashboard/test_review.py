@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
 from data.models import Artifact, AuditEvent, Evaluation
-from tests.dashboard.conftest import OpenPage, plotly_figures, unescaped
-from tests.dashboard.test_roles import person
+from tests.dashboard.conftest import OpenPage, person, plotly_figures, unescaped
 from tests.support.library import Verdict, store_documents
 
 ANALYST = person("analyst")

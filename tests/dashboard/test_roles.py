@@ -21,23 +21,11 @@ from operations import Actor, Context, Forbidden, Refused, people
 from operations import batches as batch_ops
 from operations import sources as source_ops
 from orchestration.gateway import TemporalGateway, TemporalUnavailable
-from tests.dashboard.conftest import APP, ISSUER, PAGES, OpenPage, signed_in, unescaped
+from tests.dashboard.conftest import APP, ISSUER, PAGES, OpenPage, person, signed_in, unescaped
 from tests.dashboard.seed import Seeded
 
 ALL_PAGES = list(PAGES)
 NEEDS = "You need the"
-
-
-def person(*roles: str) -> dict[str, Any]:
-    email = f"{'-'.join(roles) or 'nobody'}@example.org"
-    return {
-        "is_logged_in": True,
-        "iss": ISSUER,
-        "sub": email.split("@")[0],
-        "email": email,
-        "email_verified": True,
-        "groups": list(roles),
-    }
 
 
 def warnings(at: AppTest) -> str:

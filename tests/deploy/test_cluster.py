@@ -27,8 +27,8 @@ from tests.deploy.manifests import (
     kubectl,
     kustomize,
     pod_spec,
+    validate_resource,
 )
-from tests.deploy.test_kubernetes import validate_resource
 
 COMPONENTS = K8S / "components"
 

@@ -67,8 +67,7 @@ from tests.deploy.manifests import (
 from tests.deploy.test_cluster import overlay_on_example
 from tests.deploy.test_compose import env_example, load
 from tests.deploy.test_monitoring import BacklogDevServer, metric_names, scrape
-from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_FLAGS, metric
-from tests.e2e.test_signin_browser import as_read
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, as_read, metric
 from tests.support.tls import SERVER_NAME, TlsProxy, make_pki
 
 pytestmark = [pytest.mark.containers, pytest.mark.temporal, pytest.mark.postgres, pytest.mark.slow]

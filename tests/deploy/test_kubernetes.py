@@ -11,10 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
-from cloudcoil.models.prometheus_operator.v1 import PodMonitor, PrometheusRule
-from kubernetes_validate.utils import SchemaNotFoundError, latest_version
-from kubernetes_validate.utils import validate as validate_kubernetes
 
 from core.settings import Settings
 from dashboard.task_queues import QueueState, queue_advice
@@ -33,11 +29,9 @@ from tests.deploy.manifests import (
     load_documents,
     manifest_files,
     pod_spec,
+    validate_resource,
 )
 from workers.metrics import HealthChecks, ObservabilityServer, WorkerMetrics
-
-# The newest Kubernetes kubernetes-validate knows, and the version of the kubectl on the project's machines.
-KUBERNETES_VERSIONS = sorted({latest_version(), "1.32.0"})
 
 # Trigger metadata KEDA's `temporal` scaler reads (pkg/scalers/temporal_scaler.go); anything else is a typo.
 TEMPORAL_SCALER_KEYS = {
@@ -59,36 +53,6 @@ TEMPORAL_SCALER_KEYS = {
     "unsafeSsl",
     "tlsServerName",
 }
-
-
-# Custom resources, checked against their projects' models (KEDA, the prometheus-operator).
-CUSTOM_KINDS: dict[str, tuple[str, Any]] = {
-    "TriggerAuthentication": ("keda.sh/v1alpha1", TriggerAuthentication),
-    "PodMonitor": ("monitoring.coreos.com/v1", PodMonitor),
-    "PrometheusRule": ("monitoring.coreos.com/v1", PrometheusRule),
-}
-
-
-def validate_resource(resource: Resource, where: str) -> None:
-    """Strict validation (unknown fields are errors). ScaledObjects against KEDA's ScaledObject model: parsing
-    and dumping back must give the same document, so a misspelt or mistyped field cannot pass; the other custom
-    resources likewise against their models (dumping only what was set, as their models fill in defaults)."""
-    if resource["kind"] == "ScaledObject":
-        assert resource["apiVersion"] == "keda.sh/v1alpha1", where
-        parsed = ScaledObject.model_validate(resource)
-        assert parsed.model_dump(by_alias=True, exclude_none=True, mode="json") == resource, where
-        return
-    if resource["kind"] in CUSTOM_KINDS:
-        api_version, model = CUSTOM_KINDS[resource["kind"]]
-        assert resource["apiVersion"] == api_version, where
-        dumped = model.model_validate(resource).model_dump(by_alias=True, exclude_unset=True, mode="json")
-        assert dumped == resource, where
-        return
-    for version in KUBERNETES_VERSIONS:
-        try:
-            validate_kubernetes(resource, version, strict=True)
-        except SchemaNotFoundError as exc:  # a kind with no schema must not pass silently
-            pytest.fail(f"{where}: no schema for {resource['kind']} ({exc})")
 
 
 @pytest.fixture(scope="module")

@@ -8,74 +8,31 @@ completes. Screenshots of Approvals and Audit go to test-output/e2e/ with the ot
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.test_dashboard_browser import (  # noqa: F401  (stack and page are fixtures)
-    FOLDER_ROOTS,
-    LOREGUARD,
+from tests.support.browser import (
+    LOCAL_ADMIN,
     ME,
-    OPERATOR,
     OUTPUT,
     Stack,
+    cli,
     open_page,
-    page,
     query,
     shoot,
-    stack,
+    wait_for_status,
 )
 from tests.support.corpus import write_corpus
 
 pytestmark = [pytest.mark.browser, pytest.mark.temporal, pytest.mark.slow]
 
+OPERATOR = LOCAL_ADMIN
 DOCUMENTS = 5
 
 
-def cli(running: Stack) -> Callable[..., str]:
-    """Runs `loreguard` against the running (its database and Temporal frontend) as the same operator."""
-    found = re.search(r"Temporal frontend\s+(\S+)", running.log.read_text(errors="replace"))
-    assert found is not None, "the running did not print its Temporal frontend"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOREGUARD_")}
-    env.update(
-        LOREGUARD_STATE_DIR=str(running.database.parent),
-        LOREGUARD_DATABASE_URL=f"sqlite:///{running.database}",
-        LOREGUARD_TEMPORAL_ADDRESS=found.group(1),
-        LOREGUARD_FOLDER_ROOTS=FOLDER_ROOTS,
-    )
-
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [str(LOREGUARD), *args],
-            env=env,
-            cwd=running.database.parent,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, f"loreguard {' '.join(args)}: {done.returncode}\n{done.stderr}"
-        return done.stdout
-
-    return run
-
-
-def wait_for_status(running: Stack, batch_id: int, status: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = query(running.database, "SELECT status FROM batches WHERE id = ?", batch_id)
-        if rows and rows[0][0] == status:
-            return
-        assert time.monotonic() < deadline, f"batch {batch_id} stayed {rows}, never {status}"
-        time.sleep(0.5)
-
-
-def test_approve_a_failed_batch_and_see_it_complete(stack: Stack, page: Page, tmp_path: Path) -> None:  # noqa: F811
+def test_approve_a_failed_batch_and_see_it_complete(stack: Stack, page: Page, tmp_path: Path) -> None:
     p = page
     base = stack.url
     folder = tmp_path / "incoming"

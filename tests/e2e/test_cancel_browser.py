@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.e2e.test_approvals_browser import cli, wait_for_status
-from tests.e2e.test_dashboard_browser import Stack, open_page, query, shoot
-from tests.e2e.test_signin_browser import (  # noqa: F401  (provider and browser are fixtures)
+from tests.support.browser import (
     Provider,
+    Stack,
     as_read,
-    browser,
-    provider,
+    cli,
+    open_page,
+    query,
+    shoot,
     signed_in,
     signed_running_stack,
+    wait_for_status,
 )
 from tests.support.corpus import write_corpus
 from tests.support.http_standins import ClarificationStandIn
@@ -33,7 +35,7 @@ DOCUMENTS = 150  # at a quarter second each, a batch runs for well over a minute
 
 
 @pytest.fixture(scope="module")
-def slow_stack(provider: Provider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # noqa: F811
+def slow_stack(provider: Provider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with (
         ClarificationStandIn(delay=0.25) as clarifier,
         signed_running_stack(
@@ -63,9 +65,9 @@ def confirm(p: Page, question: str, reason: str, button: str) -> None:
 
 
 def test_the_operator_cancels_one_batch_then_every_running_batch_matching_the_filter(
-    provider: Provider,  # noqa: F811
+    provider: Provider,
     slow_stack: Stack,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     stack, base = slow_stack, slow_stack.url

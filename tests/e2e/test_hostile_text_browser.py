@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,7 +20,7 @@ from dashboard.text import WORD_JOINER
 from data.models import Artifact, Source
 from tests.conftest import need
 from tests.dashboard.seed import HOSTILE, seed_library
-from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_FLAGS, LOREGUARD
+from tests.support.browser import LOREGUARD
 from tests.support.http_standins import StaticSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -82,9 +82,8 @@ def read(shown: str) -> str:
 
 
 def test_a_hostile_title_shows_as_typed_and_calls_nobody(
-    attacker: StaticSite, dashboard: str, sqlite_sessions: sessionmaker[Session]
+    attacker: StaticSite, dashboard: str, sqlite_sessions: sessionmaker[Session], page: Page
 ) -> None:
-    need(CHROMIUM.exists(), f"Debian's chromium at {CHROMIUM}")
     seeded = seed_library(sqlite_sessions)
     title = (
         f"![x]({attacker.url}/pixel.png) <img src={attacker.url}/tag.png> [link]({attacker.url}/) "
@@ -99,27 +98,16 @@ def test_a_hostile_title_shows_as_typed_and_calls_nobody(
         session.execute(update(Artifact).where(Artifact.id == doc_id).values(title=title))
 
     asked: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(30_000)
-            page.on("request", lambda request: asked.append(request.url))
-            page.goto(f"{dashboard}/document?doc={doc_id}")
-            heading = page.get_by_role("heading", level=3)  # the document's title, under the page's own
-            heading.wait_for()
-            link = page.locator('[data-testid="stPageLink"]').filter(
-                has_text=f"Batch {seeded.batches['b4']} of"
-            )
-            link.wait_for()
-            page.wait_for_load_state("networkidle")
-            shown_title = read(heading.inner_text())
-            shown_link = read(link.inner_text())
-            hostile_markup = page.locator(f'[src^="{attacker.url}"], [href^="{attacker.url}"]').count()
-        finally:
-            browser.close()
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(f"{dashboard}/document?doc={doc_id}")
+    heading = page.get_by_role("heading", level=3)  # the document's title, under the page's own
+    heading.wait_for()
+    link = page.locator('[data-testid="stPageLink"]').filter(has_text=f"Batch {seeded.batches['b4']} of")
+    link.wait_for()
+    page.wait_for_load_state("networkidle")
+    shown_title = read(heading.inner_text())
+    shown_link = read(link.inner_text())
+    hostile_markup = page.locator(f'[src^="{attacker.url}"], [href^="{attacker.url}"]').count()
 
     assert [u for u in asked if u.startswith(attacker.url)] == []  # the browser asked the author for nothing
     assert attacker.requests == []  # and the author heard nothing

@@ -33,15 +33,7 @@ from core.vocabulary import (
 from dashboard.charts import LATE, NO_DATA_STUB, ON_TIME
 from data.db import make_engine, make_session_factory
 from data.models import Alert, Artifact, Batch, Source
-from tests.e2e.test_approvals_browser import cli
-from tests.e2e.test_dashboard_browser import OUTPUT, Stack, metric, open_page, shoot
-from tests.e2e.test_signin_browser import (  # noqa: F401  (provider, signed_stack and browser are fixtures)
-    Provider,
-    browser,
-    provider,
-    signed_in,
-    signed_stack,
-)
+from tests.support.browser import OUTPUT, Provider, Stack, cli, metric, open_page, shoot, signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.temporal, pytest.mark.slow]
 
@@ -152,9 +144,9 @@ def numbers(values: Any) -> list[float | None]:
 
 
 def test_the_manager_reads_a_zero_day_and_a_no_data_day_on_the_sla_chart_and_exports_the_weeks(
-    provider: Provider,  # noqa: F811
-    signed_stack: Stack,  # noqa: F811
-    browser: Browser,  # noqa: F811
+    provider: Provider,
+    signed_stack: Stack,
+    browser: Browser,
 ) -> None:
     stack = signed_stack
     provider.person(MANAGER, name="Mona", groups=["manager"])

@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.test_approvals_browser import cli, wait_for_status
-from tests.e2e.test_dashboard_browser import OUTPUT, Stack, open_page, query, shoot
-from tests.e2e.test_signin_browser import (  # noqa: F401  (provider, signed_stack and browser are fixtures)
+from tests.support.browser import (
+    OUTPUT,
     Provider,
+    Stack,
     as_read,
-    browser,
-    provider,
+    cli,
+    open_page,
+    query,
+    shoot,
     signed_in,
-    signed_stack,
+    wait_for_status,
 )
 from tests.support.corpus import write_corpus
 
@@ -33,9 +35,9 @@ DOCUMENTS = 6
 
 
 def test_the_analyst_opens_a_document_from_a_search(
-    provider: Provider,  # noqa: F811
-    signed_stack: Stack,  # noqa: F811
-    browser: Browser,  # noqa: F811
+    provider: Provider,
+    signed_stack: Stack,
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     stack = signed_stack
@@ -81,9 +83,9 @@ def test_the_analyst_opens_a_document_from_a_search(
 
 
 def test_the_operator_sees_a_new_failed_batch_without_reloading_and_approves_it_on_its_page(
-    provider: Provider,  # noqa: F811
-    signed_stack: Stack,  # noqa: F811
-    browser: Browser,  # noqa: F811
+    provider: Provider,
+    signed_stack: Stack,
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     stack = signed_stack

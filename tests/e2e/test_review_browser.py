@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.e2e.test_approvals_browser import cli
-from tests.e2e.test_dashboard_browser import OUTPUT, Stack, open_page, query, shoot
-from tests.e2e.test_signin_browser import (  # noqa: F401  (provider and browser are fixtures)
+from tests.support.browser import (
+    OUTPUT,
     Provider,
-    browser,
-    provider,
+    Stack,
+    cli,
+    open_page,
+    query,
+    shoot,
     signed_in,
     signed_running_stack,
 )
@@ -34,7 +36,7 @@ LARGE = 800  # documents of the second source: four pages of a re-evaluation, tw
 
 
 @pytest.fixture(scope="module")
-def review_stack(provider: Provider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # noqa: F811
+def review_stack(provider: Provider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`loreguard up` with sign-in; no confidence threshold for the review inbox (doubtful and reported verdicts wait), and the
     evaluation queue runs at most one activity every two seconds, so a re-evaluation is in flight long enough
     to cancel."""
@@ -62,9 +64,9 @@ def wait_for(check: object, timeout: float = 60) -> None:
 
 
 def test_the_analysts_review_loop(
-    provider: Provider,  # noqa: F811
+    provider: Provider,
     review_stack: Stack,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     stack = review_stack

@@ -8,41 +8,34 @@ audit page names each person by email, and the decision in Temporal carries the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import secrets
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-from oidc_provider_mock import run_server_in_thread
-from playwright.sync_api import Browser, Page, sync_playwright
-from temporalio.client import Client
+from playwright.sync_api import Browser
 
-from cli.devserver import free_port
 from core.settings import Settings
 from data.db import make_engine, make_session_factory
 from operations import Context, Forbidden
 from operations import batches as batch_ops
 from operations.people import identify
 from orchestration.gateway import TemporalGateway
-from tests.conftest import need
-from tests.e2e.test_approvals_browser import cli, wait_for_status
-from tests.e2e.test_dashboard_browser import (
-    CHROMIUM,
-    CHROMIUM_FLAGS,
+from tests.support.browser import (
+    ADMIN,
     OUTPUT,
+    Provider,
     Stack,
+    as_read,
+    cli,
     open_page,
     query,
-    running_stack,
     shoot,
+    signed_in,
+    temporal_address,
+    update_actors,
+    wait_for_status,
 )
 from tests.support.corpus import write_corpus
 
@@ -50,116 +43,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.temporal, pytest.mark.slow]
 
 OPERATOR = "olga.operator@example.org"
 ANALYST = "ana.analyst@example.org"
-ADMIN = "ada.admin@example.org"  # an admin through LOREGUARD_ADMINS, not through a claim
 NEWCOMER = "ned.newcomer@example.org"
 DOCUMENTS = 4
-
-
-@dataclass
-class Provider:
-    url: str
-
-    def person(self, sub: str, **claims: object) -> None:
-        """What the provider says about the person `sub` at their next sign-in (PUT /users/{sub}): by default
-        an e-mail equal to `sub` that the provider has verified."""
-        claims = {"email": sub, "email_verified": True, **claims}
-        answer = httpx.put(f"{self.url}/users/{sub}", json=claims, timeout=5)
-        assert answer.status_code == 204, answer.text
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[Provider]:
-    with run_server_in_thread(port=0) as server:
-        yield Provider(f"http://127.0.0.1:{server.server_port}")
-
-
-@pytest.fixture(scope="module")
-def signed_stack(provider: Provider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """`loreguard up` whose dashboard signs people in through the provider ([auth] in a secrets file)."""
-    with signed_running_stack(provider, tmp_path_factory.mktemp("signed")) as stack:
-        yield stack
-
-
-@contextmanager
-def signed_running_stack(provider: Provider, folder: Path, **extra_env: str) -> Iterator[Stack]:
-    """`loreguard up` in `folder` signing people in through the provider, with `extra_env` for the stack."""
-    port = free_port()
-    secrets_file = folder / "secrets.toml"  # one host spelling everywhere (127.0.0.1), as the browser uses
-    secrets_file.write_text(
-        "[auth]\n"
-        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
-        f'cookie_secret = "{secrets.token_hex(32)}"\n'
-        'client_id = "loreguard-dashboard"\n'
-        'client_secret = "the-mock-provider-accepts-any-client"\n'
-        f'server_metadata_url = "{provider.url}/.well-known/openid-configuration"\n'
-    )
-    with running_stack(
-        folder,
-        port,
-        LOREGUARD_DASHBOARD_SECRETS=str(secrets_file),
-        LOREGUARD_ADMINS=json.dumps([ADMIN]),
-        **extra_env,
-    ) as stack:
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    need(CHROMIUM.exists(), f"Debian's chromium at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
-        )
-        yield chromium
-        chromium.close()
-
-
-def temporal_address(stack: Stack) -> str:
-    found = re.search(r"Temporal frontend\s+(\S+)", stack.log.read_text(errors="replace"))
-    assert found is not None, "the stack did not print its Temporal frontend"
-    return found.group(1)
-
-
-def update_actors(address: str, workflow_id: str) -> list[str]:
-    """The `actor` of every accepted Update (approve_retry, reject) in the workflow's history."""
-
-    async def read() -> list[str]:
-        client = await Client.connect(address)
-        actors = []
-        async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
-            if event.HasField("workflow_execution_update_accepted_event_attributes"):
-                request = event.workflow_execution_update_accepted_event_attributes.accepted_request
-                for payload in request.input.args.payloads:
-                    actors.append(json.loads(payload.data)["actor"])
-        return actors
-
-    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API already runs a loop on this thread
-        return thread.submit(asyncio.run, read()).result(timeout=60)
-
-
-def as_read(text: str, *, whole: bool = True) -> re.Pattern[str]:
-    """`text` as a person reads it on a page: literal text carries an invisible word joiner after "@" (so it
-    never becomes a mail link, dashboard/text.py), which a match by the visible characters must allow."""
-    pattern = "\u2060?".join(map(re.escape, text))
-    return re.compile(f"^{pattern}$" if whole else pattern)
-
-
-def signed_in(browser: Browser, stack: Stack, sub: str, shown: str | None = None) -> Page:
-    """A fresh browser session (no cookies) signed in as `sub` through the provider's authorize form, named
-    `shown` in the sidebar (default: `sub`, a verified e-mail)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1600})
-    # The provider's pages fetch a stylesheet from a CDN; there is no internet here, and none is needed.
-    context.route(lambda url: not url.startswith("http://127.0.0.1"), lambda route: route.abort())
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(stack.url + "/")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/oauth2/authorize"))
-    page.locator("input[name=sub]").fill(sub)
-    page.get_by_role("button", name="Authorize", exact=True).click()
-    page.wait_for_url(re.compile(re.escape(stack.url) + r"/?$"))
-    page.get_by_text(as_read(f"Signed in as {shown or sub}")).wait_for()
-    return page
 
 
 def test_each_person_does_only_what_their_role_allows(

@@ -8,16 +8,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from cli.devserver import free_port
-from tests.conftest import need
-from tests.e2e.test_dashboard_browser import CHROMIUM, CHROMIUM_FLAGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,17 +26,6 @@ client_id = "loreguard"
 client_secret = "from-the-provider"
 server_metadata_url = "http://127.0.0.1:9/.well-known/openid-configuration"
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    need(CHROMIUM.exists(), f"Debian's chromium at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True
-        )
-        yield chromium
-        chromium.close()
 
 
 def page_text(browser: Browser, tmp_path: Path, *args: str, **env: str) -> str:

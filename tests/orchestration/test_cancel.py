@@ -229,6 +229,12 @@ async def test_a_failed_batch_awaiting_a_decision_can_be_cancelled(
         await until(
             lambda: batch_of(sqlite_sessions, batch_id).status == BATCH_AWAITING_APPROVAL, "awaiting approval"
         )
+
+        def alerted() -> bool:  # the workflow raises the alert once it waits: cancel after that, not before
+            with sqlite_sessions() as session:
+                return bool(session.scalars(select(Alert.id).where(Alert.batch_id == batch_id)).first())
+
+        await until(alerted, "the failure alert raised")
         ctx = context(client, sqlite_sessions)
         await asyncio.to_thread(cancel_ops.cancel, OPERATOR, ctx, batch_id, reason="source retired")
         with pytest.raises(WorkflowFailureError):

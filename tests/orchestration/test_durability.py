@@ -6,78 +6,41 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError
+from temporalio.client import Client
 
 from cli.devserver import DevServer
 from core.settings import Settings
-from core.vocabulary import ARTIFACT_STORED
-from data import repository
-from data.models import Artifact, Batch, Evaluation
 from orchestration.client import register_search_attributes
-from orchestration.types import BatchResult
 from tests.conftest import TemporalNamespace
 from tests.orchestration.support import purge_celery_queue
 from tests.support.corpus import write_corpus
+from tests.support.crash import (
+    CELERY_WORKER,
+    WorkerProcess,
+    assert_stored_exactly_once,
+    result_across_outages,
+    wait_for_progress,
+)
+from tests.support.library import add_source
 from tests.support.operations import start_refresh
+from tests.support.slow_stage import held_env
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
-DOCS = 1200
-
-
-TEMPORAL_WORKER = [sys.executable, "-m", "workers"]
-CELERY_WORKER = [sys.executable, "-m", "cli.main", "celery-worker", "--concurrency", "2"]
+# A small batch, held in flight by a slow normalize until the test has killed what it kills (held_env): the
+# crash lands mid-batch however fast the machine is, and the rest of the batch then runs at full speed.
+DOCS = 200
 VISIBILITY_TIMEOUT = 5  # seconds: Redis re-delivers a dead Celery worker's tasks once they are this old
-
-
-class WorkerProcess:
-    """A worker in its own process group, so kill -9 takes its process pool down with it."""
-
-    def __init__(self, env: dict[str, str], log: Path, command: list[str] = TEMPORAL_WORKER) -> None:
-        self.env = env
-        self.log = log
-        self.command = command
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.command,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill9()
 
 
 @pytest.fixture
 def worker_env(sqlite_url: str, tmp_path: Path, processing_backend: str) -> dict[str, str]:
-    return {
+    env = {
         **os.environ,  # with the processing backend's settings (tests/conftest.py)
         "LOREGUARD_CELERY_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_TIMEOUT),
         "LOREGUARD_DATABASE_URL": sqlite_url,
@@ -87,14 +50,19 @@ def worker_env(sqlite_url: str, tmp_path: Path, processing_backend: str) -> dict
         "LOREGUARD_PROCESSING_PROCESSES": "2",
         "LOREGUARD_FOLDER_ROOTS": json.dumps([str(tmp_path)]),  # the corpus folder is under tmp_path
     }
+    return held_env(env, tmp_path / "hold")
+
+
+def release(tmp_path: Path) -> None:
+    """The batch's remaining documents run at full speed from now on."""
+    (tmp_path / "hold").unlink()
 
 
 @pytest.fixture
 def corpus_source(sqlite_sessions: sessionmaker[Session], tmp_path: Path) -> int:
     folder = tmp_path / "docs"
     write_corpus(folder, DOCS, seed=11)
-    with sqlite_sessions.begin() as session:
-        return repository.create_source(session, name="load", kind="folder", location=str(folder)).id
+    return add_source(sqlite_sessions, folder, name="load")
 
 
 @pytest.fixture
@@ -111,50 +79,6 @@ def celery_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Worker
     yield proc
     proc.stop()
     purge_celery_queue(Settings())
-
-
-def stored_count(sessions: sessionmaker[Session], batch_id: int) -> int:
-    with sessions() as session:
-        return repository.artifact_status_counts(session, batch_id=batch_id).get(ARTIFACT_STORED, 0)
-
-
-async def wait_for_progress(sessions: sessionmaker[Session], batch_id: int, at_least: int) -> int:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        n = stored_count(sessions, batch_id)
-        if n >= at_least:
-            return n
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"batch {batch_id} did not reach {at_least} stored documents")
-
-
-async def result_across_outages(handle: WorkflowHandle[Any, BatchResult]) -> BatchResult:
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            return await handle.result()
-        except RPCError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
-def assert_stored_exactly_once(sessions: sessionmaker[Session], batch_id: int, result: BatchResult) -> None:
-    assert (result.total, result.stored, result.failed) == (DOCS, DOCS, 0)
-    with sessions() as session:
-        rows, seqs = session.execute(
-            select(func.count(), func.count(func.distinct(Artifact.seq))).where(Artifact.batch_id == batch_id)
-        ).one()
-        assert rows == seqs == DOCS
-        stored = session.scalar(
-            select(func.count()).where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_STORED)
-        )
-        evaluations = session.scalar(
-            select(func.count()).select_from(Evaluation).join(Artifact).where(Artifact.batch_id == batch_id)
-        )
-        assert stored == evaluations == DOCS
-        batch = session.get(Batch, batch_id)
-        assert batch is not None and batch.status == "completed"
 
 
 @pytest.mark.parametrize(
@@ -175,6 +99,7 @@ async def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(
     celery_worker: WorkerProcess,
     processing_backend: str,
     victim: str,
+    tmp_path: Path,
 ) -> None:
     worker.env.update(namespace.env())
     client = await namespace.connect()
@@ -186,6 +111,7 @@ async def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(
     killed = celery_worker if victim == "celery worker" else worker
     killed.kill9()
     assert before < DOCS, "the batch finished before the crash; nothing was tested"
+    release(tmp_path)
     if killed is celery_worker and processing_backend == "celery":
         # As a supervisor would restart it; once its unacknowledged tasks are older than the visibility
         # timeout, Redis hands them to the new worker when it starts. (RabbitMQ re-queues them when the
@@ -193,7 +119,7 @@ async def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(
         await asyncio.sleep(VISIBILITY_TIMEOUT + 1)
     killed.start()
     result = await result_across_outages(handle)
-    assert_stored_exactly_once(sqlite_sessions, batch_id, result)
+    assert_stored_exactly_once(sqlite_sessions, batch_id, result, DOCS)
 
 
 async def test_kill_9_of_the_temporal_server_mid_batch_loses_and_duplicates_nothing(
@@ -203,6 +129,7 @@ async def test_kill_9_of_the_temporal_server_mid_batch_loses_and_duplicates_noth
     worker: WorkerProcess,
     celery_worker: WorkerProcess,
     processing_backend: str,
+    tmp_path: Path,
 ) -> None:
     server = fresh_dev_server
     worker.env["LOREGUARD_TEMPORAL_ADDRESS"] = server.address
@@ -215,7 +142,7 @@ async def test_kill_9_of_the_temporal_server_mid_batch_loses_and_duplicates_noth
     before = await wait_for_progress(sqlite_sessions, batch_id, DOCS // 4)
     server.kill()
     assert before < DOCS, "the batch finished before the crash; nothing was tested"
-    await asyncio.sleep(1)
+    release(tmp_path)
     server.start()  # same SQLite file, same port
     result = await result_across_outages(handle)
-    assert_stored_exactly_once(sqlite_sessions, batch_id, result)
+    assert_stored_exactly_once(sqlite_sessions, batch_id, result, DOCS)

@@ -285,8 +285,7 @@ async def test_approved_retry_that_fails_again_waits_for_a_second_decision(dev_c
         handle = await Run(dev_client, stand_ins).start()
         await wait_for_state(handle, STATE_AWAITING_APPROVAL)
         await decide(handle, "approve_retry", "ana")
-        await asyncio.sleep(0.5)
-        progress = await wait_for_state(handle, STATE_AWAITING_APPROVAL)
+        progress = await wait_for_state(handle, STATE_AWAITING_APPROVAL, attempt=2)
         assert progress.attempt == 2
         await eventually(lambda: len(stand_ins.called("raise_alert")) == 2)
         assert [a.kind for a in stand_ins.called("raise_alert")] == [
@@ -395,3 +394,24 @@ async def test_no_decision_within_24_hours_counts_as_a_rejection_by_timeout(
         assert "timed_out by system" in str(info.value.cause)
     finally:
         await env.shutdown()
+
+
+@pytest.mark.parametrize(("failed", "fails"), [(10, False), (11, True)], ids=["half", "more-than-half"])
+async def test_a_batch_fails_only_when_more_than_the_allowed_share_of_documents_failed(
+    dev_client: Client, failed: int, fails: bool
+) -> None:
+    """LOREGUARD_MAX_FAILED_SHARE (0.5 here) is allowed: 10 of 20 failed completes, 11 of 20 waits for a
+    decision. Decided by whichever step comes first, so a boundary on the wrong side fails at once."""
+    stand_ins = StandIns(failed_per_attempt=(failed,))
+    async with workers_for(dev_client, stand_ins):
+        handle = await Run(dev_client, stand_ins).start()
+        await eventually(
+            lambda: bool(stand_ins.called("finish_batch") or stand_ins.called("compensate_batch"))
+        )
+        failed_batch = bool(stand_ins.called("compensate_batch"))
+        if failed_batch:
+            await handle.terminate("the test has what it needs")
+    assert failed_batch == fails, (
+        f"{failed} of {DOCS} documents failed and the batch {'failed' if failed_batch else 'completed'}: a batch "
+        f"fails only when more than max_failed_share (50%) failed (orchestration/workflows.py)"
+    )

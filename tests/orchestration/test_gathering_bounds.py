@@ -9,19 +9,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from data import repository
 from data.models import Artifact, Batch, Evaluation
 from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker
 from tests.support.corpus import write_corpus
+from tests.support.library import add_source
 from tests.support.operations import start_refresh
 
 pytestmark = pytest.mark.temporal
-
-
-def add_source(sessions: sessionmaker[Session], folder: Path) -> int:
-    with sessions.begin() as session:
-        return repository.create_source(session, name="docs", kind="folder", location=str(folder)).id
 
 
 def batch_counts(sessions: sessionmaker[Session], batch_id: int) -> tuple[str, int, int, int, int, int]:

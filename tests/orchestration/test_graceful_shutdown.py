@@ -22,14 +22,13 @@ from core.settings import Settings
 from data import repository
 from orchestration.constants import ALL_QUEUES
 from tests.conftest import TemporalNamespace
-from tests.orchestration.test_durability import (
-    DOCS,
+from tests.support.corpus import write_corpus
+from tests.support.crash import (
     assert_stored_exactly_once,
     result_across_outages,
     stored_count,
     wait_for_progress,
 )
-from tests.support.corpus import write_corpus
 from tests.support.operations import start_refresh
 from workers.main import build_workers
 
@@ -37,6 +36,7 @@ pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
 SCRIPT = Path(sys.executable).with_name("loreguard")
 GRACE = 30
+DOCS = 1200
 
 
 class CliWorker:
@@ -134,7 +134,7 @@ async def test_sigterm_mid_batch_finishes_running_work_and_exits_0(
     assert "every worker stopped" in first.text and "worker stopped" in first.text
 
     result = await result_across_outages(handle)
-    assert_stored_exactly_once(sqlite_sessions, batch_id, result)
+    assert_stored_exactly_once(sqlite_sessions, batch_id, result, DOCS)
     # Graceful, not a crash: nothing the first worker held had to wait for a heartbeat or start-to-close timeout.
     assert await timed_out_activities(client) == []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 
 from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED
 from data import repository
@@ -18,25 +18,17 @@ from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
 from tests.support.corpus import text_note, write_corpus
 from tests.support.http_standins import ChatCompletionsStandIn, StaticSite
+from tests.support.library import add_source
 from tests.support.operations import decide, start_refresh
 
 # Every test runs on Temporal alone and on the Temporal + Celery hybrid (tests/conftest.py).
 pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("processing_backend")]
 
 
-def add_source(sessions: sessionmaker[Session], folder: Path, name: str = "docs") -> int:
-    with sessions.begin() as session:
-        return repository.create_source(session, name=name, kind="folder", location=str(folder)).id
-
-
 def broken_documents(folder: Path) -> None:
     (folder / "zz-corrupt.pdf").write_bytes(b"%PDF-1.4\n\x00\x01garbage that is not a pdf\n%%EOF")
     (folder / "zz-binary.txt").write_bytes(bytes(range(256)) * 8)
     (folder / "zz-empty.html").write_text("<html><head><title>x</title></head><body></body></html>")
-
-
-async def client_for(namespace: TemporalNamespace) -> Client:
-    return await namespace.connect()
 
 
 async def test_batch_stores_every_document_and_fails_bad_ones_alone(
@@ -46,7 +38,7 @@ async def test_batch_stores_every_document_and_fails_bad_ones_alone(
     write_corpus(folder, 40)
     broken_documents(folder)
     source_id = add_source(session_factory, folder)
-    client = await client_for(namespace)
+    client = await namespace.connect()
     settings = pipeline_settings(db_url, namespace)
 
     async with running_worker(client, settings):
@@ -98,7 +90,7 @@ async def test_second_refresh_finds_every_document_already_in_the_library(
     (folder / "near-a.txt").write_text(original)
     (folder / "near-b.txt").write_text(" ".join(words))
     source_id = add_source(sqlite_sessions, folder)
-    client = await client_for(namespace)
+    client = await namespace.connect()
     async with running_worker(client, pipeline_settings(sqlite_url, namespace)):
         first, h1 = await start_refresh(client, sqlite_sessions, source_id=source_id)
         await h1.result()
@@ -121,7 +113,7 @@ async def test_missing_folder_fails_the_batch_with_its_reason(
     namespace: TemporalNamespace, sqlite_sessions: sessionmaker[Session], sqlite_url: str, tmp_path: Path
 ) -> None:
     source_id = add_source(sqlite_sessions, tmp_path / "gone")
-    client = await client_for(namespace)
+    client = await namespace.connect()
     async with running_worker(client, pipeline_settings(sqlite_url, namespace)):
         batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
         await wait_for_state(handle, STATE_AWAITING_APPROVAL)
@@ -175,7 +167,7 @@ async def test_feed_and_web_page_sources_run_through_the_pipeline(
             page = repository.create_source(
                 session, name="page", kind="web", location=site.url_for("/page.html")
             ).id
-        client = await client_for(namespace)
+        client = await namespace.connect()
         async with running_worker(client, pipeline_settings(sqlite_url, namespace)):
             feed_batch, h1 = await start_refresh(client, sqlite_sessions, source_id=feed)
             page_batch, h2 = await start_refresh(client, sqlite_sessions, source_id=page)
@@ -218,7 +210,7 @@ async def test_llm_evaluator_chosen_in_settings_labels_the_batch(
             openai_base_url=llm.base_url,
             openai_model="m-1",
         )
-        client = await client_for(namespace)
+        client = await namespace.connect()
         async with running_worker(client, settings):
             _, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
             result = await handle.result()

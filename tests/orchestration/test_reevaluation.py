@@ -29,7 +29,7 @@ from orchestration.constants import SCHEDULER_QUEUE, reevaluation_workflow_id
 from orchestration.types import ReevaluationInput, ReevaluationResult
 from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker
-from tests.orchestration.test_durability import WorkerProcess
+from tests.support.crash import WorkerProcess
 from tests.support.http_standins import ChatCompletionsStandIn, RecordedRequest, Reply
 from tests.support.library import Verdict, store_documents
 from tests.support.operations import gateway

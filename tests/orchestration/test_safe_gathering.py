@@ -11,27 +11,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED
-from data import repository
 from data.models import Artifact, Batch
 from orchestration.constants import STATE_AWAITING_APPROVAL
 from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
-from tests.orchestration.test_pipeline import client_for
 from tests.support.corpus import write_corpus
 from tests.support.hostile_standins import Body, HostileSite, TrickleHeaders, gzip_bomb
+from tests.support.library import add_source
 from tests.support.operations import start_refresh
-from tests.workers.pdf_builder import minimal_pdf
-from tests.workers.test_normalize import encrypted_with_empty_password
+from tests.support.pdf_builder import encrypted_with_empty_password, minimal_pdf
 
 pytestmark = pytest.mark.temporal
 
 NOTE = "The vendor access policy now requires hardware keys for every administrator account."
 LOCAL_FEED = Body(b"(the path of a local feed file, written by the test)")
-
-
-def add_source(sessions: sessionmaker[Session], *, name: str, kind: str, location: str) -> int:
-    with sessions.begin() as session:
-        return repository.create_source(session, name=name, kind=kind, location=location).id
 
 
 async def test_a_hostile_folder_stores_its_documents_and_records_each_skip(
@@ -44,8 +37,8 @@ async def test_a_hostile_folder_stores_its_documents_and_records_each_skip(
     (tmp_path / "private.md").write_text("not for the library")
     (folder / "escape.md").symlink_to(tmp_path / "private.md")
     (folder / "zero.txt").symlink_to("/dev/zero")
-    source_id = add_source(sqlite_sessions, name="inbox", kind="folder", location=str(folder))
-    client = await client_for(namespace)
+    source_id = add_source(sqlite_sessions, folder, name="inbox")
+    client = await namespace.connect()
     async with running_worker(client, pipeline_settings(sqlite_url, namespace)):
         batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
         result = await handle.result()
@@ -111,8 +104,8 @@ async def test_a_refused_feed_fails_the_batch_once_with_its_reason(
         fetch_deadline_seconds=2.0,
     )
     with HostileSite({"/feed.xml": route}) as site:
-        source_id = add_source(sqlite_sessions, name="feed", kind="feed", location=site.url_for("/feed.xml"))
-        client = await client_for(namespace)
+        source_id = add_source(sqlite_sessions, site.url_for("/feed.xml"), name="feed", kind="feed")
+        client = await namespace.connect()
         async with running_worker(client, settings):
             started = time.monotonic()
             batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)

@@ -4,8 +4,10 @@ must be real. `loreguard dashboard` and `loreguard up` refuse before anything li
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,11 +26,39 @@ server_metadata_url = "https://login.example.org/.well-known/openid-configuratio
 
 
 def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`loreguard *args`, expected to finish: a command the start-up rule should refuse fails fast, with the
+    reason, the moment it starts listening (or `up` starts its Temporal server) instead of running on."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LOREGUARD_")}
     clean.update(LOREGUARD_STATE_DIR=str(tmp_path / "state"), **env)
-    return subprocess.run(
-        [str(SCRIPT), *args], env=clean, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    port = int(env["LOREGUARD_DASHBOARD_PORT"]) if "LOREGUARD_DASHBOARD_PORT" in env else None
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [str(SCRIPT), *args],
+            env=clean,
+            cwd=tmp_path,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 60
+    started = None
+    while proc.poll() is None:
+        if port is not None and port_open("127.0.0.1", port):
+            started = f"it listens on port {port}"
+        elif (tmp_path / "state" / "temporal.db").exists():
+            started = "it started its Temporal server"
+        elif time.monotonic() > deadline:
+            started = "it neither refused nor finished within 60 s"
+        if started is not None:
+            os.killpg(proc.pid, signal.SIGKILL)  # `up` and what it started (its Temporal server)
+            proc.wait()
+            pytest.fail(
+                f"`loreguard {' '.join(args)}` was not refused at start ({started}): the dashboard's start-up "
+                f"sign-in rule (core/signin.py auth_problems) did not apply\n{err.read_text()[-2000:]}"
+            )
+        time.sleep(0.05)
+    return subprocess.CompletedProcess(args, proc.returncode, out.read_text(), err.read_text())
 
 
 @pytest.mark.parametrize(

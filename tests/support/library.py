@@ -80,3 +80,11 @@ def store_documents(
             ],
         )
     return ids
+
+
+def add_source(
+    sessions: sessionmaker[Session], location: object, *, name: str = "docs", kind: str = "folder"
+) -> int:
+    """A source written straight through the repository (no audit: the test is not about who added it)."""
+    with sessions.begin() as session:
+        return repository.create_source(session, name=name, kind=kind, location=str(location)).id

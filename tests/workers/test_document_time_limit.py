@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import random
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -14,12 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
-from core.vocabulary import ARTIFACT_INGESTED
 from data import repository
 from data.models import Artifact
 from orchestration.types import ChunkInput, ChunkResult
 from tests.support import slow_stage
 from tests.support.corpus import text_note
+from tests.support.documents import add_documents
 from workers.pool import process_chunk_in_pool
 from workers.stages import pipeline
 from workers.stages.types import RawDocument
@@ -27,21 +28,6 @@ from workers.steps_base import no_heartbeat
 
 NOTE = "The access review found two stale administrator accounts; both were disabled the same day."
 REASON = "took longer than 1 s (LOREGUARD_DOCUMENT_TIME_LIMIT_SECONDS); stopped at normalize"
-
-
-def add_documents(
-    sessions: sessionmaker[Session], batch_id: int, source_id: int, bodies: list[bytes]
-) -> None:
-    with sessions.begin() as session:
-        start = len(session.scalars(select(Artifact.id).where(Artifact.batch_id == batch_id)).all())
-        repository.insert_artifacts(
-            session,
-            rows=[
-                {"batch_id": batch_id, "source_id": source_id, "seq": start + i, "uri": f"file:///doc-{start + i}.txt",
-                 "content_type": "text/plain", "status": ARTIFACT_INGESTED, "raw": body, "hints": None}
-                for i, body in enumerate(bodies)
-            ],
-        )  # fmt: skip
 
 
 def test_a_slow_document_fails_alone_with_the_limit_as_reason_and_the_pool_process_survives(
@@ -64,7 +50,10 @@ def test_a_slow_document_fails_alone_with_the_limit_as_reason_and_the_pool_proce
         pid = pool.submit(os.getpid).result()
         result, report = process_chunk_in_pool(pool, ChunkInput(batch_id, 0, 3), no_heartbeat)
 
-        assert result == ChunkResult(done=2, failed=1)
+        assert result == ChunkResult(done=2, failed=1), (
+            f"the slow document ran its {slow_stage.SLOW_SECONDS:g} s to the end ({result}): the per-document "
+            "time limit (LOREGUARD_DOCUMENT_TIME_LIMIT_SECONDS, workers/stages/pipeline.py) did not stop it at 1 s"
+        )
         assert report.failed_by_stage == {"normalize": 1}
         with sqlite_sessions() as session:
             rows = session.execute(
@@ -86,17 +75,22 @@ def test_a_slow_document_fails_alone_with_the_limit_as_reason_and_the_pool_proce
 
 
 def test_the_limit_also_stops_a_slow_extract_in_the_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    def forever(*_: object) -> None:
-        while True:
+    def forever(*args: object) -> object:
+        until = time.monotonic() + slow_stage.SLOW_SECONDS  # "forever", bounded: no limit fails, not hangs
+        while time.monotonic() < until:
             sum(range(1000))
+        return extract_metadata(*args)
 
     pipeline.warm_up()  # the language model loads once, not within the document's time
+    extract_metadata = pipeline.extract_metadata
     monkeypatch.setattr(pipeline, "extract_metadata", forever)
     result = pipeline.run_cpu_stages(
         RawDocument("file:///x.txt", "text/plain", NOTE.encode()), time_limit=0.3
     )
 
-    assert (result.failed_stage, result.metadata) == ("extract", None)
+    assert (result.failed_stage, result.metadata) == ("extract", None), (
+        "the slow extract ran to the end: the time limit did not stop it at 0.3 s"
+    )
     assert (
         result.error == "took longer than 0.3 s (LOREGUARD_DOCUMENT_TIME_LIMIT_SECONDS); stopped at extract"
     )

@@ -13,31 +13,13 @@ import pytest
 import tenacity.nap
 
 from core.settings import Settings
+from tests.support.documents import evaluation_input
 from tests.support.http_standins import ChatCompletionsStandIn
 from workers.stages.evaluate import EvaluatorError, KeywordEvaluator, OpenAIEvaluator, make_evaluator
-from workers.stages.extract import extract_metadata
-from workers.stages.normalize import normalize
-from workers.stages.types import EvaluationInput, RawDocument
+from workers.stages.types import EvaluationInput
 
 TOPICS = ["security", "threat", "vulnerability", "policy", "compliance", "incident"]
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
-
-
-def evaluation_input(samples: Path, name: str, content_type: str, uri: str | None = None) -> EvaluationInput:
-    raw = RawDocument(uri or f"https://news.example.org/{name}", content_type, (samples / name).read_bytes())
-    doc = normalize(raw)
-    meta = extract_metadata(doc)
-    return EvaluationInput(
-        uri=doc.uri,
-        title=meta.title,
-        author=meta.author,
-        published_at=meta.published_at,
-        text=doc.text,
-        word_count=meta.word_count,
-        language=meta.language,
-        source_kind="web",
-        is_duplicate=False,
-    )
 
 
 @pytest.fixture

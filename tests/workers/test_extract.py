@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.pdf_builder import minimal_pdf
 from workers.stages.extract import extract_metadata, parse_datetime
 from workers.stages.normalize import normalize
 from workers.stages.types import DocumentError, NormalizedDocument, RawDocument
-
-from .pdf_builder import minimal_pdf
 
 
 def metadata_of(

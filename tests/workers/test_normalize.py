@@ -12,11 +12,10 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from tests.support.pdf_builder import encrypted_with_empty_password, minimal_pdf
 from workers.stages.clarify import hamming
 from workers.stages.normalize import normalize, simhash
 from workers.stages.types import DocumentError, RawDocument
-
-from .pdf_builder import minimal_pdf
 
 EN = "The security team reviewed the incident report and updated the access policy for all vendors."
 DE = "Das Sicherheitsteam hat den Vorfallbericht geprüft und die Zugriffsrichtlinie für alle Lieferanten aktualisiert."
@@ -29,15 +28,6 @@ def _password_protected_pdf(algorithm: str) -> bytes:
     writer = pypdf.PdfWriter()
     writer.add_blank_page(width=100, height=100)
     writer.encrypt("secret", algorithm=algorithm)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def encrypted_with_empty_password(pdf: bytes) -> bytes:
-    """`pdf` encrypted AES-256 (revision 6) with an empty user password, as "no copying" PDFs are."""
-    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf)))
-    writer.encrypt(user_password="", owner_password="owner-only", algorithm="AES-256")
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

@@ -19,7 +19,7 @@ from orchestration.types import ChunkFailureInput, ChunkInput, ChunkResult
 from tests.support import crashing_stage
 from tests.support.address_space import address_space_mb
 from tests.support.corpus import text_note
-from tests.workers.test_document_time_limit import add_documents
+from tests.support.documents import add_documents
 from workers.pool import DIED, CpuPool, make_cpu_pool
 from workers.steps import build_steps
 from workers.steps_base import no_heartbeat

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from tests.workers.test_evaluate import evaluation_input
+from tests.support.documents import evaluation_input
 from workers.stages import embedding
 from workers.stages.evaluate import make_evaluator
 from workers.stages.semantic import SemanticEvaluator

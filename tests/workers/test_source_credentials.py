@@ -25,7 +25,7 @@ from operations import Actor, Context, Refused
 from operations import sources as source_ops
 from orchestration.gateway import TemporalGateway
 from orchestration.types import IngestInput
-from tests.orchestration.test_cli import SCRIPT, cli_env
+from tests.support.cli import SCRIPT, cli_env
 from tests.support.http_standins import LoopbackServer, RecordedRequest, Reply, StaticSite
 from workers.stages.fetching import Fetcher
 from workers.stages.netpolicy import AddressPolicy

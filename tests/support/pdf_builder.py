@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
+import pypdf
+
 
 def _escape(line: str) -> str:
     return line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
@@ -34,3 +38,12 @@ def minimal_pdf(lines: list[str], info: dict[str, str] | None = None) -> bytes:
         xref,
     )
     return bytes(out)
+
+
+def encrypted_with_empty_password(pdf: bytes) -> bytes:
+    """`pdf` encrypted AES-256 (revision 6) with an empty user password, as "no copying" PDFs are."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf)))
+    writer.encrypt(user_password="", owner_password="owner-only", algorithm="AES-256")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 from temporalio.client import WorkflowFailureError
 
-from cli.devserver import free_port
 from data import repository
 from data.db import make_engine, make_session_factory
 from data.models import AuditEvent, Batch
@@ -18,16 +17,13 @@ from orchestration.constants import STATE_AWAITING_APPROVAL
 from orchestration.types import BatchProgress
 from tests.conftest import TemporalNamespace
 from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
-from tests.orchestration.test_cli import ME, SCRIPT, Loreguard, cli_env
+from tests.support.cli import ME, Loreguard, cli_env
 from tests.support.operations import start_refresh
 
 
 @pytest.fixture
-def lg(tmp_path: Path) -> Loreguard:
-    assert SCRIPT.exists(), f"console script missing: {SCRIPT} (pip install -e .)"
-    runner = Loreguard(tmp_path, cli_env(tmp_path, f"127.0.0.1:{free_port()}"))
-    runner.ok("migrate")
-    return runner
+def lg(loreguard: Loreguard) -> Loreguard:
+    return loreguard
 
 
 def add_batch(db_url: str, folder: Path) -> tuple[int, int]:

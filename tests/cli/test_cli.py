@@ -1,105 +1,26 @@
-"""The `loreguard` command as operators and scripts use it: run as a subprocess, judged by exit status and output."""
+"""The `loreguard` command as operators and scripts use it, judged by exit status and output: through the CLI's
+entry function in this process (tests/support/cli.py), and as the console script where the process matters."""
 
 from __future__ import annotations
 
 import json
 import os
-import pwd
 import signal
 import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from cli.devserver import DevServer, free_port
+from cli.devserver import free_port
 from cli.main import run
 from core.vocabulary import BATCH_COMPLETED, BATCH_FAILED
 from data import repository
 from data.db import make_engine, make_session_factory
-from data.models import AuditEvent, Batch, Source
-
-SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
-# The console script under test; LOREGUARD_TEST_CLI points at another one (a shared venv's script may belong to
-# another checkout of the project).
-ME = pwd.getpwuid(os.getuid()).pw_name  # the account of the process's user id, whatever LOGNAME says
-SCRIPT = Path(os.environ.get("LOREGUARD_TEST_CLI") or Path(sys.executable).with_name("loreguard"))
-
-
-@dataclass
-class Loreguard:
-    """Runs the installed console script with a private state folder, database and Temporal address."""
-
-    folder: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def db_url(self) -> str:
-        return self.env["LOREGUARD_DATABASE_URL"]
-
-    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(SCRIPT), *args],
-            env=self.env,
-            cwd=self.folder,  # no stray .env from the developer's checkout
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = self(*args)
-        assert result.returncode == 0, f"loreguard {' '.join(args)}: {result.returncode}\n{result.stderr}"
-        return result
-
-    def counts(self) -> tuple[int, int, int]:
-        """(sources, audit events, batches) in the app database."""
-        engine = make_engine(self.db_url)
-        try:
-            with engine.connect() as conn:
-                return tuple(  # type: ignore[return-value]
-                    conn.scalar(select(func.count()).select_from(model)) or 0
-                    for model in (Source, AuditEvent, Batch)
-                )
-        finally:
-            engine.dispose()
-
-
-def cli_env(folder: Path, temporal_address: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOREGUARD_")}
-    env.update(
-        LOREGUARD_STATE_DIR=str(folder / "state"),
-        LOREGUARD_DATABASE_URL=f"sqlite:///{folder / 'loreguard.db'}",
-        LOREGUARD_TEMPORAL_ADDRESS=temporal_address,
-        # The test's own folder and the samples may be registered as folder sources; loopback may be fetched.
-        LOREGUARD_FOLDER_ROOTS=json.dumps([str(folder), str(SAMPLES)]),
-        LOREGUARD_ALLOWED_HOSTS='["127.0.0.1"]',
-    )
-    return env
-
-
-@pytest.fixture
-def loreguard(tmp_path: Path) -> Loreguard:
-    """The CLI on a migrated database, with a Temporal address where nothing listens."""
-    assert SCRIPT.exists(), f"console script missing: {SCRIPT} (pip install -e .)"
-    runner = Loreguard(tmp_path, cli_env(tmp_path, f"127.0.0.1:{free_port()}"))
-    runner.ok("migrate")
-    return runner
-
-
-@pytest.fixture
-def with_temporal(tmp_path: Path, fresh_dev_server: DevServer) -> Loreguard:
-    """The CLI against a dev server of the test's own: start_refresh uses the real scheduler queue, and other
-    tests run workers on the shared `dev_server`'s scheduler queue that would pick up these batches."""
-    runner = Loreguard(tmp_path, cli_env(tmp_path, fresh_dev_server.address))
-    setup = runner.ok("setup")
-    assert "revision" in setup.stdout
-    return runner
-
+from data.models import AuditEvent
+from tests.support.cli import ME, SAMPLES, SCRIPT, Loreguard, cli_env
 
 # --- source add / list -----------------------------------------------------------------------------------
 
@@ -224,7 +145,8 @@ def test_the_audit_names_the_account_of_the_process_not_its_environment(
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     loreguard.env.update(FORGED)
-    loreguard.ok("source", "add", "a", "--kind", "folder", "--location", "a")  # a real process
+    done = loreguard.process("source", "add", "a", "--kind", "folder", "--location", "a")  # a real process
+    assert done.returncode == 0, done.stderr
 
     for key in [k for k in os.environ if k.startswith("LOREGUARD_") and k not in loreguard.env]:
         monkeypatch.delenv(key)
@@ -249,7 +171,7 @@ def test_actor_refuses_control_characters(loreguard: Loreguard, tmp_path: Path, 
 def test_commands_need_a_migrated_database(tmp_path: Path) -> None:
     fresh = Loreguard(tmp_path, cli_env(tmp_path, f"127.0.0.1:{free_port()}"))
 
-    result = fresh("source", "list")
+    result = fresh.process("source", "list")  # the console script's own exit status
 
     assert result.returncode == 1
     assert "loreguard migrate" in result.stderr
@@ -349,7 +271,9 @@ def test_client_commands_exit_with_their_own_status_every_time(with_temporal: Lo
     for attempt in range(10):  # a source of its own each time: one batch per source may be in flight
         name = f"samples-{attempt}"
         with_temporal.ok("source", "add", name, "--kind", "folder", "--location", str(SAMPLES))
-        refresh = with_temporal("refresh", name, "--json")
+        refresh = with_temporal.process(
+            "refresh", name, "--json"
+        )  # a Temporal client in a process of its own
         assert refresh.returncode == 0, f"attempt {attempt}: {refresh.returncode}\n{refresh.stderr}"
         outcome = json.loads(refresh.stdout)
         assert outcome["workflow_id"] and outcome["source"] == name
@@ -359,10 +283,11 @@ def test_client_commands_exit_with_their_own_status_every_time(with_temporal: Lo
         assert listed.returncode == 0, f"attempt {attempt}: {listed.returncode}\n{listed.stderr}"
         assert [row["id"] for row in json.loads(listed.stdout)] == started[::-1]
 
-    again = with_temporal("refresh", "samples-0")  # its batch is still in flight (no worker runs here)
+    # Its batch is still in flight (no worker runs here).
+    again = with_temporal.process("refresh", "samples-0")
     assert again.returncode != 0 and f"already has batch {started[0]} in flight" in again.stderr
     with_temporal.ok("source", "add", "people", "--kind", "folder", "--location", str(SAMPLES))
-    people = with_temporal("refresh", "people")
+    people = with_temporal.process("refresh", "people")
     assert people.returncode == 0
     assert "batch" in people.stdout and "workflow" in people.stdout
 

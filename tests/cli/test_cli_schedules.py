@@ -10,10 +10,9 @@ from temporalio.client import Client
 
 from cli.devserver import DevServer
 from orchestration.schedules import ScheduleTimes, describe_source_schedule
-from tests.orchestration.test_cli import SAMPLES, Loreguard, cli_env, loreguard
+from tests.support.cli import SAMPLES, Loreguard, cli_env
 
 pytestmark = pytest.mark.temporal
-__all__ = ["loreguard"]  # the fixture, used by name
 
 
 def schedule(address: str, source_id: int) -> ScheduleTimes | None:

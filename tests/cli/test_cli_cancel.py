@@ -10,7 +10,7 @@ import pytest
 
 from cli.devserver import DevServer
 from cli.main import run
-from tests.orchestration.test_cli import ME, SAMPLES, Loreguard, with_temporal  # noqa: F401
+from tests.support.cli import ME, SAMPLES, Loreguard
 
 pytestmark = pytest.mark.temporal
 
@@ -34,7 +34,7 @@ def test_cancel_refuses_unclear_requests(
 
 
 def test_cancel_one_batch_then_the_filter_finds_it_cancelling_already(
-    with_temporal: Loreguard,  # noqa: F811
+    with_temporal: Loreguard,
     fresh_dev_server: DevServer,
     tmp_path: Path,
 ) -> None:
