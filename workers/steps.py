@@ -176,8 +176,11 @@ class BatchSteps(IngestSteps, ChunkSteps, ReevaluationSteps):
     def tally_batch(self, batch_id: int) -> BatchTally:
         with self.sessions() as session:
             counts = repository.artifact_status_counts(session, batch_id=batch_id)
+            # Folder files an incremental refresh recognised unread are documents of this refresh too: without
+            # them, one broken file among 10,000 unchanged ones would be "1 of 1 failed" on every refresh.
+            recognised = repository.get_batch(session, batch_id=batch_id).recognised or 0
         return BatchTally(
-            total=sum(counts.values()),
+            total=sum(counts.values()) + recognised,
             stored=counts.get(ARTIFACT_STORED, 0) + counts.get(ARTIFACT_QUARANTINED, 0),
             failed=counts.get(ARTIFACT_FAILED, 0),
         )

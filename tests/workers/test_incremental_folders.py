@@ -181,3 +181,18 @@ def test_a_new_file_in_a_new_subfolder_is_read_while_the_rest_is_recognised(
     shutil.rmtree(folder / "more")
     shrunk = refresh_with_steps(steps, session_factory, source_id)
     assert shrunk.recognised == 6 and len(stored_uris(session_factory, source_id, gone=True)) == 1
+
+
+def test_a_broken_file_among_unchanged_ones_is_one_failure_of_the_whole_folder_not_of_what_was_read(
+    steps: BatchSteps, session_factory: sessionmaker[Session], source_id: int, folder: Path
+) -> None:
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7 this is not a PDF at all")
+    first = refresh_with_steps(steps, session_factory, source_id)
+    assert (first.total, first.failed) == (7, 1)
+
+    # The broken file is read again (it was never stored); the six good ones are recognised unread. The failed
+    # share that decides whether the batch waits for an operator counts them: 1 of 7, not 1 of 1.
+    second = refresh_with_steps(steps, session_factory, source_id)
+    assert (second.total, second.failed, second.recognised) == (1, 1, 6)
+    tally = steps.tally_batch(second.batch_id)
+    assert (tally.total, tally.failed) == (7, 1)
