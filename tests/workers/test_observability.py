@@ -168,14 +168,15 @@ async def test_prometheus_scrapes_the_documents_a_batch_processed(
                 )
                 is not None
             )
-            assert (
-                await asyncio.to_thread(
-                    scalar, 'sum(loreguard_stage_latency_milliseconds_count{stage="normalize"})'
-                )
-                == 12.0
-            )
-            assert await asyncio.to_thread(scalar, "sum(loreguard_batch_duration_seconds_count)") == 1.0
-            assert await asyncio.to_thread(scalar, "sum(loreguard_evaluator_calls_total)") == 12.0
+            # Each series is waited for: the batch's duration is recorded by its finish step, which can be
+            # scraped one interval after the documents' counters.
+            for query, expected in (
+                ('sum(loreguard_stage_latency_milliseconds_count{stage="normalize"})', 12.0),
+                ("sum(loreguard_batch_duration_seconds_count)", 1.0),
+                ("sum(loreguard_evaluator_calls_total)", 12.0),
+            ):
+                probe = functools.partial(scalar, query)
+                assert await asyncio.to_thread(wait_for, probe, expected) == expected, query
 
             # The dashboard's reader: percentiles and rates from the same Prometheus, within its 1 s budget.
             def measured() -> float | None:
