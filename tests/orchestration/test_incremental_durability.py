@@ -7,27 +7,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import WorkflowHandle
-from temporalio.service import RPCError
 
 from cli.devserver import DevServer
-from core.vocabulary import ARTIFACT_STORED
 from data import repository
 from data.models import Artifact, Batch, Evaluation, Sighting
 from orchestration.client import register_search_attributes
-from orchestration.types import BatchResult
 from tests.conftest import TemporalNamespace
 from tests.support.corpus import write_corpus
+from tests.support.crash import WorkerProcess, result_across_outages, wait_for_progress
 from tests.support.incremental import backdate, stored_uris
 from tests.support.operations import start_refresh
-from tests.support.worker_process import WorkerProcess
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
@@ -76,27 +71,6 @@ def counts(sessions: sessionmaker[Session], batch_id: int) -> dict[str, int]:
         return repository.artifact_status_counts(session, batch_id=batch_id)
 
 
-async def wait_for_stored(sessions: sessionmaker[Session], batch_id: int, at_least: int) -> int:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        n = counts(sessions, batch_id).get(ARTIFACT_STORED, 0)
-        if n >= at_least:
-            return n
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"batch {batch_id} did not reach {at_least} stored documents")
-
-
-async def result_across_outages(handle: WorkflowHandle[object, BatchResult]) -> BatchResult:
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            return await handle.result()
-        except RPCError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
 async def test_kill_9_mid_incremental_refresh_loses_and_duplicates_nothing(
     victim: str,
     temporal: TemporalNamespace,
@@ -133,7 +107,7 @@ async def test_kill_9_mid_incremental_refresh_loses_and_duplicates_nothing(
     backdate(*paths[:CHANGED], folder / "new")  # the others keep the times the first refresh saw
 
     batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
-    before = await wait_for_stored(sqlite_sessions, batch_id, (CHANGED + ADDED) // 4)
+    before = await wait_for_progress(sqlite_sessions, batch_id, (CHANGED + ADDED) // 4)
     server: DevServer | None = request.getfixturevalue("fresh_dev_server") if victim != "worker" else None
     if server is None:
         worker.kill9()
