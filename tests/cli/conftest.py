@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from cli.devserver import DevServer, free_port
 from tests.support.cli import SCRIPT, Loreguard, cli_env
@@ -30,3 +32,17 @@ def with_temporal(tmp_path: Path, fresh_dev_server: DevServer) -> Loreguard:
     setup = runner.ok("setup")
     assert "revision" in setup.stdout
     return runner
+
+
+@pytest.fixture
+def in_process_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_sessions: sessionmaker[Session], sqlite_url: str
+) -> sessionmaker[Session]:
+    """For a command run in process (cli.main.run): only this test's LOREGUARD_ settings, its migrated SQLite
+    database, and a Temporal address where nothing listens. Returns the database's sessions."""
+    for key in [k for k in os.environ if k.startswith("LOREGUARD_") and k != "LOREGUARD_REQUIRE_ALL"]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("LOREGUARD_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("LOREGUARD_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LOREGUARD_TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")
+    return sqlite_sessions

@@ -4,29 +4,19 @@ statuses scripts rely on (0 done, 2 refused input, 3 not allowed)."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.devserver import free_port
 from cli.main import run
 from data.models import AuditEvent, Evaluation
 from tests.support.library import Verdict, store_documents
 
 
 @pytest.fixture
-def env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_sessions: sessionmaker[Session], sqlite_url: str
-) -> sessionmaker[Session]:
-    for key in [k for k in os.environ if k.startswith("LOREGUARD_") and k != "LOREGUARD_REQUIRE_ALL"]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("LOREGUARD_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("LOREGUARD_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("LOREGUARD_TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # not needed by reviews
-    return sqlite_sessions
+def env(in_process_env: sessionmaker[Session]) -> sessionmaker[Session]:
+    return in_process_env
 
 
 def labels(sessions: sessionmaker[Session]) -> dict[int, tuple[str, str | None]]:

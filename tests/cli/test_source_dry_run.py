@@ -4,29 +4,22 @@ would skip and why; nothing saved."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.devserver import free_port
 from cli.main import run
 from data.models import AuditEvent, Source
 
 
 @pytest.fixture
 def env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_sessions: sessionmaker[Session], sqlite_url: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, in_process_env: sessionmaker[Session]
 ) -> sessionmaker[Session]:
-    for key in [k for k in os.environ if k.startswith("LOREGUARD_") and k != "LOREGUARD_REQUIRE_ALL"]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("LOREGUARD_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("LOREGUARD_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("LOREGUARD_TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # a dry run needs none
     monkeypatch.setenv("LOREGUARD_FOLDER_ROOTS", json.dumps([str(tmp_path)]))
-    return sqlite_sessions
+    return in_process_env
 
 
 @pytest.fixture

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.devserver import free_port
 from cli.main import run
 from data.models import Evaluation
 from tests.support.library import Verdict, store_documents
 
 
 @pytest.fixture
-def env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_sessions: sessionmaker[Session], sqlite_url: str
-) -> sessionmaker[Session]:
-    for key in [k for k in os.environ if k.startswith("LOREGUARD_") and k != "LOREGUARD_REQUIRE_ALL"]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("LOREGUARD_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("LOREGUARD_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("LOREGUARD_TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # not needed to list
+def env(in_process_env: sessionmaker[Session]) -> sessionmaker[Session]:
+    sqlite_sessions = in_process_env
     docs = store_documents(sqlite_sessions, "feeds", [Verdict(f"d{i}", "relevant") for i in range(3)])
     with sqlite_sessions.begin() as session:  # as the OpenAI-compatible evaluator records them
         session.execute(update(Evaluation).where(Evaluation.artifact_id.in_(docs)).values(tokens=250_000))
