@@ -234,7 +234,6 @@ class BatchWorkflow:
                     non_retryable=True,
                 )
             self._attempt += 1
-            self._decision = None
             await self._bookkeeping(
                 "prepare_retry",
                 RetryInput(batch_id=input.batch_id, stage=failure.stage, attempt=self._attempt),
@@ -299,6 +298,9 @@ class BatchWorkflow:
             ),
             type(None),
         )
+        # The last decision stands until this new wait: someone deciding during the retry it started is told
+        # who decided, not merely that nothing is waiting.
+        self._decision = None
         self._awaiting = True
         self._set_state(STATE_AWAITING_APPROVAL)
         await self._bookkeeping(

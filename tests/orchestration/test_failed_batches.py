@@ -337,7 +337,7 @@ async def test_an_accepted_approval_leaves_awaiting_approval_at_once(dev_client:
         await eventually(lambda: len(stand_ins.called("prepare_retry")) == 1)
         progress = await handle.query("progress", result_type=BatchProgress)
         assert (progress.state, progress.attempt) == (STATE_RETRYING, 2)  # prepare_retry is running
-        assert "not waiting for a decision (it is retrying)" in await refusal(handle, "reject", "ben", "x")
+        assert "already approved by ana" in await refusal(handle, "reject", "ben", "x")  # until a new wait
 
         stand_ins.hold_retry.set()
         result = await handle.result()
