@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -207,3 +210,18 @@ def test_an_item_the_word_vectors_are_unsure_of_is_read_again_by_the_transformer
     # Both verdicts name the cascade (both models), whichever model decided.
     assert second_look.model == at_a_glance.model == default.model
     assert default.static.model in default.model and default.transformer.model in default.model
+
+
+def test_the_default_meets_its_goals_on_the_held_out_labelled_set_asking_minilm_about_few_items() -> None:
+    bench = Path(__file__).resolve().parents[2] / "bench" / "evaluators.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--one", "semantic", "heldout"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["auc"] >= 0.95 and figures["balanced_accuracy"] >= 0.90, figures
+    assert figures["review_share"] <= 0.10, figures
+    assert 0 < figures["reread_share"] <= 0.20, figures  # the dear model reads only the doubtful few
