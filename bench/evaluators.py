@@ -6,7 +6,8 @@
 Items are short feed entries (title + one-sentence summary, no author), as a feed source delivers them. For each
 evaluator and split (and, for the semantic one, the held-out items as an RSS feed through the pipeline's gather and
 CPU stages: `heldout+feed`, whose peak RSS includes those stages) it prints: ROC AUC of relevance, balanced accuracy of the labels ("review" counts as wrong),
-the share sent to review, documents per second, and the evaluator process's peak RSS. Each evaluator runs in a
+the share sent to review, documents per second, the evaluator process's peak RSS, and (semantic) the share of
+items its cascade re-read with the transformer. Each evaluator runs in a
 process of its own so its peak RSS is its own. The OpenAI-compatible evaluator is measured only when
 LOREGUARD_OPENAI_BASE_URL points at a server.
 """
@@ -137,8 +138,14 @@ def measure(name: str, split: str) -> dict[str, float]:
     truth = [t for t, _ in items]
     pos = [r.label == "relevant" for r, t in zip(results, truth, strict=True) if t]
     neg = [r.label == "irrelevant" for r, t in zip(results, truth, strict=True) if not t]
+    from workers.stages.semantic import SemanticEvaluator
+
+    reread = 0.0
+    if isinstance(evaluator, SemanticEvaluator):  # the share the cascade's second, dearer model reads
+        reread = sum(r.reader is evaluator.transformer for r in evaluator.cascade(docs)) / len(docs)
     return {
         "auc": roc_auc([r.relevance or 0.0 for r in results], truth),
+        "reread_share": reread,
         "balanced_accuracy": (sum(pos) / len(pos) + sum(neg) / len(neg)) / 2,
         "review_share": sum(r.label == "review" for r in results) / len(results),
         "docs_per_s": rate,
@@ -147,22 +154,41 @@ def measure(name: str, split: str) -> dict[str, float]:
 
 
 def fit() -> None:
-    """Threshold and slope for the semantic evaluator, fitted on dev only (logistic regression, 1 feature)."""
+    """Per reader of the semantic cascade, fitted on dev only: how well each off-topic weight separates (AUC),
+    then threshold and slope at the weight in use (logistic regression, 1 feature); and the share of dev items
+    the cascade band sends to the transformer."""
+    import dataclasses
+
     import numpy as np
 
-    from workers.stages.semantic import SemanticEvaluator
+    from workers.stages.semantic import CASCADE_BAND, SemanticEvaluator
 
     items = load("dev")
+    docs, truth = [d for _, d in items], [t for t, _ in items]
     evaluator = make_evaluator(Settings(_env_file=None, evaluator="semantic"))
     assert isinstance(evaluator, SemanticEvaluator)
-    x = np.array([s for s, _, _ in evaluator.similarities([d for _, d in items])])
-    y = np.array([float(t) for t, _ in items])
-    a, b = 10.0, -4.0
-    for _ in range(20000):
-        p = 1 / (1 + np.exp(-(a * x + b)))
-        a -= 0.5 * float(((p - y) * x).mean()) + 1e-3 * a  # a little L2, so a separable set stays finite
-        b -= 0.5 * float((p - y).mean())
-    print(f"fit on dev: THRESHOLD = {-b / a:.3f}, SLOPE = {a:.1f}")
+    for reader in (evaluator.static, evaluator.transformer):
+        aucs = []
+        for w in np.arange(0.0, 1.45, 0.2):
+            weighted = dataclasses.replace(reader, off_topic_weight=round(float(w), 1))
+            aucs.append(
+                f"{w:.1f}:{roc_auc([r.score for r in evaluator.readings(docs, weighted)], truth):.3f}"
+            )
+        print(f"{reader.name} on dev, AUC per off-topic weight: {' '.join(aucs)}")
+        x = np.array([r.score for r in evaluator.readings(docs, reader)])
+        y = np.array([float(t) for t in truth])
+        a, b = 10.0, -4.0
+        for _ in range(20000):
+            p = 1 / (1 + np.exp(-(a * x + b)))
+            a -= 0.5 * float(((p - y) * x).mean()) + 1e-3 * a  # a little L2, so a separable set stays finite
+            b -= 0.5 * float((p - y).mean())
+        print(
+            f"{reader.name} fit on dev (weight {reader.off_topic_weight}): "
+            f"threshold = {-b / a:.3f}, slope = {a:.1f}"
+        )
+    static = evaluator.readings(docs, evaluator.static)
+    share = sum(abs(r.relevance - 0.5) < CASCADE_BAND for r in static) / len(static)
+    print(f"cascade band {CASCADE_BAND}: {share:.0%} of dev items are read by {evaluator.transformer.name}")
 
 
 def main() -> None:
@@ -181,6 +207,7 @@ def main() -> None:
     print(f"load average: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
     print(
         f"{'evaluator':10} {'split':12} {'AUC':>5} {'bal.acc':>7} {'review':>6} {'docs/s':>8} {'peak RSS':>9}"
+        f" {'re-read':>7}"
     )
     for name in names:
         # heldout+feed: the held-out items as a feed through the pipeline's gather and CPU stages
@@ -191,7 +218,7 @@ def main() -> None:
             m = json.loads(out.stdout.strip().splitlines()[-1])
             print(
                 f"{name:10} {split:12} {m['auc']:5.3f} {m['balanced_accuracy']:7.3f} {m['review_share']:6.1%} "
-                f"{m['docs_per_s']:8.0f} {m['peak_rss_mb']:6.0f} MB"
+                f"{m['docs_per_s']:8.0f} {m['peak_rss_mb']:6.0f} MB {m['reread_share']:7.1%}"
             )
 
 

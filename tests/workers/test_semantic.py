@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from core.settings import Settings
 from tests.support.documents import evaluation_input
-from workers.stages import embedding
+from workers.stages import embedding, static_embedding
 from workers.stages.evaluate import make_evaluator
-from workers.stages.semantic import SemanticEvaluator
+from workers.stages.semantic import CASCADE_BAND, SemanticEvaluator, label_for
 from workers.stages.types import EvaluationInput
 
 
@@ -138,8 +141,12 @@ def test_nothing_is_downloaded(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the semantic evaluator tried to reach the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    embedding._model.cache_clear()  # load the model afresh from the installed wheels, with the network cut
+    # Load both models afresh from the installed wheels, with the network cut.
+    embedding._model.cache_clear()
+    static_embedding._model.cache_clear()
     evaluator = make_evaluator(Settings(_env_file=None, topics=["cyber attacks on hospitals"]))
+    assert isinstance(evaluator, SemanticEvaluator)
+    evaluator.warm_up()
     assert evaluator.evaluate(feed_item("Ransomware shuts down hospital records")).label == "relevant"
 
 
@@ -155,29 +162,66 @@ CLEAR = [
 ]
 
 
+def transformer_labels(evaluator: object, items: list[EvaluationInput]) -> list[str]:
+    """The labels MiniLM alone gives (the cascade asks it only about doubtful items)."""
+    assert isinstance(evaluator, SemanticEvaluator)
+    return [label_for(r.relevance)[0] for r in evaluator.readings(items, evaluator.transformer)]
+
+
 def test_the_int8_model_is_made_once_and_judges_as_the_shipped_one(tmp_path: Path) -> None:
     fast = make_evaluator(Settings(_env_file=None, model_cache=tmp_path))
     items = [feed_item(title) for title, _ in CLEAR]
-    assert [r.label for r in fast.evaluate_many(items)] == [label for _, label in CLEAR]
+    assert transformer_labels(fast, items) == [label for _, label in CLEAR]
     made = list(tmp_path.glob("*.int8.*.onnx"))
     assert len(made) == 1, "the int8 copy is kept in the model cache"
     stamp = made[0].stat().st_mtime_ns
     embedding._model.cache_clear()  # as a new worker process would: it finds the copy and reuses it
     again = make_evaluator(Settings(_env_file=None, model_cache=tmp_path))
-    assert [r.label for r in again.evaluate_many(items)] == [label for _, label in CLEAR]
+    assert transformer_labels(again, items) == [label for _, label in CLEAR]
     assert made[0].stat().st_mtime_ns == stamp and list(tmp_path.glob("*.onnx")) == made
     shipped = make_evaluator(Settings(_env_file=None, embedding_precision="fp32"))
-    exact = shipped.evaluate_many(items)
-    assert [r.label for r in exact] == [label for _, label in CLEAR]
-    # Each verdict says which weights made it, and verdicts of the other precision count as stale.
-    assert (fast.evaluate(items[0]).model, exact[0].model) == (
-        "paraphrase-MiniLM-L3-v2-onnx-int8",
-        "paraphrase-MiniLM-L3-v2-onnx",
+    assert transformer_labels(shipped, items) == [label for _, label in CLEAR]
+    # Each verdict names both models and the weights MiniLM ran with; the other precision's verdicts are stale.
+    exact = shipped.evaluate(items[0])
+    assert (fast.evaluate(items[0]).model, exact.model) == (
+        "wordllama-l2_supercat-256+paraphrase-MiniLM-L3-v2-onnx-int8",
+        "wordllama-l2_supercat-256+paraphrase-MiniLM-L3-v2-onnx",
     )
-    assert fast.evaluate(items[0]).topics_version != exact[0].topics_version
+    assert fast.evaluate(items[0]).topics_version != exact.topics_version
 
 
 def test_a_model_cache_that_cannot_be_written_falls_back_to_a_temporary_folder() -> None:
     embedding._model.cache_clear()
     evaluator = make_evaluator(Settings(_env_file=None, model_cache=Path("/proc/loreguard-models")))
-    assert evaluator.evaluate(feed_item(CLEAR[0][0])).label == "relevant"
+    assert transformer_labels(evaluator, [feed_item(CLEAR[0][0])]) == ["relevant"]
+
+
+def test_an_item_the_word_vectors_are_unsure_of_is_read_again_by_the_transformer(
+    default: SemanticEvaluator,
+) -> None:
+    doubtful = feed_item("Bank fined for failing to report suspicious transfers")
+    clear = feed_item("Ransomware gang leaks patient records stolen from clinic")
+    static = default.readings([doubtful, clear], default.static)
+    assert abs(static[0].relevance - 0.5) < CASCADE_BAND < abs(static[1].relevance - 0.5)
+    second_look, at_a_glance = default.evaluate_many([doubtful, clear])
+    assert second_look.label == "relevant" and at_a_glance.label == "relevant"
+    assert "read by MiniLM; the static score was in doubt" in second_look.rationale
+    assert "read by static)" in at_a_glance.rationale
+    # Both verdicts name the cascade (both models), whichever model decided.
+    assert second_look.model == at_a_glance.model == default.model
+    assert default.static.model in default.model and default.transformer.model in default.model
+
+
+def test_the_default_meets_its_goals_on_the_held_out_labelled_set_asking_minilm_about_few_items() -> None:
+    bench = Path(__file__).resolve().parents[2] / "bench" / "evaluators.py"
+    out = subprocess.run(
+        [sys.executable, str(bench), "--one", "semantic", "heldout"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["auc"] >= 0.95 and figures["balanced_accuracy"] >= 0.90, figures
+    assert figures["review_share"] <= 0.10, figures
+    assert 0 < figures["reread_share"] <= 0.20, figures  # the dear model reads only the doubtful few

@@ -28,6 +28,10 @@ from workers.stages.credibility import credibility as credibility_of
 from workers.stages.semantic import SemanticEvaluator, topics_version
 from workers.stages.types import EvaluationInput, EvaluationResult
 
+# What keyword verdicts' versions were hashed with before the semantic cascade (the semantic calibration of the
+# time was part of the string): kept, so that keyword verdicts do not turn stale when only the semantic one changed.
+KEYWORDS_READER = "keywords:32:0.14:10.0:0.6"
+
 if TYPE_CHECKING:  # only read for attributes; stages do not depend on the orchestration package
     from core.settings import Settings
 
@@ -118,7 +122,7 @@ class KeywordEvaluator:
             rationale=f"{relevance_text}. {credibility_text}.",
             evaluator=self.name,
             model=None,
-            topics_version=topics_version(self.topics, "keywords"),
+            topics_version=topics_version(self.topics, KEYWORDS_READER),
         )
 
 
