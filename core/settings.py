@@ -359,7 +359,7 @@ class Settings(BaseSettings):
     )
 
     # The dashboard for its people (issue 12): one time zone for every page, chart and export; the Workers
-    # page's backlog history (sampled into the app database when no Prometheus is configured) and its advice.
+    # page's backlog history (sampled into the app database by the scheduler queue's worker) and its advice.
     timezone: str = Field(
         default="UTC",
         description="IANA time zone (e.g. Europe/Berlin) in which every dashboard page, chart and CSV export "
@@ -369,8 +369,9 @@ class Settings(BaseSettings):
     backlog_sample_seconds: float = Field(
         default=30.0,
         gt=0,
-        description="the dashboard records each task queue's backlog in the app database at most this often "
-        "(when no Prometheus is configured), so the Workers page's history survives a reload",
+        description="the worker serving the scheduler queue records each task queue's backlog in the app "
+        "database this often, whether or not anyone watches: the Workers page's history when no Prometheus "
+        "answers",
     )
     backlog_retention_hours: float = Field(
         default=168.0, gt=0, description="backlog samples older than this are deleted when a new one is taken"
