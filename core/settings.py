@@ -146,7 +146,6 @@ class Settings(BaseSettings):
 
     # Clarification endpoint (optional)
     clarification_url: str | None = None
-    clarification_timeout_seconds: float = 10.0
 
     # Failed batches
     max_failed_share: float = Field(
