@@ -120,7 +120,7 @@ def generate(
     *, artifacts: int, batches: int, sources: int, seed_value: int
 ) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     """(table, rows) in foreign-key order, in chunks small enough to keep the seeding process lean."""
-    from tests.support.corpus import TOPIC_WORDS
+    from data.corpus import TOPIC_WORDS
 
     vocabulary = (*TOPIC_WORDS, *EXTRA_WORDS)
     rng = random.Random(seed_value)

@@ -52,18 +52,18 @@ from bench.pipeline import (  # noqa: E402
     add_source,
     descendants,
     fresh_db,
+    start_refresh,
 )
 from cli.devserver import DevServer, free_port  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.vocabulary import ARTIFACT_STORED  # noqa: E402
 from data import repository  # noqa: E402
+from data.corpus import write_corpus  # noqa: E402
 from data.db import make_engine, make_session_factory  # noqa: E402
 from data.models import Artifact, Evaluation  # noqa: E402
 from orchestration.celery_app import delete_queue, make_celery_app  # noqa: E402
 from orchestration.client import register_search_attributes  # noqa: E402
 from orchestration.types import ChunkInput, IngestInput  # noqa: E402
-from tests.support.corpus import write_corpus  # noqa: E402
-from tests.support.operations import start_refresh  # noqa: E402
 from workers.steps import build_steps  # noqa: E402
 
 VISIBILITY_TIMEOUT = 10  # seconds (Redis): a dead Celery worker's tasks are re-delivered once this old

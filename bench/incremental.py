@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,20 +36,66 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
+from bench.pipeline import start_refresh  # noqa: E402
 from cli.devserver import DevServer, free_port  # noqa: E402
 from cli.processes import stop_process  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from data import repository  # noqa: E402
+from data.corpus import write_corpus  # noqa: E402
 from data.db import make_engine, make_session_factory  # noqa: E402
 from data.migrate import upgrade  # noqa: E402
 from data.models import Batch  # noqa: E402
 from orchestration.client import register_search_attributes  # noqa: E402
-from tests.support.conditional_site import ConditionalSite  # noqa: E402
-from tests.support.corpus import write_corpus  # noqa: E402
-from tests.support.operations import start_refresh  # noqa: E402
 
 WARMUP_DOCS = 60
 FEED_ITEMS = 50
+
+
+class ConditionalSite:
+    """A loopback web server honouring conditional requests (If-None-Match, If-Modified-Since: 304, no body);
+    records each reply's status and body bytes."""
+
+    def __init__(self, routes: dict[str, tuple[str, str]]) -> None:
+        self.routes = {
+            path: (kind, body.encode(), '"' + hashlib.sha256(body.encode()).hexdigest()[:16] + '"')
+            for path, (kind, body) in routes.items()
+        }
+        self.modified = formatdate(1_700_000_000, usegmt=True)
+        self.statuses: list[int] = []
+        self.body_bytes: list[int] = []
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                kind, body, etag = site.routes[self.path]
+                match, since = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
+                fresh = etag in (match or "").split(", ") if match is not None else since == site.modified
+                sent = b"" if fresh else body
+                self.send_response(304 if fresh else 200)
+                self.send_header("Content-Type", kind)
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", site.modified)
+                self.send_header("Content-Length", str(len(sent)))
+                self.end_headers()
+                self.wfile.write(sent)
+                site.statuses.append(304 if fresh else 200)
+                site.body_bytes.append(len(sent))
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    def url_for(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def __enter__(self) -> ConditionalSite:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def feed(items: int) -> str:

@@ -23,29 +23,49 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
-from temporalio.client import Client  # noqa: E402
+from temporalio.client import Client, WorkflowHandle  # noqa: E402
 
 from cli.devserver import DevServer, free_port  # noqa: E402
 from cli.processes import stop_process  # noqa: E402
+from core.roles import Role  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from data import repository  # noqa: E402
+from data.corpus import write_corpus  # noqa: E402
 from data.db import make_engine, make_session_factory  # noqa: E402
 from data.migrate import upgrade  # noqa: E402
 from data.models import Artifact, Batch  # noqa: E402
+from operations import Actor, Context  # noqa: E402
+from operations import batches as batch_ops  # noqa: E402
 from orchestration.client import register_search_attributes  # noqa: E402
-from orchestration.types import ChunkInput, FinishBatchInput, IngestInput  # noqa: E402
-from tests.support.corpus import write_corpus  # noqa: E402
-from tests.support.operations import start_refresh  # noqa: E402
+from orchestration.types import BatchResult, ChunkInput, FinishBatchInput, IngestInput  # noqa: E402
 from workers.stages.pipeline import warm_up  # noqa: E402
 from workers.steps import BatchSteps, build_steps  # noqa: E402
 
 WARMUP_DOCS = 60
+
+BENCH_ACTOR = Actor("bench", frozenset({Role.OPERATOR}))
+
+
+async def start_refresh(
+    client: Client, sessions: sessionmaker[Session], *, source_id: int
+) -> tuple[int, WorkflowHandle[Any, BatchResult]]:
+    """Start a batch as `loreguard refresh` does (operations.batches.refresh_source), on a thread so this
+    event loop keeps running; returns (batch id, a handle on its workflow)."""
+    address = client.service_client.config.target_host
+    settings = Settings(temporal_address=address, temporal_namespace=client.namespace)
+    ctx = Context.for_settings(settings, sessions)
+    try:
+        started = await asyncio.to_thread(batch_ops.refresh_source, BENCH_ACTOR, ctx, source_id)
+    finally:
+        ctx.close()
+    return started.batch_id, client.get_workflow_handle(started.workflow_id, result_type=BatchResult)
 
 
 def rss_kb(pid: int) -> int:

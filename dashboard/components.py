@@ -18,15 +18,12 @@ from dashboard.db import unavailable as unavailable_database
 from dashboard.text import literal as literal  # re-exported: the pages import it from here
 
 # Page scripts as st.page_link wants them: relative to the entrypoint, dashboard/app.py.
-OVERVIEW_PAGE = "../pages/overview.py"
 SOURCES_PAGE = "../pages/sources.py"
 BATCHES_PAGE = "../pages/batches.py"
 LIBRARY_PAGE = "../pages/library.py"
 DOCUMENT_PAGE = "../pages/document.py"
 APPROVALS_PAGE = "../pages/approvals.py"
 REVIEW_PAGE = "../pages/review.py"
-AUDIT_PAGE = "../pages/audit.py"
-WORKERS_PAGE = "../pages/workers.py"
 SLA_PAGE = "../pages/sla.py"
 
 LIVE_SECONDS = 5  # how often the live parts refresh

@@ -54,16 +54,6 @@ def reading() -> Iterator[Session]:
         raise unavailable(exc) from exc
 
 
-@contextmanager
-def writing() -> Iterator[Session]:
-    """A session in a transaction committed on success; failures come out as DatabaseUnavailable."""
-    try:
-        with sessions().begin() as session:
-            yield session
-    except SQLAlchemyError as exc:
-        raise unavailable(exc) from exc
-
-
 def operations_context() -> Context:
     """What the operations layer needs, from this process's settings, engine and Temporal gateway."""
     return Context(settings(), sessions(), gateway())

@@ -31,11 +31,6 @@ def when(value: datetime | None, zone_name: str = "UTC", *, seconds: bool = True
     return local.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
 
 
-def zone_label(zone_name: str) -> str:
-    """The zone as column and axis labels carry it: 'UTC', 'Europe/Berlin'."""
-    return zone_name
-
-
 def in_zone(frame: pd.DataFrame, zone_name: str) -> pd.DataFrame:
     """The frame with every datetime column (timezone-aware, or Python datetimes) moved to the zone."""
     out = frame.copy()

@@ -4,33 +4,20 @@ Temporal + Celery hybrid, the Celery queue's depth and the Celery workers consum
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
-from temporalio.service import RPCError
 
 from core.settings import Settings
 from dashboard.formatting import duration
-from dashboard.temporal import RPC_TIMEOUT
 from orchestration.constants import ALL_QUEUES, SCALED_TASK_TYPE
-from orchestration.gateway import TRANSPORT_CODES, TemporalGateway
+from orchestration.gateway import TemporalGateway
+from workers.task_queues import QueueState, describe_task_queues
 
 if TYPE_CHECKING:  # Celery is imported only when the hybrid is on: it costs a Temporal-only dashboard ~14 MB
     from orchestration.celery_app import CeleryQueueState
-
-_TYPES = (
-    ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
-    ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
-)
 
 
 def recommended_replicas(
@@ -41,72 +28,9 @@ def recommended_replicas(
     return max(minimum, min(maximum, wanted))
 
 
-@dataclass(frozen=True)
-class Poller:
-    queue: str
-    kind: str
-    identity: str
-    last_access: datetime | None
-    rate_per_second: float
-
-
-@dataclass(frozen=True)
-class QueueState:
-    queue: str
-    kind: str
-    pollers: int
-    backlog: int
-    backlog_age_s: float
-    add_rate: float
-    dispatch_rate: float
-    workers: tuple[Poller, ...]
-    error: str | None = None
-
-
 def describe_queues(gateway: TemporalGateway, queues: tuple[str, ...] = ALL_QUEUES) -> list[QueueState]:
     """DescribeTaskQueue with report_stats for each queue and type; raises TemporalUnavailable when it is down."""
-
-    async def describe(client: Client) -> list[QueueState]:
-        async def one(queue: str, kind: str, queue_type: Any) -> QueueState:
-            request = DescribeTaskQueueRequest(
-                namespace=gateway.namespace,
-                task_queue=TaskQueue(name=queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
-                task_queue_type=queue_type,
-                report_stats=True,
-            )
-            try:
-                resp = await client.workflow_service.describe_task_queue(request, timeout=RPC_TIMEOUT)
-            except RPCError as exc:
-                if exc.status in TRANSPORT_CODES:
-                    raise
-                return QueueState(queue, kind, 0, 0, 0.0, 0.0, 0.0, (), exc.message)
-            stats = resp.stats
-            pollers = tuple(
-                Poller(
-                    queue=queue,
-                    kind=kind,
-                    identity=p.identity,
-                    last_access=p.last_access_time.ToDatetime(tzinfo=UTC)
-                    if p.HasField("last_access_time")
-                    else None,
-                    rate_per_second=round(p.rate_per_second, 2),
-                )
-                for p in resp.pollers
-            )
-            return QueueState(
-                queue=queue,
-                kind=kind,
-                pollers=len(pollers),
-                backlog=int(stats.approximate_backlog_count),
-                backlog_age_s=round(stats.approximate_backlog_age.ToTimedelta().total_seconds(), 1),
-                add_rate=round(stats.tasks_add_rate, 2),
-                dispatch_rate=round(stats.tasks_dispatch_rate, 2),
-                workers=pollers,
-            )
-
-        return list(await asyncio.gather(*(one(q, kind, qt) for q in queues for kind, qt in _TYPES)))
-
-    return gateway.call(describe)
+    return gateway.call(lambda client: describe_task_queues(client, gateway.namespace, queues))
 
 
 def backlog_frame(states: list[QueueState]) -> pd.DataFrame:
@@ -201,11 +125,6 @@ def worker_table(states: list[QueueState]) -> pd.DataFrame:
         for p in s.workers
     ]
     return pd.DataFrame(rows, columns=["worker", "queue", "type", "last seen"])
-
-
-def samples(states: list[QueueState]) -> list[tuple[str, str, int, float]]:
-    """(queue, type, backlog, oldest s) of the queues Temporal described, for the backlog history."""
-    return [(s.queue, s.kind, s.backlog, s.backlog_age_s) for s in states if not s.error]
 
 
 # --- the hybrid's Celery queue ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import streamlit as st
 from core.freshness import stale_reason
 from core.vocabulary import BATCH_RETRYING, BATCH_RUNNING
 from dashboard import approvals, documents, library, metrics, queries, task_queues, temporal
-from dashboard.db import operations_context, reading, sessions, settings, writing
+from dashboard.db import operations_context, reading, sessions, settings
 from dashboard.formatting import duration, when
 from data import repository
 from operations import Actor
@@ -259,20 +259,6 @@ def library_csv(
 # --- workers --------------------------------------------------------------------------------------------
 
 BACKLOG_HOURS = 6  # the Workers page's backlog chart
-
-
-def record_backlog(states: list[task_queues.QueueState], at: datetime) -> None:
-    """Keep this look at the queues in the app database (at most one sample per backlog_sample_seconds,
-    whoever looks), so the history outlives the page. Not cached: it writes."""
-    s = settings()
-    with writing() as session:
-        repository.record_queue_samples(
-            session,
-            at=at,
-            samples=task_queues.samples(states),
-            every=timedelta(seconds=s.backlog_sample_seconds),
-            keep=timedelta(hours=s.backlog_retention_hours),
-        )
 
 
 @st.cache_data(ttl=LIST_TTL, show_spinner=False)

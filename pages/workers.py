@@ -15,7 +15,7 @@ from dashboard import charts, metrics, views
 from dashboard import task_queues as workers
 from dashboard.auth import require
 from dashboard.components import LIVE_SECONDS, database_required, literal, table, unavailable, when, zone_name
-from dashboard.db import DatabaseUnavailable, reading, settings
+from dashboard.db import reading, settings
 from dashboard.formatting import duration
 from dashboard.temporal import TemporalUnavailable, gateway
 
@@ -53,10 +53,6 @@ def live() -> None:
         )
         table(workers.queue_table(states), key="queues")
         st.caption("Approximate backlog from Temporal (statistics lag 5-10 s).")
-        try:
-            views.record_backlog(states, now)
-        except DatabaseUnavailable as exc:
-            unavailable("Recording the backlog", exc)
 
         st.subheader("Workers polling")
         pollers = workers.worker_table(states)
@@ -69,7 +65,10 @@ def live() -> None:
     with database_required():
         history, origin = views.backlog_history(views.db_key(), s.prometheus_url, views.BACKLOG_HOURS)
     if history.empty:
-        st.caption("No backlog recorded yet: it is sampled while someone has this page open.")
+        st.caption(
+            "No backlog recorded yet: the worker serving the scheduler queue samples it every "
+            f"{duration(s.backlog_sample_seconds)}."
+        )
     else:
         st.plotly_chart(
             charts.backlog_figure(
@@ -80,7 +79,7 @@ def live() -> None:
         st.caption(
             f"From {origin}"
             + (
-                f" (sampled at most every {duration(s.backlog_sample_seconds)} while the page is open)."
+                f" (sampled every {duration(s.backlog_sample_seconds)} by the worker serving the scheduler queue)."
                 if origin != "Prometheus"
                 else "."
             )

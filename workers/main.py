@@ -9,7 +9,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 from datetime import timedelta
 
 from sqlalchemy import text
@@ -40,6 +40,7 @@ from workers.celery_chunks import CeleryChunks
 from workers.metrics import HealthChecks, ObservabilityServer, WorkerMetrics
 from workers.pool import CpuPool
 from workers.steps import build_steps
+from workers.task_queues import backlog_monitor
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,12 @@ async def run_worker(
         ):
             return  # stopped while waiting: nothing was polled
         log.info("worker polling %s (processing backend: %s)", ", ".join(queues), settings.processing_backend)
+        # The process serving the scheduler queue (where the SLA monitor runs) also samples the backlog.
+        monitor = SCHEDULER_QUEUE in queues
         async with (
             _AllWorkers(workers),
             observability(settings, client, workers, acts.steps.sessions, metrics),
+            backlog_monitor(client, settings, acts.steps.sessions) if monitor else nullcontext(),
         ):
             if ready is not None:
                 ready.set()

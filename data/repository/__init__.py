@@ -75,7 +75,6 @@ from data.repository.incremental import (
 from data.repository.people import Grant, grant_role, granted_roles, list_grants, revoke_role
 from data.repository.queues import record_queue_samples
 from data.repository.reevaluations import (
-    REEVALUATION_ENDED,
     REEVALUATION_RUNNING,
     ReevaluationScope,
     add_progress,
@@ -132,7 +131,6 @@ from data.repository.sources import (
 __all__ = [
     "FAILURE_ALERT_PREFIX",
     "MAX_CANCEL",
-    "REEVALUATION_ENDED",
     "REEVALUATION_RUNNING",
     "AgreementRow",
     "BatchRow",

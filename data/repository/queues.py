@@ -1,5 +1,5 @@
-"""Task-queue backlog samples: written by whoever looks at the queues (the dashboard), at most one per
-interval, old ones deleted as new ones come."""
+"""Task-queue backlog samples: written by the workers' backlog monitor (workers/task_queues.py), at most one
+per interval, old ones deleted as new ones come; read by the Workers page."""
 
 from __future__ import annotations
 

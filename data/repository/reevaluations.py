@@ -15,7 +15,6 @@ from core.vocabulary import ARTIFACT_STORED
 from data.models import Artifact, Evaluation, Reevaluation, utcnow
 
 REEVALUATION_RUNNING = "running"
-REEVALUATION_ENDED = ("completed", "cancelled", "failed")
 
 
 @dataclass(frozen=True)

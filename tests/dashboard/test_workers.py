@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -21,6 +22,7 @@ from cli.devserver import DevServer, free_port
 from core.settings import Settings
 from dashboard import metrics
 from dashboard.task_queues import recommended_replicas
+from data import repository
 from data.models import QueueSample
 from orchestration.celery_app import PROCESS_TASK, make_celery_app
 from orchestration.constants import ALL_QUEUES, SCHEDULER_QUEUE
@@ -69,6 +71,8 @@ def test_workers_page_shows_a_real_backlog_on_a_queue_nobody_polls(
             await client.start_workflow("BatchWorkflow", id=f"workers-page-{i}", task_queue=SCHEDULER_QUEUE)
 
     asyncio.run(start(5))
+    # What the workers' backlog monitor recorded earlier (workers/task_queues.py): the page only draws it.
+    recorded = seed_backlog_history(session_factory, [(SCHEDULER_QUEUE, 5), (SCHEDULER_QUEUE, 2)])
     deadline = time.monotonic() + 30
     while True:  # the server's statistics lag a few seconds; the gateway may still be connecting
         at = open_page("workers")
@@ -98,7 +102,7 @@ def test_workers_page_shows_a_real_backlog_on_a_queue_nobody_polls(
     assert scheduler["type"] == "workflow" and scheduler["recommended replicas"] == 3  # ceil(5 / 2)
     assert (advice[advice["queue"] != SCHEDULER_QUEUE]["recommended replicas"] == 1).all()
     assert any("No worker is polling" in i.value for i in at.info)
-    # The backlog history is kept in the app database and drawn with real time axes (plotly, not altair).
+    # The backlog history the workers keep in the app database, drawn with real time axes (plotly, not altair).
     chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
     assert chart["layout"]["xaxis"]["type"] == "date"
     assert chart["layout"]["xaxis"]["title"]["text"] == "time (UTC)"
@@ -106,11 +110,52 @@ def test_workers_page_shows_a_real_backlog_on_a_queue_nobody_polls(
     assert chart["layout"]["yaxis"]["range"][1] >= 5  # whole tasks, never ticks of 0.2
     start, end = (pd.Timestamp(x) for x in chart["layout"]["xaxis"]["range"])
     assert end - start == pd.Timedelta(hours=6)  # the window, not one sample's second
-    with session_factory() as session:
-        assert session.scalar(select(func.count()).select_from(QueueSample)) >= len(ALL_QUEUES)
+    with session_factory() as session:  # however often the page looked at the queues, it recorded nothing
+        assert session.scalar(select(func.count()).select_from(QueueSample)) == recorded
     # No Prometheus configured: rates and latencies come from the library database.
     assert any("library database" in c.value for c in at.caption)
     assert not at.warning
+
+
+def seed_backlog_history(sessions: sessionmaker[Session], backlogs: list[tuple[str, int]]) -> int:
+    """One sample a minute apart per (queue, backlog), the last a minute ago, as the workers' monitor stores
+    them; returns the number of rows."""
+    now = datetime.now(UTC)
+    with sessions.begin() as session:
+        for i, (queue, backlog) in enumerate(backlogs):
+            repository.record_queue_samples(
+                session,
+                at=now - timedelta(minutes=len(backlogs) - i),
+                samples=[(queue, "workflow", backlog, 1.0)],
+                every=timedelta(0),
+                keep=timedelta(days=1),
+            )
+    return len(backlogs)
+
+
+def test_workers_page_draws_the_backlog_the_workers_recorded_and_records_none(
+    dashboard_env: sessionmaker[Session], open_page: OpenPage
+) -> None:
+    recorded = seed_backlog_history(dashboard_env, [(SCHEDULER_QUEUE, 3), (SCHEDULER_QUEUE, 7)])
+
+    at = open_page("workers")
+
+    chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    (trace,) = chart["data"]
+    assert trace["name"] == SCHEDULER_QUEUE and len(trace["x"]) == 2
+    assert chart["layout"]["yaxis"]["range"][1] >= 7
+    assert any("by the worker serving the scheduler queue" in c.value for c in at.caption)
+    with dashboard_env() as session:
+        assert session.scalar(select(func.count()).select_from(QueueSample)) == recorded
+
+
+def test_workers_page_without_history_says_who_records_it(dashboard_env: object, open_page: OpenPage) -> None:
+    at = open_page("workers")
+    assert not at.get("plotly_chart")
+    assert any(
+        "No backlog recorded yet: the worker serving the scheduler queue samples it every 30 s" in c.value
+        for c in at.caption
+    )
 
 
 def frame_with(at: AppTest, column: str) -> pd.DataFrame:
