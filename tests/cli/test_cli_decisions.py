@@ -16,7 +16,7 @@ from data.models import AuditEvent, Batch
 from orchestration.constants import STATE_AWAITING_APPROVAL
 from orchestration.types import BatchProgress
 from tests.conftest import TemporalNamespace
-from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
+from tests.support.batches import pipeline_settings, running_worker, wait_for_state
 from tests.support.cli import ME, Loreguard, cli_env
 from tests.support.operations import start_refresh
 

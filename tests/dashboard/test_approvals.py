@@ -23,7 +23,7 @@ from orchestration.constants import STATE_AWAITING_APPROVAL
 from tests.conftest import TemporalNamespace
 from tests.dashboard.conftest import OPERATOR, OpenPage, unescaped
 from tests.dashboard.seed import HOSTILE, Seeded
-from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
+from tests.support.batches import pipeline_settings, running_worker, wait_for_state
 from tests.support.operations import decide, start_refresh
 
 T = TypeVar("T")

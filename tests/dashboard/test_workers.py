@@ -29,7 +29,7 @@ from orchestration.constants import ALL_QUEUES, SCHEDULER_QUEUE
 from tests.conftest import REDIS_URL, need, redis_available
 from tests.dashboard.conftest import OpenPage
 from tests.dashboard.seed import Seeded
-from tests.orchestration.support import celery_worker, purge_celery_queue
+from tests.support.batches import celery_worker, purge_celery_queue
 
 
 @pytest.mark.parametrize(

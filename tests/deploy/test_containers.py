@@ -70,7 +70,14 @@ from tests.deploy.test_monitoring import BacklogDevServer, metric_names, scrape
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, as_read, metric
 from tests.support.tls import SERVER_NAME, TlsProxy, make_pki
 
-pytestmark = [pytest.mark.containers, pytest.mark.temporal, pytest.mark.postgres, pytest.mark.slow]
+# One worker runs them all: the image is built once (a session fixture per xdist worker would build it twice).
+pytestmark = [
+    pytest.mark.containers,
+    pytest.mark.temporal,
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("containers"),
+]
 
 ALERT_RULES = ROOT / "deploy" / "prometheus-alerts.yml"
 SAMPLES = (

@@ -25,7 +25,7 @@ from data import repository
 from orchestration.client import register_search_attributes
 from tests.conftest import need, temporal_available
 from tests.deploy.manifests import ROOT
-from tests.orchestration.support import pipeline_settings
+from tests.support.batches import pipeline_settings
 from tests.support.corpus import write_corpus
 from tests.support.operations import start_refresh
 from tests.workers.test_observability import observed_worker

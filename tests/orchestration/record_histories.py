@@ -20,7 +20,7 @@ from data.db import make_engine, make_session_factory
 from data.migrate import upgrade
 from orchestration.client import register_search_attributes
 from orchestration.constants import STATE_AWAITING_APPROVAL
-from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
+from tests.support.batches import pipeline_settings, running_worker, wait_for_state
 from tests.support.corpus import write_corpus
 from tests.support.operations import decide, start_refresh
 

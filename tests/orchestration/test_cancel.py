@@ -33,7 +33,7 @@ from orchestration.scheduled import ScheduledRefreshWorkflow, SlaMonitorWorkflow
 from orchestration.types import ScheduledRefreshInput, SlaMonitorInput
 from orchestration.workflows import BatchWorkflow
 from tests.conftest import TemporalNamespace
-from tests.orchestration.support import pipeline_settings, running_worker
+from tests.support.batches import pipeline_settings, running_worker
 from tests.support.corpus import write_corpus
 from tests.support.http_standins import ClarificationStandIn
 from tests.support.operations import context, start_refresh

@@ -20,7 +20,7 @@ from data.models import Artifact, Batch, Evaluation
 from orchestration.constants import SCHEDULER_QUEUE, STATE_AWAITING_APPROVAL, batch_workflow_id
 from orchestration.types import BatchInput, BatchResult
 from tests.conftest import TemporalNamespace
-from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
+from tests.support.batches import pipeline_settings, running_worker, wait_for_state
 from tests.support.corpus import write_corpus
 from tests.support.http_standins import ChatCompletionsStandIn
 from tests.support.operations import decide, start_refresh

@@ -17,7 +17,7 @@ from cli.devserver import DevServer
 from core.settings import Settings
 from orchestration.client import register_search_attributes
 from tests.conftest import TemporalNamespace
-from tests.orchestration.support import purge_celery_queue
+from tests.support.batches import purge_celery_queue
 from tests.support.corpus import write_corpus
 from tests.support.crash import (
     CELERY_WORKER,

@@ -66,7 +66,7 @@ from orchestration.types import (
 )
 from orchestration.workflows import BatchWorkflow
 from tests.conftest import TemporalNamespace, need
-from tests.orchestration.support import wait_for_state
+from tests.support.batches import wait_for_state
 
 pytestmark = pytest.mark.temporal
 DOCS = 20

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from data.models import Artifact, Batch, Evaluation
 from tests.conftest import TemporalNamespace
-from tests.orchestration.support import pipeline_settings, running_worker
+from tests.support.batches import pipeline_settings, running_worker
 from tests.support.corpus import write_corpus
 from tests.support.library import add_source
 from tests.support.operations import start_refresh

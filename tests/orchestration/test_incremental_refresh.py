@@ -18,7 +18,7 @@ from data.models import AuditEvent, Batch
 from operations import Actor
 from operations import batches as batch_ops
 from tests.conftest import TemporalNamespace
-from tests.orchestration.support import pipeline_settings, running_worker
+from tests.support.batches import pipeline_settings, running_worker
 from tests.support.conditional_site import ConditionalSite
 from tests.support.corpus import write_corpus
 from tests.support.incremental import backdate, evaluations_of_source, write_files

@@ -15,7 +15,7 @@ from data import repository
 from data.models import Artifact, Batch, Evaluation
 from orchestration.constants import SA_BATCH_STATE, STATE_AWAITING_APPROVAL, STATE_COMPLETED
 from tests.conftest import TemporalNamespace
-from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
+from tests.support.batches import pipeline_settings, running_worker, wait_for_state
 from tests.support.corpus import text_note, write_corpus
 from tests.support.http_standins import ChatCompletionsStandIn, StaticSite
 from tests.support.library import add_source

@@ -28,7 +28,7 @@ from operations.errors import Refused
 from orchestration.constants import SCHEDULER_QUEUE, reevaluation_workflow_id
 from orchestration.types import ReevaluationInput, ReevaluationResult
 from tests.conftest import TemporalNamespace
-from tests.orchestration.support import pipeline_settings, running_worker
+from tests.support.batches import pipeline_settings, running_worker
 from tests.support.crash import WorkerProcess
 from tests.support.http_standins import ChatCompletionsStandIn, RecordedRequest, Reply
 from tests.support.library import Verdict, store_documents

@@ -14,7 +14,7 @@ from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED
 from data.models import Artifact, Batch
 from orchestration.constants import STATE_AWAITING_APPROVAL
 from tests.conftest import TemporalNamespace
-from tests.orchestration.support import pipeline_settings, running_worker, wait_for_state
+from tests.support.batches import pipeline_settings, running_worker, wait_for_state
 from tests.support.corpus import write_corpus
 from tests.support.hostile_standins import Body, HostileSite, TrickleHeaders, gzip_bomb
 from tests.support.library import add_source

@@ -32,7 +32,7 @@ from orchestration.schedules import (
     trigger_source_schedule,
 )
 from tests.conftest import TemporalNamespace
-from tests.orchestration.support import pipeline_settings, running_worker
+from tests.support.batches import pipeline_settings, running_worker
 from tests.support.corpus import write_corpus
 
 pytestmark = pytest.mark.temporal

@@ -30,7 +30,7 @@ from data.db import make_engine
 from data.models import Batch, Source
 from orchestration.constants import ALL_QUEUES, ALL_SEARCH_ATTRIBUTES
 from tests.conftest import REDIS_URL, need, redis_available, temporal_available
-from tests.orchestration.support import purge_celery_queue
+from tests.support.batches import purge_celery_queue
 
 SCRIPT = Path(sys.executable).with_name("loreguard")
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from core.settings import Settings
 from data import repository
 from orchestration.celery_app import PROCESS_TASK, make_celery_app
 from tests.conftest import REDIS_URL
-from tests.orchestration.support import purge_celery_queue
+from tests.support.batches import purge_celery_queue
 from tests.support.corpus import text_note
 from tests.support.crash import CELERY_WORKER, WorkerProcess
 from tests.support.documents import add_documents

@@ -38,7 +38,7 @@ from data.db import make_engine, make_session_factory
 from orchestration.client import register_search_attributes
 from orchestration.constants import ALL_QUEUES
 from tests.conftest import TemporalNamespace, need
-from tests.orchestration.support import pipeline_settings, terminate_running
+from tests.support.batches import pipeline_settings, terminate_running
 from tests.support.corpus import write_corpus
 from tests.support.operations import start_refresh
 from workers.main import build_workers, health_checks, observability

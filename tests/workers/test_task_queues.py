@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from data.models import QueueSample
 from orchestration.constants import ALL_QUEUES, INGESTION_QUEUE, SCHEDULER_QUEUE
 from tests.conftest import TemporalNamespace
-from tests.orchestration.support import pipeline_settings
+from tests.support.batches import pipeline_settings
 from workers.main import run_worker
 
 pytestmark = pytest.mark.temporal
