@@ -74,7 +74,8 @@ def worker_env(sqlite_url: str, tmp_path: Path, namespace: TemporalNamespace) ->
         "LOREGUARD_DATABASE_URL": sqlite_url,
         "LOREGUARD_STATE_DIR": str(tmp_path / "state"),
         "LOREGUARD_CHUNK_SIZE": "25",
-        "LOREGUARD_HEARTBEAT_SECONDS": "5",
+        # Long enough that a loaded machine misses no heartbeat (a missed one would read as work interrupted).
+        "LOREGUARD_HEARTBEAT_SECONDS": "30",
         "LOREGUARD_PROCESSING_PROCESSES": "1",
         "LOREGUARD_HEALTH_PORT": "-1",  # two workers on one machine: no fixed ports
         "LOREGUARD_METRICS_PORT": "0",
