@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError  # the error type Temporal reports; no SDK state
@@ -34,12 +34,12 @@ from workers.stages.folders import folder_roots
 from workers.stages.gather import (
     FolderCount,
     SourceError,
+    folder_names,
     gather_feed,
     gather_page,
-    list_folder,
     read_file,
 )
-from workers.stages.incremental import FileStat, Validators, plan_folder, raw_hash, stat_files
+from workers.stages.incremental import FileStat, FolderPlan, Validators, plan_folder, raw_hash
 from workers.stages.types import DocumentError, RawDocument
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
 
@@ -60,12 +60,36 @@ def _failing(err: DocumentError) -> RawDocument:
 Loader = tuple[Callable[[], RawDocument], FileStat | None]  # reads one document; a folder file's stat
 
 
+class FolderLoaders(Sequence[Loader]):
+    """A folder plan's loaders, made one at a time as ingest reaches each file: a list of them (a partial and
+    a Path a file) cost the worker about a kilobyte per file, a hundred megabytes at 100,000 files."""
+
+    def __init__(self, plan: FolderPlan, max_bytes: int, *, allow_hard_links: bool) -> None:
+        self._plan, self._max_bytes, self._links = plan, max_bytes, allow_hard_links
+
+    def __len__(self) -> int:
+        return len(self._plan)
+
+    @overload
+    def __getitem__(self, index: int) -> Loader: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Loader]: ...
+    def __getitem__(self, index: int | slice) -> Loader | Sequence[Loader]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        plan = self._plan
+        read = partial(
+            read_file, plan.path(index), self._max_bytes, folder=plan.folder, allow_hard_links=self._links
+        )
+        return read, plan.stat(index)
+
+
 @dataclass
 class Gathering:
     """What a source offers this refresh: a loader per document to record, in a stable order, and what an
     incremental refresh found without reading (files matching their sighting, sightings gone, a 304)."""
 
-    loaders: list[Loader] = field(default_factory=list)
+    loaders: Sequence[Loader] = field(default_factory=list)
     recognised: int = 0
     missing: list[str] = field(default_factory=list)
     not_modified: bool = False
@@ -95,10 +119,7 @@ class IngestSteps(StepsBase):
             earlier = Validators() if full else Validators(source.http_etag, source.http_last_modified)
             sightings = {}
             if kind == KIND_FOLDER:  # a full refresh reads every file, and still finds the deleted ones
-                sightings = {
-                    uri: FileStat(*seen)
-                    for uri, seen in repository.load_sightings(session, source_id=source_id).items()
-                }
+                sightings = repository.load_sightings(session, source_id=source_id)
 
         def alive() -> None:
             # Listing and fetching commit nothing: the details keep the prior attempt's resume point.
@@ -118,7 +139,13 @@ class IngestSteps(StepsBase):
             limit = self.settings.max_documents_per_batch
             over = max(0, len(documents) - limit)
             failed = self._write_ingested(
-                input.batch_id, source_id, documents[:limit], resume_from, heartbeat, recognise=not full
+                input.batch_id,
+                source_id,
+                documents,
+                min(len(documents), limit),
+                resume_from,
+                heartbeat,
+                recognise=not full,
             )
         except SourceError as err:
             raise source_error(err) from err
@@ -153,7 +180,7 @@ class IngestSteps(StepsBase):
         found: FolderCount,
         *,
         earlier: Validators,
-        sightings: dict[str, FileStat],
+        sightings: dict[str, tuple[int, int, int]],
         trust_sightings: bool = True,
     ) -> Gathering:
         """One loader per document, in a stable order (ingest numbers documents by it); what a folder's
@@ -161,13 +188,10 @@ class IngestSteps(StepsBase):
         max_bytes = self.settings.max_document_bytes
         if kind == KIND_FOLDER:
             folder = Path(location)
-            paths = list_folder(folder, roots=folder_roots(self.settings), heartbeat=alive, count=found)
-            plan = plan_folder(stat_files(paths), sightings, trust=trust_sightings)
-            links = self.settings.folder_allow_hard_links
-            loaders: list[Loader] = [
-                (partial(read_file, item.path, max_bytes, folder=folder, allow_hard_links=links), item.stat)
-                for item in plan.to_read
-            ]
+            names = folder_names(folder, roots=folder_roots(self.settings), heartbeat=alive, count=found)
+            plan = plan_folder(folder, names, sightings, trust=trust_sightings)
+            del names  # the plan keeps what it reads
+            loaders = FolderLoaders(plan, max_bytes, allow_hard_links=self.settings.folder_allow_hard_links)
             return Gathering(loaders, recognised=plan.recognised, missing=plan.missing)
         if kind in (KIND_FEED, KIND_WEB) and has_userinfo(location):
             # Registration refuses such a URL (workers/stages/locations.py); one stored before that rule, or
@@ -198,12 +222,13 @@ class IngestSteps(StepsBase):
         batch_id: int,
         source_id: int,
         documents: Sequence[Loader],
+        count: int,
         resume_from: int,
         heartbeat: Heartbeat,
         *,
         recognise: bool = True,
     ) -> int:
-        """Insert ingested rows; rows below `resume_from` were committed by a prior attempt.
+        """Insert the first `count` documents' rows; rows below `resume_from` were committed by a prior attempt.
 
         Rows are written every INSERT_BATCH rows or once their bytes reach LOREGUARD_INGEST_FLUSH_BYTES, so
         the buffer stays small whatever the documents weigh. A heartbeat after each insert, and at least every
@@ -218,9 +243,8 @@ class IngestSteps(StepsBase):
         committed = resume_from
         failed = 0
         beat = time.monotonic()
-        for seq, (load, stat) in enumerate(documents):
-            if seq < resume_from:
-                continue
+        for seq in range(resume_from, count):
+            load, stat = documents[seq]
             started = time.perf_counter()
             row: dict[str, Any] = {"batch_id": batch_id, "source_id": source_id, "seq": seq}
             try:
@@ -248,7 +272,7 @@ class IngestSteps(StepsBase):
                 heartbeat(committed)
                 beat = time.monotonic()
         self._insert(rows, source_id, batch_id, recognise)
-        heartbeat(max(committed, len(documents)))
+        heartbeat(max(committed, count))
         return failed
 
     def _insert(self, rows: list[dict[str, Any]], source_id: int, batch_id: int, recognise: bool) -> None:

@@ -88,16 +88,30 @@ def list_folder(
     called once per folder listed, so listing a large tree shows it is alive. `count`, when given, receives
     the number of files and those of an unsupported type.
     """
+    return [path / name for name in folder_names(path, roots=roots, heartbeat=heartbeat, count=count)]
+
+
+def folder_names(
+    path: Path,
+    *,
+    roots: Sequence[Path],
+    heartbeat: Heartbeat = _no_heartbeat,
+    count: FolderCount | None = None,
+) -> list[str]:
+    """list_folder's files as relative POSIX names, in its order: a string a file, no Path objects, so a
+    100,000-file folder costs the ingest a few megabytes rather than tens."""
     inside_roots(path, roots)  # before anything else: not even whether it exists is told outside the roots
     if not path.exists():
         raise SourceError(INVALID_SOURCE, f"folder {path} does not exist")
     if not path.is_dir():
         raise SourceError(INVALID_SOURCE, f"{path} is not a folder")
-    found: list[tuple[str, Path]] = []
+    found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(path):
         heartbeat()
         # Pruning in place stops os.walk from descending into hidden folders (.git, .venv, ...).
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        below = os.path.relpath(dirpath, path)
+        prefix = "" if below == os.curdir else Path(below).as_posix() + "/"
         for name in filenames:
             if name.startswith("."):
                 continue
@@ -108,10 +122,9 @@ def list_folder(
                     count.skipped[unsupported_file_type(suffix)] += 1
             if suffix not in SUPPORTED_SUFFIXES:
                 continue
-            full = Path(dirpath) / name
-            found.append((full.relative_to(path).as_posix(), full))
-    found.sort(key=lambda item: item[0])
-    return [full for _, full in found]
+            found.append(prefix + name)
+    found.sort()
+    return found
 
 
 def read_file(path: Path, max_bytes: int, *, folder: Path, allow_hard_links: bool = False) -> RawDocument:

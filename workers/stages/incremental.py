@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import time
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,59 +96,66 @@ class FileStat:
     inode: int
 
 
-@dataclass(frozen=True)
-class ListedFile:
-    path: Path
-    uri: str
-    stat: FileStat | None  # None: could not be stat'ed (vanished, unreadable since listing)
-
-
-def stat_files(paths: Sequence[Path], *, now: float | None = None) -> list[ListedFile]:
-    """Each listed file with what the file system says of it (symbolic links followed, as a read does)."""
-    racy_after = int(((time.time() if now is None else now) - RACY_SECONDS) * 1e9)
-    out = []
-    for path in paths:
-        name = str(path) if path.is_absolute() else str(path.absolute())
-        try:
-            info = os.stat(name)
-        except OSError:
-            found = None
-        else:
-            mtime = UNTRUSTED_MTIME if info.st_mtime_ns >= racy_after else info.st_mtime_ns
-            found = FileStat(info.st_size, mtime, info.st_ino)
-        # what Path.absolute().as_uri() gives (the URI read_file records), without pathlib's cost per file
-        out.append(ListedFile(path, "file://" + quote_from_bytes(os.fsencode(name)), found))
-    return out
+NO_STAT = -1  # in FolderPlan.stats: the file could not be stat'ed (vanished, unreadable since listing)
 
 
 @dataclass(frozen=True)
 class FolderPlan:
-    """Which listed files to read, how many match their last sighting, and which sightings were not listed."""
+    """Which listed files to read, how many match their last sighting, and which sightings were not listed.
 
-    to_read: list[ListedFile]
+    The files to read are kept compactly, as relative names and three numbers each in an array (no Path or
+    object per file), so the plan of a 100,000-file folder is a few megabytes."""
+
+    folder: Path
+    names: list[str]  # relative POSIX names of the files to read, in listing order
+    stats: array[int]  # size, mtime_ns, inode of each (NO_STAT: could not be stat'ed)
     recognised: int
     missing: list[str]  # URIs of files the last successful refresh saw that are gone
 
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def path(self, index: int) -> Path:
+        return self.folder / self.names[index]
+
+    def stat(self, index: int) -> FileStat | None:
+        size, mtime, inode = self.stats[3 * index : 3 * index + 3]
+        return None if size == NO_STAT else FileStat(size, mtime, inode)
+
 
 def plan_folder(
-    listed: Sequence[ListedFile], sightings: Mapping[str, FileStat], *, trust: bool = True
+    folder: Path,
+    names: Sequence[str],
+    sightings: Mapping[str, tuple[int, int, int]],
+    *,
+    trust: bool = True,
+    now: float | None = None,
 ) -> FolderPlan:
-    """A file whose size, mtime and inode match its sighting is not read (unless not `trust`ed: a full
-    refresh); every other one is. Sightings of files no longer listed are `missing` either way."""
-    to_read = []
+    """A file whose size, mtime and inode (symbolic links followed, as a read does) match its sighting is not
+    read (unless not `trust`ed: a full refresh); every other one is. Sightings of files no longer listed are
+    `missing` either way. `names` are relative to `folder`, as gather.folder_names gives them."""
+    racy_after = int(((time.time() if now is None else now) - RACY_SECONDS) * 1e9)
+    base = str(folder.absolute())
+    to_read: list[str] = []
+    stats = array("q")
     recognised = 0
-    seen: set[str] = set()
-    for item in listed:
-        seen.add(item.uri)
-        stat = item.stat
-        if (
-            trust
-            and stat is not None
-            and stat.mtime_ns != UNTRUSTED_MTIME
-            and sightings.get(item.uri) == stat
-        ):
+    unseen = set(sightings)
+    for name in names:
+        full = f"{base}/{name}"
+        # what Path.absolute().as_uri() gives (the URI read_file records), without pathlib's cost per file
+        uri = "file://" + quote_from_bytes(os.fsencode(full))
+        unseen.discard(uri)
+        try:
+            info = os.stat(full)
+        except OSError:
+            to_read.append(name)
+            stats.extend((NO_STAT, NO_STAT, NO_STAT))
+            continue
+        mtime = UNTRUSTED_MTIME if info.st_mtime_ns >= racy_after else info.st_mtime_ns
+        seen = (info.st_size, mtime, info.st_ino)
+        if trust and mtime != UNTRUSTED_MTIME and sightings.get(uri) == seen:
             recognised += 1
         else:
-            to_read.append(item)
-    missing = sorted(uri for uri in sightings if uri not in seen)
-    return FolderPlan(to_read, recognised, missing)
+            to_read.append(name)
+            stats.extend(seen)
+    return FolderPlan(folder, to_read, stats, recognised, sorted(unseen))
