@@ -67,7 +67,7 @@ from tests.deploy.manifests import (
 from tests.deploy.test_cluster import overlay_on_example
 from tests.deploy.test_compose import env_example, load
 from tests.deploy.test_monitoring import BacklogDevServer, metric_names, scrape
-from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, as_read, metric
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, PAGE_TIMEOUT_MS, as_read, metric
 from tests.support.tls import SERVER_NAME, TlsProxy, make_pki
 
 # One worker runs them all: the image is built once (a session fixture per xdist worker would build it twice).
@@ -307,7 +307,7 @@ def sign_in(dashboard_url: str, provider: str, stored: int) -> None:
             local = ("http://127.0.0.1", f"http://{LOGIN_HOST}")
             context.route(lambda url: not url.startswith(local), lambda route: route.abort())  # no internet
             page = context.new_page()
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.goto(dashboard_url + "/")
             page.get_by_role("button", name="Sign in").click()
             page.wait_for_url(re.compile(r"/oauth2/authorize"))

@@ -20,6 +20,7 @@ from tests.conftest import need
 from tests.support.browser import (
     CHROMIUM,
     CHROMIUM_FLAGS,
+    PAGE_TIMEOUT_MS,
     Provider,
     Stack,
     running_stack,
@@ -79,7 +80,7 @@ def page(browser: Browser) -> Iterator[Page]:
     """A page in a fresh context of the worker's Chromium, closed after the test."""
     context = browser.new_context(viewport={"width": 1400, "height": 1900})
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     yield page
     context.close()
 

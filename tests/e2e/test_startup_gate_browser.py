@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from cli.devserver import free_port
+from tests.support.browser import PAGE_TIMEOUT_MS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -53,7 +54,7 @@ def page_text(browser: Browser, tmp_path: Path, *args: str, **env: str) -> str:
             time.sleep(0.1)
         context = browser.new_context()
         page = context.new_page()
-        page.set_default_timeout(30_000)
+        page.set_default_timeout(PAGE_TIMEOUT_MS)
         page.goto(f"http://127.0.0.1:{port}/")
         page.locator("[data-testid=stAlert], [data-testid=stSidebar]").first.wait_for()
         text = page.locator("body").inner_text()

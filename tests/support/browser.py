@@ -46,6 +46,9 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 READY = "Press Ctrl-C to stop."
+# How long a page waits for what it should show: generous, as `make test` runs four xdist workers on two cores
+# (a page that never shows it fails at this bound, so it costs only a failing run's time).
+PAGE_TIMEOUT_MS = 60_000
 ME = pwd.getpwuid(os.getuid()).pw_name  # `loreguard` commands act as the OS account of their user id
 LOCAL_ADMIN = f"{ME} (local admin)"  # the dashboard without sign-in, on loopback
 DOCUMENTS = 60  # documents in a stack's corpus: more than a page (50), so the pagers show
@@ -237,7 +240,7 @@ def signed_in(browser: Browser, stack: Stack, sub: str, shown: str | None = None
     # The provider's pages fetch a stylesheet from a CDN; there is no internet here, and none is needed.
     context.route(lambda url: not url.startswith("http://127.0.0.1"), lambda route: route.abort())
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     page.goto(stack.url + "/")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/oauth2/authorize"))
