@@ -67,6 +67,7 @@ from tests.deploy.manifests import (
 from tests.deploy.test_cluster import overlay_on_example
 from tests.deploy.test_compose import env_example, load
 from tests.deploy.test_monitoring import BacklogDevServer, metric_names, scrape
+from tests.support.batches import interrupted_activities
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, PAGE_TIMEOUT_MS, as_read, metric
 from tests.support.tls import SERVER_NAME, TlsProxy, make_pki
 
@@ -240,7 +241,13 @@ def check_batch_and_metrics(
         metric_sum(h, "loreguard_documents_processed_total", stage="evaluate") for h in ours.values()
     )
     failed = sum(metric_sum(h, "loreguard_documents_failed_total") for h in ours.values())
-    assert (evaluated, failed) == (outcome["stored"], outcome["failed"]), outcome
+    # The counters count what each worker did: a chunk that ran twice (its heartbeat late on a loaded machine,
+    # seen in the suite) counts its documents twice while the library holds them once.
+    ran_again = asyncio.run(ran_twice(temporal))
+    if ran_again:
+        assert evaluated >= outcome["stored"] and failed >= outcome["failed"], (outcome, ran_again)
+    else:
+        assert (evaluated, failed) == (outcome["stored"], outcome["failed"]), outcome
     assert (
         metric_sum(ours["loreguard-processing"], "loreguard_documents_processed_total", stage="process") > 0
     )
@@ -260,6 +267,10 @@ def sla_schedule_exists(temporal: DevServer) -> bool:
         return (await client.get_schedule_handle(SLA_SCHEDULE_ID).describe()).id
 
     return asyncio.run(describe()) == SLA_SCHEDULE_ID
+
+
+async def ran_twice(temporal: DevServer) -> list[str]:
+    return await interrupted_activities(await Client.connect(temporal.address))
 
 
 def pollers(temporal: DevServer) -> dict[str, int]:

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
 
 from core.settings import Settings
 from data import repository
 from orchestration.constants import ALL_QUEUES
 from tests.conftest import TemporalNamespace
+from tests.support.batches import interrupted_activities
 from tests.support.corpus import write_corpus
 from tests.support.crash import (
     assert_stored_exactly_once,
@@ -90,33 +89,6 @@ def workers() -> Iterator[list[CliWorker]]:
     yield started
     for worker in started:
         worker.cleanup()
-
-
-async def interrupted_activities(client: Client) -> list[str]:
-    """Activities of any workflow in the namespace that had to run again or ended by a timeout, with why.
-
-    A retried attempt leaves no event of its own: the started event of the attempt that counted carries its
-    number and the failure of the attempt before (a worker cancelled at shutdown, a heartbeat timeout after
-    kill -9)."""
-    found: list[str] = []
-    async for wf in client.list_workflows():
-        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
-        scheduled = {
-            e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
-            for e in history.events
-            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        }
-        for e in history.events:
-            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-                started = e.activity_task_started_event_attributes
-                if started.attempt > 1:
-                    name = scheduled.get(started.scheduled_event_id, "?")
-                    found.append(
-                        f"{wf.id}: {name} attempt {started.attempt} after {started.last_failure.message!r}"
-                    )
-            elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-                found.append(f"{wf.id} event {e.event_id}: timed out")
-    return found
 
 
 async def test_sigterm_mid_batch_finishes_running_work_and_exits_0(

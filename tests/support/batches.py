@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
@@ -112,3 +113,30 @@ async def wait_for_state(
                 + ("" if attempt is None else f" in attempt {attempt}")
             )
         await asyncio.sleep(0.1)
+
+
+async def interrupted_activities(client: Client) -> list[str]:
+    """Activities of any workflow in the namespace that had to run again or ended by a timeout, with why.
+
+    A retried attempt leaves no event of its own: the started event of the attempt that counted carries its
+    number and the failure of the attempt before (a worker cancelled at shutdown, a heartbeat timeout after
+    kill -9)."""
+    found: list[str] = []
+    async for wf in client.list_workflows():
+        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        scheduled = {
+            e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        }
+        for e in history.events:
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                started = e.activity_task_started_event_attributes
+                if started.attempt > 1:
+                    name = scheduled.get(started.scheduled_event_id, "?")
+                    found.append(
+                        f"{wf.id}: {name} attempt {started.attempt} after {started.last_failure.message!r}"
+                    )
+            elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+                found.append(f"{wf.id} event {e.event_id}: timed out")
+    return found
