@@ -21,17 +21,17 @@ from core.urls import CREDENTIALS_REFUSAL, has_userinfo, hide_userinfo_in_logs, 
 from core.vocabulary import SKIPPED_OVER_LIMIT, SOURCE_KINDS
 from data import repository
 from data.models import Source
+from guard.folders import folder_roots
+from guard.locations import validate_location
+from guard.netpolicy import AddressPolicy
 from operations.access import require
 from operations.context import Actor, Context
 from operations.errors import Refused, Unreachable
 from orchestration.gateway import TemporalUnavailable
 from orchestration.schedules import ensure_all_schedules, sync_source_schedule
-from workers.stages.folders import folder_roots
-from workers.stages.locations import validate_location
-from workers.stages.netpolicy import AddressPolicy
 
 if TYPE_CHECKING:  # the gathering code is imported only by a dry run (see preview)
-    from workers.stages.gather import FolderCount
+    from guard.gather import FolderCount
 
 MIN_INTERVAL = 60
 MAX_NAME = 200  # the column's length
@@ -149,11 +149,11 @@ def preview(actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREV
     )
     # Imported here: the parsers, PDF reader and language model cost the dashboard ~35 MB, and only a dry
     # run needs them (checking a location does not).
-    from workers.stages.confined import ConfinedFailure, ParseLimits, run_confined
-    from workers.stages.fetching import Fetcher
-    from workers.stages.gather import FolderCount, SourceError, preview_source
+    from guard.confined import ConfinedFailure, ParseLimits, run_confined
+    from guard.fetching import Fetcher
+    from guard.gather import FolderCount, SourceError, preview_source
+    from guard.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
     from workers.stages.pipeline import failed_everywhere, run_cpu_stages_each
-    from workers.stages.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
 
     _refuse_credentials(draft)
     hide_userinfo_in_logs()

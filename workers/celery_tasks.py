@@ -23,6 +23,7 @@ from celery.signals import worker_process_init
 from temporalio.exceptions import ApplicationError  # the error type the steps raise; no SDK state
 
 from core.settings import Settings
+from guard.confined import limit_memory
 from orchestration.celery_app import EVALUATE_TASK, PROCESS_TASK, make_celery_app
 from orchestration.policies import (
     CELERY_RETRY_BACKOFF_MAX_SECONDS,
@@ -31,7 +32,6 @@ from orchestration.policies import (
 )
 from orchestration.types import ChunkInput, ChunkResult
 from workers.metrics import ChunkReport
-from workers.stages.confined import limit_memory
 from workers.stages.pipeline import warm_up
 from workers.steps import BatchSteps, build_steps
 

@@ -22,6 +22,7 @@ from core.vocabulary import (
 )
 from data import repository
 from data.models import Artifact, utcnow
+from guard.types import RawDocument
 from orchestration.types import (
     ChunkInput,
     ChunkResult,
@@ -30,7 +31,7 @@ from workers.metrics import ChunkReport
 from workers.stages.clarify import clarify, simhash_bands
 from workers.stages.evaluate import EvaluatorError
 from workers.stages.pipeline import CpuStageResult, run_cpu_stages
-from workers.stages.types import EvaluationInput, EvaluationResult, LibraryMatch, RawDocument
+from workers.stages.types import EvaluationInput, EvaluationResult, LibraryMatch
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
 
 STORE_BATCH = 50  # evaluations per store transaction

@@ -25,13 +25,9 @@ from core.vocabulary import (
 )
 from data import repository
 from data.models import utcnow
-from orchestration.types import (
-    IngestInput,
-    IngestResult,
-)
-from workers.stages.confined import ParseLimits
-from workers.stages.folders import folder_roots
-from workers.stages.gather import (
+from guard.confined import ParseLimits
+from guard.folders import folder_roots
+from guard.gather import (
     FolderCount,
     SourceError,
     folder_names,
@@ -39,8 +35,12 @@ from workers.stages.gather import (
     gather_page,
     read_file,
 )
-from workers.stages.incremental import FileStat, FolderPlan, Validators, plan_folder, raw_hash
-from workers.stages.types import DocumentError, RawDocument
+from guard.incremental import FileStat, FolderPlan, Validators, plan_folder, raw_hash
+from guard.types import DocumentError, RawDocument
+from orchestration.types import (
+    IngestInput,
+    IngestResult,
+)
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class IngestSteps(StepsBase):
             loaders = FolderLoaders(plan, max_bytes, allow_hard_links=self.settings.folder_allow_hard_links)
             return Gathering(loaders, recognised=plan.recognised, missing=plan.missing)
         if kind in (KIND_FEED, KIND_WEB) and has_userinfo(location):
-            # Registration refuses such a URL (workers/stages/locations.py); one stored before that rule, or
+            # Registration refuses such a URL (guard/locations.py); one stored before that rule, or
             # written to the database by hand, is refused here too, before any request and without its secret.
             raise SourceError("InvalidSource", f"{without_userinfo(location)}: {CREDENTIALS_REFUSAL}")
         if kind == KIND_FEED:

@@ -25,9 +25,9 @@ from typing import TypeVar
 from temporalio.exceptions import ApplicationError
 
 from core.settings import Settings
+from guard.confined import limit_memory
 from orchestration.types import ChunkFailureInput, ChunkInput, ChunkResult
 from workers.metrics import ChunkReport
-from workers.stages.confined import limit_memory
 from workers.stages.pipeline import warm_up
 from workers.steps import BatchSteps, build_steps
 from workers.steps_base import Heartbeat

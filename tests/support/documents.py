@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.vocabulary import ARTIFACT_INGESTED
 from data import repository
 from data.models import Artifact
+from guard.types import RawDocument
 from workers.stages.extract import extract_metadata
 from workers.stages.normalize import normalize
-from workers.stages.types import EvaluationInput, RawDocument
+from workers.stages.types import EvaluationInput
 
 
 def evaluation_input(samples: Path, name: str, content_type: str, uri: str | None = None) -> EvaluationInput:

@@ -11,17 +11,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.roles import Role
 from core.settings import Settings
+from guard.confined import ParseLimits, run_confined
+from guard.fetching import Fetcher
+from guard.gather import fetch_feed, fetch_page
+from guard.types import INVALID_SOURCE, PARSE_LIMIT, DocumentError, RawDocument, SourceError
 from operations import Actor, Context
 from operations import sources as source_ops
 from operations.errors import Refused, Unreachable
 from tests.support.address_space import address_space_mb
 from tests.support.hostile_standins import Body, HostileSite, TrickleHeaders
-from workers.stages.confined import ParseLimits, run_confined
 from workers.stages.extract import extract_metadata
-from workers.stages.fetching import Fetcher
-from workers.stages.gather import fetch_feed, fetch_page
 from workers.stages.normalize import normalize
-from workers.stages.types import INVALID_SOURCE, PARSE_LIMIT, DocumentError, RawDocument, SourceError
 
 SECRET = "the private key of the payroll server"
 LOCAL_FEED = (

@@ -10,8 +10,9 @@ import lxml.etree
 import lxml.html
 import trafilatura
 
+from guard.types import DocumentError
 from workers.stages.normalize import html_parser, split_front_matter, strip_markdown
-from workers.stages.types import DocumentError, DocumentMetadata, NormalizedDocument
+from workers.stages.types import DocumentMetadata, NormalizedDocument
 
 MAX_TITLE_CHARS = 200
 MAX_AUTHOR_CHARS = 200

@@ -20,7 +20,8 @@ import pypdf
 import trafilatura
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-from workers.stages.types import DocumentError, NormalizedDocument, RawDocument
+from guard.types import DocumentError, RawDocument
+from workers.stages.types import NormalizedDocument
 
 MIN_LANGUAGE_CHARS = 20
 # The classifier walks bytes in Python (about 1 ms per 2,000 characters); a paragraph names a language.

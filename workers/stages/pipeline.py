@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from workers.stages.confined import out_of_memory_reason
+from guard.confined import out_of_memory_reason
+from guard.types import DocumentError, RawDocument
 from workers.stages.extract import extract_metadata
 from workers.stages.normalize import DEFAULT_MAX_PDF_PAGES, normalize, preload_language_model
-from workers.stages.types import DocumentError, DocumentMetadata, NormalizedDocument, RawDocument
+from workers.stages.types import DocumentMetadata, NormalizedDocument
 
 In = TypeVar("In")
 Out = TypeVar("Out")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from workers.stages.types import FOLDER_REFUSED, DocumentError, SourceError
+from guard.types import FOLDER_REFUSED, DocumentError, SourceError
 
 SAMPLES_FOLDER = Path(__file__).resolve().parents[2] / "data" / "samples"
 IMPORTS_FOLDER = "imports"  # under the state folder: where an operator drops folders to import by default

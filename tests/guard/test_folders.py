@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from workers.stages.fetching import Fetcher
-from workers.stages.folders import SAMPLES_FOLDER, folder_roots, inside_roots, read_bounded
-from workers.stages.gather import list_folder, preview_source, read_file, validate_location
-from workers.stages.types import FOLDER_REFUSED, DocumentError, RawDocument, SourceError
+from guard.fetching import Fetcher
+from guard.folders import SAMPLES_FOLDER, folder_roots, inside_roots, read_bounded
+from guard.gather import list_folder, preview_source, read_file, validate_location
+from guard.types import FOLDER_REFUSED, DocumentError, RawDocument, SourceError
 
 
 def hostile_folder(root: Path, outside: Path) -> Path:

@@ -22,19 +22,13 @@ from typing import Any
 import feedparser
 
 from core.vocabulary import unsupported_file_type
-from workers.stages.confined import ConfinedFailure, ParseLimits, run_confined, source_limit
-from workers.stages.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
-from workers.stages.folders import inside_roots, read_bounded
-from workers.stages.incremental import Gathered, Validators
-from workers.stages.locations import SOURCE_KINDS
-from workers.stages.locations import validate_location as validate_location  # its home before locations.py
-from workers.stages.types import (
-    INVALID_SOURCE,
-    SOURCE_UNAVAILABLE,
-    DocumentError,
-    RawDocument,
-    SourceError,
-)
+from guard.confined import ConfinedFailure, ParseLimits, run_confined, source_limit
+from guard.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
+from guard.folders import inside_roots, read_bounded
+from guard.incremental import Gathered, Validators
+from guard.locations import SOURCE_KINDS
+from guard.locations import validate_location as validate_location  # its home before locations.py
+from guard.types import INVALID_SOURCE, SOURCE_UNAVAILABLE, DocumentError, RawDocument, SourceError
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.http_standins import StaticSite
-from workers.stages.fetching import Fetcher
-from workers.stages.gather import (
+from guard.fetching import Fetcher
+from guard.gather import (
     INVALID_SOURCE,
     SOURCE_UNAVAILABLE,
     SourceError,
@@ -20,7 +19,8 @@ from workers.stages.gather import (
     read_file,
     validate_location,
 )
-from workers.stages.types import DocumentError
+from guard.types import DocumentError
+from tests.support.http_standins import StaticSite
 
 RSS = """<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/">

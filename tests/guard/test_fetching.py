@@ -19,12 +19,11 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support.hostile_standins import Body, HostileSite, Redirect, Trickle, TrickleHeaders, gzip_bomb
-from workers.stages import netpolicy
-from workers.stages.fetching import MAX_REDIRECTS, Fetcher
-from workers.stages.gather import fetch_feed, fetch_page
-from workers.stages.netpolicy import AddressPolicy, forbidden_because
-from workers.stages.types import (
+from guard import netpolicy
+from guard.fetching import MAX_REDIRECTS, Fetcher
+from guard.gather import fetch_feed, fetch_page
+from guard.netpolicy import AddressPolicy, forbidden_because
+from guard.types import (
     ADDRESS_REFUSED,
     FETCH_DEADLINE,
     INVALID_SOURCE,
@@ -32,6 +31,7 @@ from workers.stages.types import (
     DocumentError,
     SourceError,
 )
+from tests.support.hostile_standins import Body, HostileSite, Redirect, Trickle, TrickleHeaders, gzip_bomb
 
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>https://example.org/</link>
 <description>d</description><item><title>Patch notes</title><link>https://example.org/a</link>
@@ -331,10 +331,10 @@ def test_slow_redirect_hops_share_one_deadline() -> None:
 FETCH_IN_A_FRESH_PROCESS = textwrap.dedent(
     """
     import json, sys
-    from workers.stages.fetching import Fetcher
-    from workers.stages.gather import fetch_feed
-    from workers.stages.netpolicy import AddressPolicy
-    from workers.stages.types import SourceError
+    from guard.fetching import Fetcher
+    from guard.gather import fetch_feed
+    from guard.netpolicy import AddressPolicy
+    from guard.types import SourceError
 
     def peak_rss_kib():
         # VmHWM is this process's own peak RSS since exec; ru_maxrss on Linux also counts the pre-exec image

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from workers.stages.types import ADDRESS_REFUSED, SourceError
+from guard.types import ADDRESS_REFUSED, SourceError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

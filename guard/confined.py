@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from workers.stages.types import PARSE_LIMIT, DocumentError, SourceError
+from guard.types import PARSE_LIMIT, DocumentError, SourceError
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -28,7 +28,7 @@ MiB = 1024 * 1024
 DEFAULT_PARSE_MEMORY_MB = 2048
 _HEARTBEAT_SECONDS = 1.0
 # Modules a confined child needs, loaded once by the fork server (not again in every child).
-_PRELOAD = ["workers.stages.gather", "workers.stages.pipeline"]
+_PRELOAD = ["guard.gather", "workers.stages.pipeline"]
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,8 @@ import httpcore
 import httpx
 
 from core.urls import CREDENTIALS_REFUSAL, has_userinfo, without_userinfo
-from workers.stages.netpolicy import AddressPolicy, AddressRefused
-from workers.stages.types import (
-    FETCH_DEADLINE,
-    INVALID_SOURCE,
-    SOURCE_TOO_LARGE,
-    SOURCE_UNAVAILABLE,
-    SourceError,
-)
+from guard.netpolicy import AddressPolicy, AddressRefused
+from guard.types import FETCH_DEADLINE, INVALID_SOURCE, SOURCE_TOO_LARGE, SOURCE_UNAVAILABLE, SourceError
 
 MAX_REDIRECTS = 5
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
