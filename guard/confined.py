@@ -27,8 +27,9 @@ Out = TypeVar("Out")
 MiB = 1024 * 1024
 DEFAULT_PARSE_MEMORY_MB = 2048
 _HEARTBEAT_SECONDS = 1.0
-# Modules a confined child needs, loaded once by the fork server (not again in every child).
-_PRELOAD = ["guard.gather", "workers.stages.pipeline"]
+# Modules a confined child needs, loaded once by the fork server (not again in every child); a caller whose
+# function lives elsewhere adds its modules with `preload` before its first confined parse.
+_PRELOAD = ["guard.gather"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,11 @@ def _child(
     except MemoryError:  # a result too large to pickle within the bound
         conn.send(("memory",))
     conn.close()
+
+
+def preload(*modules: str) -> None:
+    """Have the fork server load `modules` too (when it starts: it is started by the first confined parse)."""
+    _PRELOAD.extend(module for module in modules if module not in _PRELOAD)
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -147,13 +147,15 @@ def preview(actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREV
     require(
         actor, ctx, Permission.MANAGE_SOURCES, action="preview_source", target=f"new source {draft.name!r}"
     )
-    # Imported here: the parsers, PDF reader and language model cost the dashboard ~35 MB, and only a dry
-    # run needs them (checking a location does not).
-    from guard.confined import ConfinedFailure, ParseLimits, run_confined
+    # Imported here: gathering (feedparser among it) costs the dashboard ~11 MB, and only a dry run needs it
+    # (checking a location does not). The documents are parsed in a confined child, never in this process.
+    from guard.confined import ConfinedFailure, ParseLimits, preload, run_confined
     from guard.fetching import Fetcher
     from guard.gather import FolderCount, SourceError, preview_source
     from guard.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
-    from workers.stages.pipeline import failed_everywhere, run_cpu_stages_each
+
+    processing = ctx.worker_processing()
+    preload(*processing.CHILD_MODULES)
 
     _refuse_credentials(draft)
     hide_userinfo_in_logs()
@@ -184,14 +186,14 @@ def preview(actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREV
         return DryRun([], **folder)
     try:
         results = run_confined(
-            run_cpu_stages_each,
+            processing.parse_each,
             (documents, settings.max_pdf_pages, per_document),
             # Each document is stopped at its own limit inside; this bounds the whole run if that fails.
             limits=ParseLimits(settings.parse_memory_mb, per_document * (len(documents) + 1)),
             what="parsing the documents",
         )
     except ConfinedFailure as exc:
-        results = failed_everywhere(documents, exc.reason)
+        results = processing.failed_everywhere(documents, exc.reason)
     rows = []
     for doc, result in zip(documents, results, strict=True):
         meta = result.metadata

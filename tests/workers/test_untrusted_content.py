@@ -20,6 +20,7 @@ from operations import sources as source_ops
 from operations.errors import Refused, Unreachable
 from tests.support.address_space import address_space_mb
 from tests.support.hostile_standins import Body, HostileSite, TrickleHeaders
+from workers import processing
 from workers.stages.extract import extract_metadata
 from workers.stages.normalize import normalize
 
@@ -136,7 +137,7 @@ def test_a_feed_that_needs_more_memory_than_allowed_fails_as_parse_limit_and_sma
 def dry_run_context(sessions: sessionmaker[Session], **overrides: object) -> tuple[Actor, Context]:
     settings = Settings(allowed_hosts=["127.0.0.1"], **overrides)  # type: ignore[arg-type]
     # A dry run needs no Temporal.
-    return Actor("op@example.org", frozenset({Role.OPERATOR})), Context(settings, sessions, None)  # type: ignore[arg-type]
+    return Actor("op@example.org", frozenset({Role.OPERATOR})), Context(settings, sessions, None, processing)  # type: ignore[arg-type]
 
 
 def test_the_dry_run_of_a_feed_whose_body_names_a_file_reads_no_file(
