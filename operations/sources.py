@@ -154,11 +154,10 @@ def preview(actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREV
     from guard.gather import FolderCount, SourceError, preview_source
     from guard.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
 
-    processing = ctx.worker_processing()
-    preload(*processing.CHILD_MODULES)
-
     _refuse_credentials(draft)
     hide_userinfo_in_logs()
+    processing = ctx.worker_processing()
+    preload(*processing.CHILD_MODULES)
     settings = ctx.settings
     # The dashboard parses nothing itself: the feed and the documents are parsed in short-lived processes
     # under the worker's memory and time limits, so a hostile source cannot take the dashboard down.
