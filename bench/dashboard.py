@@ -120,6 +120,7 @@ def generate(
     *, artifacts: int, batches: int, sources: int, seed_value: int
 ) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     """(table, rows) in foreign-key order, in chunks small enough to keep the seeding process lean."""
+    from core.errors import ErrorType
     from data.corpus import TOPIC_WORDS
 
     vocabulary = (*TOPIC_WORDS, *EXTRA_WORDS)
@@ -213,7 +214,7 @@ def generate(
                 count,
                 stored,
                 failed,
-                "TooManyFailures" if status == "awaiting_approval" else None,
+                ErrorType.TOO_MANY_FAILURES if status == "awaiting_approval" else None,
                 "too many documents failed" if status == "awaiting_approval" else None,
                 started,
                 started,

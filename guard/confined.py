@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from guard.types import PARSE_LIMIT, DocumentError, SourceError
+from core.errors import ErrorType
+from guard.types import DocumentError, SourceError
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -183,4 +184,4 @@ def _unpack(outcome: tuple[Any, ...], what: str, limits: ParseLimits) -> Any:
 
 def source_limit(url: str, failure: ConfinedFailure) -> SourceError:
     """A confined feed parse that did not finish, as the source's error (not worth retrying)."""
-    return SourceError(PARSE_LIMIT, f"{url}: {failure.reason}")
+    return SourceError(ErrorType.PARSE_LIMIT, f"{url}: {failure.reason}")

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from guard.types import FOLDER_REFUSED, DocumentError, SourceError
+from core.errors import ErrorType
+from guard.types import DocumentError, SourceError
 
 SAMPLES_FOLDER = Path(__file__).resolve().parents[2] / "data" / "samples"
 IMPORTS_FOLDER = "imports"  # under the state folder: where an operator drops folders to import by default
@@ -32,7 +33,7 @@ class FolderRefused(SourceError):
     """A folder outside every root: the operator has to move it or add a root."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(FOLDER_REFUSED, message)
+        super().__init__(ErrorType.FOLDER_REFUSED, message)
 
 
 def folder_roots(settings: FolderSettings) -> tuple[Path, ...]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import feedparser
 
+from core.errors import ErrorType
 from core.vocabulary import unsupported_file_type
 from guard.confined import ConfinedFailure, ParseLimits, run_confined, source_limit
 from guard.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
@@ -28,7 +29,7 @@ from guard.folders import inside_roots, read_bounded
 from guard.incremental import Gathered, Validators
 from guard.locations import SOURCE_KINDS
 from guard.locations import validate_location as validate_location  # its home before locations.py
-from guard.types import INVALID_SOURCE, SOURCE_UNAVAILABLE, DocumentError, RawDocument, SourceError
+from guard.types import DocumentError, RawDocument, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +97,9 @@ def folder_names(
     100,000-file folder costs the ingest a few megabytes rather than tens."""
     inside_roots(path, roots)  # before anything else: not even whether it exists is told outside the roots
     if not path.exists():
-        raise SourceError(INVALID_SOURCE, f"folder {path} does not exist")
+        raise SourceError(ErrorType.INVALID_SOURCE, f"folder {path} does not exist")
     if not path.is_dir():
-        raise SourceError(INVALID_SOURCE, f"{path} is not a folder")
+        raise SourceError(ErrorType.INVALID_SOURCE, f"{path} is not a folder")
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(path):
         heartbeat()
@@ -141,8 +142,8 @@ def _check_status(response: Fetched, url: str) -> None:
     reason = f"{url} answered HTTP {status} {response.reason}".rstrip()
     # 408 and 429 say "not now", so they are worth another try like server errors.
     if status >= 500 or status in (408, 429):
-        raise SourceError(SOURCE_UNAVAILABLE, reason)
-    raise SourceError(INVALID_SOURCE, reason)
+        raise SourceError(ErrorType.SOURCE_UNAVAILABLE, reason)
+    raise SourceError(ErrorType.INVALID_SOURCE, reason)
 
 
 def _media_type(header: str | None) -> tuple[str, str | None]:
@@ -201,7 +202,7 @@ def _page_document(response: Fetched, url: str) -> RawDocument:
 def _not_modified(url: str, earlier: Validators, got: Validators) -> Gathered:
     if not earlier:  # nothing was asked conditionally: a 304 says nothing of what the source holds
         raise SourceError(
-            INVALID_SOURCE, f"{url} answered 304 Not Modified to a request that was not conditional"
+            ErrorType.INVALID_SOURCE, f"{url} answered 304 Not Modified to a request that was not conditional"
         )
     return Gathered([], got.or_else(earlier), not_modified=True)
 
@@ -281,7 +282,7 @@ def parse_feed(sent: tuple[str, bytes]) -> list[RawDocument]:
     url, body = sent
     parsed = feedparser.parse(io.BytesIO(body))
     if not parsed.entries and not parsed.get("version"):
-        raise SourceError(INVALID_SOURCE, f"{url} is not an RSS/Atom feed")
+        raise SourceError(ErrorType.INVALID_SOURCE, f"{url} is not an RSS/Atom feed")
     return [_entry_document(entry, url, i) for i, entry in enumerate(parsed.entries)]
 
 

@@ -1,9 +1,11 @@
 """What the guard hands on and how it refuses: a gathered document's bytes, and the errors of a document
-or of a whole source (with the error type names the dashboard shows)."""
+or of a whole source (its error type is one of core.errors.ErrorType)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from core.errors import ErrorType
 
 
 class DocumentError(Exception):
@@ -18,29 +20,20 @@ class DocumentError(Exception):
         self.reason = reason
 
 
-INVALID_SOURCE = "InvalidSource"  # the source itself is wrong: retrying will not help
-SOURCE_UNAVAILABLE = "SourceUnavailable"  # the source may come back: worth retrying
-ADDRESS_REFUSED = "AddressRefused"  # the address policy refused a host or a redirect
-FOLDER_REFUSED = "FolderRefused"  # a folder outside every configured root
-SOURCE_TOO_LARGE = "SourceTooLarge"  # more bytes than the limit allows (after decompression)
-FETCH_DEADLINE = "FetchDeadline"  # a fetch took longer than its overall deadline
-PARSE_LIMIT = "ParseLimit"  # parsing what the source sent needed more memory or time than allowed
-
-
 class SourceError(Exception):
     """The source as a whole cannot be gathered; `kind` is the error type name the dashboard shows.
 
-    Only SOURCE_UNAVAILABLE is worth retrying; every other kind needs a person to change something.
+    Only ErrorType.SOURCE_UNAVAILABLE is worth retrying; every other kind needs a person to change something.
     """
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: ErrorType, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
 
     @property
     def retryable(self) -> bool:
-        return self.kind == SOURCE_UNAVAILABLE
+        return self.kind == ErrorType.SOURCE_UNAVAILABLE
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from core.errors import ErrorType
 from core.roles import Permission
 from core.urls import CREDENTIALS_REFUSAL, has_userinfo, hide_userinfo_in_logs, without_userinfo
 from core.vocabulary import SKIPPED_OVER_LIMIT, SOURCE_KINDS
@@ -152,7 +153,6 @@ def preview(actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREV
     from guard.confined import ConfinedFailure, ParseLimits, preload, run_confined
     from guard.fetching import Fetcher
     from guard.gather import FolderCount, SourceError, preview_source
-    from guard.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
 
     _refuse_credentials(draft)
     hide_userinfo_in_logs()
@@ -177,7 +177,7 @@ def preview(actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREV
                 count=found,
             )
     except SourceError as exc:
-        if exc.kind in (SOURCE_UNAVAILABLE, FETCH_DEADLINE):  # down or unreachable now: may come back
+        if exc.kind in (ErrorType.SOURCE_UNAVAILABLE, ErrorType.FETCH_DEADLINE):  # may come back
             raise Unreachable(f"The source cannot be reached now: {exc.message}") from exc
         raise Refused(f"The source cannot be read: {exc.message}") from exc
     folder = _folder_skips(found, settings.max_documents_per_batch) if draft.kind == "folder" else {}

@@ -22,12 +22,11 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from core.errors import ErrorType
     from core.vocabulary import DECISION_APPROVED, DECISION_REJECTED, DECISION_TIMED_OUT
     from orchestration.chunks import ChunkRangeWorkflow, error_details
     from orchestration.constants import (
         CHUNK_RANGE_WORKFLOW_ID,
-        ERR_REJECTED,
-        ERR_TOO_MANY_FAILURES,
         INGESTION_QUEUE,
         SA_ATTEMPT,
         SA_BATCH_ID,
@@ -230,7 +229,7 @@ class BatchWorkflow:
                 raise ApplicationError(
                     f"batch {input.batch_id} failed at {failure.stage}: {failure.message}; "
                     f"{decision} by {by.actor}: {by.reason}",
-                    type=ERR_REJECTED,
+                    type=ErrorType.BATCH_REJECTED,
                     non_retryable=True,
                 )
             self._attempt += 1
@@ -271,7 +270,7 @@ class BatchWorkflow:
         if tally.total and tally.failed / tally.total > plan.max_failed_share:
             return self._failure(
                 "processing",
-                ERR_TOO_MANY_FAILURES,
+                ErrorType.TOO_MANY_FAILURES,
                 f"{tally.failed} of {tally.total} documents failed, more than the "
                 f"{plan.max_failed_share:.0%} allowed",
             )

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError  # the error type Temporal reports; no SDK state
 
+from core.errors import ErrorType
 from core.vocabulary import (
     ARTIFACT_FAILED,
     ARTIFACT_INGESTED,
@@ -232,7 +233,7 @@ class ChunkSteps(StepsBase):
                         report.done = sum(report.labels.values())
                         self.metrics.record_chunk(report, evaluator=self.settings.evaluator)
                     raise ApplicationError(
-                        f"evaluator unavailable: {err}", type="EvaluatorUnavailable"
+                        f"evaluator unavailable: {err}", type=ErrorType.EVALUATOR_UNAVAILABLE
                     ) from err
                 updates.append(
                     {"id": art.id, "status": ARTIFACT_FAILED, "failed_stage": "evaluate", "error": str(err)}

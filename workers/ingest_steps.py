@@ -13,6 +13,7 @@ from typing import Any, overload
 from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError  # the error type Temporal reports; no SDK state
 
+from core.errors import ErrorType
 from core.urls import CREDENTIALS_REFUSAL, has_userinfo, without_userinfo
 from core.vocabulary import (
     ARTIFACT_FAILED,
@@ -196,7 +197,9 @@ class IngestSteps(StepsBase):
         if kind in (KIND_FEED, KIND_WEB) and has_userinfo(location):
             # Registration refuses such a URL (guard/locations.py); one stored before that rule, or
             # written to the database by hand, is refused here too, before any request and without its secret.
-            raise SourceError("InvalidSource", f"{without_userinfo(location)}: {CREDENTIALS_REFUSAL}")
+            raise SourceError(
+                ErrorType.INVALID_SOURCE, f"{without_userinfo(location)}: {CREDENTIALS_REFUSAL}"
+            )
         if kind == KIND_FEED:
             limits = ParseLimits(self.settings.parse_memory_mb, self.settings.document_time_limit_seconds)
             feed = gather_feed(location, self.fetcher, validators=earlier, heartbeat=alive, limits=limits)
@@ -215,7 +218,7 @@ class IngestSteps(StepsBase):
                 not_modified=page.not_modified,
                 validators=page.validators,
             )
-        raise SourceError("InvalidSource", f"unknown source kind {kind!r}")
+        raise SourceError(ErrorType.INVALID_SOURCE, f"unknown source kind {kind!r}")
 
     def _write_ingested(
         self,
