@@ -50,7 +50,9 @@ def report(changed: SourceChanged) -> None:
 
 @source.command("add")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(SOURCE_KINDS), required=True, help="What the location is.")
+@click.option(
+    "--kind", type=click.Choice([k.value for k in SOURCE_KINDS]), required=True, help="What the location is."
+)
 @click.option("--location", required=True, help="Folder path, feed URL or page URL.")
 @click.option(
     "--interval",
@@ -321,7 +323,9 @@ def wait_for_batch(ctx: Context, batch_id: int, poll: float = 0.5) -> dict[str, 
 
 @click.command()
 @click.option("--source", "source_ref", metavar="SOURCE", help="Only batches of this source (id or name).")
-@click.option("--status", type=click.Choice(BATCH_STATUSES), help="Only batches in this status.")
+@click.option(
+    "--status", type=click.Choice([s.value for s in BATCH_STATUSES]), help="Only batches in this status."
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def batches(source_ref: str | None, status: str | None, limit: int, as_json: bool) -> None:

@@ -17,10 +17,10 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.vocabulary import ARTIFACT_FAILED
+from core.vocabulary import ARTIFACT_FAILED, TIMED_STAGES
 from data.models import Artifact, utcnow
 
-STAGES = ("normalize", "extract", "clarify", "evaluate")
+STAGES = TIMED_STAGES  # the stages whose times an artifact records
 QUANTILES = (0.5, 0.95)
 DB_SAMPLE = 5000  # latest documents whose stage times the database percentiles use
 

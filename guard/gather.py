@@ -22,12 +22,11 @@ from typing import Any
 import feedparser
 
 from core.errors import ErrorType
-from core.vocabulary import unsupported_file_type
+from core.vocabulary import SOURCE_KINDS, unsupported_file_type
 from guard.confined import ConfinedFailure, ParseLimits, run_confined, source_limit
 from guard.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
 from guard.folders import inside_roots, read_bounded
 from guard.incremental import Gathered, Validators
-from guard.locations import SOURCE_KINDS
 from guard.locations import validate_location as validate_location  # its home before locations.py
 from guard.types import DocumentError, RawDocument, SourceError
 
