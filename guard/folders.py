@@ -17,7 +17,7 @@ from typing import Protocol
 from core.errors import ErrorType
 from guard.types import DocumentError, SourceError
 
-SAMPLES_FOLDER = Path(__file__).resolve().parents[2] / "data" / "samples"
+SAMPLES_FOLDER = Path(__file__).resolve().parents[1] / "data" / "samples"
 IMPORTS_FOLDER = "imports"  # under the state folder: where an operator drops folders to import by default
 _READ_CHUNK = 1024 * 1024
 
