@@ -22,14 +22,7 @@ from cli.output import (
 )
 from core.freshness import stale_reason
 from core.urls import without_userinfo
-from core.vocabulary import (
-    BATCH_AWAITING_APPROVAL,
-    BATCH_COMPLETED,
-    BATCH_IN_FLIGHT,
-    BATCH_STATUSES,
-    SOURCE_KINDS,
-    skip_reasons,
-)
+from core.vocabulary import BATCH_IN_FLIGHT, BATCH_STATUSES, SOURCE_KINDS, BatchStatus, skip_reasons
 from data import repository
 from operations import Context, Refused
 from operations import batches as batch_ops
@@ -293,9 +286,9 @@ def refresh(source_ref: str, wait: bool, full: bool, as_json: bool) -> None:
         if outcome.get("error_message"):
             line += f" ({outcome['error_type']}: {outcome['error_message']})"
         click.echo(line)
-        if outcome["status"] == BATCH_AWAITING_APPROVAL:
+        if outcome["status"] == BatchStatus.AWAITING_APPROVAL:
             click.echo("the batch waits for an operator to approve a retry or reject it")
-    if wait and outcome["status"] != BATCH_COMPLETED:
+    if wait and outcome["status"] != BatchStatus.COMPLETED:
         raise click.exceptions.Exit(1)
 
 
@@ -304,7 +297,7 @@ def wait_for_batch(ctx: Context, batch_id: int, poll: float = 0.5) -> dict[str, 
     while True:
         with ctx.sessions() as session:
             batch = repository.get_batch(session, batch_id=batch_id)
-            if batch.status == BATCH_AWAITING_APPROVAL or batch.status not in BATCH_IN_FLIGHT:
+            if batch.status == BatchStatus.AWAITING_APPROVAL or batch.status not in BATCH_IN_FLIGHT:
                 return {
                     "status": batch.status,
                     "total": batch.total,

@@ -17,9 +17,6 @@ class SourceKind(StrEnum):
     WEB = "web"
 
 
-KIND_FOLDER = SourceKind.FOLDER
-KIND_FEED = SourceKind.FEED
-KIND_WEB = SourceKind.WEB
 SOURCE_KINDS = tuple(SourceKind)
 
 
@@ -36,17 +33,15 @@ class BatchStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-BATCH_PENDING = BatchStatus.PENDING
-BATCH_RUNNING = BatchStatus.RUNNING
-BATCH_COMPLETED = BatchStatus.COMPLETED
-BATCH_FAILED = BatchStatus.FAILED
-BATCH_AWAITING_APPROVAL = BatchStatus.AWAITING_APPROVAL
-BATCH_RETRYING = BatchStatus.RETRYING
-BATCH_CANCELLED = BatchStatus.CANCELLED
 BATCH_STATUSES = tuple(BatchStatus)
 # In flight: the batch's workflow still owns its rows (including one waiting for an operator's decision). The
 # SLA clock runs for these, a source with one of these cannot be deleted, and a second refresh is not started.
-BATCH_IN_FLIGHT = (BATCH_PENDING, BATCH_RUNNING, BATCH_RETRYING, BATCH_AWAITING_APPROVAL)
+BATCH_IN_FLIGHT = (
+    BatchStatus.PENDING,
+    BatchStatus.RUNNING,
+    BatchStatus.RETRYING,
+    BatchStatus.AWAITING_APPROVAL,
+)
 
 
 class Decision(StrEnum):
@@ -56,12 +51,6 @@ class Decision(StrEnum):
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"  # an operator stopped the batch (its history row; not an approval decision)
-
-
-DECISION_APPROVED = Decision.APPROVED
-DECISION_REJECTED = Decision.REJECTED
-DECISION_TIMED_OUT = Decision.TIMED_OUT
-DECISION_CANCELLED = Decision.CANCELLED
 
 
 class ArtifactStatus(StrEnum):
@@ -76,14 +65,8 @@ class ArtifactStatus(StrEnum):
     UNCHANGED = "unchanged"
 
 
-ARTIFACT_INGESTED = ArtifactStatus.INGESTED
-ARTIFACT_PROCESSED = ArtifactStatus.PROCESSED
-ARTIFACT_STORED = ArtifactStatus.STORED
-ARTIFACT_FAILED = ArtifactStatus.FAILED
-ARTIFACT_QUARANTINED = ArtifactStatus.QUARANTINED
-ARTIFACT_UNCHANGED = ArtifactStatus.UNCHANGED
 # Done: no stage will pick the document up again in this attempt.
-ARTIFACT_DONE = (ARTIFACT_STORED, ARTIFACT_FAILED, ARTIFACT_UNCHANGED)
+ARTIFACT_DONE = (ArtifactStatus.STORED, ArtifactStatus.FAILED, ArtifactStatus.UNCHANGED)
 
 # Why ingest skipped what it did not gather (a batch's skip_reasons): the per-batch limit, and a folder's files
 # of a type the pipeline does not read.

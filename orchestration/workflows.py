@@ -23,7 +23,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from core.errors import ErrorType
-    from core.vocabulary import DECISION_APPROVED, DECISION_REJECTED, DECISION_TIMED_OUT
+    from core.vocabulary import Decision
     from orchestration.chunks import ChunkRangeWorkflow, error_details
     from orchestration.constants import (
         CHUNK_RANGE_WORKFLOW_ID,
@@ -116,7 +116,7 @@ class BatchWorkflow:
 
     @workflow.update
     def approve_retry(self, input: DecisionInput) -> DecisionResult:
-        self._decision = (DECISION_APPROVED, input)
+        self._decision = (Decision.APPROVED, input)
         if workflow.patched(PATCH_RETRYING_ON_APPROVAL):
             # Leave "awaiting approval" as the Update is accepted, not after record_decision/prepare_retry:
             # whoever looks next (query, search attribute, a second operator) sees the batch is no longer waiting.
@@ -124,7 +124,7 @@ class BatchWorkflow:
             self._set_state(STATE_RETRYING)
         return DecisionResult(
             batch_id=self._batch_id,
-            decision=DECISION_APPROVED,
+            decision=Decision.APPROVED,
             attempt=self._attempt + 1,
             message=f"batch {self._batch_id} will be retried (attempt {self._attempt + 1})",
         )
@@ -135,10 +135,10 @@ class BatchWorkflow:
 
     @workflow.update
     def reject(self, input: DecisionInput) -> DecisionResult:
-        self._decision = (DECISION_REJECTED, input)
+        self._decision = (Decision.REJECTED, input)
         return DecisionResult(
             batch_id=self._batch_id,
-            decision=DECISION_REJECTED,
+            decision=Decision.REJECTED,
             attempt=self._attempt,
             message=f"batch {self._batch_id} rejected: it ends failed",
         )
@@ -214,7 +214,7 @@ class BatchWorkflow:
                 self._set_state(STATE_COMPLETED)
                 return result
             decision, by = await self._fail_and_wait(plan, failure)
-            if decision != DECISION_APPROVED:
+            if decision != Decision.APPROVED:
                 await self._bookkeeping(
                     "finish_batch",
                     FinishBatchInput(
@@ -324,7 +324,7 @@ class BatchWorkflow:
         else:
             hours = f"{plan.approval_timeout_hours:g}"
             decision, by = (
-                DECISION_TIMED_OUT,
+                Decision.TIMED_OUT,
                 DecisionInput(actor="system", reason=f"no decision within {hours} h"),
             )
         await self._bookkeeping(
