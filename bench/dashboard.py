@@ -121,6 +121,7 @@ def generate(
 ) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     """(table, rows) in foreign-key order, in chunks small enough to keep the seeding process lean."""
     from core.errors import ErrorType
+    from core.vocabulary import Stage
     from data.corpus import TOPIC_WORDS
 
     vocabulary = (*TOPIC_WORDS, *EXTRA_WORDS)
@@ -167,7 +168,7 @@ def generate(
                     f"https://example.org/{source_id}/{batch_id}/{seq}.html",
                     "text/html",
                     "stored" if ok else "failed",
-                    None if ok else "normalize",
+                    None if ok else Stage.NORMALIZE,
                     None if ok else "undecodable bytes: no text found",
                     rng.choice(LANGUAGES),
                     " ".join(words),

@@ -22,7 +22,7 @@ from typing import Any
 import feedparser
 
 from core.errors import ErrorType
-from core.vocabulary import SOURCE_KINDS, unsupported_file_type
+from core.vocabulary import SOURCE_KINDS, Stage, unsupported_file_type
 from guard.confined import ConfinedFailure, ParseLimits, run_confined, source_limit
 from guard.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
 from guard.folders import inside_roots, read_bounded
@@ -126,7 +126,7 @@ def read_file(path: Path, max_bytes: int, *, folder: Path, allow_hard_links: boo
     anything but a regular file are skipped."""
     content_type = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if content_type is None:
-        raise DocumentError("ingest", unsupported_file_type(path.suffix))
+        raise DocumentError(Stage.INGEST, unsupported_file_type(path.suffix))
     data = read_bounded(path, folder, max_bytes, allow_hard_links=allow_hard_links)
     return RawDocument(uri=path.absolute().as_uri(), content_type=content_type, data=data)
 
@@ -180,7 +180,7 @@ def fetch_page(
     try:
         response = fetcher.get(url, max_bytes=max_bytes, heartbeat=heartbeat)
     except SourceTooLarge as exc:
-        raise DocumentError("ingest", f"page too large: exceeds {max_bytes} bytes") from exc
+        raise DocumentError(Stage.INGEST, f"page too large: exceeds {max_bytes} bytes") from exc
     _check_status(response, url)
     return _page_document(response, url)
 
@@ -192,7 +192,7 @@ def _page_document(response: Fetched, url: str) -> RawDocument:
     if content_type is None and media in ("", "application/octet-stream", "binary/octet-stream"):
         content_type = _sniff(data)
     if content_type is None:
-        raise DocumentError("ingest", f"unsupported content type {media or '(none)'}")
+        raise DocumentError(Stage.INGEST, f"unsupported content type {media or '(none)'}")
     if content_type != "application/pdf":
         data = _to_utf8(data, charset)
     return RawDocument(uri=url, content_type=content_type, data=data)
@@ -222,7 +222,7 @@ def gather_page(
             url, max_bytes=max_bytes, heartbeat=heartbeat, headers=earlier.request_headers()
         )
     except SourceTooLarge as exc:
-        raise DocumentError("ingest", f"page too large: exceeds {max_bytes} bytes") from exc
+        raise DocumentError(Stage.INGEST, f"page too large: exceeds {max_bytes} bytes") from exc
     got = Validators.from_headers(response.headers)
     if response.status == 304:
         return _not_modified(url, earlier, got)

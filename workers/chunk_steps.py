@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError  # the error type Temporal reports; no SDK state
 
 from core.errors import ErrorType
-from core.vocabulary import ArtifactStatus
+from core.vocabulary import ArtifactStatus, Stage
 from data import repository
 from data.models import Artifact, utcnow
 from guard.types import RawDocument
@@ -72,7 +72,7 @@ class ChunkSteps(StepsBase):
             self._drop_raw(session, [r["id"] for r in rows if r["status"] == ArtifactStatus.UNCHANGED])
         failed = sum(1 for r in rows if r["status"] == ArtifactStatus.FAILED)
         for r in rows:
-            for stage in ("normalize", "extract", "clarify"):
+            for stage in (Stage.NORMALIZE, Stage.EXTRACT, Stage.CLARIFY):
                 report.observe(stage, r.get(f"{stage}_ms"))
             if r["status"] == ArtifactStatus.FAILED:
                 report.failed_by_stage[r.get("failed_stage") or "process"] += 1
@@ -233,17 +233,17 @@ class ChunkSteps(StepsBase):
                     {
                         "id": art.id,
                         "status": ArtifactStatus.FAILED,
-                        "failed_stage": "evaluate",
+                        "failed_stage": Stage.EVALUATE,
                         "error": str(err),
                     }
                 )
-                report.failed_by_stage["evaluate"] += 1
+                report.failed_by_stage[Stage.EVALUATE] += 1
                 continue
             evaluations.append(evaluation_row(art.id, verdict, self.settings.review_below_confidence))
             evaluate_ms = (time.perf_counter() - t0) * 1000 + share_ms
             updates.append({"id": art.id, "status": ArtifactStatus.STORED, "evaluate_ms": evaluate_ms})
             report.labels[verdict.label] += 1
-            report.observe("evaluate", evaluate_ms)
+            report.observe(Stage.EVALUATE, evaluate_ms)
         self._store(evaluations, updates)
         return len(evaluations), len(updates) - len(evaluations)
 

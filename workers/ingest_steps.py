@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError  # the error type Temporal re
 
 from core.errors import ErrorType
 from core.urls import CREDENTIALS_REFUSAL, has_userinfo, without_userinfo
-from core.vocabulary import SKIPPED_OVER_LIMIT, ArtifactStatus, SourceKind
+from core.vocabulary import SKIPPED_OVER_LIMIT, ArtifactStatus, SourceKind, Stage
 from data import repository
 from data.models import utcnow
 from guard.confined import ParseLimits
@@ -253,7 +253,7 @@ class IngestSteps(StepsBase):
                 uri = getattr(err, "filename", None) or f"{batch_id}#{seq}"
                 reason = err.reason if isinstance(err, DocumentError) else f"unreadable: {err}"
                 row.update(uri=str(uri), content_type="unknown", status=ArtifactStatus.FAILED)
-                row.update(failed_stage="ingest", error=reason)
+                row.update(failed_stage=Stage.INGEST, error=reason)
                 failed += 1
             row["ingest_ms"] = (time.perf_counter() - started) * 1000
             row["ingested_at"] = utcnow()

@@ -25,6 +25,7 @@ from typing import TypeVar
 from temporalio.exceptions import ApplicationError
 
 from core.settings import Settings
+from core.vocabulary import Stage
 from guard.confined import limit_memory
 from orchestration.types import ChunkFailureInput, ChunkInput, ChunkResult
 from workers.metrics import ChunkReport
@@ -200,7 +201,7 @@ class CpuPool:
                     if attempt == 2:
                         lost = fail(ChunkFailureInput(input.batch_id, seq, seq + 1, DIED))
                         failed += lost
-                        report.failed_by_stage["normalize"] += lost
+                        report.failed_by_stage[Stage.NORMALIZE] += lost
                     continue
                 done, failed = done + result.done, failed + result.failed
                 _merge(report, part)

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from core.vocabulary import BATCH_IN_FLIGHT, ArtifactStatus, BatchStatus
+from core.vocabulary import BATCH_IN_FLIGHT, ArtifactStatus, BatchStatus, Stage
 from data.models import Alert, Artifact, Batch, BatchDecision, utcnow
 from data.repository._base import _rowcount
 from data.repository.audit import batch_name, record_audit
@@ -25,7 +25,7 @@ def compensate_batch(session: Session, *, batch_id: int, stage: str) -> str:
     A failed ingest leaves a partial list of documents: they are removed (a retry ingests afresh).
     A batch failed by its documents keeps what it stored, quarantined until a retry succeeds.
     """
-    if stage == "ingest":
+    if stage == Stage.INGEST:
         removed = _rowcount(session.execute(delete(Artifact).where(Artifact.batch_id == batch_id)))
         summary = f"removed {removed} partially ingested document(s)"
     else:
@@ -124,7 +124,7 @@ def prepare_retry(session: Session, *, batch_id: int, stage: str, attempt: int) 
     batch = get_batch(session, batch_id=batch_id)
     batch.attempt = attempt
     batch.status = BatchStatus.RETRYING
-    if stage == "ingest":
+    if stage == Stage.INGEST:
         return 0
     return _rowcount(
         session.execute(
@@ -132,7 +132,7 @@ def prepare_retry(session: Session, *, batch_id: int, stage: str, attempt: int) 
             .where(
                 Artifact.batch_id == batch_id,
                 Artifact.status == ArtifactStatus.FAILED,
-                Artifact.failed_stage != "ingest",
+                Artifact.failed_stage != Stage.INGEST,
             )
             .values(status=ArtifactStatus.INGESTED, failed_stage=None, error=None)
         )
