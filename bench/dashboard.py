@@ -120,6 +120,8 @@ def generate(
     *, artifacts: int, batches: int, sources: int, seed_value: int
 ) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     """(table, rows) in foreign-key order, in chunks small enough to keep the seeding process lean."""
+    from core.errors import ErrorType
+    from core.vocabulary import Stage
     from data.corpus import TOPIC_WORDS
 
     vocabulary = (*TOPIC_WORDS, *EXTRA_WORDS)
@@ -166,7 +168,7 @@ def generate(
                     f"https://example.org/{source_id}/{batch_id}/{seq}.html",
                     "text/html",
                     "stored" if ok else "failed",
-                    None if ok else "normalize",
+                    None if ok else Stage.NORMALIZE,
                     None if ok else "undecodable bytes: no text found",
                     rng.choice(LANGUAGES),
                     " ".join(words),
@@ -213,7 +215,7 @@ def generate(
                 count,
                 stored,
                 failed,
-                "TooManyFailures" if status == "awaiting_approval" else None,
+                ErrorType.TOO_MANY_FAILURES if status == "awaiting_approval" else None,
                 "too many documents failed" if status == "awaiting_approval" else None,
                 started,
                 started,

@@ -56,7 +56,7 @@ from bench.pipeline import (  # noqa: E402
 )
 from cli.devserver import DevServer, free_port  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from core.vocabulary import ARTIFACT_STORED  # noqa: E402
+from core.vocabulary import ArtifactStatus  # noqa: E402
 from data import repository  # noqa: E402
 from data.corpus import write_corpus  # noqa: E402
 from data.db import make_engine, make_session_factory  # noqa: E402
@@ -105,7 +105,9 @@ def tally(url: str, batch_id: int, expected: int) -> tuple[int, int, int]:
             select(func.count(), func.count(func.distinct(Artifact.seq))).where(Artifact.batch_id == batch_id)
         ).one()
         stored = session.scalar(
-            select(func.count()).where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_STORED)
+            select(func.count()).where(
+                Artifact.batch_id == batch_id, Artifact.status == ArtifactStatus.STORED
+            )
         )
         evals, evaluated = session.execute(
             select(func.count(), func.count(func.distinct(Evaluation.artifact_id)))
@@ -118,7 +120,7 @@ def tally(url: str, batch_id: int, expected: int) -> tuple[int, int, int]:
 
 def stored_count(url: str, batch_id: int) -> int:
     with make_session_factory(make_engine(url))() as session:
-        return repository.artifact_status_counts(session, batch_id=batch_id).get(ARTIFACT_STORED, 0)
+        return repository.artifact_status_counts(session, batch_id=batch_id).get(ArtifactStatus.STORED, 0)
 
 
 def latest_batch(url: str) -> int:

@@ -68,7 +68,7 @@ def load_as_feed(split: str) -> list[tuple[bool, EvaluationInput]]:
 
     import feedparser
 
-    from workers.stages.gather import _entry_document
+    from guard.gather import _entry_document
     from workers.stages.pipeline import run_cpu_stages
 
     items = load(split)

@@ -17,7 +17,11 @@ from operations import cancellation as cancel_ops
 @click.option("--reason", required=True, help="Why the batches are stopped (required; recorded and audited).")
 @click.option("--all", "matching", is_flag=True, help="Every running batch matching --source / --status.")
 @click.option("--source", "source_ref", metavar="SOURCE", help="With --all: only this source's (id or name).")
-@click.option("--status", type=click.Choice(BATCH_IN_FLIGHT), help="With --all: only batches in this status.")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in BATCH_IN_FLIGHT]),
+    help="With --all: only batches in this status.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask before cancelling what --all matches.")
 @click.option("--actor", help='On whose behalf; recorded as "OS-USER as ACTOR" (default: the OS user).')
 @click.option("--json", "as_json", is_flag=True, help="Print each batch's outcome as JSON.")

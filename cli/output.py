@@ -20,6 +20,7 @@ from operations import Actor, Context, Refused
 from operations.context import os_account
 from orchestration.client import TemporalSettingsError, temporal_target
 from orchestration.gateway import TemporalUnavailable, connect_reason
+from workers import processing
 
 
 class UsageProblem(click.ClickException):
@@ -109,13 +110,14 @@ def unreachable(settings: Settings, error: BaseException | None = None) -> Runti
 
 @contextmanager
 def operations(settings: Settings | None = None) -> Iterator[Context]:
-    """The operations context of one command: settings, the database, a Temporal gateway (closed after).
+    """The operations context of one command: settings, the database, a Temporal gateway (closed after) and
+    the workers' processing (a dry run, a re-evaluation's preview).
 
     A refusal leaves with its exit status and message; an unreachable Temporal with status 1 and what to do.
     """
     settings = settings or load_settings()
     with database(settings) as sessions:
-        ctx = Context.for_settings(settings, sessions)
+        ctx = Context.for_settings(settings, sessions, processing=processing)
         try:
             yield ctx
         except Refused as exc:

@@ -22,14 +22,7 @@ from cli.output import (
 )
 from core.freshness import stale_reason
 from core.urls import without_userinfo
-from core.vocabulary import (
-    BATCH_AWAITING_APPROVAL,
-    BATCH_COMPLETED,
-    BATCH_IN_FLIGHT,
-    BATCH_STATUSES,
-    SOURCE_KINDS,
-    skip_reasons,
-)
+from core.vocabulary import BATCH_IN_FLIGHT, BATCH_STATUSES, SOURCE_KINDS, BatchStatus, skip_reasons
 from data import repository
 from operations import Context, Refused
 from operations import batches as batch_ops
@@ -50,7 +43,9 @@ def report(changed: SourceChanged) -> None:
 
 @source.command("add")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(SOURCE_KINDS), required=True, help="What the location is.")
+@click.option(
+    "--kind", type=click.Choice([k.value for k in SOURCE_KINDS]), required=True, help="What the location is."
+)
 @click.option("--location", required=True, help="Folder path, feed URL or page URL.")
 @click.option(
     "--interval",
@@ -291,9 +286,9 @@ def refresh(source_ref: str, wait: bool, full: bool, as_json: bool) -> None:
         if outcome.get("error_message"):
             line += f" ({outcome['error_type']}: {outcome['error_message']})"
         click.echo(line)
-        if outcome["status"] == BATCH_AWAITING_APPROVAL:
+        if outcome["status"] == BatchStatus.AWAITING_APPROVAL:
             click.echo("the batch waits for an operator to approve a retry or reject it")
-    if wait and outcome["status"] != BATCH_COMPLETED:
+    if wait and outcome["status"] != BatchStatus.COMPLETED:
         raise click.exceptions.Exit(1)
 
 
@@ -302,7 +297,7 @@ def wait_for_batch(ctx: Context, batch_id: int, poll: float = 0.5) -> dict[str, 
     while True:
         with ctx.sessions() as session:
             batch = repository.get_batch(session, batch_id=batch_id)
-            if batch.status == BATCH_AWAITING_APPROVAL or batch.status not in BATCH_IN_FLIGHT:
+            if batch.status == BatchStatus.AWAITING_APPROVAL or batch.status not in BATCH_IN_FLIGHT:
                 return {
                     "status": batch.status,
                     "total": batch.total,
@@ -321,7 +316,9 @@ def wait_for_batch(ctx: Context, batch_id: int, poll: float = 0.5) -> dict[str, 
 
 @click.command()
 @click.option("--source", "source_ref", metavar="SOURCE", help="Only batches of this source (id or name).")
-@click.option("--status", type=click.Choice(BATCH_STATUSES), help="Only batches in this status.")
+@click.option(
+    "--status", type=click.Choice([s.value for s in BATCH_STATUSES]), help="Only batches in this status."
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def batches(source_ref: str | None, status: str | None, limit: int, as_json: bool) -> None:

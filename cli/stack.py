@@ -29,7 +29,7 @@ from cli.services import (
 )
 from core.settings import Settings
 from core.signin import read_auth
-from core.vocabulary import KIND_FOLDER
+from core.vocabulary import SourceKind
 from data import repository
 from operations import Context
 from operations import batches as batch_ops
@@ -309,7 +309,7 @@ class Stack:
             try:
                 actor = acting(self.settings)
                 draft = source_ops.check_source(
-                    ctx, name=DEMO_SOURCE, kind=KIND_FOLDER, location=str(samples), interval=3600
+                    ctx, name=DEMO_SOURCE, kind=SourceKind.FOLDER, location=str(samples), interval=3600
                 )
                 source_ops.register_source(actor, ctx, draft)
                 started = batch_ops.refresh_source(actor, ctx, DEMO_SOURCE, trigger="startup")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from core.vocabulary import BATCH_FAILED
+from core.vocabulary import BatchStatus
 
 
 def _span(seconds: float) -> str:
@@ -35,7 +35,7 @@ def stale_reason(
         return None
     reasons = []
     latest = list(recent_statuses[:after_failures])
-    if len(latest) == after_failures and all(s == BATCH_FAILED for s in latest):
+    if len(latest) == after_failures and all(s == BatchStatus.FAILED for s in latest):
         reasons.append(f"its last {after_failures} refreshes failed")
     since = last_new_document or registered_at
     allowed = timedelta(seconds=interval_seconds * after_intervals)

@@ -1,54 +1,72 @@
 """The words every layer shares: source kinds, batch and artifact statuses, decisions, stages, alert kinds.
 
-Plain constants only, so the workflow sandbox, the data layer and the front ends can all import them.
+Stdlib only (StrEnums like core.roles.Role, and plain constants), so the workflow sandbox, the data layer and
+the front ends can all import them. A member is its string: the database stores it, Temporal payloads carry
+it and tests compare it as the plain word it always was. Click's Choice reads an Enum by member name, so a
+command line offers `.value`s (see cli/).
 """
 
 from __future__ import annotations
 
-# Source kinds
-KIND_FOLDER = "folder"
-KIND_FEED = "feed"
-KIND_WEB = "web"
-SOURCE_KINDS = (KIND_FOLDER, KIND_FEED, KIND_WEB)
+from enum import StrEnum
 
-# Batch statuses
-BATCH_PENDING = "pending"
-BATCH_RUNNING = "running"
-BATCH_COMPLETED = "completed"
-BATCH_FAILED = "failed"
-BATCH_AWAITING_APPROVAL = "awaiting_approval"
-BATCH_RETRYING = "retrying"
-# Stopped by an operator (or its workflow cancelled or terminated in Temporal): what it stored is kept.
-BATCH_CANCELLED = "cancelled"
-BATCH_STATUSES = (
-    BATCH_PENDING,
-    BATCH_RUNNING,
-    BATCH_AWAITING_APPROVAL,
-    BATCH_RETRYING,
-    BATCH_COMPLETED,
-    BATCH_FAILED,
-    BATCH_CANCELLED,
-)
+
+class SourceKind(StrEnum):
+    FOLDER = "folder"
+    FEED = "feed"
+    WEB = "web"
+
+
+SOURCE_KINDS = tuple(SourceKind)
+
+
+class BatchStatus(StrEnum):
+    """A batch's status; in this order on every list and filter."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    # Stopped by an operator (or its workflow cancelled or terminated in Temporal): what it stored is kept.
+    CANCELLED = "cancelled"
+
+
+BATCH_STATUSES = tuple(BatchStatus)
 # In flight: the batch's workflow still owns its rows (including one waiting for an operator's decision). The
 # SLA clock runs for these, a source with one of these cannot be deleted, and a second refresh is not started.
-BATCH_IN_FLIGHT = (BATCH_PENDING, BATCH_RUNNING, BATCH_RETRYING, BATCH_AWAITING_APPROVAL)
+BATCH_IN_FLIGHT = (
+    BatchStatus.PENDING,
+    BatchStatus.RUNNING,
+    BatchStatus.RETRYING,
+    BatchStatus.AWAITING_APPROVAL,
+)
 
-# Operator decisions on a failed batch
-DECISION_APPROVED = "approved"
-DECISION_REJECTED = "rejected"
-DECISION_TIMED_OUT = "timed_out"
-DECISION_CANCELLED = "cancelled"  # an operator stopped the batch (its history row; not an approval decision)
 
-# Artifact statuses: ingested -> processed -> stored (or unchanged), or failed at any stage.
-ARTIFACT_INGESTED = "ingested"
-ARTIFACT_PROCESSED = "processed"
-ARTIFACT_STORED = "stored"
-ARTIFACT_FAILED = "failed"
-ARTIFACT_QUARANTINED = "quarantined"  # stored by a batch that then failed: kept, but not shown as good
-# The source stored this content (same content hash) in an earlier batch: not stored twice, not evaluated.
-ARTIFACT_UNCHANGED = "unchanged"
+class Decision(StrEnum):
+    """An operator's decision on a failed batch (and the history row of a cancelled one)."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"  # an operator stopped the batch (its history row; not an approval decision)
+
+
+class ArtifactStatus(StrEnum):
+    """ingested -> processed -> stored (or unchanged), or failed at any stage."""
+
+    INGESTED = "ingested"
+    PROCESSED = "processed"
+    STORED = "stored"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"  # stored by a batch that then failed: kept, but not shown as good
+    # The source stored this content (same content hash) in an earlier batch: not stored twice, not evaluated.
+    UNCHANGED = "unchanged"
+
+
 # Done: no stage will pick the document up again in this attempt.
-ARTIFACT_DONE = (ARTIFACT_STORED, ARTIFACT_FAILED, ARTIFACT_UNCHANGED)
+ARTIFACT_DONE = (ArtifactStatus.STORED, ArtifactStatus.FAILED, ArtifactStatus.UNCHANGED)
 
 # Why ingest skipped what it did not gather (a batch's skip_reasons): the per-batch limit, and a folder's files
 # of a type the pipeline does not read.
@@ -67,9 +85,20 @@ def skip_reasons(skipped: int, reasons: dict[str, int] | None) -> dict[str, int]
     return {SKIPPED_OVER_LIMIT: skipped} if skipped else {}
 
 
-# Where a document can fail, in pipeline order; the per-document timed stages are the middle four.
-STAGES = ("ingest", "normalize", "extract", "clarify", "evaluate", "store")
-TIMED_STAGES = ("normalize", "extract", "clarify", "evaluate")
+class Stage(StrEnum):
+    """Where a document can fail, in pipeline order."""
+
+    INGEST = "ingest"
+    NORMALIZE = "normalize"
+    EXTRACT = "extract"
+    CLARIFY = "clarify"
+    EVALUATE = "evaluate"
+    STORE = "store"
+
+
+STAGES = tuple(Stage)
+# The per-document timed stages (an artifact's <stage>_ms columns): the middle four.
+TIMED_STAGES = (Stage.NORMALIZE, Stage.EXTRACT, Stage.CLARIFY, Stage.EVALUATE)
 
 # Alert kinds of the SLA monitor (alerts are unique per batch and kind).
 ALERT_SLA_WARNING = "sla_warning"

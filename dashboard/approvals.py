@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.vocabulary import ARTIFACT_FAILED, BATCH_AWAITING_APPROVAL
+from core.vocabulary import ArtifactStatus, BatchStatus
 from dashboard.formatting import status_word
 from data import repository
 from data.models import Artifact, Batch, BatchDecision, Source, utcnow
@@ -88,7 +88,9 @@ FAILED_COLUMNS = ["seq", "uri", "stage", "reason"]
 def failed_artifact_count(session: Session, *, batch_id: int) -> int:
     return int(
         session.scalar(
-            select(func.count()).where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_FAILED)
+            select(func.count()).where(
+                Artifact.batch_id == batch_id, Artifact.status == ArtifactStatus.FAILED
+            )
         )
         or 0
     )
@@ -98,7 +100,7 @@ def failed_artifacts(session: Session, *, batch_id: int, limit: int, offset: int
     """The batch's failed documents with the stage and reason, in order."""
     rows = session.execute(
         select(Artifact.seq, Artifact.uri, Artifact.failed_stage, Artifact.error)
-        .where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_FAILED)
+        .where(Artifact.batch_id == batch_id, Artifact.status == ArtifactStatus.FAILED)
         .order_by(Artifact.seq)
         .limit(limit)
         .offset(offset)
@@ -143,7 +145,7 @@ def recent_decisions(session: Session, *, limit: int = 20, batch_id: int | None 
 
 def waiting_ids(session: Session, *, source_id: int | None = None) -> list[int]:
     """Ids of the batches awaiting a decision (of one source), nearest timeout first: a bulk decision's set."""
-    stmt = select(Batch.id).where(Batch.status == BATCH_AWAITING_APPROVAL)
+    stmt = select(Batch.id).where(Batch.status == BatchStatus.AWAITING_APPROVAL)
     if source_id is not None:
         stmt = stmt.where(Batch.source_id == source_id)
     return list(session.scalars(stmt.order_by(Batch.decision_deadline, Batch.id)))

@@ -16,6 +16,7 @@ from dashboard.config import settings
 from dashboard.temporal import gateway
 from data.db import make_engine, make_session_factory
 from operations import Context
+from workers import processing
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -55,5 +56,6 @@ def reading() -> Iterator[Session]:
 
 
 def operations_context() -> Context:
-    """What the operations layer needs, from this process's settings, engine and Temporal gateway."""
-    return Context(settings(), sessions(), gateway())
+    """What the operations layer needs, from this process's settings, engine and Temporal gateway, and the
+    workers' processing for a dry run and a re-evaluation's preview."""
+    return Context(settings(), sessions(), gateway(), processing)

@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, s
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import column, table
 
-from core.vocabulary import ARTIFACT_STORED
+from core.vocabulary import ArtifactStatus
 from dashboard import formatting
 from dashboard.documents import seen_counts
 from dashboard.queries import sqlite_backend
@@ -112,7 +112,7 @@ def _library_select(
         stmt = stmt.outerjoin(Evaluation, Evaluation.artifact_id == Artifact.id)
     # a stored document always has stored_at; saying so lets PostgreSQL's newest-first index scan skip the
     # NULLs of failed documents (a backward scan meets them first) instead of reading past them
-    stmt = stmt.where(Artifact.status == ARTIFACT_STORED, Artifact.stored_at.is_not(None))
+    stmt = stmt.where(Artifact.status == ArtifactStatus.STORED, Artifact.stored_at.is_not(None))
     # each content once: a stored exact duplicate of another stored document (another source's copy) is
     # listed with its original, on the original's document page
     stmt = stmt.where(Artifact.duplicate_of_id.is_(None))

@@ -17,10 +17,10 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.vocabulary import ARTIFACT_FAILED
+from core.vocabulary import TIMED_STAGES, ArtifactStatus
 from data.models import Artifact, utcnow
 
-STAGES = ("normalize", "extract", "clarify", "evaluate")
+STAGES = TIMED_STAGES  # the stages whose times an artifact records
 QUANTILES = (0.5, 0.95)
 DB_SAMPLE = 5000  # latest documents whose stage times the database percentiles use
 
@@ -125,7 +125,7 @@ def from_database(session: Session, *, window: timedelta = timedelta(minutes=15)
         session.scalar(
             select(func.count())
             .select_from(Artifact)
-            .where(Artifact.status == ARTIFACT_FAILED, Artifact.ingested_at >= since)
+            .where(Artifact.status == ArtifactStatus.FAILED, Artifact.ingested_at >= since)
         )
         or 0
     )

@@ -16,19 +16,7 @@ import pandas as pd
 from sqlalchemy import BigInteger, ColumnElement, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
-from core.vocabulary import (
-    ARTIFACT_FAILED,
-    ARTIFACT_STORED,
-    ARTIFACT_UNCHANGED,
-    BATCH_AWAITING_APPROVAL,
-    BATCH_CANCELLED,
-    BATCH_COMPLETED,
-    BATCH_IN_FLIGHT,
-    BATCH_RUNNING,
-    DECISION_CANCELLED,
-    SKIPPED_OVER_LIMIT,
-    STAGES,
-)
+from core.vocabulary import BATCH_IN_FLIGHT, SKIPPED_OVER_LIMIT, STAGES, ArtifactStatus, BatchStatus, Decision
 from dashboard.formatting import duration, status_word
 from data import repository
 from data.models import Alert, Artifact, Batch, QueueSample, Source
@@ -58,7 +46,7 @@ def open_sla_breaches(session: Session) -> int:
 
 
 def awaiting_approval(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(Batch.status == BATCH_AWAITING_APPROVAL)) or 0)
+    return int(session.scalar(select(func.count()).where(Batch.status == BatchStatus.AWAITING_APPROVAL)) or 0)
 
 
 def batches_ended_since(session: Session, *, since: datetime) -> dict[str, int]:
@@ -89,7 +77,7 @@ def throughput(
     bucket = _epoch_bucket(session, Artifact.stored_at, seconds).label("bucket")
     rows = session.execute(
         select(bucket, func.count())
-        .where(Artifact.status == ARTIFACT_STORED, Artifact.stored_at >= since)
+        .where(Artifact.status == ArtifactStatus.STORED, Artifact.stored_at >= since)
         .group_by(bucket)
     )
     counts = {int(b): int(n) for b, n in rows if b is not None}
@@ -186,9 +174,9 @@ CANCELLING = "cancelling"  # cancellation requested; the batch's activities have
 def shown_status(status: str, ingested_at: datetime | None, decision: str | None = None) -> str:
     """The status as a person reads it, with the ingesting phase of a running batch made explicit, and a
     batch whose cancellation was requested (still in flight) as cancelling."""
-    if decision == DECISION_CANCELLED and status in BATCH_IN_FLIGHT:
+    if decision == Decision.CANCELLED and status in BATCH_IN_FLIGHT:
         return CANCELLING
-    if status == BATCH_RUNNING and ingested_at is None:
+    if status == BatchStatus.RUNNING and ingested_at is None:
         return INGESTING
     return status_word(status)
 
@@ -224,7 +212,7 @@ class Progress:
         """0..1 for a progress bar (a completed batch with no documents is full)."""
         if self.total:
             return min(1.0, self.done / self.total)
-        return 1.0 if self.status == status_word(BATCH_COMPLETED) else 0.0
+        return 1.0 if self.status == status_word(BatchStatus.COMPLETED) else 0.0
 
     @property
     def text(self) -> str:
@@ -237,12 +225,12 @@ def batch_progress_of(session: Session, batch: Any) -> Progress:
     stops to await a decision (then its stored documents, quarantined until a retry succeeds, count as done)."""
     total, stored, failed, unchanged = batch.total, batch.stored, batch.failed, batch.unchanged
     recognised = batch.recognised or 0  # files an incremental refresh did not read: no artifact rows
-    if batch.status in BATCH_IN_FLIGHT and batch.status != BATCH_AWAITING_APPROVAL:
+    if batch.status in BATCH_IN_FLIGHT and batch.status != BatchStatus.AWAITING_APPROVAL:
         counts = repository.artifact_status_counts(session, batch_id=batch.id)
         total = sum(counts.values())
-        stored = counts.get(ARTIFACT_STORED, 0)
-        failed = counts.get(ARTIFACT_FAILED, 0)
-        unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + recognised
+        stored = counts.get(ArtifactStatus.STORED, 0)
+        failed = counts.get(ArtifactStatus.FAILED, 0)
+        unchanged = counts.get(ArtifactStatus.UNCHANGED, 0) + recognised
     status = shown_status(batch.status, batch.ingested_at, batch.decision)
     return Progress(
         status,
@@ -328,11 +316,11 @@ def skipped_sentences(reasons: dict[str, int]) -> list[str]:
 
 def _problem(r: Any) -> str:
     """The error column: what went wrong, or for a cancelled batch who stopped it, why, and what it kept."""
-    if r.decision == DECISION_CANCELLED and r.decided_by:
+    if r.decision == Decision.CANCELLED and r.decided_by:
         said = f"cancelled by {r.decided_by}: {r.decision_reason or 'no reason given'}"
         kept = re.search(r"\d+ stored document\(s\) kept.*$", r.compensation or "")
-        return f"{said} ({kept.group(0)})" if kept and r.status == BATCH_CANCELLED else said
-    if r.status == BATCH_CANCELLED:
+        return f"{said} ({kept.group(0)})" if kept and r.status == BatchStatus.CANCELLED else said
+    if r.status == BatchStatus.CANCELLED:
         return r.error_message or r.compensation or "cancelled"
     return f"{r.error_type}: {r.error_message}" if r.error_type else (r.error_message or "")
 
@@ -385,7 +373,7 @@ def batch_artifacts(
         Artifact.word_count,
     ).where(Artifact.batch_id == batch_id)
     if only_failed:
-        stmt = stmt.where(Artifact.status == ARTIFACT_FAILED)
+        stmt = stmt.where(Artifact.status == ArtifactStatus.FAILED)
     rows = session.execute(stmt.order_by(Artifact.seq).limit(limit).offset(offset))
     frame = pd.DataFrame([list(r) for r in rows], columns=ARTIFACT_COLUMNS)
     frame[["failed stage", "error"]] = frame[["failed stage", "error"]].fillna("")

@@ -25,13 +25,10 @@ from core.sla_rules import assess
 from core.vocabulary import (
     ALERT_SLA_CRITICAL,
     ALERT_SLA_WARNING,
-    ARTIFACT_FAILED,
-    ARTIFACT_STORED,
-    BATCH_CANCELLED,
-    BATCH_COMPLETED,
-    BATCH_FAILED,
     BATCH_IN_FLIGHT,
     SLA_ALERT_KINDS,
+    ArtifactStatus,
+    BatchStatus,
 )
 from data.models import Alert, Artifact, Batch, SlaDay, SlaDayBucket, Source
 from data.repository import day_bounds, local_day, percentile_seconds, source_activity
@@ -116,13 +113,13 @@ def batch_outcomes(session: Session, *, since: datetime, zone: str) -> pd.DataFr
     rows = session.execute(
         select(Source.name, Batch.status, Batch.started_at, Batch.created_at)
         .join(Source, Source.id == Batch.source_id)
-        .where(Batch.status.in_((BATCH_FAILED, BATCH_CANCELLED)), start >= since)
+        .where(Batch.status.in_((BatchStatus.FAILED, BatchStatus.CANCELLED)), start >= since)
         .limit(MAX_OUTCOMES)
     ).all()
     counts: dict[tuple[date, str], list[int]] = {}
     for name, status, started, created in rows:
         cell = counts.setdefault((local_day(started or created, zone), str(name)), [0, 0])
-        cell[0 if status == BATCH_FAILED else 1] += 1
+        cell[0 if status == BatchStatus.FAILED else 1] += 1
     return pd.DataFrame(
         [(d, name, f, c) for (d, name), (f, c) in sorted(counts.items())],
         columns=["day", "source", "failed batches", "cancelled batches"],
@@ -133,7 +130,7 @@ def silent_sources(session: Session, *, since: datetime, until: datetime) -> lis
     """Sources (not paused, registered before `until`) without a completed batch since `since`: every refresh
     failed or was cancelled, or none ran. They delivered nothing in the window."""
     completed = select(Batch.source_id).where(
-        Batch.status == BATCH_COMPLETED, func.coalesce(Batch.started_at, Batch.created_at) >= since
+        Batch.status == BatchStatus.COMPLETED, func.coalesce(Batch.started_at, Batch.created_at) >= since
     )
     return list(
         session.scalars(
@@ -279,7 +276,9 @@ def at_risk(session: Session, *, now: datetime, warning_hours: float, critical_h
         .limit(MAX_AT_RISK)
     ).all()
     ids = [b.id for b in batches]
-    done_expr = func.sum(case((Artifact.status.in_((ARTIFACT_STORED, ARTIFACT_FAILED)), 1), else_=0))
+    done_expr = func.sum(
+        case((Artifact.status.in_((ArtifactStatus.STORED, ArtifactStatus.FAILED)), 1), else_=0)
+    )
     progress = {
         batch_id: (int(done or 0), int(total))
         for batch_id, done, total in session.execute(

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from core.freshness import stale_reason
-from core.vocabulary import BATCH_RETRYING, BATCH_RUNNING
+from core.vocabulary import BatchStatus
 from dashboard import approvals, documents, library, metrics, queries, task_queues, temporal
 from dashboard.db import operations_context, reading, sessions, settings
 from dashboard.formatting import duration, when
@@ -189,7 +189,7 @@ def pace(batch: queries.BatchDetail, done: int, total: int, now: datetime) -> st
     seconds = max((end - batch.started_at).total_seconds(), 0.001)
     rate = done / seconds
     text = f"{done:,} documents in {duration(seconds)}: {rate:,.1f} docs/s"
-    if batch.finished_at is None and batch.status in (BATCH_RUNNING, BATCH_RETRYING):
+    if batch.finished_at is None and batch.status in (BatchStatus.RUNNING, BatchStatus.RETRYING):
         if batch.ingested_at is None:
             return text + "; no ETA while ingesting (the total still grows)"
         left = max(total - done, 0) / rate

@@ -28,10 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
-from core.vocabulary import (
-    ARTIFACT_INGESTED,
-    BATCH_PENDING,
-)
+from core.vocabulary import ArtifactStatus, BatchStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -98,7 +95,7 @@ class Batch(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     workflow_id: Mapped[str | None] = mapped_column(String(200), unique=True)
     trigger: Mapped[str] = mapped_column(String(20), default="manual")
-    status: Mapped[str] = mapped_column(String(30), default=BATCH_PENDING, index=True)
+    status: Mapped[str] = mapped_column(String(30), default=BatchStatus.PENDING, index=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     total: Mapped[int] = mapped_column(Integer, default=0)
     stored: Mapped[int] = mapped_column(Integer, default=0)
@@ -158,7 +155,7 @@ class Artifact(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     raw: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     hints: Mapped[dict[str, Any] | None] = deferred(mapped_column(JSON))
-    status: Mapped[str] = mapped_column(String(20), default=ARTIFACT_INGESTED)
+    status: Mapped[str] = mapped_column(String(20), default=ArtifactStatus.INGESTED)
     failed_stage: Mapped[str | None] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from core.errors import ErrorType
 from core.roles import Permission
 from data import repository
 from operations.access import require
@@ -24,7 +25,7 @@ from operations.context import Actor, Context
 from operations.errors import AlreadyRunning, NotAccepted, Refused
 from operations.sources import SourceRef, find
 from orchestration.client import DecisionRefused, send_decision, start_batch_workflow
-from orchestration.constants import ERR_NOT_STARTED, batch_workflow_id
+from orchestration.constants import batch_workflow_id
 from orchestration.gateway import TemporalUnavailable
 from orchestration.types import DecisionResult
 
@@ -88,7 +89,7 @@ def refresh_source(
             repository.close_unstarted_batch(
                 session,
                 batch_id=batch_id,
-                error_type=ERR_NOT_STARTED,
+                error_type=ErrorType.NOT_STARTED,
                 message=f"the workflow could not be started: {reason}",
             )
         raise Refused(f"The refresh was not started. {reason}") from exc

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from core.roles import Permission
-from core.vocabulary import BATCH_IN_FLIGHT, DECISION_CANCELLED
+from core.vocabulary import BATCH_IN_FLIGHT, Decision
 from data import repository
 from operations.access import require
 from operations.batches import Outcome
@@ -68,7 +68,7 @@ def cancel(actor: Actor, ctx: Context, batch_id: int, *, reason: str) -> Cancell
         decision, decided_by = batch.decision, batch.decided_by
     if status not in BATCH_IN_FLIGHT:
         raise NotAccepted(f"batch {batch_id} is not running (it is {status.replace('_', ' ')})")
-    if decision == DECISION_CANCELLED:
+    if decision == Decision.CANCELLED:
         raise NotAccepted(f"batch {batch_id} is being cancelled already (by {decided_by})")
     if workflow_id is None or (started is None and "/" in workflow_id):
         raise NotAccepted(f"batch {batch_id} has not started its workflow yet; cancel it in a moment")

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.roles import Permission, Role, permissions
 from core.settings import Settings
 from operations.errors import Refused
+from operations.processing import Processing
 from orchestration.client import temporal_target
 from orchestration.gateway import TemporalGateway
 
@@ -54,20 +55,32 @@ def os_account() -> str:
 
 @dataclass(frozen=True)
 class Context:
-    """What operations need, built once per process by the front end and passed to every call."""
+    """What operations need, built once per process by the front end and passed to every call.
+
+    `processing` is the workers' (`workers.processing`), for a dry run and a re-evaluation's preview: the
+    front end passes it in because operations imports no worker code. Without it those two are refused.
+    """
 
     settings: Settings
     sessions: sessionmaker[Session]
     temporal: TemporalGateway
+    processing: Processing | None = None
 
     @classmethod
-    def for_settings(cls, settings: Settings, sessions: sessionmaker[Session]) -> Context:
+    def for_settings(
+        cls, settings: Settings, sessions: sessionmaker[Session], *, processing: Processing | None = None
+    ) -> Context:
         """A context with its own gateway to the configured Temporal (close it with `close`)."""
-        return cls(
-            settings,
-            sessions,
-            TemporalGateway(temporal_target(settings)),
-        )
+        return cls(settings, sessions, TemporalGateway(temporal_target(settings)), processing)
+
+    def worker_processing(self) -> Processing:
+        """The workers' processing this front end passed in; a programming error when it passed none."""
+        if self.processing is None:
+            raise RuntimeError(
+                "this front end built its operations Context without the workers' processing: "
+                "pass processing=workers.processing"
+            )
+        return self.processing
 
     def close(self) -> None:
         self.temporal.close()

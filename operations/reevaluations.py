@@ -75,18 +75,8 @@ class ReevaluationRow:
 
 
 def _current(ctx: Context) -> tuple[str, str | None, str | None]:
-    """(evaluator, model, topics version) of what the workers judge with now, from the same settings.
-
-    Building the evaluator reads no model: the semantic one loads its model on first use only.
-    """
-    from workers.stages.evaluate import make_evaluator
-
-    evaluator = make_evaluator(ctx.settings)
-    return (
-        str(getattr(evaluator, "name", ctx.settings.evaluator)),
-        getattr(evaluator, "model", None),
-        getattr(evaluator, "topics_version", None),
-    )
+    """(evaluator, model, topics version) of what the workers judge with now, from the same settings."""
+    return ctx.worker_processing().evaluator_identity(ctx.settings)
 
 
 def describe(ctx: Context, scope: ReevaluationScope) -> str:

@@ -16,22 +16,23 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from core.errors import ErrorType
 from core.roles import Permission
 from core.urls import CREDENTIALS_REFUSAL, has_userinfo, hide_userinfo_in_logs, without_userinfo
 from core.vocabulary import SKIPPED_OVER_LIMIT, SOURCE_KINDS
 from data import repository
 from data.models import Source
+from guard.folders import folder_roots
+from guard.locations import validate_location
+from guard.netpolicy import AddressPolicy
 from operations.access import require
 from operations.context import Actor, Context
 from operations.errors import Refused, Unreachable
 from orchestration.gateway import TemporalUnavailable
 from orchestration.schedules import ensure_all_schedules, sync_source_schedule
-from workers.stages.folders import folder_roots
-from workers.stages.locations import validate_location
-from workers.stages.netpolicy import AddressPolicy
 
 if TYPE_CHECKING:  # the gathering code is imported only by a dry run (see preview)
-    from workers.stages.gather import FolderCount
+    from guard.gather import FolderCount
 
 MIN_INTERVAL = 60
 MAX_NAME = 200  # the column's length
@@ -147,16 +148,16 @@ def preview(actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREV
     require(
         actor, ctx, Permission.MANAGE_SOURCES, action="preview_source", target=f"new source {draft.name!r}"
     )
-    # Imported here: the parsers, PDF reader and language model cost the dashboard ~35 MB, and only a dry
-    # run needs them (checking a location does not).
-    from workers.stages.confined import ConfinedFailure, ParseLimits, run_confined
-    from workers.stages.fetching import Fetcher
-    from workers.stages.gather import FolderCount, SourceError, preview_source
-    from workers.stages.pipeline import failed_everywhere, run_cpu_stages_each
-    from workers.stages.types import FETCH_DEADLINE, SOURCE_UNAVAILABLE
+    # Imported here: gathering (feedparser among it) costs the dashboard ~11 MB, and only a dry run needs it
+    # (checking a location does not). The documents are parsed in a confined child, never in this process.
+    from guard.confined import ConfinedFailure, ParseLimits, preload, run_confined
+    from guard.fetching import Fetcher
+    from guard.gather import FolderCount, SourceError, preview_source
 
     _refuse_credentials(draft)
     hide_userinfo_in_logs()
+    processing = ctx.worker_processing()
+    preload(*processing.CHILD_MODULES)
     settings = ctx.settings
     # The dashboard parses nothing itself: the feed and the documents are parsed in short-lived processes
     # under the worker's memory and time limits, so a hostile source cannot take the dashboard down.
@@ -176,7 +177,7 @@ def preview(actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREV
                 count=found,
             )
     except SourceError as exc:
-        if exc.kind in (SOURCE_UNAVAILABLE, FETCH_DEADLINE):  # down or unreachable now: may come back
+        if exc.kind in (ErrorType.SOURCE_UNAVAILABLE, ErrorType.FETCH_DEADLINE):  # may come back
             raise Unreachable(f"The source cannot be reached now: {exc.message}") from exc
         raise Refused(f"The source cannot be read: {exc.message}") from exc
     folder = _folder_skips(found, settings.max_documents_per_batch) if draft.kind == "folder" else {}
@@ -184,14 +185,14 @@ def preview(actor: Actor, ctx: Context, draft: SourceDraft, *, limit: int = PREV
         return DryRun([], **folder)
     try:
         results = run_confined(
-            run_cpu_stages_each,
+            processing.parse_each,
             (documents, settings.max_pdf_pages, per_document),
             # Each document is stopped at its own limit inside; this bounds the whole run if that fails.
             limits=ParseLimits(settings.parse_memory_mb, per_document * (len(documents) + 1)),
             what="parsing the documents",
         )
     except ConfinedFailure as exc:
-        results = failed_everywhere(documents, exc.reason)
+        results = processing.failed_everywhere(documents, exc.reason)
     rows = []
     for doc, result in zip(documents, results, strict=True):
         meta = result.metadata

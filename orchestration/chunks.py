@@ -18,6 +18,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from core.errors import ErrorType
     from orchestration.constants import (
         EVALUATION_QUEUE,
         INGESTION_QUEUE,
@@ -46,7 +47,7 @@ WAIT_FOR_ACTIVITY = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETE
 def error_details(err: BaseException) -> tuple[str, str]:
     cause = err.cause if isinstance(err, ActivityError | ChildWorkflowError) else err
     if isinstance(cause, ApplicationError):
-        return cause.type or "ApplicationError", cause.message
+        return cause.type or ErrorType.APPLICATION_ERROR, cause.message
     return type(cause).__name__ if cause else type(err).__name__, str(cause or err)
 
 

@@ -44,13 +44,7 @@ STATE_CANCELLED = "cancelled"  # the workflow was cancelled: its children stoppe
 BATCH_WORKFLOW_ID = "batch-{batch_id}-{token}"
 CHUNK_RANGE_WORKFLOW_ID = "{parent_id}-chunks-{first_chunk}"
 
-# Error types raised as ApplicationError.type; the dashboard shows them as they are.
-ERR_INVALID_SOURCE = "InvalidSource"
-ERR_SOURCE_UNAVAILABLE = "SourceUnavailable"
-ERR_BATCH_NOT_FOUND = "BatchNotFound"
-ERR_TOO_MANY_FAILURES = "TooManyFailures"
-ERR_REJECTED = "BatchRejected"
-ERR_NOT_STARTED = "NotStarted"  # a batch row whose workflow could not be started
+# Error types raised as ApplicationError.type are core.errors.ErrorType (one catalogue for every layer).
 
 
 BATCH_EXECUTION_TIMEOUT = timedelta(days=7)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from orchestration.constants import ERR_INVALID_SOURCE
+from core.errors import ErrorType
 
 # Bookkeeping activities: short database writes (batch rows, decisions, alerts). They are idempotent and must
 # outlive a database outage rather than fail a batch over it, so they retry without an attempt limit (backing
@@ -22,7 +22,7 @@ INGEST_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=30),
     maximum_interval=timedelta(minutes=10),
     maximum_attempts=3,
-    non_retryable_error_types=[ERR_INVALID_SOURCE],
+    non_retryable_error_types=[ErrorType.INVALID_SOURCE],
 )
 
 # Per-artifact work: a chunk's activity may take up to 30 min; transient failures are retried with backoff.
@@ -32,7 +32,7 @@ CHUNK_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=1),
     maximum_attempts=8,
-    non_retryable_error_types=["EvaluatorConfigError"],
+    non_retryable_error_types=[ErrorType.EVALUATOR_CONFIG],
 )
 MIN_CHUNK_HEARTBEAT = timedelta(seconds=60)
 

@@ -22,12 +22,11 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from core.vocabulary import DECISION_APPROVED, DECISION_REJECTED, DECISION_TIMED_OUT
+    from core.errors import ErrorType
+    from core.vocabulary import Decision
     from orchestration.chunks import ChunkRangeWorkflow, error_details
     from orchestration.constants import (
         CHUNK_RANGE_WORKFLOW_ID,
-        ERR_REJECTED,
-        ERR_TOO_MANY_FAILURES,
         INGESTION_QUEUE,
         SA_ATTEMPT,
         SA_BATCH_ID,
@@ -117,7 +116,7 @@ class BatchWorkflow:
 
     @workflow.update
     def approve_retry(self, input: DecisionInput) -> DecisionResult:
-        self._decision = (DECISION_APPROVED, input)
+        self._decision = (Decision.APPROVED, input)
         if workflow.patched(PATCH_RETRYING_ON_APPROVAL):
             # Leave "awaiting approval" as the Update is accepted, not after record_decision/prepare_retry:
             # whoever looks next (query, search attribute, a second operator) sees the batch is no longer waiting.
@@ -125,7 +124,7 @@ class BatchWorkflow:
             self._set_state(STATE_RETRYING)
         return DecisionResult(
             batch_id=self._batch_id,
-            decision=DECISION_APPROVED,
+            decision=Decision.APPROVED,
             attempt=self._attempt + 1,
             message=f"batch {self._batch_id} will be retried (attempt {self._attempt + 1})",
         )
@@ -136,10 +135,10 @@ class BatchWorkflow:
 
     @workflow.update
     def reject(self, input: DecisionInput) -> DecisionResult:
-        self._decision = (DECISION_REJECTED, input)
+        self._decision = (Decision.REJECTED, input)
         return DecisionResult(
             batch_id=self._batch_id,
-            decision=DECISION_REJECTED,
+            decision=Decision.REJECTED,
             attempt=self._attempt,
             message=f"batch {self._batch_id} rejected: it ends failed",
         )
@@ -215,7 +214,7 @@ class BatchWorkflow:
                 self._set_state(STATE_COMPLETED)
                 return result
             decision, by = await self._fail_and_wait(plan, failure)
-            if decision != DECISION_APPROVED:
+            if decision != Decision.APPROVED:
                 await self._bookkeeping(
                     "finish_batch",
                     FinishBatchInput(
@@ -230,7 +229,7 @@ class BatchWorkflow:
                 raise ApplicationError(
                     f"batch {input.batch_id} failed at {failure.stage}: {failure.message}; "
                     f"{decision} by {by.actor}: {by.reason}",
-                    type=ERR_REJECTED,
+                    type=ErrorType.BATCH_REJECTED,
                     non_retryable=True,
                 )
             self._attempt += 1
@@ -271,7 +270,7 @@ class BatchWorkflow:
         if tally.total and tally.failed / tally.total > plan.max_failed_share:
             return self._failure(
                 "processing",
-                ERR_TOO_MANY_FAILURES,
+                ErrorType.TOO_MANY_FAILURES,
                 f"{tally.failed} of {tally.total} documents failed, more than the "
                 f"{plan.max_failed_share:.0%} allowed",
             )
@@ -325,7 +324,7 @@ class BatchWorkflow:
         else:
             hours = f"{plan.approval_timeout_hours:g}"
             decision, by = (
-                DECISION_TIMED_OUT,
+                Decision.TIMED_OUT,
                 DecisionInput(actor="system", reason=f"no decision within {hours} h"),
             )
         await self._bookkeeping(

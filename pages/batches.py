@@ -9,17 +9,7 @@ import streamlit as st
 from temporalio.service import RPCError
 
 from core.roles import Permission
-from core.vocabulary import (
-    BATCH_AWAITING_APPROVAL,
-    BATCH_CANCELLED,
-    BATCH_COMPLETED,
-    BATCH_FAILED,
-    BATCH_PENDING,
-    BATCH_RETRYING,
-    BATCH_RUNNING,
-    DECISION_CANCELLED,
-    skip_reasons,
-)
+from core.vocabulary import BatchStatus, Decision, skip_reasons
 from dashboard import approvals, cancel, charts, decide, queries, views
 from dashboard.auth import actor, needs_sentence, require
 from dashboard.components import (
@@ -38,15 +28,15 @@ from dashboard.temporal import TemporalUnavailable, temporal_ui_url
 from operations.cancellation import RunningFilter, running_matching
 
 STATUSES = (
-    BATCH_PENDING,
-    BATCH_RUNNING,
-    BATCH_COMPLETED,
-    BATCH_FAILED,
-    BATCH_AWAITING_APPROVAL,
-    BATCH_RETRYING,
-    BATCH_CANCELLED,
+    BatchStatus.PENDING,
+    BatchStatus.RUNNING,
+    BatchStatus.COMPLETED,
+    BatchStatus.FAILED,
+    BatchStatus.AWAITING_APPROVAL,
+    BatchStatus.RETRYING,
+    BatchStatus.CANCELLED,
 )
-LIVE = (BATCH_PENDING, BATCH_RUNNING, BATCH_RETRYING)
+LIVE = (BatchStatus.PENDING, BatchStatus.RUNNING, BatchStatus.RETRYING)
 WINDOWS = {
     "any time": None,
     "last hour": timedelta(hours=1),
@@ -278,8 +268,8 @@ def detail(batch_id: int) -> None:
     # The same rate as the list above, so the two show the same figures while it runs.
     st.fragment(run_every=LIVE_SECONDS if live else None)(progress)(batch.id, live)
 
-    cancelled_by = batch.decided_by if batch.decision == DECISION_CANCELLED else None
-    if batch.status == BATCH_CANCELLED:
+    cancelled_by = batch.decided_by if batch.decision == Decision.CANCELLED else None
+    if batch.status == BatchStatus.CANCELLED:
         what = batch.compensation or ""
         if (
             cancelled_by
@@ -299,7 +289,7 @@ def detail(batch_id: int) -> None:
             icon=":material/hourglass_top:",
         )
     elif (
-        batch.status in (*LIVE, BATCH_AWAITING_APPROVAL)
+        batch.status in (*LIVE, BatchStatus.AWAITING_APPROVAL)
         and acting.may(Permission.CANCEL)
         and st.button("Cancel batch…", icon=":material/cancel:", key="batch_cancel")
     ):
@@ -308,9 +298,9 @@ def detail(batch_id: int) -> None:
         st.markdown("**Error**")
         text = f"{batch.error_type}: {batch.error_message or ''}" if batch.error_type else batch.error_message
         st.code(text or "", language=None, wrap_lines=True)
-    if batch.compensation and batch.status != BATCH_CANCELLED:
+    if batch.compensation and batch.status != BatchStatus.CANCELLED:
         st.text(f"Compensation: {batch.compensation}")
-    if batch.status == BATCH_AWAITING_APPROVAL:
+    if batch.status == BatchStatus.AWAITING_APPROVAL:
         st.markdown(
             f"**Waiting for an operator's decision** until {when(batch.decision_deadline)} "
             f"({approvals.time_left(batch.decision_deadline)}); failed at "

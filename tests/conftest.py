@@ -1,5 +1,5 @@
 """Shared fixtures: real Temporal dev server (a namespace of its own per test), SQLite and PostgreSQL databases,
-and the no-skip rule."""
+the guard's fetcher allowed to reach loopback stand-ins, and the no-skip rule."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from temporalio.client import Client
 from cli.devserver import DevServer, TemporalBinaryMissing, free_port, temporal_binary
 from data.db import make_engine, make_session_factory
 from data.migrate import upgrade
+from guard.fetching import Fetcher
+from guard.netpolicy import AddressPolicy
 from orchestration.client import register_search_attributes
 
 POSTGRES_URL = os.environ.get("LOREGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -202,6 +204,13 @@ def temporal_available() -> bool:
         return True
     except TemporalBinaryMissing:
         return False
+
+
+@pytest.fixture
+def loopback_fetcher() -> Iterator[Fetcher]:
+    """The sources' fetcher, allowed to reach the loopback stand-ins (the policy forbids loopback otherwise)."""
+    with Fetcher(AddressPolicy.allowing(["127.0.0.1"]), timeout_seconds=5.0) as fetcher:
+        yield fetcher
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,9 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 from temporalio.exceptions import ApplicationError  # the error type the steps raise; no SDK state
 
+from core.errors import ErrorType
 from core.settings import Settings
+from guard.confined import limit_memory
 from orchestration.celery_app import EVALUATE_TASK, PROCESS_TASK, make_celery_app
 from orchestration.policies import (
     CELERY_RETRY_BACKOFF_MAX_SECONDS,
@@ -31,7 +33,6 @@ from orchestration.policies import (
 )
 from orchestration.types import ChunkInput, ChunkResult
 from workers.metrics import ChunkReport
-from workers.stages.confined import limit_memory
 from workers.stages.pipeline import warm_up
 from workers.steps import BatchSteps, build_steps
 
@@ -113,7 +114,11 @@ def register_tasks(app: Celery, settings: Settings) -> None:
                 return encode(*steps.get().process_chunk_report(chunk))
             return encode(*steps.get().evaluate_chunk_report(chunk))
         except ApplicationError as err:
-            error_type, message, final = err.type or "ApplicationError", err.message, err.non_retryable
+            error_type, message, final = (
+                err.type or ErrorType.APPLICATION_ERROR,
+                err.message,
+                err.non_retryable,
+            )
         except Exception as err:  # a database outage, a broken connection: transient until proven otherwise
             error_type, message, final = type(err).__name__, str(err), False
         retries = task.request.retries or 0

@@ -13,15 +13,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError  # the error type Temporal reports; no SDK state
 
-from core.vocabulary import (
-    ARTIFACT_FAILED,
-    ARTIFACT_INGESTED,
-    ARTIFACT_PROCESSED,
-    ARTIFACT_STORED,
-    ARTIFACT_UNCHANGED,
-)
+from core.errors import ErrorType
+from core.vocabulary import ArtifactStatus, Stage
 from data import repository
 from data.models import Artifact, utcnow
+from guard.types import RawDocument
 from orchestration.types import (
     ChunkInput,
     ChunkResult,
@@ -30,7 +26,7 @@ from workers.metrics import ChunkReport
 from workers.stages.clarify import clarify, simhash_bands
 from workers.stages.evaluate import EvaluatorError
 from workers.stages.pipeline import CpuStageResult, run_cpu_stages
-from workers.stages.types import EvaluationInput, EvaluationResult, LibraryMatch, RawDocument
+from workers.stages.types import EvaluationInput, EvaluationResult, LibraryMatch
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
 
 STORE_BATCH = 50  # evaluations per store transaction
@@ -53,7 +49,7 @@ class ChunkSteps(StepsBase):
                 batch_id=input.batch_id,
                 start_seq=input.start_seq,
                 end_seq=input.end_seq,
-                status=ARTIFACT_INGESTED,
+                status=ArtifactStatus.INGESTED,
                 with_raw=True,
             )
             docs = [
@@ -73,12 +69,12 @@ class ChunkSteps(StepsBase):
         with self._tx() as session:
             repository.update_artifacts(session, rows=rows)
             # The source stored this content before: the bytes are not needed again (nor kept twice).
-            self._drop_raw(session, [r["id"] for r in rows if r["status"] == ARTIFACT_UNCHANGED])
-        failed = sum(1 for r in rows if r["status"] == ARTIFACT_FAILED)
+            self._drop_raw(session, [r["id"] for r in rows if r["status"] == ArtifactStatus.UNCHANGED])
+        failed = sum(1 for r in rows if r["status"] == ArtifactStatus.FAILED)
         for r in rows:
-            for stage in ("normalize", "extract", "clarify"):
+            for stage in (Stage.NORMALIZE, Stage.EXTRACT, Stage.CLARIFY):
                 report.observe(stage, r.get(f"{stage}_ms"))
-            if r["status"] == ARTIFACT_FAILED:
+            if r["status"] == ArtifactStatus.FAILED:
                 report.failed_by_stage[r.get("failed_stage") or "process"] += 1
         report.done = len(rows) - failed
         return ChunkResult(done=len(rows) - failed, failed=failed), report
@@ -119,14 +115,14 @@ class ChunkSteps(StepsBase):
             norm, meta = res.normalized, res.metadata
             row: dict[str, Any] = {"id": aid, "normalize_ms": res.normalize_ms, "extract_ms": res.extract_ms}
             if norm is None or meta is None:
-                row.update(status=ARTIFACT_FAILED, failed_stage=res.failed_stage, error=res.error)
+                row.update(status=ArtifactStatus.FAILED, failed_stage=res.failed_stage, error=res.error)
                 rows.append(row)
                 continue
             t0 = time.perf_counter()
             earlier = stored_before.get(norm.content_hash)
             if earlier is not None:
                 row.update(
-                    status=ARTIFACT_UNCHANGED,
+                    status=ArtifactStatus.UNCHANGED,
                     content_hash=norm.content_hash,
                     simhash=norm.simhash,
                     language=norm.language,
@@ -150,7 +146,7 @@ class ChunkSteps(StepsBase):
             matches.append(LibraryMatch(aid, norm.content_hash, norm.simhash))
             b0, b1, b2, b3 = simhash_bands(norm.simhash)
             row.update(
-                status=ARTIFACT_PROCESSED,
+                status=ArtifactStatus.PROCESSED,
                 content_hash=norm.content_hash,
                 simhash=norm.simhash,
                 simhash_band0=b0,
@@ -188,7 +184,7 @@ class ChunkSteps(StepsBase):
                 batch_id=input.batch_id,
                 start_seq=input.start_seq,
                 end_seq=input.end_seq,
-                status=ARTIFACT_PROCESSED,
+                status=ArtifactStatus.PROCESSED,
             )
             kind = repository.get_source(session, source_id=artifacts[0].source_id).kind if artifacts else ""
             report.source = str(artifacts[0].source_id) if artifacts else ""
@@ -231,18 +227,23 @@ class ChunkSteps(StepsBase):
                         report.done = sum(report.labels.values())
                         self.metrics.record_chunk(report, evaluator=self.settings.evaluator)
                     raise ApplicationError(
-                        f"evaluator unavailable: {err}", type="EvaluatorUnavailable"
+                        f"evaluator unavailable: {err}", type=ErrorType.EVALUATOR_UNAVAILABLE
                     ) from err
                 updates.append(
-                    {"id": art.id, "status": ARTIFACT_FAILED, "failed_stage": "evaluate", "error": str(err)}
+                    {
+                        "id": art.id,
+                        "status": ArtifactStatus.FAILED,
+                        "failed_stage": Stage.EVALUATE,
+                        "error": str(err),
+                    }
                 )
-                report.failed_by_stage["evaluate"] += 1
+                report.failed_by_stage[Stage.EVALUATE] += 1
                 continue
             evaluations.append(evaluation_row(art.id, verdict, self.settings.review_below_confidence))
             evaluate_ms = (time.perf_counter() - t0) * 1000 + share_ms
-            updates.append({"id": art.id, "status": ARTIFACT_STORED, "evaluate_ms": evaluate_ms})
+            updates.append({"id": art.id, "status": ArtifactStatus.STORED, "evaluate_ms": evaluate_ms})
             report.labels[verdict.label] += 1
-            report.observe("evaluate", evaluate_ms)
+            report.observe(Stage.EVALUATE, evaluate_ms)
         self._store(evaluations, updates)
         return len(evaluations), len(updates) - len(evaluations)
 
@@ -259,13 +260,13 @@ class ChunkSteps(StepsBase):
                 {
                     **blank,
                     **u,
-                    "stored_at": now if u["status"] == ARTIFACT_STORED else None,
+                    "stored_at": now if u["status"] == ArtifactStatus.STORED else None,
                     "store_ms": store_ms,
                 }
                 for u in updates
             ]
             repository.update_artifacts(session, rows=rows)
-            self._drop_raw(session, [r["id"] for r in rows if r["status"] == ARTIFACT_STORED])
+            self._drop_raw(session, [r["id"] for r in rows if r["status"] == ArtifactStatus.STORED])
         evaluations.clear()
         updates.clear()
 

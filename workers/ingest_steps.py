@@ -13,25 +13,14 @@ from typing import Any, overload
 from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError  # the error type Temporal reports; no SDK state
 
+from core.errors import ErrorType
 from core.urls import CREDENTIALS_REFUSAL, has_userinfo, without_userinfo
-from core.vocabulary import (
-    ARTIFACT_FAILED,
-    ARTIFACT_INGESTED,
-    ARTIFACT_UNCHANGED,
-    KIND_FEED,
-    KIND_FOLDER,
-    KIND_WEB,
-    SKIPPED_OVER_LIMIT,
-)
+from core.vocabulary import SKIPPED_OVER_LIMIT, ArtifactStatus, SourceKind, Stage
 from data import repository
 from data.models import utcnow
-from orchestration.types import (
-    IngestInput,
-    IngestResult,
-)
-from workers.stages.confined import ParseLimits
-from workers.stages.folders import folder_roots
-from workers.stages.gather import (
+from guard.confined import ParseLimits
+from guard.folders import folder_roots
+from guard.gather import (
     FolderCount,
     SourceError,
     folder_names,
@@ -39,8 +28,12 @@ from workers.stages.gather import (
     gather_page,
     read_file,
 )
-from workers.stages.incremental import FileStat, FolderPlan, Validators, plan_folder, raw_hash
-from workers.stages.types import DocumentError, RawDocument
+from guard.incremental import FileStat, FolderPlan, Validators, plan_folder, raw_hash
+from guard.types import DocumentError, RawDocument
+from orchestration.types import (
+    IngestInput,
+    IngestResult,
+)
 from workers.steps_base import Heartbeat, StepsBase, no_heartbeat
 
 log = logging.getLogger(__name__)
@@ -118,7 +111,7 @@ class IngestSteps(StepsBase):
             kind, location, source_id, full = source.kind, source.location, source.id, bool(batch.full)
             earlier = Validators() if full else Validators(source.http_etag, source.http_last_modified)
             sightings = {}
-            if kind == KIND_FOLDER:  # a full refresh reads every file, and still finds the deleted ones
+            if kind == SourceKind.FOLDER:  # a full refresh reads every file, and still finds the deleted ones
                 sightings = repository.load_sightings(session, source_id=source_id)
 
         def alive() -> None:
@@ -130,7 +123,7 @@ class IngestSteps(StepsBase):
             gathering = self._gather(
                 kind, location, alive, found, earlier=earlier, sightings=sightings, trust_sightings=not full
             )
-            if kind == KIND_FOLDER:
+            if kind == SourceKind.FOLDER:
                 with self._tx() as session:
                     repository.mark_missing(
                         session, source_id=source_id, batch_id=input.batch_id, uris=gathering.missing
@@ -186,18 +179,20 @@ class IngestSteps(StepsBase):
         """One loader per document, in a stable order (ingest numbers documents by it); what a folder's
         listing left out goes in `found`."""
         max_bytes = self.settings.max_document_bytes
-        if kind == KIND_FOLDER:
+        if kind == SourceKind.FOLDER:
             folder = Path(location)
             names = folder_names(folder, roots=folder_roots(self.settings), heartbeat=alive, count=found)
             plan = plan_folder(folder, names, sightings, trust=trust_sightings)
             del names  # the plan keeps what it reads
             loaders = FolderLoaders(plan, max_bytes, allow_hard_links=self.settings.folder_allow_hard_links)
             return Gathering(loaders, recognised=plan.recognised, missing=plan.missing)
-        if kind in (KIND_FEED, KIND_WEB) and has_userinfo(location):
-            # Registration refuses such a URL (workers/stages/locations.py); one stored before that rule, or
+        if kind in (SourceKind.FEED, SourceKind.WEB) and has_userinfo(location):
+            # Registration refuses such a URL (guard/locations.py); one stored before that rule, or
             # written to the database by hand, is refused here too, before any request and without its secret.
-            raise SourceError("InvalidSource", f"{without_userinfo(location)}: {CREDENTIALS_REFUSAL}")
-        if kind == KIND_FEED:
+            raise SourceError(
+                ErrorType.INVALID_SOURCE, f"{without_userinfo(location)}: {CREDENTIALS_REFUSAL}"
+            )
+        if kind == SourceKind.FEED:
             limits = ParseLimits(self.settings.parse_memory_mb, self.settings.document_time_limit_seconds)
             feed = gather_feed(location, self.fetcher, validators=earlier, heartbeat=alive, limits=limits)
             return Gathering(
@@ -205,7 +200,7 @@ class IngestSteps(StepsBase):
                 not_modified=feed.not_modified,
                 validators=feed.validators,
             )
-        if kind == KIND_WEB:
+        if kind == SourceKind.WEB:
             try:
                 page = gather_page(location, self.fetcher, max_bytes, validators=earlier, heartbeat=alive)
             except DocumentError as err:  # the page fails alone, as a document: the batch says why
@@ -215,7 +210,7 @@ class IngestSteps(StepsBase):
                 not_modified=page.not_modified,
                 validators=page.validators,
             )
-        raise SourceError("InvalidSource", f"unknown source kind {kind!r}")
+        raise SourceError(ErrorType.INVALID_SOURCE, f"unknown source kind {kind!r}")
 
     def _write_ingested(
         self,
@@ -250,15 +245,15 @@ class IngestSteps(StepsBase):
             try:
                 raw = load()
                 row.update(uri=raw.uri, content_type=raw.content_type, raw=raw.data, hints=raw.hints or None)
-                row.update(status=ARTIFACT_INGESTED, raw_hash=raw_hash(raw))
+                row.update(status=ArtifactStatus.INGESTED, raw_hash=raw_hash(raw))
                 if stat is not None:
                     row.update(file_size=stat.size, file_mtime_ns=stat.mtime_ns, file_inode=stat.inode)
                 buffered += len(raw.data)
             except (DocumentError, OSError) as err:
                 uri = getattr(err, "filename", None) or f"{batch_id}#{seq}"
                 reason = err.reason if isinstance(err, DocumentError) else f"unreadable: {err}"
-                row.update(uri=str(uri), content_type="unknown", status=ARTIFACT_FAILED)
-                row.update(failed_stage="ingest", error=reason)
+                row.update(uri=str(uri), content_type="unknown", status=ArtifactStatus.FAILED)
+                row.update(failed_stage=Stage.INGEST, error=reason)
                 failed += 1
             row["ingest_ms"] = (time.perf_counter() - started) * 1000
             row["ingested_at"] = utcnow()
@@ -299,7 +294,7 @@ class IngestSteps(StepsBase):
             if original is None:
                 continue
             r.update(
-                status=ARTIFACT_UNCHANGED,
+                status=ArtifactStatus.UNCHANGED,
                 raw=None,
                 hints=None,
                 duplicate_of_id=original.artifact_id,

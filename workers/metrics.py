@@ -28,11 +28,13 @@ from prometheus_client import Histogram as PromHistogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from core.vocabulary import TIMED_STAGES
+
 log = logging.getLogger(__name__)
 
 # Per-document stage latencies are milliseconds (as the SDK's histograms are).
 STAGE_BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
-PIPELINE_STAGES = ("normalize", "extract", "clarify", "evaluate")
+PIPELINE_STAGES = TIMED_STAGES
 # 14400 s: the 4-hour SLA target, so Grafana can show the share of batches within it.
 BATCH_BUCKETS_S = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 21600, 86400)
 

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 from temporalio.exceptions import ApplicationError
 
+from core.errors import ErrorType
 from core.freshness import stale_reason, stale_since
 from core.sla_rules import LEVEL_CRITICAL, LEVEL_WARNING, alert_message, assess
 from core.vocabulary import ALERT_REVIEW_OVERDUE, ALERT_SLA_WARNING, ALERT_SOURCE_STALE, SLA_ALERT_KINDS
 from data import repository
-from orchestration.constants import ERR_INVALID_SOURCE
 from orchestration.types import AlertInput, CreateBatchInput, SlaCheckInput, SlaCheckResult
 from workers.steps import BatchSteps
 
@@ -31,7 +31,9 @@ def create_scheduled_batch(steps: BatchSteps, input: CreateBatchInput) -> int:
             source = repository.get_source(session, source_id=input.source_id)
         except repository.NotFound:
             raise ApplicationError(
-                f"source {input.source_id} no longer exists", type=ERR_INVALID_SOURCE, non_retryable=True
+                f"source {input.source_id} no longer exists",
+                type=ErrorType.INVALID_SOURCE,
+                non_retryable=True,
             ) from None
         if source.paused:
             return 0

@@ -25,9 +25,10 @@ from typing import TypeVar
 from temporalio.exceptions import ApplicationError
 
 from core.settings import Settings
+from core.vocabulary import Stage
+from guard.confined import limit_memory
 from orchestration.types import ChunkFailureInput, ChunkInput, ChunkResult
 from workers.metrics import ChunkReport
-from workers.stages.confined import limit_memory
 from workers.stages.pipeline import warm_up
 from workers.steps import BatchSteps, build_steps
 from workers.steps_base import Heartbeat
@@ -200,7 +201,7 @@ class CpuPool:
                     if attempt == 2:
                         lost = fail(ChunkFailureInput(input.batch_id, seq, seq + 1, DIED))
                         failed += lost
-                        report.failed_by_stage["normalize"] += lost
+                        report.failed_by_stage[Stage.NORMALIZE] += lost
                     continue
                 done, failed = done + result.done, failed + result.failed
                 _merge(report, part)

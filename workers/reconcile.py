@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.settings import Settings
-from core.vocabulary import BATCH_CANCELLED, BATCH_FAILED
+from core.vocabulary import BatchStatus
 from data import repository
 from orchestration.types import ReconcileInput, ReconcileResult
 from workers.steps import BatchSteps
@@ -19,10 +19,10 @@ DESCRIBE_TIMEOUT = timedelta(seconds=5)
 
 # What an ended workflow makes of a batch still marked in flight: its status, and the words said why.
 ENDED = {
-    WorkflowExecutionStatus.CANCELED: (BATCH_CANCELLED, "cancelled in Temporal (UI or CLI)"),
-    WorkflowExecutionStatus.TERMINATED: (BATCH_CANCELLED, "terminated in Temporal (UI or CLI)"),
-    WorkflowExecutionStatus.TIMED_OUT: (BATCH_FAILED, "its workflow timed out in Temporal"),
-    WorkflowExecutionStatus.FAILED: (BATCH_FAILED, "its workflow failed in Temporal"),
+    WorkflowExecutionStatus.CANCELED: (BatchStatus.CANCELLED, "cancelled in Temporal (UI or CLI)"),
+    WorkflowExecutionStatus.TERMINATED: (BatchStatus.CANCELLED, "terminated in Temporal (UI or CLI)"),
+    WorkflowExecutionStatus.TIMED_OUT: (BatchStatus.FAILED, "its workflow timed out in Temporal"),
+    WorkflowExecutionStatus.FAILED: (BatchStatus.FAILED, "its workflow failed in Temporal"),
 }
 
 

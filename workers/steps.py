@@ -13,13 +13,7 @@ from datetime import datetime
 import httpx
 
 from core.settings import Settings
-from core.vocabulary import (
-    ARTIFACT_FAILED,
-    ARTIFACT_INGESTED,
-    ARTIFACT_PROCESSED,
-    ARTIFACT_QUARANTINED,
-    ARTIFACT_STORED,
-)
+from core.vocabulary import ArtifactStatus
 from data import repository
 from data.db import make_engine, make_session_factory
 from orchestration.types import (
@@ -153,7 +147,10 @@ class BatchSteps(IngestSteps, ChunkSteps, ReevaluationSteps):
     def fail_chunk(self, input: ChunkFailureInput) -> int:
         failed = 0
         with self._tx() as session:
-            for status, stage in ((ARTIFACT_INGESTED, "normalize"), (ARTIFACT_PROCESSED, "evaluate")):
+            for status, stage in (
+                (ArtifactStatus.INGESTED, "normalize"),
+                (ArtifactStatus.PROCESSED, "evaluate"),
+            ):
                 rows = repository.load_artifacts(
                     session,
                     batch_id=input.batch_id,
@@ -164,7 +161,12 @@ class BatchSteps(IngestSteps, ChunkSteps, ReevaluationSteps):
                 repository.update_artifacts(
                     session,
                     rows=[
-                        {"id": a.id, "status": ARTIFACT_FAILED, "failed_stage": stage, "error": input.reason}
+                        {
+                            "id": a.id,
+                            "status": ArtifactStatus.FAILED,
+                            "failed_stage": stage,
+                            "error": input.reason,
+                        }
                         for a in rows
                     ],
                 )
@@ -181,8 +183,8 @@ class BatchSteps(IngestSteps, ChunkSteps, ReevaluationSteps):
             recognised = repository.get_batch(session, batch_id=batch_id).recognised or 0
         return BatchTally(
             total=sum(counts.values()) + recognised,
-            stored=counts.get(ARTIFACT_STORED, 0) + counts.get(ARTIFACT_QUARANTINED, 0),
-            failed=counts.get(ARTIFACT_FAILED, 0),
+            stored=counts.get(ArtifactStatus.STORED, 0) + counts.get(ArtifactStatus.QUARANTINED, 0),
+            failed=counts.get(ArtifactStatus.FAILED, 0),
         )
 
     def compensate_batch(self, failure: BatchFailure) -> CompensationResult:

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
 from core.urls import hide_userinfo_in_logs
+from guard.fetching import Fetcher
 from workers.metrics import WorkerMetrics
 from workers.stages.clarify import ClarificationClient
 from workers.stages.evaluate import Evaluator
-from workers.stages.fetching import Fetcher
 
 Heartbeat = Callable[..., None]
 

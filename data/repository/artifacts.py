@@ -10,11 +10,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
-from core.vocabulary import (
-    ARTIFACT_DONE,
-    ARTIFACT_PROCESSED,
-    ARTIFACT_STORED,
-)
+from core.vocabulary import ARTIFACT_DONE, ArtifactStatus
 from data.models import Artifact, Evaluation
 from data.repository._base import _insert
 
@@ -74,7 +70,7 @@ def find_library_matches(
     if not conditions:
         return []
     stmt = select(Artifact.id, Artifact.content_hash, Artifact.simhash).where(
-        Artifact.status.in_((ARTIFACT_PROCESSED, ARTIFACT_STORED)), or_(*conditions)
+        Artifact.status.in_((ArtifactStatus.PROCESSED, ArtifactStatus.STORED)), or_(*conditions)
     )
     return [LibraryRow(i, h, s) for i, h, s in session.execute(stmt) if h is not None and s is not None]
 
@@ -91,7 +87,7 @@ def stored_by_source(
         .where(
             Artifact.source_id == source_id,
             Artifact.batch_id != other_than_batch,
-            Artifact.status == ARTIFACT_STORED,
+            Artifact.status == ArtifactStatus.STORED,
             Artifact.content_hash.in_(hashes),
         )
         .group_by(Artifact.content_hash)
@@ -149,7 +145,7 @@ def upsert_evaluations(session: Session, *, rows: Sequence[dict[str, Any]]) -> N
 def count_stored_since(session: Session, *, since: datetime) -> int:
     return int(
         session.scalar(
-            select(func.count()).where(Artifact.status == ARTIFACT_STORED, Artifact.stored_at >= since)
+            select(func.count()).where(Artifact.status == ArtifactStatus.STORED, Artifact.stored_at >= since)
         )
         or 0
     )

@@ -9,18 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.vocabulary import (
-    ARTIFACT_FAILED,
-    ARTIFACT_QUARANTINED,
-    ARTIFACT_STORED,
-    ARTIFACT_UNCHANGED,
-    BATCH_AWAITING_APPROVAL,
-    BATCH_COMPLETED,
-    BATCH_FAILED,
-    BATCH_IN_FLIGHT,
-    BATCH_PENDING,
-    BATCH_RUNNING,
-)
+from core.vocabulary import BATCH_IN_FLIGHT, ArtifactStatus, BatchStatus
 from data.models import Artifact, Batch, Source, utcnow
 from data.repository._base import NotFound
 from data.repository.incremental import complete_incremental
@@ -31,7 +20,7 @@ from data.repository.sources import get_source
 
 def create_batch(session: Session, *, source_id: int, trigger: str = "manual", full: bool = False) -> Batch:
     get_source(session, source_id=source_id)
-    batch = Batch(source_id=source_id, trigger=trigger, status=BATCH_PENDING, full=full)
+    batch = Batch(source_id=source_id, trigger=trigger, status=BatchStatus.PENDING, full=full)
     session.add(batch)
     session.flush()
     return batch
@@ -46,7 +35,7 @@ def get_batch(session: Session, *, batch_id: int) -> Batch:
 
 def mark_batch_running(session: Session, *, batch_id: int, workflow_id: str) -> Batch:
     batch = get_batch(session, batch_id=batch_id)
-    batch.status = BATCH_RUNNING
+    batch.status = BatchStatus.RUNNING
     batch.workflow_id = workflow_id
     if batch.started_at is None:
         batch.started_at = utcnow()
@@ -71,8 +60,8 @@ def close_unstarted_batch(session: Session, *, batch_id: int, error_type: str, m
     """
     session.execute(
         update(Batch)
-        .where(Batch.id == batch_id, Batch.status == BATCH_PENDING, Batch.started_at.is_(None))
-        .values(status=BATCH_FAILED, error_type=error_type, error_message=message, finished_at=utcnow())
+        .where(Batch.id == batch_id, Batch.status == BatchStatus.PENDING, Batch.started_at.is_(None))
+        .values(status=BatchStatus.FAILED, error_type=error_type, error_message=message, finished_at=utcnow())
     )
 
 
@@ -141,23 +130,25 @@ def finish_batch(
     error_type: str | None = None,
     error_message: str | None = None,
 ) -> Batch:
-    if status == BATCH_COMPLETED:  # a retried batch that succeeded: its quarantined documents are good again
+    if (
+        status == BatchStatus.COMPLETED
+    ):  # a retried batch that succeeded: its quarantined documents are good again
         session.execute(
             update(Artifact)
-            .where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_QUARANTINED)
-            .values(status=ARTIFACT_STORED)
+            .where(Artifact.batch_id == batch_id, Artifact.status == ArtifactStatus.QUARANTINED)
+            .values(status=ArtifactStatus.STORED)
         )
     counts = artifact_status_counts(session, batch_id=batch_id)
     batch = get_batch(session, batch_id=batch_id)
     batch.total = sum(counts.values())
-    batch.stored = counts.get(ARTIFACT_STORED, 0)
-    batch.failed = counts.get(ARTIFACT_FAILED, 0)
-    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + (batch.recognised or 0)
+    batch.stored = counts.get(ArtifactStatus.STORED, 0)
+    batch.failed = counts.get(ArtifactStatus.FAILED, 0)
+    batch.unchanged = counts.get(ArtifactStatus.UNCHANGED, 0) + (batch.recognised or 0)
     batch.status = status
     batch.error_type = error_type
     batch.error_message = error_message
     batch.finished_at = utcnow()
-    if status == BATCH_COMPLETED:
+    if status == BatchStatus.COMPLETED:
         complete_incremental(session, batch=batch)
     return batch
 
@@ -237,7 +228,7 @@ def _with_source() -> Any:  # Select of (Batch, source name)
 
 def batch_rows_awaiting_decision(session: Session) -> list[BatchRow]:
     """Batches awaiting a decision, the one nearest its timeout first."""
-    stmt = _with_source().where(Batch.status == BATCH_AWAITING_APPROVAL)
+    stmt = _with_source().where(Batch.status == BatchStatus.AWAITING_APPROVAL)
     stmt = stmt.order_by(Batch.decision_deadline.is_(None), Batch.decision_deadline, Batch.id)
     return [batch_row(b, name) for b, name in session.execute(stmt)]
 

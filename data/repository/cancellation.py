@@ -9,18 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.vocabulary import (
-    ARTIFACT_FAILED,
-    ARTIFACT_INGESTED,
-    ARTIFACT_PROCESSED,
-    ARTIFACT_QUARANTINED,
-    ARTIFACT_STORED,
-    ARTIFACT_UNCHANGED,
-    BATCH_CANCELLED,
-    BATCH_FAILED,
-    BATCH_IN_FLIGHT,
-    DECISION_CANCELLED,
-)
+from core.vocabulary import BATCH_IN_FLIGHT, ArtifactStatus, BatchStatus, Decision
 from data.models import Batch, BatchDecision, Source, utcnow
 from data.repository.audit import batch_name, record_audit
 from data.repository.batches import artifact_status_counts, get_batch
@@ -71,13 +60,13 @@ def record_cancel(session: Session, *, batch_id: int, actor: str, reason: str) -
     """Who cancelled the batch and why: on its row (the last decision), in its decision history and the audit
     log. The workflow closes the row itself when it stops (`close_cancelled_batch`)."""
     batch = get_batch(session, batch_id=batch_id)
-    batch.decision = DECISION_CANCELLED
+    batch.decision = Decision.CANCELLED
     batch.decided_by = actor
     batch.decision_reason = reason
     batch.decided_at = utcnow()
     session.add(
         BatchDecision(
-            batch_id=batch_id, attempt=batch.attempt, decision=DECISION_CANCELLED, actor=actor, reason=reason
+            batch_id=batch_id, attempt=batch.attempt, decision=Decision.CANCELLED, actor=actor, reason=reason
         )
     )
     record_audit(
@@ -99,18 +88,18 @@ def close_cancelled_batch(
     if batch.status not in BATCH_IN_FLIGHT:
         return batch
     counts = artifact_status_counts(session, batch_id=batch_id)
-    stored = counts.get(ARTIFACT_STORED, 0)
-    quarantined = counts.get(ARTIFACT_QUARANTINED, 0)
-    left = counts.get(ARTIFACT_INGESTED, 0) + counts.get(ARTIFACT_PROCESSED, 0)
+    stored = counts.get(ArtifactStatus.STORED, 0)
+    quarantined = counts.get(ArtifactStatus.QUARANTINED, 0)
+    left = counts.get(ArtifactStatus.INGESTED, 0) + counts.get(ArtifactStatus.PROCESSED, 0)
     summary = f"{how}: {stored} stored document(s) kept"
     if quarantined:
         summary += f", {quarantined} quarantined by the failed attempt"
     summary += f"; {left} not processed" if left else "; nothing was left to process"
     batch.total = sum(counts.values())
     batch.stored = stored
-    batch.failed = counts.get(ARTIFACT_FAILED, 0)
-    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + (batch.recognised or 0)
-    batch.status = BATCH_CANCELLED
+    batch.failed = counts.get(ArtifactStatus.FAILED, 0)
+    batch.unchanged = counts.get(ArtifactStatus.UNCHANGED, 0) + (batch.recognised or 0)
+    batch.status = BatchStatus.CANCELLED
     batch.compensation = summary
     batch.finished_at = utcnow()
     roll_up_batch(session, batch_id=batch_id, target_hours=target_hours, zone=zone)
@@ -125,16 +114,16 @@ def close_ended_batch(
     batch = get_batch(session, batch_id=batch_id)
     if batch.status not in BATCH_IN_FLIGHT:
         return False
-    if status == BATCH_CANCELLED:
+    if status == BatchStatus.CANCELLED:
         close_cancelled_batch(session, batch_id=batch_id, how=message, target_hours=target_hours, zone=zone)
         batch.error_message = message
         return True
     counts = artifact_status_counts(session, batch_id=batch_id)
     batch.total = sum(counts.values())
-    batch.stored = counts.get(ARTIFACT_STORED, 0)
-    batch.failed = counts.get(ARTIFACT_FAILED, 0)
-    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + (batch.recognised or 0)
-    batch.status = BATCH_FAILED
+    batch.stored = counts.get(ArtifactStatus.STORED, 0)
+    batch.failed = counts.get(ArtifactStatus.FAILED, 0)
+    batch.unchanged = counts.get(ArtifactStatus.UNCHANGED, 0) + (batch.recognised or 0)
+    batch.status = BatchStatus.FAILED
     batch.error_type = batch.error_type or "WorkflowEnded"
     batch.error_message = message
     batch.finished_at = utcnow()

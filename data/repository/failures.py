@@ -8,16 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from core.vocabulary import (
-    ARTIFACT_FAILED,
-    ARTIFACT_INGESTED,
-    ARTIFACT_QUARANTINED,
-    ARTIFACT_STORED,
-    ARTIFACT_UNCHANGED,
-    BATCH_AWAITING_APPROVAL,
-    BATCH_IN_FLIGHT,
-    BATCH_RETRYING,
-)
+from core.vocabulary import BATCH_IN_FLIGHT, ArtifactStatus, BatchStatus, Stage
 from data.models import Alert, Artifact, Batch, BatchDecision, utcnow
 from data.repository._base import _rowcount
 from data.repository.audit import batch_name, record_audit
@@ -34,19 +25,21 @@ def compensate_batch(session: Session, *, batch_id: int, stage: str) -> str:
     A failed ingest leaves a partial list of documents: they are removed (a retry ingests afresh).
     A batch failed by its documents keeps what it stored, quarantined until a retry succeeds.
     """
-    if stage == "ingest":
+    if stage == Stage.INGEST:
         removed = _rowcount(session.execute(delete(Artifact).where(Artifact.batch_id == batch_id)))
         summary = f"removed {removed} partially ingested document(s)"
     else:
         quarantined = _rowcount(
             session.execute(
                 update(Artifact)
-                .where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_STORED)
-                .values(status=ARTIFACT_QUARANTINED)
+                .where(Artifact.batch_id == batch_id, Artifact.status == ArtifactStatus.STORED)
+                .values(status=ArtifactStatus.QUARANTINED)
             )
         )
         already = session.scalar(
-            select(func.count()).where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_QUARANTINED)
+            select(func.count()).where(
+                Artifact.batch_id == batch_id, Artifact.status == ArtifactStatus.QUARANTINED
+            )
         )
         summary = f"quarantined {already} stored document(s) until a retry succeeds"
         if quarantined != already:
@@ -66,7 +59,7 @@ def mark_awaiting_decision(
 ) -> None:
     counts = artifact_status_counts(session, batch_id=batch_id)
     batch = get_batch(session, batch_id=batch_id)
-    batch.status = BATCH_AWAITING_APPROVAL
+    batch.status = BatchStatus.AWAITING_APPROVAL
     batch.failed_stage = stage
     batch.error_type = error_type
     batch.error_message = error_message
@@ -74,9 +67,9 @@ def mark_awaiting_decision(
     batch.decision = batch.decided_by = batch.decision_reason = None
     batch.decided_at = None
     batch.total = sum(counts.values())
-    batch.stored = counts.get(ARTIFACT_STORED, 0) + counts.get(ARTIFACT_QUARANTINED, 0)
-    batch.failed = counts.get(ARTIFACT_FAILED, 0)
-    batch.unchanged = counts.get(ARTIFACT_UNCHANGED, 0) + (batch.recognised or 0)
+    batch.stored = counts.get(ArtifactStatus.STORED, 0) + counts.get(ArtifactStatus.QUARANTINED, 0)
+    batch.failed = counts.get(ArtifactStatus.FAILED, 0)
+    batch.unchanged = counts.get(ArtifactStatus.UNCHANGED, 0) + (batch.recognised or 0)
 
 
 def record_decision(
@@ -130,18 +123,18 @@ def prepare_retry(session: Session, *, batch_id: int, stage: str, attempt: int) 
     """
     batch = get_batch(session, batch_id=batch_id)
     batch.attempt = attempt
-    batch.status = BATCH_RETRYING
-    if stage == "ingest":
+    batch.status = BatchStatus.RETRYING
+    if stage == Stage.INGEST:
         return 0
     return _rowcount(
         session.execute(
             update(Artifact)
             .where(
                 Artifact.batch_id == batch_id,
-                Artifact.status == ARTIFACT_FAILED,
-                Artifact.failed_stage != "ingest",
+                Artifact.status == ArtifactStatus.FAILED,
+                Artifact.failed_stage != Stage.INGEST,
             )
-            .values(status=ARTIFACT_INGESTED, failed_stage=None, error=None)
+            .values(status=ArtifactStatus.INGESTED, failed_stage=None, error=None)
         )
     )
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.vocabulary import ARTIFACT_STORED, BATCH_IN_FLIGHT
+from core.vocabulary import BATCH_IN_FLIGHT, ArtifactStatus
 from data.models import Alert, Artifact, Batch, Source, utcnow
 
 
@@ -29,7 +29,7 @@ def source_activity(session: Session, *, recent: int = 5, limit: int = 500) -> l
     last_stored = dict(
         session.execute(
             select(Artifact.source_id, func.max(Artifact.stored_at))
-            .where(Artifact.status == ARTIFACT_STORED)
+            .where(Artifact.status == ArtifactStatus.STORED)
             .group_by(Artifact.source_id)
         ).all()
     )

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from core.vocabulary import ARTIFACT_STORED, ARTIFACT_UNCHANGED
+from core.vocabulary import ArtifactStatus
 from data.models import Artifact, Batch, Sighting, Source, utcnow
 from data.repository._base import _insert
 
@@ -100,7 +100,7 @@ def stored_raw_matches(
                 Artifact.source_id == source_id,
                 Artifact.batch_id != other_than_batch,
                 Artifact.raw_hash.in_(part),
-                Artifact.status.in_((ARTIFACT_STORED, ARTIFACT_UNCHANGED)),
+                Artifact.status.in_((ArtifactStatus.STORED, ArtifactStatus.UNCHANGED)),
             )
             .order_by(Artifact.id)
         )
@@ -108,7 +108,7 @@ def stored_raw_matches(
             key = (r.uri, r.raw_hash)
             if key not in wanted or key in found:
                 continue
-            original = r.id if r.status == ARTIFACT_STORED else r.duplicate_of_id
+            original = r.id if r.status == ArtifactStatus.STORED else r.duplicate_of_id
             if original is None:
                 continue
             found[key] = StoredBefore(
@@ -143,7 +143,7 @@ def _record_sightings(session: Session, batch: Batch) -> None:
         )
         .where(
             Artifact.batch_id == batch.id,
-            Artifact.status.in_((ARTIFACT_STORED, ARTIFACT_UNCHANGED)),
+            Artifact.status.in_((ArtifactStatus.STORED, ArtifactStatus.UNCHANGED)),
             Artifact.file_size.is_not(None),
         )
         .order_by(Artifact.seq)
@@ -225,7 +225,7 @@ def _mark_gone(session: Session, batch: Batch) -> None:
 
 def count_gone(session: Session, *, source_id: int | None = None) -> int:
     """Stored documents their source no longer has."""
-    stmt = select(Artifact.id).where(Artifact.gone_at.is_not(None), Artifact.status == ARTIFACT_STORED)
+    stmt = select(Artifact.id).where(Artifact.gone_at.is_not(None), Artifact.status == ArtifactStatus.STORED)
     if source_id is not None:
         stmt = stmt.where(Artifact.source_id == source_id)
     return int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)

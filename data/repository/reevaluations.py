@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
-from core.vocabulary import ARTIFACT_STORED
+from core.vocabulary import ArtifactStatus
 from data.models import Artifact, Evaluation, Reevaluation, utcnow
 
 REEVALUATION_RUNNING = "running"
@@ -43,7 +43,7 @@ def _in_scope(columns: Sequence[Any], scope: ReevaluationScope, topics_version: 
         select(*columns)
         .select_from(Artifact)
         .join(Evaluation, Evaluation.artifact_id == Artifact.id)
-        .where(Artifact.status == ARTIFACT_STORED)
+        .where(Artifact.status == ArtifactStatus.STORED)
     )
     if scope.source_id is not None:
         stmt = stmt.where(Artifact.source_id == scope.source_id)

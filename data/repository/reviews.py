@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from core.vocabulary import ARTIFACT_STORED
+from core.vocabulary import ArtifactStatus
 from data.models import Artifact, Evaluation, Source, utcnow
 
 # Why a document is in the inbox, as the page shows it.
@@ -59,7 +59,7 @@ def _waiting(columns: Sequence[Any], f: ReviewFilter) -> Select[Any]:
         select(*columns)
         .select_from(Evaluation)
         .join(Artifact, Artifact.id == Evaluation.artifact_id)
-        .where(Evaluation.needs_review.is_(True), Artifact.status == ARTIFACT_STORED)
+        .where(Evaluation.needs_review.is_(True), Artifact.status == ArtifactStatus.STORED)
     )
     if f.source_id is not None:
         stmt = stmt.where(Artifact.source_id == f.source_id)

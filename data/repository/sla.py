@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Float, case, cast, delete, func, select
 from sqlalchemy.orm import Session
 
-from core.vocabulary import ARTIFACT_STORED, ARTIFACT_UNCHANGED, BATCH_COMPLETED, BATCH_FAILED
+from core.vocabulary import ArtifactStatus, BatchStatus
 from data.models import Artifact, Batch, SlaDay, SlaDayBucket, Source, utcnow
 
-BATCH_FINISHED = (BATCH_COMPLETED, BATCH_FAILED)
+BATCH_FINISHED = (BatchStatus.COMPLETED, BatchStatus.FAILED)
 BUCKETS_PER_DOUBLING = 8  # bucket edges 2^(k/8) s: a percentile read from the buckets is at most 9% high
 _PER_LN = BUCKETS_PER_DOUBLING / math.log(2)
 
@@ -95,14 +95,14 @@ def roll_up_sla_day(session: Session, *, source_id: int, day: date, target_hours
         Batch.status.in_(BATCH_FINISHED),
     )
     seconds = _seconds(session)
-    stored = (Artifact.status == ARTIFACT_STORED) & Artifact.stored_at.is_not(None)
+    stored = (Artifact.status == ArtifactStatus.STORED) & Artifact.stored_at.is_not(None)
     batches = int(session.scalar(select(func.count()).select_from(Batch).where(*in_day)) or 0)
     # One pass over the day's artifacts through their batches (batch_id index): the conditions on stored
     # documents are in the aggregates, not in WHERE, so no planner walks the (status, stored_at) index instead.
     bucket = case((stored, _bucket(seconds)), else_=None)
     on_time = func.sum(case((stored & (seconds <= target_hours * 3600), 1), else_=0))
     # Unchanged documents (content the source had already stored) are no new work: neither on time nor late.
-    counted = func.sum(case((Artifact.status == ARTIFACT_UNCHANGED, 0), else_=1))
+    counted = func.sum(case((Artifact.status == ArtifactStatus.UNCHANGED, 0), else_=1))
     rows = session.execute(
         select(bucket, counted, on_time)
         .select_from(Artifact)

@@ -9,10 +9,7 @@ from sqlalchemy import case, delete, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.vocabulary import (
-    BATCH_FAILED,
-    SOURCE_KINDS,
-)
+from core.vocabulary import SOURCE_KINDS, BatchStatus
 from data.models import Artifact, Batch, Evaluation, Source
 from data.repository._base import DuplicateSourceName, NotFound
 
@@ -104,7 +101,7 @@ def list_sources(
             func.count(Batch.id).label("batches"),
             func.coalesce(func.sum(Batch.stored), 0).label("documents"),
             func.coalesce(func.sum(Batch.failed), 0).label("errors"),
-            func.coalesce(func.sum(case((Batch.status == BATCH_FAILED, 1), else_=0)), 0).label(
+            func.coalesce(func.sum(case((Batch.status == BatchStatus.FAILED, 1), else_=0)), 0).label(
                 "failed_batches"
             ),
             func.max(Batch.id).label("last_batch_id"),

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from cli.devserver import free_port
 from cli.main import run
-from core.vocabulary import BATCH_COMPLETED, BATCH_FAILED
+from core.vocabulary import BatchStatus
 from data import repository
 from data.db import make_engine, make_session_factory
 from data.models import AuditEvent
@@ -187,10 +187,14 @@ def test_batches_json_lists_newest_first_with_filters(loreguard: Loreguard) -> N
         first = repository.create_source(session, name="first", kind="web", location="https://a.example/")
         second = repository.create_source(session, name="second", kind="web", location="https://b.example/")
         done = repository.create_batch(session, source_id=first.id)
-        repository.finish_batch(session, batch_id=done.id, status=BATCH_COMPLETED)
+        repository.finish_batch(session, batch_id=done.id, status=BatchStatus.COMPLETED)
         failed = repository.create_batch(session, source_id=second.id)
         repository.finish_batch(
-            session, batch_id=failed.id, status=BATCH_FAILED, error_type="InvalidSource", error_message="gone"
+            session,
+            batch_id=failed.id,
+            status=BatchStatus.FAILED,
+            error_type="InvalidSource",
+            error_message="gone",
         )
     engine.dispose()
 
@@ -220,7 +224,13 @@ def test_batches_show_the_unchanged_and_skipped_counts(loreguard: Loreguard) -> 
     with make_session_factory(engine).begin() as session:
         source = repository.create_source(session, name="big", kind="web", location="https://a.example/")
         batch = repository.create_batch(session, source_id=source.id)
-        batch.status, batch.total, batch.stored, batch.unchanged, batch.skipped = BATCH_COMPLETED, 9, 2, 7, 41
+        batch.status, batch.total, batch.stored, batch.unchanged, batch.skipped = (
+            BatchStatus.COMPLETED,
+            9,
+            2,
+            7,
+            41,
+        )
     engine.dispose()
 
     (row,) = json.loads(loreguard.ok("batches", "--json").stdout)
@@ -316,7 +326,7 @@ def test_refresh_wait_reports_totals_from_a_running_worker(with_temporal: Loregu
 
         assert result.returncode == 0, result.stderr
         outcome = json.loads(result.stdout)
-        assert outcome["status"] == BATCH_COMPLETED
+        assert outcome["status"] == BatchStatus.COMPLETED
         assert outcome["stored"] > 0
         assert outcome["total"] == outcome["stored"] + outcome["failed"]
 

@@ -7,14 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.vocabulary import (
-    ARTIFACT_FAILED,
-    ARTIFACT_INGESTED,
-    ARTIFACT_STORED,
-    BATCH_AWAITING_APPROVAL,
-    BATCH_COMPLETED,
-    BATCH_RUNNING,
-)
+from core.vocabulary import ArtifactStatus, BatchStatus
 from data.models import Alert, Artifact, Batch, Evaluation, Source, utcnow
 
 HOSTILE = "<script>alert(1)</script> **bold**"  # must always show literally
@@ -58,11 +51,11 @@ def seed_library(sessions: sessionmaker[Session]) -> Seeded:
             session.flush()
             seeded.sources[name] = source.id
         plan = [
-            ("b1", "alpha", BATCH_COMPLETED, now - timedelta(hours=26), [(3, 25 * 60)], 1, 0),
-            ("b2", "beta", BATCH_COMPLETED, now - timedelta(hours=5), [(4, 4 * 60)], 0, 0),
-            ("b3", "alpha", BATCH_COMPLETED, now - timedelta(minutes=30), [(2, 10)], 0, 0),
-            ("b4", HOSTILE, BATCH_AWAITING_APPROVAL, now - timedelta(hours=2), [(1, 90)], 2, 0),
-            ("b5", "beta", BATCH_RUNNING, now - timedelta(minutes=3), [(60, 1)], 10, 50),
+            ("b1", "alpha", BatchStatus.COMPLETED, now - timedelta(hours=26), [(3, 25 * 60)], 1, 0),
+            ("b2", "beta", BatchStatus.COMPLETED, now - timedelta(hours=5), [(4, 4 * 60)], 0, 0),
+            ("b3", "alpha", BatchStatus.COMPLETED, now - timedelta(minutes=30), [(2, 10)], 0, 0),
+            ("b4", HOSTILE, BatchStatus.AWAITING_APPROVAL, now - timedelta(hours=2), [(1, 90)], 2, 0),
+            ("b5", "beta", BatchStatus.RUNNING, now - timedelta(minutes=3), [(60, 1)], 10, 50),
         ]
         for key, source_name, status, created, stored_groups, failed, pending in plan:
             batch = _batch(session, seeded, key, source_name, status, created, stored_groups, failed, pending)
@@ -104,7 +97,7 @@ def _batch(
     failed: int,
     pending: int,
 ) -> Batch:
-    finished = None if status == BATCH_RUNNING else created + timedelta(minutes=5)
+    finished = None if status == BatchStatus.RUNNING else created + timedelta(minutes=5)
     stored_total = sum(n for n, _ in stored_groups)
     batch = Batch(
         source_id=seeded.sources[source_name],
@@ -128,7 +121,7 @@ def _batch(
             language = "de" if seq % 4 == 0 else "en"
             label = LABELS[seq % 3]
             title = HOSTILE if source_name == HOSTILE else f"{key} report {seq:03d}"
-            artifact = _artifact(batch, seq, ARTIFACT_STORED, title=title, language=language)
+            artifact = _artifact(batch, seq, ArtifactStatus.STORED, title=title, language=language)
             artifact.stored_at = stored_at
             session.add(artifact)
             session.flush()
@@ -158,7 +151,7 @@ def _batch(
             _artifact(
                 batch,
                 seq,
-                ARTIFACT_FAILED,
+                ArtifactStatus.FAILED,
                 title=None,
                 language=None,
                 failed_stage="normalize",
@@ -167,7 +160,7 @@ def _batch(
         )
         seq += 1
     for _ in range(pending):
-        session.add(_artifact(batch, seq, ARTIFACT_INGESTED, title=None, language=None))
+        session.add(_artifact(batch, seq, ArtifactStatus.INGESTED, title=None, language=None))
         seq += 1
     return batch
 
@@ -182,8 +175,8 @@ def _artifact(
     failed_stage: str | None = None,
     error: str | None = None,
 ) -> Artifact:
-    done = status != ARTIFACT_INGESTED
-    stored = status == ARTIFACT_STORED
+    done = status != ArtifactStatus.INGESTED
+    stored = status == ArtifactStatus.STORED
     return Artifact(
         batch_id=batch.id,
         source_id=batch.source_id,

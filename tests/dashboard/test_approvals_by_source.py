@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.vocabulary import BATCH_AWAITING_APPROVAL
+from core.vocabulary import BatchStatus
 from data import repository
 from tests.dashboard.conftest import OpenPage, unescaped
 from tests.dashboard.seed import HOSTILE, Seeded
@@ -17,7 +17,7 @@ def test_a_decision_on_one_sources_batches_leaves_the_other_sources_waiting_batc
     other_name = next(name for name in seeded.sources if name != HOSTILE)
     with dashboard_env.begin() as session:
         other = repository.create_batch(session, source_id=seeded.sources[other_name])
-        other.status = BATCH_AWAITING_APPROVAL
+        other.status = BatchStatus.AWAITING_APPROVAL
         other_id = other.id
     b4 = seeded.batches["b4"]  # the hostile source's awaiting batch
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.vocabulary import ARTIFACT_STORED, ARTIFACT_UNCHANGED, BATCH_COMPLETED
+from core.vocabulary import ArtifactStatus, BatchStatus
 from data import repository
 from data.models import Artifact, utcnow
 from tests.dashboard.conftest import ADMIN_USER, OpenPage, plotly_figures, unescaped, values
@@ -118,12 +118,12 @@ def test_a_batch_shows_what_it_found_unchanged_and_what_it_skipped_over_the_limi
             session,
             rows=[
                 {"batch_id": batch.id, "source_id": batch.source_id, "seq": seq, "uri": f"file:///d/{seq}.txt",
-                 "content_type": "text/plain", "status": ARTIFACT_UNCHANGED if seq < 3 else ARTIFACT_STORED}
+                 "content_type": "text/plain", "status": ArtifactStatus.UNCHANGED if seq < 3 else ArtifactStatus.STORED}
                 for seq in range(5)
             ],
         )  # fmt: skip
         repository.record_ingested(session, batch_id=batch.id, skipped=1234)
-        repository.finish_batch(session, batch_id=batch.id, status=BATCH_COMPLETED)
+        repository.finish_batch(session, batch_id=batch.id, status=BatchStatus.COMPLETED)
         batch_id = batch.id
 
     at = open_page("batches", batch=str(batch_id))

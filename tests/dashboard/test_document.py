@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.vocabulary import ARTIFACT_STORED, ARTIFACT_UNCHANGED
+from core.vocabulary import ArtifactStatus
 from data import repository
 from data.models import Artifact, AuditEvent, Evaluation, utcnow
 from tests.dashboard.conftest import ISSUER, Downloads, OpenPage, unescaped
@@ -61,14 +61,14 @@ def copies(seeded: Seeded, dashboard_env: sessionmaker[Session]) -> dict[str, in
                 word_count=7,
                 content_hash=extra.pop("content_hash", HASH),
                 ingested_at=now - timedelta(hours=hours_ago),
-                stored_at=now - timedelta(hours=hours_ago) if status == ARTIFACT_STORED else None,
+                stored_at=now - timedelta(hours=hours_ago) if status == ArtifactStatus.STORED else None,
                 **extra,
             )
             session.add(art)
             session.flush()
             return art
 
-        original = add(b1.id, alpha, ARTIFACT_STORED, 30)
+        original = add(b1.id, alpha, ArtifactStatus.STORED, 30)
         session.add(
             Evaluation(
                 artifact_id=original.id,
@@ -82,12 +82,12 @@ def copies(seeded: Seeded, dashboard_env: sessionmaker[Session]) -> dict[str, in
                 topics_version="5f1c0ffee123",
             )
         )
-        unchanged = add(b2.id, alpha, ARTIFACT_UNCHANGED, 5, duplicate_of_id=original.id)
-        duplicate = add(b3.id, beta, ARTIFACT_STORED, 2, duplicate_of_id=original.id)
+        unchanged = add(b2.id, alpha, ArtifactStatus.UNCHANGED, 5, duplicate_of_id=original.id)
+        duplicate = add(b3.id, beta, ArtifactStatus.STORED, 2, duplicate_of_id=original.id)
         near = add(
             b3.id,
             beta,
-            ARTIFACT_STORED,
+            ArtifactStatus.STORED,
             1,
             seq=1,
             content_hash="f" * 64,

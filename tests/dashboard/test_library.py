@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
-from core.vocabulary import ARTIFACT_STORED
+from core.vocabulary import ArtifactStatus
 from dashboard import library, views
 from data.models import Artifact, Batch, Evaluation, Source, utcnow
 from tests.dashboard.conftest import Downloads, OpenPage
@@ -143,7 +143,7 @@ def test_the_downloaded_csv_neutralises_formula_cells(
         for seq, (title, _) in enumerate(FORMULA_TITLES):
             artifact = Artifact(
                 batch_id=batch.id, source_id=source.id, seq=seq, uri=f"file:///srv/feeds/{seq}.txt",
-                content_type="text/plain", status=ARTIFACT_STORED, title=title, language="en",
+                content_type="text/plain", status=ArtifactStatus.STORED, title=title, language="en",
                 stored_at=now - timedelta(minutes=seq),
             )  # fmt: skip
             session.add(artifact)
@@ -192,7 +192,7 @@ def test_full_text_search_ranks_and_follows_every_write(session_factory: session
         for seq, (key, (title, body)) in enumerate(docs.items()):
             artifact = Artifact(
                 batch_id=batch.id, source_id=source.id, seq=seq, uri=f"https://example.org/{key}",
-                content_type="text/html", status=ARTIFACT_STORED, title=title, text=body,
+                content_type="text/html", status=ArtifactStatus.STORED, title=title, text=body,
                 stored_at=utcnow() - timedelta(minutes=seq),
             )  # fmt: skip
             session.add(artifact)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.vocabulary import ARTIFACT_STORED
+from core.vocabulary import ArtifactStatus
 from dashboard import library
 from data import repository
 from data.models import Artifact, Batch, utcnow
@@ -24,7 +24,7 @@ def mark_gone(sessions: sessionmaker[Session], count: int) -> list[int]:
         ids = list(
             session.scalars(
                 select(Artifact.id)
-                .where(Artifact.status == ARTIFACT_STORED, Artifact.duplicate_of_id.is_(None))
+                .where(Artifact.status == ArtifactStatus.STORED, Artifact.duplicate_of_id.is_(None))
                 .order_by(Artifact.stored_at.desc())
                 .limit(count)
             )
@@ -73,7 +73,9 @@ def test_the_document_page_says_the_document_is_gone_from_its_source(
     assert any("Gone from its source since" in unescaped(w.value) for w in at.warning)
     with dashboard_env() as session:
         present = session.scalar(
-            select(Artifact.id).where(Artifact.status == ARTIFACT_STORED, Artifact.gone_at.is_(None)).limit(1)
+            select(Artifact.id)
+            .where(Artifact.status == ArtifactStatus.STORED, Artifact.gone_at.is_(None))
+            .limit(1)
         )
     at = open_page("document", doc=str(present))
     assert not any("Gone from its source" in unescaped(w.value) for w in at.warning)

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
-from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_INGESTED, ARTIFACT_STORED
+from core.vocabulary import ArtifactStatus
 from data import repository
 from data.models import Artifact, utcnow
 from tests.dashboard.conftest import OpenPage, clear_streamlit_caches
@@ -32,12 +32,14 @@ def test_list_and_detail_agree_while_a_batch_runs(
 
     with dashboard_env.begin() as session:  # the workers store 20 more
         waiting = session.scalars(
-            select(Artifact.id).where(Artifact.batch_id == b5, Artifact.status == ARTIFACT_INGESTED).limit(20)
+            select(Artifact.id)
+            .where(Artifact.batch_id == b5, Artifact.status == ArtifactStatus.INGESTED)
+            .limit(20)
         ).all()
         session.execute(
             update(Artifact)
             .where(Artifact.id.in_(waiting))
-            .values(status=ARTIFACT_STORED, stored_at=utcnow())
+            .values(status=ArtifactStatus.STORED, stored_at=utcnow())
         )
     clear_streamlit_caches()  # the next live refresh, past both caches' few seconds
     listed, bar = both(open_page("batches", batch=str(b5)), b5)
@@ -55,7 +57,7 @@ def test_list_and_detail_agree_on_a_batch_awaiting_a_decision(
             session,
             rows=[
                 {"batch_id": batch.id, "source_id": batch.source_id, "seq": seq, "uri": f"file:///d/{seq}.txt",
-                 "content_type": "text/plain", "status": ARTIFACT_FAILED if seq == 4 else ARTIFACT_STORED}
+                 "content_type": "text/plain", "status": ArtifactStatus.FAILED if seq == 4 else ArtifactStatus.STORED}
                 for seq in range(5)
             ],
         )  # fmt: skip

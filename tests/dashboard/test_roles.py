@@ -23,6 +23,7 @@ from operations import sources as source_ops
 from orchestration.gateway import TemporalGateway, TemporalUnavailable
 from tests.dashboard.conftest import APP, ISSUER, PAGES, OpenPage, person, signed_in, unescaped
 from tests.dashboard.seed import Seeded
+from workers import processing
 
 ALL_PAGES = list(PAGES)
 NEEDS = "You need the"
@@ -141,7 +142,7 @@ def test_nobody_signed_in_sees_only_the_sign_in_screen_and_sign_out_ends_the_ses
 def ctx(dashboard_env: sessionmaker[Session], seeded: Seeded, tmp_path: Path) -> Context:
     settings = Settings(admins=["first.admin@example.org"], role_mapping={"ops-team": "operator"})
     gateway = TemporalGateway(f"127.0.0.1:{free_port()}", "default", connect_timeout=0.2)  # nobody there
-    return Context(settings, dashboard_env, gateway)
+    return Context(settings, dashboard_env, gateway, processing)
 
 
 def refused_events(sessions: sessionmaker[Session]) -> list[tuple[str, str]]:

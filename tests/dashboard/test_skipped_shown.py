@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
-from core.vocabulary import ARTIFACT_STORED, BATCH_COMPLETED
+from core.vocabulary import ArtifactStatus, BatchStatus
 from data import repository
 from tests.dashboard.conftest import OpenPage, unescaped
 from tests.dashboard.seed import Seeded
@@ -30,13 +30,13 @@ def test_a_batch_page_says_which_files_were_skipped_and_why(
             session,
             rows=[
                 {"batch_id": batch.id, "source_id": batch.source_id, "seq": seq, "uri": f"file:///d/{seq}.md",
-                 "content_type": "text/markdown", "status": ARTIFACT_STORED}
+                 "content_type": "text/markdown", "status": ArtifactStatus.STORED}
                 for seq in range(2)
             ],
         )  # fmt: skip
         reasons = {"unsupported file type .docx": 1, "unsupported file type .xyz": 2, OVER_LIMIT: 1}
         repository.record_ingested(session, batch_id=batch.id, skipped=4, skip_reasons=reasons)
-        repository.finish_batch(session, batch_id=batch.id, status=BATCH_COMPLETED)
+        repository.finish_batch(session, batch_id=batch.id, status=BatchStatus.COMPLETED)
         batch_id = batch.id
 
     at = open_page("batches", batch=str(batch_id))

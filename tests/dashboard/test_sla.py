@@ -13,14 +13,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from streamlit.testing.v1 import AppTest
 
-from core.vocabulary import (
-    ARTIFACT_FAILED,
-    ARTIFACT_INGESTED,
-    ARTIFACT_STORED,
-    BATCH_COMPLETED,
-    BATCH_FAILED,
-    BATCH_RUNNING,
-)
+from core.vocabulary import ArtifactStatus, BatchStatus
 from dashboard.sla_report import fitting_unit, percentiles_in, weekly_summary
 from data import repository
 from data.models import Alert, Artifact, Batch, Source
@@ -41,10 +34,10 @@ ZERO_DAY = DAY2 - timedelta(days=2)  # every document late or failed: 0% on time
 NO_DATA_DAY = DAY2 - timedelta(days=1)  # no batch at all
 # (source, status, batch start, hours from start to stored per document, failed documents); 4 h is the target
 FINISHED = [
-    ("alpha", BATCH_COMPLETED, DAY2 + timedelta(hours=8), [0.5, 1.0, 2.0, 3.5, 5.0], 1),
-    ("beta", BATCH_COMPLETED, DAY1 + timedelta(hours=6), [0.25, 4.5, 6.0, 1.0], 1),
-    ("alpha", BATCH_COMPLETED, DAY1 + timedelta(hours=9), [3.9, 4.0, 0.1], 1),
-    ("beta", BATCH_FAILED, ZERO_DAY + timedelta(hours=2), [7.0], 3),
+    ("alpha", BatchStatus.COMPLETED, DAY2 + timedelta(hours=8), [0.5, 1.0, 2.0, 3.5, 5.0], 1),
+    ("beta", BatchStatus.COMPLETED, DAY1 + timedelta(hours=6), [0.25, 4.5, 6.0, 1.0], 1),
+    ("alpha", BatchStatus.COMPLETED, DAY1 + timedelta(hours=9), [3.9, 4.0, 0.1], 1),
+    ("beta", BatchStatus.FAILED, ZERO_DAY + timedelta(hours=2), [7.0], 3),
 ]
 RUNNING_START = NOW - timedelta(hours=5)  # beta: 2 of 4 documents done in 5 h, not in the rollups yet
 
@@ -70,18 +63,18 @@ def seed(sessions: sessionmaker[Session], zone: str = "UTC") -> dict[str, int]:
                 session.add(
                     Artifact(
                         batch_id=batch.id, source_id=ids[name], seq=seq, uri=f"file:///{n}/{seq}",
-                        content_type="text/plain", status=ARTIFACT_STORED, stored_at=start + timedelta(hours=h),
+                        content_type="text/plain", status=ArtifactStatus.STORED, stored_at=start + timedelta(hours=h),
                     )
                 )  # fmt: skip
             for extra in range(failed):  # a failed document counts as late
                 session.add(
                     Artifact(
                         batch_id=batch.id, source_id=ids[name], seq=len(hours) + extra, uri=f"file:///{n}/x{extra}",
-                        content_type="text/plain", status=ARTIFACT_FAILED,
+                        content_type="text/plain", status=ArtifactStatus.FAILED,
                     )
                 )  # fmt: skip
         running = Batch(
-            source_id=ids["beta"], status=BATCH_RUNNING, created_at=RUNNING_START, started_at=RUNNING_START,
+            source_id=ids["beta"], status=BatchStatus.RUNNING, created_at=RUNNING_START, started_at=RUNNING_START,
             workflow_id="batch-running",
         )  # fmt: skip
         session.add(running)
@@ -90,8 +83,8 @@ def seed(sessions: sessionmaker[Session], zone: str = "UTC") -> dict[str, int]:
             session.add(
                 Artifact(
                     batch_id=running.id, source_id=ids["beta"], seq=seq, uri=f"file:///r/{seq}",
-                    content_type="text/plain", status=ARTIFACT_FAILED if seq == 0 else
-                    ARTIFACT_STORED if seq == 1 else ARTIFACT_INGESTED,
+                    content_type="text/plain", status=ArtifactStatus.FAILED if seq == 0 else
+                    ArtifactStatus.STORED if seq == 1 else ArtifactStatus.INGESTED,
                     stored_at=NOW - timedelta(hours=1) if seq == 1 else None,
                 )
             )  # fmt: skip
@@ -277,7 +270,7 @@ def test_the_weekly_csv_download_serves_the_weekly_summary(
         weeks[warned - timedelta(days=warned.weekday())][3] += 1
     failed_batches: dict[date, int] = defaultdict(int)
     for _, status, start, _, _ in FINISHED:
-        if status == BATCH_FAILED:
+        if status == BatchStatus.FAILED:
             failed_batches[start.date() - timedelta(days=start.weekday())] += 1
     # as the page shows them: shares in percent, "met target" only without batches that failed outright
     lines = ["week (UTC),documents,on time,failed,failed batches,share,met target,warning,critical"]
@@ -350,7 +343,7 @@ def test_days_are_calendar_days_of_the_configured_zone(session_factory: sessionm
         session.add(source)
         session.flush()
         batch = Batch(
-            source_id=source.id, status=BATCH_COMPLETED, created_at=late_evening, started_at=late_evening,
+            source_id=source.id, status=BatchStatus.COMPLETED, created_at=late_evening, started_at=late_evening,
             finished_at=late_evening + timedelta(hours=1), workflow_id="batch-late",
         )  # fmt: skip
         session.add(batch)
@@ -359,7 +352,7 @@ def test_days_are_calendar_days_of_the_configured_zone(session_factory: sessionm
             session.add(
                 Artifact(
                     batch_id=batch.id, source_id=source.id, seq=seq, uri=f"file:///late/{seq}",
-                    content_type="text/plain", status=ARTIFACT_STORED, stored_at=late_evening + timedelta(hours=1),
+                    content_type="text/plain", status=ArtifactStatus.STORED, stored_at=late_evening + timedelta(hours=1),
                 )
             )  # fmt: skip
         for kind, created in (
@@ -435,7 +428,7 @@ def test_batches_that_failed_outright_and_sources_that_delivered_nothing_keep_th
         session.add(gamma)
         session.flush()
         batch = Batch(
-            source_id=gamma.id, status=BATCH_FAILED, created_at=failed_at, started_at=failed_at,
+            source_id=gamma.id, status=BatchStatus.FAILED, created_at=failed_at, started_at=failed_at,
             finished_at=failed_at + timedelta(minutes=3), workflow_id="batch-gamma", error_type="SourceUnavailable",
         )  # fmt: skip
         session.add(batch)

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from temporalio.client import Client
 
 from cli.devserver import DevServer, free_port
-from core.vocabulary import BATCH_FAILED, BATCH_PENDING
+from core.vocabulary import BatchStatus
 from data import repository
 from data.models import AuditEvent, Batch, Source, utcnow
 from orchestration.client import register_search_attributes
@@ -346,7 +346,7 @@ def test_refresh_with_temporal_down_says_so_and_leaves_no_batch(
         e.startswith("The refresh was not started. Temporal unavailable at 127.0.0.1:") for e in errors(at)
     )
     with dashboard_env() as session:
-        assert session.scalar(select(Batch.id).where(Batch.status == BATCH_PENDING)) is None
+        assert session.scalar(select(Batch.id).where(Batch.status == BatchStatus.PENDING)) is None
 
 
 @pytest.mark.temporal
@@ -403,7 +403,7 @@ def test_a_refused_start_leaves_the_batch_failed_not_pending(
     assert any(e.startswith("The refresh was not started.") for e in errors(at))
     with dashboard_env() as session:
         newest = session.scalars(select(Batch).order_by(Batch.id.desc())).first()
-    assert newest is not None and newest.status == BATCH_FAILED and newest.error_type == "NotStarted"
+    assert newest is not None and newest.status == BatchStatus.FAILED and newest.error_type == "NotStarted"
     assert newest.error_message and "could not be started" in newest.error_message
 
 

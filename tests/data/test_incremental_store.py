@@ -8,7 +8,7 @@ from alembic import command
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.vocabulary import ARTIFACT_STORED, ARTIFACT_UNCHANGED
+from core.vocabulary import ArtifactStatus
 from dashboard import library
 from data import repository
 from data.migrate import alembic_config, current_revision
@@ -35,7 +35,7 @@ def add_artifacts(session: Session, batch_id: int, source_id: int, count: int, *
             file_inode=10_000 + i,
             title=f"Note {i}",
             text=f"security note number {i}",
-            stored_at=now if status == ARTIFACT_STORED else None,
+            stored_at=now if status == ArtifactStatus.STORED else None,
         )
         for i in range(count)
     )
@@ -51,7 +51,7 @@ def test_migration_0013_goes_down_and_up_and_the_library_search_still_works(
     with session_factory.begin() as session:
         source_id = folder_source(session)
         batch_id = repository.create_batch(session, source_id=source_id).id
-        add_artifacts(session, batch_id, source_id, 3, status=ARTIFACT_STORED)
+        add_artifacts(session, batch_id, source_id, 3, status=ArtifactStatus.STORED)
     with session_factory() as session:
         # the search index is kept by triggers (migration 0006) that 0013's column changes must not drop
         assert library.library_count(session, library.LibraryFilter(search="security"))[0] == 3
@@ -63,7 +63,7 @@ def test_a_completed_batch_records_its_sightings_once_even_when_finished_twice(
     with session_factory.begin() as session:
         source_id = folder_source(session)
         batch_id = repository.create_batch(session, source_id=source_id).id
-        add_artifacts(session, batch_id, source_id, 1200, status=ARTIFACT_STORED)
+        add_artifacts(session, batch_id, source_id, 1200, status=ArtifactStatus.STORED)
     for _ in range(2):  # finish_batch retried after a crash between its commit and the activity's reply
         with session_factory.begin() as session:
             repository.finish_batch(session, batch_id=batch_id, status="completed")
@@ -82,7 +82,7 @@ def test_a_completed_batch_records_its_sightings_once_even_when_finished_twice(
                 seq=0,
                 uri="file:///srv/docs/7.txt",
                 content_type="text/plain",
-                status=ARTIFACT_UNCHANGED,
+                status=ArtifactStatus.UNCHANGED,
                 raw_hash="f" * 64,
                 file_size=999,
                 file_mtime_ns=5,
@@ -104,7 +104,7 @@ def test_a_failed_batch_records_no_sighting(session_factory: sessionmaker[Sessio
     with session_factory.begin() as session:
         source_id = folder_source(session)
         batch_id = repository.create_batch(session, source_id=source_id).id
-        add_artifacts(session, batch_id, source_id, 5, status=ARTIFACT_STORED)
+        add_artifacts(session, batch_id, source_id, 5, status=ArtifactStatus.STORED)
     with session_factory.begin() as session:
         repository.finish_batch(session, batch_id=batch_id, status="failed", error_message="x")
     with session_factory() as session:
@@ -117,7 +117,7 @@ def test_raw_hash_matches_span_many_in_lists_and_point_at_the_stored_original(
     with session_factory.begin() as session:
         source_id = folder_source(session)
         first = repository.create_batch(session, source_id=source_id).id
-        add_artifacts(session, first, source_id, 1200, status=ARTIFACT_STORED)
+        add_artifacts(session, first, source_id, 1200, status=ArtifactStatus.STORED)
         second = repository.create_batch(session, source_id=source_id).id
     keys = [(f"file:///srv/docs/{i}.txt", f"{i:064x}") for i in range(1200)]
     keys.append(("file:///srv/docs/3.txt", "0" * 63 + "4"))  # another file's bytes under this URI: no match
@@ -143,7 +143,7 @@ def test_gone_marks_wait_for_the_batch_that_found_the_files_missing(
     with session_factory.begin() as session:
         source_id = folder_source(session)
         first = repository.create_batch(session, source_id=source_id).id
-        add_artifacts(session, first, source_id, 4, status=ARTIFACT_STORED)
+        add_artifacts(session, first, source_id, 4, status=ArtifactStatus.STORED)
     with session_factory.begin() as session:
         repository.finish_batch(session, batch_id=first, status="completed")
         second = repository.create_batch(session, source_id=source_id).id

@@ -10,7 +10,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_INGESTED, ARTIFACT_PROCESSED, ARTIFACT_STORED
+from core.vocabulary import ArtifactStatus
 from data import repository
 from data.db import make_engine
 from data.migrate import alembic_config, current_revision, upgrade
@@ -77,7 +77,7 @@ def artifact_row(batch_id: int, source_id: int, seq: int, **extra: object) -> di
         "content_type": "text/plain",
         "raw": b"text",
         "hints": None,
-        "status": ARTIFACT_INGESTED,
+        "status": ArtifactStatus.INGESTED,
         "failed_stage": None,
         "error": None,
     }
@@ -124,7 +124,7 @@ def test_evaluation_upsert_keeps_one_row_with_the_latest_verdict(
 
 def test_finished_batch_counts_add_up(session_factory: sessionmaker[Session]) -> None:
     source_id, batch_id = make_batch(session_factory)
-    statuses = [ARTIFACT_STORED] * 7 + [ARTIFACT_FAILED] * 3
+    statuses = [ArtifactStatus.STORED] * 7 + [ArtifactStatus.FAILED] * 3
     with session_factory.begin() as session:
         repository.insert_artifacts(
             session, rows=[artifact_row(batch_id, source_id, i, status=s) for i, s in enumerate(statuses)]
@@ -145,10 +145,10 @@ def test_library_matches_by_hash_or_simhash_band_among_processed_documents(
 ) -> None:
     source_id, batch_id = make_batch(session_factory)
     docs = [
-        (ARTIFACT_STORED, "h1", (1, 2, 3, 4)),
-        (ARTIFACT_PROCESSED, "h2", (9, 9, 9, 4)),
-        (ARTIFACT_FAILED, "h1", (1, 2, 3, 4)),  # failed documents are not originals
-        (ARTIFACT_STORED, "h3", (7, 7, 7, 7)),
+        (ArtifactStatus.STORED, "h1", (1, 2, 3, 4)),
+        (ArtifactStatus.PROCESSED, "h2", (9, 9, 9, 4)),
+        (ArtifactStatus.FAILED, "h1", (1, 2, 3, 4)),  # failed documents are not originals
+        (ArtifactStatus.STORED, "h3", (7, 7, 7, 7)),
     ]
     with session_factory.begin() as session:
         repository.insert_artifacts(

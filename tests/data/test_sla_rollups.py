@@ -11,14 +11,7 @@ from sqlalchemy import DateTime, column, insert, select, table
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
-from core.vocabulary import (
-    ARTIFACT_FAILED,
-    ARTIFACT_QUARANTINED,
-    ARTIFACT_STORED,
-    BATCH_AWAITING_APPROVAL,
-    BATCH_COMPLETED,
-    BATCH_FAILED,
-)
+from core.vocabulary import ArtifactStatus, BatchStatus
 from data import repository
 from data.db import make_engine, make_session_factory
 from data.migrate import alembic_config, upgrade
@@ -40,7 +33,7 @@ def add_batch(
             Artifact(
                 batch_id=batch.id, source_id=source_id, seq=seq, uri=f"file:///{batch.id}/{seq}",
                 content_type="text/plain", status=s,
-                stored_at=start + timedelta(hours=h) if s != ARTIFACT_FAILED else None,
+                stored_at=start + timedelta(hours=h) if s != ArtifactStatus.FAILED else None,
             )
         )  # fmt: skip
     return batch.id
@@ -70,13 +63,18 @@ def test_the_finish_step_rolls_up_the_batch_day_once_and_again_after_a_retry(db_
         # a batch that failed and waits: its stored documents quarantined, one failed; not finished yet
         waiting = add_batch(
             session, source_id, DAY + timedelta(hours=1), [1.0, 2.0, 9.0],
-            [ARTIFACT_QUARANTINED, ARTIFACT_QUARANTINED, ARTIFACT_FAILED], BATCH_AWAITING_APPROVAL,
+            [ArtifactStatus.QUARANTINED, ArtifactStatus.QUARANTINED, ArtifactStatus.FAILED], BatchStatus.AWAITING_APPROVAL,
         )  # fmt: skip
         done = add_batch(
-            session, source_id, DAY + timedelta(hours=20), [0.5, 5.0], [ARTIFACT_STORED] * 2, BATCH_COMPLETED
+            session,
+            source_id,
+            DAY + timedelta(hours=20),
+            [0.5, 5.0],
+            [ArtifactStatus.STORED] * 2,
+            BatchStatus.COMPLETED,
         )
-    steps.finish_batch(FinishBatchInput(batch_id=done, status=BATCH_COMPLETED))
-    steps.finish_batch(FinishBatchInput(batch_id=done, status=BATCH_COMPLETED))  # an activity retried
+    steps.finish_batch(FinishBatchInput(batch_id=done, status=BatchStatus.COMPLETED))
+    steps.finish_batch(FinishBatchInput(batch_id=done, status=BatchStatus.COMPLETED))  # an activity retried
     with steps.sessions() as session:
         days, buckets = rollup(session)
     assert days == [(DAY.date(), source_id, 1, 2, 2, 0, 1)]  # the waiting batch is not finished: not counted
@@ -86,7 +84,7 @@ def test_the_finish_step_rolls_up_the_batch_day_once_and_again_after_a_retry(db_
     ]
 
     # the approved retry completes: its quarantined documents are stored again; the failed one stays late
-    steps.finish_batch(FinishBatchInput(batch_id=waiting, status=BATCH_COMPLETED))
+    steps.finish_batch(FinishBatchInput(batch_id=waiting, status=BatchStatus.COMPLETED))
     with steps.sessions.begin() as session:
         incremental = rollup(session)
         assert incremental[0] == [(DAY.date(), source_id, 2, 5, 4, 1, 3)]
@@ -125,7 +123,7 @@ def add_old_batch(
             insert(OLD_ARTIFACTS).values(
                 batch_id=batch_id, source_id=source_id, seq=seq, uri=f"file:///{batch_id}/{seq}",
                 content_type="text/plain", status=s, ingested_at=start,
-                stored_at=start + timedelta(hours=h) if s != ARTIFACT_FAILED else None,
+                stored_at=start + timedelta(hours=h) if s != ArtifactStatus.FAILED else None,
             )
         )  # fmt: skip
 
@@ -143,9 +141,21 @@ def test_the_migration_builds_rollups_for_finished_batches_and_a_source_deletion
                 created_at=DAY, updated_at=DAY,
             ).returning(OLD_SOURCES.c.id)
         ).scalar_one()  # fmt: skip
-        add_old_batch(session, source_id, DAY, [1.0, 3.0], [ARTIFACT_STORED, ARTIFACT_FAILED], BATCH_FAILED)
         add_old_batch(
-            session, source_id, DAY + timedelta(days=1, hours=23), [4.0], [ARTIFACT_STORED], BATCH_COMPLETED
+            session,
+            source_id,
+            DAY,
+            [1.0, 3.0],
+            [ArtifactStatus.STORED, ArtifactStatus.FAILED],
+            BatchStatus.FAILED,
+        )
+        add_old_batch(
+            session,
+            source_id,
+            DAY + timedelta(days=1, hours=23),
+            [4.0],
+            [ArtifactStatus.STORED],
+            BatchStatus.COMPLETED,
         )
     upgrade(db_url)
     with sessions() as session:
@@ -187,7 +197,7 @@ def test_loreguard_sla_rebuild_recomputes_the_rollups(
         source = Source(name="gamma", kind="folder", location="/srv/gamma")
         session.add(source)
         session.flush()
-        add_batch(session, source.id, DAY, [1.0, 3.0], [ARTIFACT_STORED] * 2, BATCH_COMPLETED)
+        add_batch(session, source.id, DAY, [1.0, 3.0], [ArtifactStatus.STORED] * 2, BatchStatus.COMPLETED)
     monkeypatch.setenv("LOREGUARD_DATABASE_URL", db_url)
     monkeypatch.setenv("LOREGUARD_SLA_TARGET_HOURS", "2")  # the target changed: rebuild counts against it
     monkeypatch.setenv("LOREGUARD_TIMEZONE", "America/New_York")  # and the zone: midnight UTC is the eve

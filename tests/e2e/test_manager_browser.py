@@ -22,14 +22,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, expect
 
-from core.vocabulary import (
-    ALERT_SLA_CRITICAL,
-    ALERT_SLA_WARNING,
-    ARTIFACT_FAILED,
-    ARTIFACT_STORED,
-    BATCH_COMPLETED,
-    BATCH_FAILED,
-)
+from core.vocabulary import ALERT_SLA_CRITICAL, ALERT_SLA_WARNING, ArtifactStatus, BatchStatus
 from dashboard.charts import LATE, NO_DATA_STUB, ON_TIME
 from data.db import make_engine, make_session_factory
 from data.models import Alert, Artifact, Batch, Source
@@ -42,11 +35,18 @@ TARGET_HOURS = 4.0  # the stack's LOREGUARD_SLA_TARGET_HOURS (the default); the 
 # (source, batch status, days before today it started, start hour UTC, hours from its start to each stored
 # document, documents that failed); a failed document counts as late.
 HISTORY = [
-    ("ledger", BATCH_COMPLETED, 6, 8, [0.5, 1.0, 2.0, 3.5], 0),  # 100% on time
+    ("ledger", BatchStatus.COMPLETED, 6, 8, [0.5, 1.0, 2.0, 3.5], 0),  # 100% on time
     # 5 days ago: no batch at all
-    ("ledger", BATCH_FAILED, 4, 9, [9.0], 2),  # 0% on time: one stored late, two failed
-    ("archive", BATCH_COMPLETED, 2, 10, [1.0, 5.0], 0),  # 50%: below the target, but not 0%
-    ("silent feed", BATCH_FAILED, 3, 7, [], 0),  # failed at ingest: no document, the source delivered nothing
+    ("ledger", BatchStatus.FAILED, 4, 9, [9.0], 2),  # 0% on time: one stored late, two failed
+    ("archive", BatchStatus.COMPLETED, 2, 10, [1.0, 5.0], 0),  # 50%: below the target, but not 0%
+    (
+        "silent feed",
+        BatchStatus.FAILED,
+        3,
+        7,
+        [],
+        0,
+    ),  # failed at ingest: no document, the source delivered nothing
 ]
 GOOD, NO_DATA, ZERO, HALF, SILENT = 6, 5, 4, 2, 3  # days before today
 SILENT_SINCE = 4  # days ago "silent feed" was registered: hourly, so it is stale
@@ -111,7 +111,7 @@ def seed_history(database: Path, today: date) -> None:
                     session.add(
                         Artifact(
                             batch_id=batch.id, source_id=batch.source_id, seq=seq, uri=f"file:///{n}/{seq}",
-                            content_type="text/plain", status=ARTIFACT_STORED,
+                            content_type="text/plain", status=ArtifactStatus.STORED,
                             stored_at=start + timedelta(hours=h),
                         )
                     )  # fmt: skip
@@ -119,7 +119,7 @@ def seed_history(database: Path, today: date) -> None:
                     session.add(
                         Artifact(
                             batch_id=batch.id, source_id=batch.source_id, seq=seq, uri=f"file:///{n}/{seq}",
-                            content_type="text/plain", status=ARTIFACT_FAILED, failed_stage="normalize",
+                            content_type="text/plain", status=ArtifactStatus.FAILED, failed_stage="normalize",
                             error="undecodable bytes",
                         )
                     )  # fmt: skip
@@ -280,7 +280,7 @@ def test_the_manager_reads_a_zero_day_and_a_no_data_day_on_the_sla_chart_and_exp
         week = weeks[d - timedelta(days=d.weekday())]
         week[:3] = [week[0] + seen.documents, week[1] + seen.on_time, week[2] + seen.failed]
     for _, status, ago, _, _, _ in HISTORY:
-        if status == BATCH_FAILED:
+        if status == BatchStatus.FAILED:
             started = seeded_today - timedelta(days=ago)
             failed_batches[started - timedelta(days=started.weekday())] += 1
     zero_day = date.fromisoformat(zero)

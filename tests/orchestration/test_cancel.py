@@ -22,7 +22,7 @@ from temporalio.worker import Replayer
 
 from core.roles import Role
 from core.settings import Settings
-from core.vocabulary import ARTIFACT_STORED, BATCH_AWAITING_APPROVAL, BATCH_CANCELLED
+from core.vocabulary import ArtifactStatus, BatchStatus
 from data import repository
 from data.models import Alert, Artifact, AuditEvent, Batch
 from operations import Actor, NotAccepted
@@ -65,7 +65,9 @@ def stored(sessions: sessionmaker[Session], batch_id: int) -> int:
     with sessions() as session:
         return int(
             session.scalar(
-                select(func.count()).where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_STORED)
+                select(func.count()).where(
+                    Artifact.batch_id == batch_id, Artifact.status == ArtifactStatus.STORED
+                )
             )
             or 0
         )
@@ -127,7 +129,7 @@ async def test_an_operator_cancels_a_running_batch_its_children_stop_and_its_sto
             # The row was closed after every activity stopped: its counts are the documents' own.
             batch = batch_of(sqlite_sessions, batch_id)
             kept = stored(sqlite_sessions, batch_id)
-            assert batch.status == BATCH_CANCELLED
+            assert batch.status == BatchStatus.CANCELLED
             assert batch.finished_at is not None
             assert 8 <= batch.stored == kept < DOCUMENTS
             assert batch.compensation is not None
@@ -176,7 +178,7 @@ async def test_a_batch_cancelled_in_temporal_or_terminated_there_never_stays_run
             with pytest.raises(WorkflowFailureError):
                 await ui_handle.result()
             ui = batch_of(sqlite_sessions, ui_batch)
-            assert ui.status == BATCH_CANCELLED
+            assert ui.status == BatchStatus.CANCELLED
             assert ui.compensation is not None and ui.compensation.startswith(
                 "cancelled in Temporal (UI or CLI)"
             )
@@ -205,12 +207,12 @@ async def test_a_batch_cancelled_in_temporal_or_terminated_there_never_stays_run
                 task_queue=SCHEDULER_QUEUE,
             )
             terminated = batch_of(sqlite_sessions, cli_batch)
-            assert terminated.status == BATCH_CANCELLED
+            assert terminated.status == BatchStatus.CANCELLED
             assert terminated.error_message is not None
             assert "terminated in Temporal (UI or CLI)" in terminated.error_message
             assert terminated.finished_at is not None
             never = batch_of(sqlite_sessions, pending_id)
-            assert never.status == BATCH_CANCELLED and never.error_message is not None
+            assert never.status == BatchStatus.CANCELLED and never.error_message is not None
             assert never.error_message.startswith(
                 "its scheduled run was terminated in Temporal (UI or CLI) before the batch started"
             )
@@ -227,7 +229,8 @@ async def test_a_failed_batch_awaiting_a_decision_can_be_cancelled(
     async with running_worker(client, pipeline_settings(sqlite_url, namespace, evaluator="keywords")):
         batch_id, handle = await start_refresh(client, sqlite_sessions, source_id=source_id)
         await until(
-            lambda: batch_of(sqlite_sessions, batch_id).status == BATCH_AWAITING_APPROVAL, "awaiting approval"
+            lambda: batch_of(sqlite_sessions, batch_id).status == BatchStatus.AWAITING_APPROVAL,
+            "awaiting approval",
         )
 
         def alerted() -> bool:  # the workflow raises the alert once it waits: cancel after that, not before
@@ -240,7 +243,7 @@ async def test_a_failed_batch_awaiting_a_decision_can_be_cancelled(
         with pytest.raises(WorkflowFailureError):
             await handle.result()
     batch = batch_of(sqlite_sessions, batch_id)
-    assert batch.status == BATCH_CANCELLED
+    assert batch.status == BatchStatus.CANCELLED
     with sqlite_sessions() as session:  # its failure alert needs no decision any more
         (alert,) = session.scalars(select(Alert).where(Alert.batch_id == batch_id)).all()
     assert alert.kind == "batch_failed:attempt-1" and alert.resolved_at is not None
@@ -280,4 +283,4 @@ async def test_a_scheduled_refresh_whose_batch_is_cancelled_ends_cancelled_not_f
             await asyncio.to_thread(cancel_ops.cancel, OPERATOR, ctx, batch_id, reason="wrong schedule")
             result = await parent.result()
     assert (result.batch_id, result.status) == (batch_id, "cancelled")
-    assert batch_of(sqlite_sessions, batch_id).status == BATCH_CANCELLED
+    assert batch_of(sqlite_sessions, batch_id).status == BatchStatus.CANCELLED

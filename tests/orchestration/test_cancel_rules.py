@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cli.devserver import free_port
 from core.roles import Role
 from core.settings import Settings
-from core.vocabulary import BATCH_COMPLETED, BATCH_RUNNING
+from core.vocabulary import BatchStatus
 from data import repository
 from data.models import AuditEvent, utcnow
 from operations import Actor, Context, Forbidden, NotAccepted, Refused
@@ -60,7 +60,7 @@ def decision(sessions: sessionmaker[Session], batch_id: int) -> tuple[str | None
 def test_only_operators_and_admins_cancel_and_a_refusal_is_audited(
     ctx: Context, sqlite_sessions: sessionmaker[Session]
 ) -> None:
-    running = batch(sqlite_sessions, "feeds", BATCH_RUNNING)
+    running = batch(sqlite_sessions, "feeds", BatchStatus.RUNNING)
     with pytest.raises(Forbidden, match="You need the operator or admin role to cancel running batches"):
         cancel_ops.cancel(ANALYST, ctx, running, reason="mine now")
     with pytest.raises(Forbidden):
@@ -69,15 +69,15 @@ def test_only_operators_and_admins_cancel_and_a_refusal_is_audited(
         ("ana", "refused:cancel", f"batch:{running}"),
         ("ana", "refused:cancel", "batches:matching"),
     ]
-    assert decision(sqlite_sessions, running) == (None, BATCH_RUNNING)
+    assert decision(sqlite_sessions, running) == (None, BatchStatus.RUNNING)
 
 
 def test_a_cancellation_needs_a_reason_and_a_batch_that_still_runs(
     ctx: Context, sqlite_sessions: sessionmaker[Session]
 ) -> None:
-    running = batch(sqlite_sessions, "feeds", BATCH_RUNNING)
-    done = batch(sqlite_sessions, "feeds", BATCH_COMPLETED)
-    cancelling = batch(sqlite_sessions, "feeds", BATCH_RUNNING, decision="cancelled", decided_by="ben")
+    running = batch(sqlite_sessions, "feeds", BatchStatus.RUNNING)
+    done = batch(sqlite_sessions, "feeds", BatchStatus.COMPLETED)
+    cancelling = batch(sqlite_sessions, "feeds", BatchStatus.RUNNING, decision="cancelled", decided_by="ben")
     unstarted = batch(
         sqlite_sessions, "feeds", "pending", workflow_id="source-1-refresh/run-9", started_at=None
     )
@@ -97,14 +97,14 @@ def test_a_cancellation_needs_a_reason_and_a_batch_that_still_runs(
 def test_nothing_is_written_when_temporal_did_not_take_the_request(
     ctx: Context, sqlite_sessions: sessionmaker[Session]
 ) -> None:
-    running = batch(sqlite_sessions, "feeds", BATCH_RUNNING)
+    running = batch(sqlite_sessions, "feeds", BatchStatus.RUNNING)
     with pytest.raises(TemporalUnavailable):
         cancel_ops.cancel(OPERATOR, ctx, running, reason="wrong source")
     outcomes = cancel_ops.cancel_many(OPERATOR, ctx, [running], reason="wrong source")
     assert [(o.accepted, o.message.split(". ")[0]) for o in outcomes] == [
         (False, f"Batch {running}: not sent")
     ]
-    assert decision(sqlite_sessions, running) == (None, BATCH_RUNNING)
+    assert decision(sqlite_sessions, running) == (None, BatchStatus.RUNNING)
     assert audit(sqlite_sessions) == []
 
 
@@ -112,19 +112,19 @@ def test_a_bulk_cancellation_matches_running_batches_and_holds_to_the_count_conf
     ctx: Context, sqlite_sessions: sessionmaker[Session]
 ) -> None:
     feeds = [
-        batch(sqlite_sessions, "feeds", BATCH_RUNNING),
+        batch(sqlite_sessions, "feeds", BatchStatus.RUNNING),
         batch(sqlite_sessions, "feeds", "awaiting_approval"),
     ]
-    other = batch(sqlite_sessions, "pages", BATCH_RUNNING)
-    batch(sqlite_sessions, "feeds", BATCH_COMPLETED)
+    other = batch(sqlite_sessions, "pages", BatchStatus.RUNNING)
+    batch(sqlite_sessions, "feeds", BatchStatus.COMPLETED)
 
     def ids(f: cancel_ops.RunningFilter) -> list[int]:
         return [b.batch_id for b in cancel_ops.running_matching(ctx, f)]
 
     assert ids(cancel_ops.RunningFilter()) == [*feeds, other]
     assert ids(cancel_ops.RunningFilter(source="feeds")) == feeds
-    assert ids(cancel_ops.RunningFilter(source="feeds", status=BATCH_RUNNING)) == feeds[:1]
-    assert ids(cancel_ops.RunningFilter(status=BATCH_COMPLETED)) == []  # only running batches stop
+    assert ids(cancel_ops.RunningFilter(source="feeds", status=BatchStatus.RUNNING)) == feeds[:1]
+    assert ids(cancel_ops.RunningFilter(status=BatchStatus.COMPLETED)) == []  # only running batches stop
     with pytest.raises(Refused, match="no source named or numbered 'nope'"):
         ids(cancel_ops.RunningFilter(source="nope"))
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowFailureError
 
-from core.vocabulary import ARTIFACT_INGESTED
+from core.vocabulary import ArtifactStatus
 from data import repository
 from data.models import Artifact, Batch, Evaluation
 from orchestration.constants import SCHEDULER_QUEUE, STATE_AWAITING_APPROVAL, batch_workflow_id
@@ -104,7 +104,7 @@ async def test_a_failed_ingest_removes_what_the_partial_ingest_left(
             session,
             rows=[
                 {"batch_id": b, "source_id": source_id, "seq": seq, "uri": f"file:///gone/{seq}.txt",
-                 "content_type": "text/plain", "status": ARTIFACT_INGESTED, "raw": b"partial"}
+                 "content_type": "text/plain", "status": ArtifactStatus.INGESTED, "raw": b"partial"}
                 for b, count in ((batch_id, 3), (earlier, 2)) for seq in range(count)
             ],
         )  # fmt: skip

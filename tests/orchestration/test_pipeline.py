@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowFailureError
 
-from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED
+from core.vocabulary import ArtifactStatus
 from data import repository
 from data.models import Artifact, Batch, Evaluation
 from orchestration.constants import SA_BATCH_STATE, STATE_AWAITING_APPROVAL, STATE_COMPLETED
@@ -52,7 +52,7 @@ async def test_batch_stores_every_document_and_fails_bad_ones_alone(
             Path(uri).name: (stage, error)
             for uri, stage, error in session.execute(
                 select(Artifact.uri, Artifact.failed_stage, Artifact.error).where(
-                    Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_FAILED
+                    Artifact.batch_id == batch_id, Artifact.status == ArtifactStatus.FAILED
                 )
             )
         }
@@ -62,7 +62,7 @@ async def test_batch_stores_every_document_and_fails_bad_ones_alone(
         assert "empty document" in failures["zz-empty.html"][1]
         assert "undecodable" in failures["zz-binary.txt"][1]
         stored = session.scalars(
-            select(Artifact).where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_STORED)
+            select(Artifact).where(Artifact.batch_id == batch_id, Artifact.status == ArtifactStatus.STORED)
         ).all()
         assert len(stored) == 40
         assert all(a.title and a.word_count and a.content_hash and a.language == "en" for a in stored)
@@ -191,7 +191,7 @@ async def test_feed_and_web_page_sources_run_through_the_pipeline(
     article = by_title["Critical firewall vulnerability patched"]
     assert article.batch_id == feed_batch and article.label == "relevant"
     assert article.author and "Grace Hopper" in article.author
-    assert any(r.status == ARTIFACT_FAILED and "empty document" in (r.error or "") for r in rows)
+    assert any(r.status == ArtifactStatus.FAILED and "empty document" in (r.error or "") for r in rows)
     policy = by_title["Incident policy update"]
     assert (policy.batch_id, policy.author) == (page_batch, "Ada Byron")
 

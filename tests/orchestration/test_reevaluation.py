@@ -33,6 +33,7 @@ from tests.support.crash import WorkerProcess
 from tests.support.http_standins import ChatCompletionsStandIn, RecordedRequest, Reply
 from tests.support.library import Verdict, store_documents
 from tests.support.operations import gateway
+from workers import processing
 from workers.reevaluation_steps import REEVALUATE_GROUP
 
 pytestmark = [pytest.mark.temporal]
@@ -66,7 +67,8 @@ def model_settings(db_url: str, namespace: TemporalNamespace, model: ChatComplet
 
 
 def ops(settings: Settings, sessions: sessionmaker[Session]) -> Context:
-    return Context(settings, sessions, gateway(settings.temporal_address or "", settings.temporal_namespace))
+    address = settings.temporal_address or ""
+    return Context(settings, sessions, gateway(address, settings.temporal_namespace), processing)
 
 
 def row(sessions: sessionmaker[Session], reevaluation_id: int) -> Reevaluation:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.vocabulary import ARTIFACT_FAILED, ARTIFACT_STORED
+from core.vocabulary import ArtifactStatus
 from data.models import Artifact, Batch
 from orchestration.constants import STATE_AWAITING_APPROVAL
 from tests.conftest import TemporalNamespace
@@ -50,9 +50,9 @@ async def test_a_hostile_folder_stores_its_documents_and_records_each_skip(
                 Artifact.batch_id == batch_id
             )
         ).all()
-    stored = {Path(r.uri).name: r.text for r in rows if r.status == ARTIFACT_STORED}
+    stored = {Path(r.uri).name: r.text for r in rows if r.status == ArtifactStatus.STORED}
     assert NOTE in (stored.get("locked.pdf") or "")
-    assert sorted(r.error for r in rows if r.status == ARTIFACT_FAILED) == [
+    assert sorted(r.error for r in rows if r.status == ArtifactStatus.FAILED) == [
         f"skipped escape.md: a symbolic link to {tmp_path / 'private.md'}, outside the source's folder",
         "skipped pipe.txt: a FIFO, not a regular file",
         "skipped zero.txt: a symbolic link to /dev/zero, outside the source's folder",

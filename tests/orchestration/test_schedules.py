@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from core.roles import Role
-from core.vocabulary import BATCH_COMPLETED
+from core.vocabulary import BatchStatus
 from dashboard import sources
 from data.models import Batch
 from operations import Actor, Context
@@ -104,7 +104,7 @@ async def test_schedule_follows_the_source_from_registration_to_deletion(
             while True:
                 with sqlite_sessions() as session:
                     batch = session.scalars(select(Batch).where(Batch.source_id == source_id)).first()
-                if batch is not None and batch.status == BATCH_COMPLETED:
+                if batch is not None and batch.status == BatchStatus.COMPLETED:
                     break
                 assert asyncio.get_running_loop().time() < deadline, f"batch never completed: {batch}"
                 await asyncio.sleep(0.2)

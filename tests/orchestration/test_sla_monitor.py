@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from core.settings import Settings
-from core.vocabulary import BATCH_AWAITING_APPROVAL, BATCH_COMPLETED, BATCH_RUNNING
+from core.vocabulary import BatchStatus
 from data import repository
 from data.models import Alert, Artifact
 from orchestration.constants import INGESTION_QUEUE, SCHEDULER_QUEUE
@@ -58,21 +58,30 @@ async def test_sla_alerts_are_raised_once_past_4_and_8_hours_and_resolved_when_b
         with sqlite_sessions.begin() as session:
             source_id = repository.create_source(session, name="feed", kind="feed", location="http://x/").id
         crosses_4h = seed_batch(
-            sqlite_sessions, source_id, status=BATCH_RUNNING, started=now0 - timedelta(hours=3, minutes=56)
+            sqlite_sessions,
+            source_id,
+            status=BatchStatus.RUNNING,
+            started=now0 - timedelta(hours=3, minutes=56),
         )
         crosses_8h = seed_batch(
-            sqlite_sessions, source_id, status=BATCH_RUNNING, started=now0 - timedelta(hours=7, minutes=56)
+            sqlite_sessions,
+            source_id,
+            status=BatchStatus.RUNNING,
+            started=now0 - timedelta(hours=7, minutes=56),
         )
         young = seed_batch(
-            sqlite_sessions, source_id, status=BATCH_RUNNING, started=now0 - timedelta(hours=1)
+            sqlite_sessions, source_id, status=BatchStatus.RUNNING, started=now0 - timedelta(hours=1)
         )
         waiting = seed_batch(
-            sqlite_sessions, source_id, status=BATCH_AWAITING_APPROVAL, started=now0 - timedelta(hours=9)
+            sqlite_sessions,
+            source_id,
+            status=BatchStatus.AWAITING_APPROVAL,
+            started=now0 - timedelta(hours=9),
         )
         ended = seed_batch(
             sqlite_sessions,
             source_id,
-            status=BATCH_COMPLETED,
+            status=BatchStatus.COMPLETED,
             started=now0 - timedelta(hours=6),
             finished=True,
         )
@@ -136,7 +145,7 @@ async def test_sla_alerts_are_raised_once_past_4_and_8_hours_and_resolved_when_b
 
         # The batch ends: the next check resolves its alerts.
         with sqlite_sessions.begin() as session:
-            repository.get_batch(session, batch_id=crosses_8h).status = BATCH_COMPLETED
+            repository.get_batch(session, batch_id=crosses_8h).status = BatchStatus.COMPLETED
         # (The activity directly, at the last check's time: the test server's clock jumps when left idle.)
         later = now0 + timedelta(minutes=20)
         last = check_sla(steps, SlaCheckInput(now_iso=later.isoformat()))
@@ -187,7 +196,7 @@ def test_a_stale_source_is_alerted_once_per_episode_and_resolved_when_it_deliver
 
         with sqlite_sessions.begin() as session:  # it delivers: a stored document now
             batch = repository.create_batch(session, source_id=quiet_id)
-            batch.status = BATCH_COMPLETED
+            batch.status = BatchStatus.COMPLETED
             session.add(
                 Artifact(
                     batch_id=batch.id, source_id=quiet_id, seq=0, uri="http://x/1", content_type="text/html",

@@ -25,7 +25,7 @@ from temporalio.client import Client
 from cli.devserver import DevServer, free_port
 from cli.main import cli
 from core.settings import Settings
-from core.vocabulary import BATCH_COMPLETED
+from core.vocabulary import BatchStatus
 from data.db import make_engine
 from data.models import Batch, Source
 from orchestration.constants import ALL_QUEUES, ALL_SEARCH_ATTRIBUTES
@@ -183,7 +183,7 @@ def test_up_runs_the_demo_and_ctrl_c_stops_everything(
 
     def demo_done() -> bool:
         _, batches = rows(state / "loreguard.db")
-        return bool(batches) and batches[0].status == BATCH_COMPLETED
+        return bool(batches) and batches[0].status == BatchStatus.COMPLETED
 
     wait_until(demo_done, 180, "the demo batch to complete")
     sources, batches = rows(state / "loreguard.db")
@@ -264,7 +264,7 @@ def test_up_restarts_a_crashed_worker_and_gives_up_after_too_many(
 
     def demo_done() -> bool:
         _, batches = rows(state / "loreguard.db")
-        return bool(batches) and batches[0].status == BATCH_COMPLETED
+        return bool(batches) and batches[0].status == BatchStatus.COMPLETED
 
     # The crash comes between batches: a chunk killed mid-run would wait out its heartbeat timeout (a minute)
     # before running again, which tests Temporal, not the supervisor (tests/orchestration/test_durability.py
@@ -289,7 +289,7 @@ def test_up_restarts_a_crashed_worker_and_gives_up_after_too_many(
     )
     assert refresh.returncode == 0, refresh.stdout + refresh.stderr
     _, batches = rows(state / "loreguard.db")
-    assert [b.status for b in batches] == [BATCH_COMPLETED, BATCH_COMPLETED]
+    assert [b.status for b in batches] == [BatchStatus.COMPLETED, BatchStatus.COMPLETED]
 
     # A second crash within the window is one more than LOREGUARD_SUPERVISOR_MAX_RESTARTS=1 allows.
     os.kill(second, signal.SIGKILL)
@@ -372,7 +372,7 @@ def test_up_with_celery_runs_the_demo_on_a_celery_worker_and_stops_it_too(
 
         def demo_done() -> bool:
             _, batches = rows(state / "loreguard.db")
-            return bool(batches) and batches[0].status == BATCH_COMPLETED
+            return bool(batches) and batches[0].status == BatchStatus.COMPLETED
 
         wait_until(demo_done, 180, "the demo batch to complete")
         _, batches = rows(state / "loreguard.db")

@@ -15,11 +15,11 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from core.settings import Settings
+from guard.folders import SAMPLES_FOLDER
 from orchestration.constants import ALL_QUEUES
 from orchestration.types import BatchProgress
 from tests.conftest import TemporalNamespace
 from workers.main import build_workers
-from workers.stages.folders import SAMPLES_FOLDER
 
 
 def pipeline_settings(db_url: str, temporal: TemporalNamespace | str, **overrides: object) -> Settings:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 
-from core.vocabulary import ARTIFACT_STORED
+from core.vocabulary import ArtifactStatus
 from data import repository
 from data.models import Artifact, Batch, Evaluation
 from orchestration.types import BatchResult
@@ -61,7 +61,7 @@ class WorkerProcess:
 
 def stored_count(sessions: sessionmaker[Session], batch_id: int) -> int:
     with sessions() as session:
-        return repository.artifact_status_counts(session, batch_id=batch_id).get(ARTIFACT_STORED, 0)
+        return repository.artifact_status_counts(session, batch_id=batch_id).get(ArtifactStatus.STORED, 0)
 
 
 async def wait_for_progress(sessions: sessionmaker[Session], batch_id: int, at_least: int) -> int:
@@ -95,7 +95,9 @@ def assert_stored_exactly_once(
         ).one()
         assert rows == seqs == docs
         stored = session.scalar(
-            select(func.count()).where(Artifact.batch_id == batch_id, Artifact.status == ARTIFACT_STORED)
+            select(func.count()).where(
+                Artifact.batch_id == batch_id, Artifact.status == ArtifactStatus.STORED
+            )
         )
         evaluations = session.scalar(
             select(func.count()).select_from(Evaluation).join(Artifact).where(Artifact.batch_id == batch_id)

@@ -12,9 +12,10 @@ import signal
 from typing import Any
 
 from core.settings import Settings
+from guard.types import RawDocument
 from workers import pool
 from workers.stages import pipeline
-from workers.stages.types import NormalizedDocument, RawDocument
+from workers.stages.types import NormalizedDocument
 
 CRASH_MARKER = b"[this document kills its process]"
 

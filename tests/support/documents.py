@@ -8,12 +8,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.vocabulary import ARTIFACT_INGESTED
+from core.vocabulary import ArtifactStatus
 from data import repository
 from data.models import Artifact
+from guard.types import RawDocument
 from workers.stages.extract import extract_metadata
 from workers.stages.normalize import normalize
-from workers.stages.types import EvaluationInput, RawDocument
+from workers.stages.types import EvaluationInput
 
 
 def evaluation_input(samples: Path, name: str, content_type: str, uri: str | None = None) -> EvaluationInput:
@@ -42,7 +43,7 @@ def add_documents(
             session,
             rows=[
                 {"batch_id": batch_id, "source_id": source_id, "seq": start + i, "uri": f"file:///doc-{start + i}.txt",
-                 "content_type": "text/plain", "status": ARTIFACT_INGESTED, "raw": body, "hints": None}
+                 "content_type": "text/plain", "status": ArtifactStatus.INGESTED, "raw": body, "hints": None}
                 for i, body in enumerate(bodies)
             ],
         )  # fmt: skip

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.vocabulary import ARTIFACT_STORED, BATCH_COMPLETED
+from core.vocabulary import ArtifactStatus, BatchStatus
 from data import repository
 from data.models import Artifact, Batch, Evaluation
 from orchestration.types import ChunkInput, FinishBatchInput, IngestInput
@@ -56,7 +56,7 @@ def refresh_with_steps(
     source_id: int,
     *,
     full: bool = False,
-    status: str = BATCH_COMPLETED,
+    status: str = BatchStatus.COMPLETED,
     chunk_size: int = 50,
 ) -> Refreshed:
     """One batch of the source through ingest, every chunk's process and evaluate, and finish (`status`)."""
@@ -93,7 +93,9 @@ def evaluations_of_source(sessions: sessionmaker[Session], source_id: int) -> in
 def stored_uris(sessions: sessionmaker[Session], source_id: int, *, gone: bool | None = None) -> list[str]:
     """URIs of the source's stored documents (only the gone ones, only the present ones, or all)."""
     with sessions() as session:
-        stmt = select(Artifact.uri).where(Artifact.source_id == source_id, Artifact.status == ARTIFACT_STORED)
+        stmt = select(Artifact.uri).where(
+            Artifact.source_id == source_id, Artifact.status == ArtifactStatus.STORED
+        )
         if gone is True:
             stmt = stmt.where(Artifact.gone_at.is_not(None))
         elif gone is False:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
-from core.vocabulary import ARTIFACT_STORED
+from core.vocabulary import ArtifactStatus
 from data import repository
 from data.models import utcnow
 
@@ -43,7 +43,7 @@ def store_documents(
                     "seq": seq,
                     "uri": f"file:///srv/docs/{batch.id}-{seq}.txt",
                     "content_type": "text/plain",
-                    "status": ARTIFACT_STORED,
+                    "status": ArtifactStatus.STORED,
                     "title": v.title,
                     "text": f"{v.title}. The body of the document.",
                     "word_count": 7,
@@ -56,7 +56,7 @@ def store_documents(
         ids = sorted(
             a.id
             for a in repository.load_artifacts(
-                session, batch_id=batch.id, start_seq=0, end_seq=len(verdicts), status=ARTIFACT_STORED
+                session, batch_id=batch.id, start_seq=0, end_seq=len(verdicts), status=ArtifactStatus.STORED
             )
         )
         repository.upsert_evaluations(

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
+from guard.types import RawDocument
 from workers import pool
 from workers.stages import pipeline
-from workers.stages.types import NormalizedDocument, RawDocument
+from workers.stages.types import NormalizedDocument
 
 SLOW_MARKER = b"[this document takes forever]"
 SLOW_SECONDS = 8.0  # "forever": far past any limit a test sets, yet short enough to fail fast without one

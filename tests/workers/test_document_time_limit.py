@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.settings import Settings
 from data import repository
 from data.models import Artifact
+from guard.types import RawDocument
 from orchestration.types import ChunkInput, ChunkResult
 from tests.support import slow_stage
 from tests.support.corpus import text_note
 from tests.support.documents import add_documents
 from workers.pool import process_chunk_in_pool
 from workers.stages import pipeline
-from workers.stages.types import RawDocument
 from workers.steps_base import no_heartbeat
 
 NOTE = "The access review found two stale administrator accounts; both were disabled the same day."

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from guard.types import DocumentError, RawDocument
 from tests.support.pdf_builder import minimal_pdf
 from workers.stages.extract import extract_metadata, parse_datetime
 from workers.stages.normalize import normalize
-from workers.stages.types import DocumentError, NormalizedDocument, RawDocument
+from workers.stages.types import NormalizedDocument
 
 
 def metadata_of(

@@ -14,10 +14,10 @@ from temporalio.exceptions import ApplicationError
 from core.settings import Settings
 from data import repository
 from data.models import Artifact, Source
+from guard.incremental import Validators
 from tests.support.conditional_site import ConditionalSite
 from tests.support.http_standins import Reply
 from tests.support.incremental import evaluations_of_source, refresh_with_steps
-from workers.stages.incremental import Validators
 from workers.steps import BatchSteps, build_steps
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from guard.types import DocumentError, RawDocument
 from tests.support.pdf_builder import encrypted_with_empty_password, minimal_pdf
 from workers.stages.clarify import hamming
 from workers.stages.normalize import normalize, simhash
-from workers.stages.types import DocumentError, RawDocument
 
 EN = "The security team reviewed the incident report and updated the access policy for all vendors."
 DE = "Das Sicherheitsteam hat den Vorfallbericht geprüft und die Zugriffsrichtlinie für alle Lieferanten aktualisiert."

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
-from core.vocabulary import ALERT_SLA_WARNING, BATCH_COMPLETED
+from core.vocabulary import ALERT_SLA_WARNING, BatchStatus
 from data import repository
 from data.models import Alert
 from orchestration.types import AlertInput, RecordDecisionInput, SlaCheckInput
@@ -167,7 +167,7 @@ def test_an_sla_alert_is_resolved_when_its_batch_ends(
         assert set(pagerduty.open) == {key}
 
         with sqlite_sessions.begin() as session:
-            repository.finish_batch(session, batch_id=batch_id, status=BATCH_COMPLETED)
+            repository.finish_batch(session, batch_id=batch_id, status=BatchStatus.COMPLETED)
         assert check_sla(steps, SlaCheckInput(now_iso=now)).resolved == 1
         assert pagerduty.events()[-1] == {
             "routing_key": ROUTING_KEY,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from guard.types import RawDocument
 from tests.support.pdf_builder import minimal_pdf
 from workers.stages import pipeline
 from workers.stages.pipeline import CpuStageResult, run_cpu_stages, warm_up
-from workers.stages.types import RawDocument
 
 _rng = random.Random(1234)
 GARBAGE = [

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from guard.gather import list_folder, read_file
 from workers.stages.clarify import hamming
-from workers.stages.gather import list_folder, read_file
 from workers.stages.pipeline import CpuStageResult, run_cpu_stages
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"

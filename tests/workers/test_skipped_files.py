@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.settings import Settings
 from data import repository
 from data.models import Batch
+from guard.fetching import Fetcher
+from guard.gather import FolderCount, list_folder, preview_source
 from orchestration.types import IngestInput
-from workers.stages.fetching import Fetcher
-from workers.stages.gather import FolderCount, list_folder, preview_source
 from workers.steps import BatchSteps, build_steps
 
 OVER_LIMIT = "over the per-batch limit (LOREGUARD_MAX_DOCUMENTS_PER_BATCH)"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
-from core.vocabulary import ARTIFACT_STORED, BATCH_COMPLETED, BATCH_FAILED, BATCH_RUNNING
+from core.vocabulary import ArtifactStatus, BatchStatus
 from data.models import Artifact, Batch, SlaDay
 from orchestration.types import FinishBatchInput
 from tests.support.library import add_source
@@ -23,11 +23,11 @@ ZONE = "America/New_York"
 
 CLOSERS: dict[str, Callable[[BatchSteps, int], object]] = {
     "finish_batch": lambda steps, batch_id: steps.finish_batch(
-        FinishBatchInput(batch_id=batch_id, status=BATCH_COMPLETED)
+        FinishBatchInput(batch_id=batch_id, status=BatchStatus.COMPLETED)
     ),
     # the reconciler closing a batch whose workflow timed out in Temporal
     "reconcile": lambda steps, batch_id: reconcile._close(
-        steps.settings, steps, batch_id, BATCH_FAILED, "its workflow timed out in Temporal"
+        steps.settings, steps, batch_id, BatchStatus.FAILED, "its workflow timed out in Temporal"
     ),
 }
 
@@ -38,14 +38,14 @@ def test_a_batch_is_rolled_up_on_its_day_in_the_configured_zone(
 ) -> None:
     source_id = add_source(sqlite_sessions, "/srv/notes", name="notes")
     with sqlite_sessions.begin() as session:
-        batch = Batch(source_id=source_id, status=BATCH_RUNNING, created_at=STARTED, started_at=STARTED)
+        batch = Batch(source_id=source_id, status=BatchStatus.RUNNING, created_at=STARTED, started_at=STARTED)
         session.add(batch)
         session.flush()
         batch_id = batch.id
         session.add(
             Artifact(
                 batch_id=batch_id, source_id=source_id, seq=0, uri="file:///srv/notes/a.txt",
-                content_type="text/plain", status=ARTIFACT_STORED, stored_at=STARTED + timedelta(minutes=5),
+                content_type="text/plain", status=ArtifactStatus.STORED, stored_at=STARTED + timedelta(minutes=5),
             )
         )  # fmt: skip
     steps = build_steps(Settings(_env_file=None, database_url=sqlite_url, timezone=ZONE))

@@ -21,15 +21,15 @@ from core.settings import Settings
 from data import repository
 from data.db import make_engine, make_session_factory
 from data.models import Source
+from guard.fetching import Fetcher
+from guard.netpolicy import AddressPolicy
+from guard.types import SourceError
 from operations import Actor, Context, Refused
 from operations import sources as source_ops
 from orchestration.gateway import TemporalGateway
 from orchestration.types import IngestInput
 from tests.support.cli import SCRIPT, cli_env
 from tests.support.http_standins import LoopbackServer, RecordedRequest, Reply, StaticSite
-from workers.stages.fetching import Fetcher
-from workers.stages.netpolicy import AddressPolicy
-from workers.stages.types import SourceError
 from workers.steps import BatchSteps, build_steps
 
 SECRET = "hunter2-s3cret"

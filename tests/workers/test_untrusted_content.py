@@ -9,19 +9,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import ErrorType
 from core.roles import Role
 from core.settings import Settings
+from guard.confined import ParseLimits, run_confined
+from guard.fetching import Fetcher
+from guard.gather import fetch_feed, fetch_page
+from guard.types import DocumentError, RawDocument, SourceError
 from operations import Actor, Context
 from operations import sources as source_ops
 from operations.errors import Refused, Unreachable
 from tests.support.address_space import address_space_mb
 from tests.support.hostile_standins import Body, HostileSite, TrickleHeaders
-from workers.stages.confined import ParseLimits, run_confined
+from workers import processing
 from workers.stages.extract import extract_metadata
-from workers.stages.fetching import Fetcher
-from workers.stages.gather import fetch_feed, fetch_page
 from workers.stages.normalize import normalize
-from workers.stages.types import INVALID_SOURCE, PARSE_LIMIT, DocumentError, RawDocument, SourceError
 
 SECRET = "the private key of the payroll server"
 LOCAL_FEED = (
@@ -52,7 +54,7 @@ def test_a_feed_whose_body_names_a_file_is_not_read_from_disk(
         with pytest.raises(SourceError) as info:
             fetch_feed(site.url_for("/feed.xml"), loopback_fetcher)
     assert (info.value.kind, info.value.message) == (
-        INVALID_SOURCE,
+        ErrorType.INVALID_SOURCE,
         f"{site.url_for('/feed.xml')} is not an RSS/Atom feed",
     )
     assert time.monotonic() - started < 10  # /dev/zero was not read until memory ran out
@@ -126,7 +128,7 @@ def test_a_feed_that_needs_more_memory_than_allowed_fails_as_parse_limit_and_sma
             fetch_feed(site.url_for("/large.xml"), loopback_fetcher, limits=limits)
         # This process parsed nothing itself and goes on.
         assert len(fetch_feed(site.url_for("/small.xml"), loopback_fetcher, limits=limits)) == 10
-    assert info.value.kind == PARSE_LIMIT and not info.value.retryable
+    assert info.value.kind == ErrorType.PARSE_LIMIT and not info.value.retryable
     assert info.value.message == (
         f"{site.url_for('/large.xml')}: parsing the feed needed more than {baseline + 48} MiB of memory "
         "(LOREGUARD_PARSE_MEMORY_MB); it was stopped"
@@ -136,7 +138,7 @@ def test_a_feed_that_needs_more_memory_than_allowed_fails_as_parse_limit_and_sma
 def dry_run_context(sessions: sessionmaker[Session], **overrides: object) -> tuple[Actor, Context]:
     settings = Settings(allowed_hosts=["127.0.0.1"], **overrides)  # type: ignore[arg-type]
     # A dry run needs no Temporal.
-    return Actor("op@example.org", frozenset({Role.OPERATOR})), Context(settings, sessions, None)  # type: ignore[arg-type]
+    return Actor("op@example.org", frozenset({Role.OPERATOR})), Context(settings, sessions, None, processing)  # type: ignore[arg-type]
 
 
 def test_the_dry_run_of_a_feed_whose_body_names_a_file_reads_no_file(

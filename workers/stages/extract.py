@@ -10,8 +10,10 @@ import lxml.etree
 import lxml.html
 import trafilatura
 
+from core.vocabulary import Stage
+from guard.types import DocumentError
 from workers.stages.normalize import html_parser, split_front_matter, strip_markdown
-from workers.stages.types import DocumentError, DocumentMetadata, NormalizedDocument
+from workers.stages.types import DocumentMetadata, NormalizedDocument
 
 MAX_TITLE_CHARS = 200
 MAX_AUTHOR_CHARS = 200
@@ -110,7 +112,7 @@ def _html_metadata(markup: str, uri: str) -> tuple[str | None, str | None, datet
 
 def extract_metadata(doc: NormalizedDocument) -> DocumentMetadata:
     if not doc.text.strip():
-        raise DocumentError("extract", "no text to extract metadata from")
+        raise DocumentError(Stage.EXTRACT, "no text to extract metadata from")
     title = doc.hints.get("title")
     author = doc.hints.get("author")
     published = parse_datetime(doc.hints.get("published"))

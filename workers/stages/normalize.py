@@ -20,7 +20,9 @@ import pypdf
 import trafilatura
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-from workers.stages.types import DocumentError, NormalizedDocument, RawDocument
+from core.vocabulary import Stage
+from guard.types import DocumentError, RawDocument
+from workers.stages.types import NormalizedDocument
 
 MIN_LANGUAGE_CHARS = 20
 # The classifier walks bytes in Python (about 1 ms per 2,000 characters); a paragraph names a language.
@@ -41,7 +43,7 @@ _GARBAGE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ufffd]")
 
 
 def _undecodable(why: str) -> DocumentError:
-    return DocumentError("normalize", f"undecodable bytes: {why}")
+    return DocumentError(Stage.NORMALIZE, f"undecodable bytes: {why}")
 
 
 def _check_plausible(text: str) -> str:
@@ -211,7 +213,7 @@ def html_text(markup: str) -> str:
         return text
     visible, limit = _visible_text(markup)
     if limit and not clean_text(visible):
-        raise DocumentError("normalize", f"{limit}: no text could be read from it")
+        raise DocumentError(Stage.NORMALIZE, f"{limit}: no text could be read from it")
     return visible
 
 
@@ -237,7 +239,7 @@ def pdf_text(data: bytes, max_pages: int = DEFAULT_MAX_PDF_PAGES) -> tuple[str, 
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise DocumentError("normalize", PDF_NEEDS_PASSWORD)
+            raise DocumentError(Stage.NORMALIZE, PDF_NEEDS_PASSWORD)
         pages = [page.extract_text() or "" for page in itertools.islice(reader.pages, max_pages)]
         info = reader.metadata
         hints: dict[str, str] = {}
@@ -250,11 +252,11 @@ def pdf_text(data: bytes, max_pages: int = DEFAULT_MAX_PDF_PAGES) -> tuple[str, 
     except DocumentError:
         raise
     except pypdf.errors.FileNotDecryptedError as exc:
-        raise DocumentError("normalize", PDF_NEEDS_PASSWORD) from exc
+        raise DocumentError(Stage.NORMALIZE, PDF_NEEDS_PASSWORD) from exc
     except pypdf.errors.DependencyError as exc:  # the worker was installed without pypdf[crypto]
-        raise DocumentError("normalize", f"encrypted PDF: cannot decrypt here: {exc}") from exc
+        raise DocumentError(Stage.NORMALIZE, f"encrypted PDF: cannot decrypt here: {exc}") from exc
     except Exception as exc:  # pypdf raises many exception types on damaged files
-        raise DocumentError("normalize", f"corrupt PDF: {type(exc).__name__}: {exc}") from exc
+        raise DocumentError(Stage.NORMALIZE, f"corrupt PDF: {type(exc).__name__}: {exc}") from exc
     return "\n\n".join(pages), hints
 
 
@@ -356,10 +358,10 @@ def normalize(raw: RawDocument, *, max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES) -
         hints = {**declared, **hints}
         empty = PDF_WITHOUT_TEXT
     else:
-        raise DocumentError("normalize", f"unsupported content type {raw.content_type!r}")
+        raise DocumentError(Stage.NORMALIZE, f"unsupported content type {raw.content_type!r}")
     text = clean_text(text)
     if not text:
-        raise DocumentError("normalize", empty)
+        raise DocumentError(Stage.NORMALIZE, empty)
     return NormalizedDocument(
         uri=raw.uri,
         content_type=content_type,

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from workers.stages.confined import out_of_memory_reason
+from core.vocabulary import Stage
+from guard.confined import out_of_memory_reason
+from guard.types import DocumentError, RawDocument
 from workers.stages.extract import extract_metadata
 from workers.stages.normalize import DEFAULT_MAX_PDF_PAGES, normalize, preload_language_model
-from workers.stages.types import DocumentError, DocumentMetadata, NormalizedDocument, RawDocument
+from workers.stages.types import DocumentMetadata, NormalizedDocument
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -104,27 +106,27 @@ def run_cpu_stages(
     was in, with the limit as its reason.
     """
     started = time.perf_counter()
-    stage, normalized = "normalize", None
+    stage, normalized = Stage.NORMALIZE, None
     normalize_ms = 0.0
     try:
         with _time_limit(time_limit):
             normalized, error, normalize_ms = _timed(
-                partial(normalize, max_pdf_pages=max_pdf_pages), raw, "normalize"
+                partial(normalize, max_pdf_pages=max_pdf_pages), raw, Stage.NORMALIZE
             )
             if normalized is None:
-                return CpuStageResult(None, None, "normalize", error, normalize_ms, 0.0)
-            stage = "extract"
-            metadata, error, extract_ms = _timed(extract_metadata, normalized, "extract")
+                return CpuStageResult(None, None, Stage.NORMALIZE, error, normalize_ms, 0.0)
+            stage = Stage.EXTRACT
+            metadata, error, extract_ms = _timed(extract_metadata, normalized, Stage.EXTRACT)
     except _OutOfTime:
         elapsed = (time.perf_counter() - started) * 1000
         reason = (
             f"took longer than {time_limit:g} s (LOREGUARD_DOCUMENT_TIME_LIMIT_SECONDS); stopped at {stage}"
         )
-        if stage == "normalize":
+        if stage == Stage.NORMALIZE:
             return CpuStageResult(None, None, stage, reason, elapsed, 0.0)
         return CpuStageResult(normalized, None, stage, reason, normalize_ms, elapsed - normalize_ms)
     if metadata is None:
-        return CpuStageResult(normalized, None, "extract", error, normalize_ms, extract_ms)
+        return CpuStageResult(normalized, None, Stage.EXTRACT, error, normalize_ms, extract_ms)
     return CpuStageResult(normalized, metadata, None, None, normalize_ms, extract_ms)
 
 
@@ -139,4 +141,4 @@ def run_cpu_stages_each(
 
 def failed_everywhere(documents: Sequence[RawDocument], reason: str) -> list[CpuStageResult]:
     """The same failure for every document: what a dry run shows when its parsing process did not finish."""
-    return [CpuStageResult(None, None, "normalize", reason, 0.0, 0.0) for _ in documents]
+    return [CpuStageResult(None, None, Stage.NORMALIZE, reason, 0.0, 0.0) for _ in documents]

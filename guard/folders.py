@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from workers.stages.types import FOLDER_REFUSED, DocumentError, SourceError
+from core.errors import ErrorType
+from core.vocabulary import Stage
+from guard.types import DocumentError, SourceError
 
-SAMPLES_FOLDER = Path(__file__).resolve().parents[2] / "data" / "samples"
+SAMPLES_FOLDER = Path(__file__).resolve().parents[1] / "data" / "samples"
 IMPORTS_FOLDER = "imports"  # under the state folder: where an operator drops folders to import by default
 _READ_CHUNK = 1024 * 1024
 
@@ -32,7 +34,7 @@ class FolderRefused(SourceError):
     """A folder outside every root: the operator has to move it or add a root."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(FOLDER_REFUSED, message)
+        super().__init__(ErrorType.FOLDER_REFUSED, message)
 
 
 def folder_roots(settings: FolderSettings) -> tuple[Path, ...]:
@@ -76,26 +78,28 @@ def read_bounded(path: Path, folder: Path, max_bytes: int, *, allow_hard_links: 
     real = path.resolve()
     if not real.is_relative_to(folder.resolve()):
         raise DocumentError(
-            "ingest", f"skipped {name}: a symbolic link to {real}, outside the source's folder"
+            Stage.INGEST, f"skipped {name}: a symbolic link to {real}, outside the source's folder"
         )
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         # The file vanished or is unreadable since listing (or is a socket): that document fails, not the batch.
-        raise DocumentError("ingest", f"cannot read {name}: {exc.strerror or exc}") from exc
+        raise DocumentError(Stage.INGEST, f"cannot read {name}: {exc.strerror or exc}") from exc
     with open(fd, "rb", buffering=0, closefd=True) as file:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise DocumentError("ingest", f"skipped {name}: {_file_kind(info.st_mode)}, not a regular file")
+            raise DocumentError(
+                Stage.INGEST, f"skipped {name}: {_file_kind(info.st_mode)}, not a regular file"
+            )
         if info.st_nlink > 1 and not allow_hard_links:  # checked on the opened file: no swap after the check
             raise DocumentError(
-                "ingest",
+                Stage.INGEST,
                 f"skipped {name}: a hard link ({info.st_nlink} names for this file), whose other name may lie "
                 "outside the source's folder; copy the file in, or an operator can allow hard links with "
                 "LOREGUARD_FOLDER_ALLOW_HARD_LINKS=true",
             )
         if info.st_size > max_bytes:
-            raise DocumentError("ingest", f"file is {info.st_size} bytes, exceeds {max_bytes} bytes")
+            raise DocumentError(Stage.INGEST, f"file is {info.st_size} bytes, exceeds {max_bytes} bytes")
         os.set_blocking(fd, True)
         data = bytearray()
         while len(data) <= max_bytes:
@@ -104,5 +108,5 @@ def read_bounded(path: Path, folder: Path, max_bytes: int, *, allow_hard_links: 
                 break
             data += piece
     if len(data) > max_bytes:  # grew between stat and read
-        raise DocumentError("ingest", f"file exceeds {max_bytes} bytes")
+        raise DocumentError(Stage.INGEST, f"file exceeds {max_bytes} bytes")
     return bytes(data)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote_from_bytes
 
-from workers.stages.types import RawDocument
+from guard.types import RawDocument
 
 # A server's validators are untrusted input: longer values are not kept (nor sent back).
 MAX_ETAG_CHARS = 500

@@ -21,20 +21,14 @@ from typing import Any
 
 import feedparser
 
-from core.vocabulary import unsupported_file_type
-from workers.stages.confined import ConfinedFailure, ParseLimits, run_confined, source_limit
-from workers.stages.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
-from workers.stages.folders import inside_roots, read_bounded
-from workers.stages.incremental import Gathered, Validators
-from workers.stages.locations import SOURCE_KINDS
-from workers.stages.locations import validate_location as validate_location  # its home before locations.py
-from workers.stages.types import (
-    INVALID_SOURCE,
-    SOURCE_UNAVAILABLE,
-    DocumentError,
-    RawDocument,
-    SourceError,
-)
+from core.errors import ErrorType
+from core.vocabulary import SOURCE_KINDS, Stage, unsupported_file_type
+from guard.confined import ConfinedFailure, ParseLimits, run_confined, source_limit
+from guard.fetching import DEFAULT_MAX_BYTES, Fetched, Fetcher, SourceTooLarge
+from guard.folders import inside_roots, read_bounded
+from guard.incremental import Gathered, Validators
+from guard.locations import validate_location as validate_location  # its home before locations.py
+from guard.types import DocumentError, RawDocument, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +96,9 @@ def folder_names(
     100,000-file folder costs the ingest a few megabytes rather than tens."""
     inside_roots(path, roots)  # before anything else: not even whether it exists is told outside the roots
     if not path.exists():
-        raise SourceError(INVALID_SOURCE, f"folder {path} does not exist")
+        raise SourceError(ErrorType.INVALID_SOURCE, f"folder {path} does not exist")
     if not path.is_dir():
-        raise SourceError(INVALID_SOURCE, f"{path} is not a folder")
+        raise SourceError(ErrorType.INVALID_SOURCE, f"{path} is not a folder")
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(path):
         heartbeat()
@@ -132,7 +126,7 @@ def read_file(path: Path, max_bytes: int, *, folder: Path, allow_hard_links: boo
     anything but a regular file are skipped."""
     content_type = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if content_type is None:
-        raise DocumentError("ingest", unsupported_file_type(path.suffix))
+        raise DocumentError(Stage.INGEST, unsupported_file_type(path.suffix))
     data = read_bounded(path, folder, max_bytes, allow_hard_links=allow_hard_links)
     return RawDocument(uri=path.absolute().as_uri(), content_type=content_type, data=data)
 
@@ -147,8 +141,8 @@ def _check_status(response: Fetched, url: str) -> None:
     reason = f"{url} answered HTTP {status} {response.reason}".rstrip()
     # 408 and 429 say "not now", so they are worth another try like server errors.
     if status >= 500 or status in (408, 429):
-        raise SourceError(SOURCE_UNAVAILABLE, reason)
-    raise SourceError(INVALID_SOURCE, reason)
+        raise SourceError(ErrorType.SOURCE_UNAVAILABLE, reason)
+    raise SourceError(ErrorType.INVALID_SOURCE, reason)
 
 
 def _media_type(header: str | None) -> tuple[str, str | None]:
@@ -186,7 +180,7 @@ def fetch_page(
     try:
         response = fetcher.get(url, max_bytes=max_bytes, heartbeat=heartbeat)
     except SourceTooLarge as exc:
-        raise DocumentError("ingest", f"page too large: exceeds {max_bytes} bytes") from exc
+        raise DocumentError(Stage.INGEST, f"page too large: exceeds {max_bytes} bytes") from exc
     _check_status(response, url)
     return _page_document(response, url)
 
@@ -198,7 +192,7 @@ def _page_document(response: Fetched, url: str) -> RawDocument:
     if content_type is None and media in ("", "application/octet-stream", "binary/octet-stream"):
         content_type = _sniff(data)
     if content_type is None:
-        raise DocumentError("ingest", f"unsupported content type {media or '(none)'}")
+        raise DocumentError(Stage.INGEST, f"unsupported content type {media or '(none)'}")
     if content_type != "application/pdf":
         data = _to_utf8(data, charset)
     return RawDocument(uri=url, content_type=content_type, data=data)
@@ -207,7 +201,7 @@ def _page_document(response: Fetched, url: str) -> RawDocument:
 def _not_modified(url: str, earlier: Validators, got: Validators) -> Gathered:
     if not earlier:  # nothing was asked conditionally: a 304 says nothing of what the source holds
         raise SourceError(
-            INVALID_SOURCE, f"{url} answered 304 Not Modified to a request that was not conditional"
+            ErrorType.INVALID_SOURCE, f"{url} answered 304 Not Modified to a request that was not conditional"
         )
     return Gathered([], got.or_else(earlier), not_modified=True)
 
@@ -228,7 +222,7 @@ def gather_page(
             url, max_bytes=max_bytes, heartbeat=heartbeat, headers=earlier.request_headers()
         )
     except SourceTooLarge as exc:
-        raise DocumentError("ingest", f"page too large: exceeds {max_bytes} bytes") from exc
+        raise DocumentError(Stage.INGEST, f"page too large: exceeds {max_bytes} bytes") from exc
     got = Validators.from_headers(response.headers)
     if response.status == 304:
         return _not_modified(url, earlier, got)
@@ -287,7 +281,7 @@ def parse_feed(sent: tuple[str, bytes]) -> list[RawDocument]:
     url, body = sent
     parsed = feedparser.parse(io.BytesIO(body))
     if not parsed.entries and not parsed.get("version"):
-        raise SourceError(INVALID_SOURCE, f"{url} is not an RSS/Atom feed")
+        raise SourceError(ErrorType.INVALID_SOURCE, f"{url} is not an RSS/Atom feed")
     return [_entry_document(entry, url, i) for i, entry in enumerate(parsed.entries)]
 
 

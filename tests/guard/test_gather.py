@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.http_standins import StaticSite
-from workers.stages.fetching import Fetcher
-from workers.stages.gather import (
-    INVALID_SOURCE,
-    SOURCE_UNAVAILABLE,
+from core.errors import ErrorType
+from guard.fetching import Fetcher
+from guard.gather import (
     SourceError,
     fetch_feed,
     fetch_page,
@@ -20,7 +18,8 @@ from workers.stages.gather import (
     read_file,
     validate_location,
 )
-from workers.stages.types import DocumentError
+from guard.types import DocumentError
+from tests.support.http_standins import StaticSite
 
 RSS = """<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/">
@@ -104,7 +103,7 @@ def test_folder_that_is_not_a_folder_is_an_invalid_source(tmp_path: Path, make: 
         target.write_text("x")
     with pytest.raises(SourceError) as info:
         list_folder(target, roots=[tmp_path])
-    assert info.value.kind == INVALID_SOURCE
+    assert info.value.kind == ErrorType.INVALID_SOURCE
     assert not info.value.retryable
     assert needle in info.value.message and str(target) in info.value.message
 
@@ -223,11 +222,11 @@ def test_fetch_feed_turns_entries_into_html_documents_with_hints(
 @pytest.mark.parametrize(
     ("route", "kind", "needle"),
     [
-        ((200, "text/html", PAGE), INVALID_SOURCE, "is not an RSS/Atom feed"),
-        ((404, "text/plain", "gone"), INVALID_SOURCE, "HTTP 404"),
-        ((403, "text/plain", "no"), INVALID_SOURCE, "HTTP 403"),
-        ((429, "text/plain", "slow down"), SOURCE_UNAVAILABLE, "HTTP 429"),
-        ((503, "text/plain", "down"), SOURCE_UNAVAILABLE, "HTTP 503"),
+        ((200, "text/html", PAGE), ErrorType.INVALID_SOURCE, "is not an RSS/Atom feed"),
+        ((404, "text/plain", "gone"), ErrorType.INVALID_SOURCE, "HTTP 404"),
+        ((403, "text/plain", "no"), ErrorType.INVALID_SOURCE, "HTTP 403"),
+        ((429, "text/plain", "slow down"), ErrorType.SOURCE_UNAVAILABLE, "HTTP 429"),
+        ((503, "text/plain", "down"), ErrorType.SOURCE_UNAVAILABLE, "HTTP 503"),
     ],
     ids=["html-page", "404", "403", "429", "503"],
 )
@@ -243,7 +242,7 @@ def test_fetch_feed_failures_say_whether_retrying_helps(
 def test_unreachable_feed_is_unavailable_not_invalid(loopback_fetcher: Fetcher) -> None:
     with pytest.raises(SourceError) as info:
         fetch_feed(_closed_port_url(), loopback_fetcher)
-    assert info.value.kind == SOURCE_UNAVAILABLE and info.value.retryable
+    assert info.value.kind == ErrorType.SOURCE_UNAVAILABLE and info.value.retryable
 
 
 # --- pages ---------------------------------------------------------------------------------------

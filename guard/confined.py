@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from workers.stages.types import PARSE_LIMIT, DocumentError, SourceError
+from core.errors import ErrorType
+from guard.types import DocumentError, SourceError
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -27,8 +28,9 @@ Out = TypeVar("Out")
 MiB = 1024 * 1024
 DEFAULT_PARSE_MEMORY_MB = 2048
 _HEARTBEAT_SECONDS = 1.0
-# Modules a confined child needs, loaded once by the fork server (not again in every child).
-_PRELOAD = ["workers.stages.gather", "workers.stages.pipeline"]
+# Modules a confined child needs, loaded once by the fork server (not again in every child); a caller whose
+# function lives elsewhere adds its modules with `preload` before its first confined parse.
+_PRELOAD = ["guard.gather"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,11 @@ def _child(
     except MemoryError:  # a result too large to pickle within the bound
         conn.send(("memory",))
     conn.close()
+
+
+def preload(*modules: str) -> None:
+    """Have the fork server load `modules` too (when it starts: it is started by the first confined parse)."""
+    _PRELOAD.extend(module for module in modules if module not in _PRELOAD)
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -177,4 +184,4 @@ def _unpack(outcome: tuple[Any, ...], what: str, limits: ParseLimits) -> Any:
 
 def source_limit(url: str, failure: ConfinedFailure) -> SourceError:
     """A confined feed parse that did not finish, as the source's error (not worth retrying)."""
-    return SourceError(PARSE_LIMIT, f"{url}: {failure.reason}")
+    return SourceError(ErrorType.PARSE_LIMIT, f"{url}: {failure.reason}")

@@ -10,10 +10,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.urls import CREDENTIALS_REFUSAL, has_userinfo, without_userinfo
-from workers.stages.folders import FolderRefused, inside_roots
-from workers.stages.netpolicy import AddressPolicy
+from core.vocabulary import SOURCE_KINDS
+from guard.folders import FolderRefused, inside_roots
+from guard.netpolicy import AddressPolicy
 
-SOURCE_KINDS = ("folder", "feed", "web")
 _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 

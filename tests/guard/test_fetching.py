@@ -19,19 +19,13 @@ from collections.abc import Callable
 
 import pytest
 
+from core.errors import ErrorType
+from guard import netpolicy
+from guard.fetching import MAX_REDIRECTS, Fetcher
+from guard.gather import fetch_feed, fetch_page
+from guard.netpolicy import AddressPolicy, forbidden_because
+from guard.types import DocumentError, SourceError
 from tests.support.hostile_standins import Body, HostileSite, Redirect, Trickle, TrickleHeaders, gzip_bomb
-from workers.stages import netpolicy
-from workers.stages.fetching import MAX_REDIRECTS, Fetcher
-from workers.stages.gather import fetch_feed, fetch_page
-from workers.stages.netpolicy import AddressPolicy, forbidden_because
-from workers.stages.types import (
-    ADDRESS_REFUSED,
-    FETCH_DEADLINE,
-    INVALID_SOURCE,
-    SOURCE_TOO_LARGE,
-    DocumentError,
-    SourceError,
-)
 
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>https://example.org/</link>
 <description>d</description><item><title>Patch notes</title><link>https://example.org/a</link>
@@ -116,7 +110,7 @@ def test_allowed_hosts_take_names_addresses_and_networks() -> None:
 
 
 def assert_refused(error: SourceError, *needles: str) -> None:
-    assert error.kind == ADDRESS_REFUSED
+    assert error.kind == ErrorType.ADDRESS_REFUSED
     assert not error.retryable
     for needle in needles:
         assert needle in error.message
@@ -174,10 +168,10 @@ def test_a_redirect_to_loopback_is_refused(resolver: Callable[..., list[str]]) -
 @pytest.mark.parametrize(
     ("location", "kind", "needle"),
     [
-        ("http://169.254.169.254/latest/meta-data/", ADDRESS_REFUSED, "link-local"),
-        ("http://[::1]:80/admin", ADDRESS_REFUSED, "loopback"),
-        ("file:///etc/passwd", INVALID_SOURCE, "not an http(s) URL"),
-        ("gopher://example.org/", INVALID_SOURCE, "not an http(s) URL"),
+        ("http://169.254.169.254/latest/meta-data/", ErrorType.ADDRESS_REFUSED, "link-local"),
+        ("http://[::1]:80/admin", ErrorType.ADDRESS_REFUSED, "loopback"),
+        ("file:///etc/passwd", ErrorType.INVALID_SOURCE, "not an http(s) URL"),
+        ("gopher://example.org/", ErrorType.INVALID_SOURCE, "not an http(s) URL"),
     ],
 )
 def test_every_redirect_hop_is_checked(
@@ -199,7 +193,7 @@ def test_redirects_are_followed_at_most_five_times() -> None:
         with pytest.raises(SourceError) as info:
             fetch_feed(site.url_for("/six/0"), client)
         assert "/six/6" not in site.paths()
-    assert info.value.kind == INVALID_SOURCE
+    assert info.value.kind == ErrorType.INVALID_SOURCE
     assert f"redirects more than {MAX_REDIRECTS} times" in info.value.message
 
 
@@ -248,7 +242,7 @@ def test_an_oversized_feed_fails_as_too_large(body: Body) -> None:
     site = HostileSite({"/feed.xml": body})
     with site, fetcher("127.0.0.1", max_bytes=MiB) as client, pytest.raises(SourceError) as info:
         fetch_feed(site.url_for("/feed.xml"), client)
-    assert info.value.kind == SOURCE_TOO_LARGE and not info.value.retryable
+    assert info.value.kind == ErrorType.SOURCE_TOO_LARGE and not info.value.retryable
     assert "too large" in info.value.message and str(MiB) in info.value.message
 
 
@@ -276,7 +270,7 @@ def test_a_trickling_server_is_cut_off_at_the_deadline() -> None:
         with pytest.raises(SourceError) as info:
             fetch_feed(site.url_for("/slow"), client)
         elapsed = time.monotonic() - started
-    assert info.value.kind == FETCH_DEADLINE and not info.value.retryable
+    assert info.value.kind == ErrorType.FETCH_DEADLINE and not info.value.retryable
     assert "longer than 2 s" in info.value.message and "cut off" in info.value.message
     assert 2.0 <= elapsed < 4.0
 
@@ -292,7 +286,7 @@ def test_a_server_trickling_its_headers_is_cut_off_at_the_deadline_and_the_fetch
         with pytest.raises(SourceError) as info:
             client.get(site.url_for("/feed.xml"), heartbeat=lambda: beats.append(time.monotonic()))
         elapsed = time.monotonic() - started
-    assert info.value.kind == FETCH_DEADLINE
+    assert info.value.kind == ErrorType.FETCH_DEADLINE
     assert (
         "longer than 2 s" in info.value.message and "LOREGUARD_FETCH_DEADLINE_SECONDS" in info.value.message
     )
@@ -312,7 +306,7 @@ def test_a_silent_server_is_cut_off_at_the_deadline_not_at_the_longer_read_timeo
         with pytest.raises(SourceError) as info:
             client.get(site.url_for("/feed.xml"), heartbeat=lambda: beats.append(time.monotonic()))
         elapsed = time.monotonic() - started
-    assert info.value.kind == FETCH_DEADLINE and 2.0 <= elapsed < 3.0
+    assert info.value.kind == ErrorType.FETCH_DEADLINE and 2.0 <= elapsed < 3.0
     assert len(beats) >= 2  # heartbeats while nothing arrives at all
 
 
@@ -324,17 +318,17 @@ def test_slow_redirect_hops_share_one_deadline() -> None:
         with pytest.raises(SourceError) as info:
             client.get(site.url_for("/hop0"))
         elapsed = time.monotonic() - started
-    assert info.value.kind == FETCH_DEADLINE and 2.0 <= elapsed < 3.0
+    assert info.value.kind == ErrorType.FETCH_DEADLINE and 2.0 <= elapsed < 3.0
     assert site.paths() == ["/hop0", "/hop1", "/hop2", "/hop3"]
 
 
 FETCH_IN_A_FRESH_PROCESS = textwrap.dedent(
     """
     import json, sys
-    from workers.stages.fetching import Fetcher
-    from workers.stages.gather import fetch_feed
-    from workers.stages.netpolicy import AddressPolicy
-    from workers.stages.types import SourceError
+    from guard.fetching import Fetcher
+    from guard.gather import fetch_feed
+    from guard.netpolicy import AddressPolicy
+    from guard.types import SourceError
 
     def peak_rss_kib():
         # VmHWM is this process's own peak RSS since exec; ru_maxrss on Linux also counts the pre-exec image
@@ -373,5 +367,7 @@ def test_the_fetching_process_memory_stays_bounded(body: Body) -> None:
             check=True,
         )
     report = json.loads(done.stdout)
-    assert report["outcome"].startswith(f"{SOURCE_TOO_LARGE}: ") and "too large" in report["outcome"]
+    assert (
+        report["outcome"].startswith(f"{ErrorType.SOURCE_TOO_LARGE}: ") and "too large" in report["outcome"]
+    )
     assert report["growth_kib"] < 24 * 1024, report  # the limit is 2 MiB; the body is 50 or 512 MiB

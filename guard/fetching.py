@@ -30,15 +30,10 @@ import certifi
 import httpcore
 import httpx
 
+from core.errors import ErrorType
 from core.urls import CREDENTIALS_REFUSAL, has_userinfo, without_userinfo
-from workers.stages.netpolicy import AddressPolicy, AddressRefused
-from workers.stages.types import (
-    FETCH_DEADLINE,
-    INVALID_SOURCE,
-    SOURCE_TOO_LARGE,
-    SOURCE_UNAVAILABLE,
-    SourceError,
-)
+from guard.netpolicy import AddressPolicy, AddressRefused
+from guard.types import SourceError
 
 MAX_REDIRECTS = 5
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
@@ -54,12 +49,12 @@ def _no_heartbeat() -> None:
 
 class SourceTooLarge(SourceError):
     def __init__(self, message: str) -> None:
-        super().__init__(SOURCE_TOO_LARGE, message)
+        super().__init__(ErrorType.SOURCE_TOO_LARGE, message)
 
 
 class FetchDeadlineExceeded(SourceError):
     def __init__(self, message: str) -> None:
-        super().__init__(FETCH_DEADLINE, message)
+        super().__init__(ErrorType.FETCH_DEADLINE, message)
 
 
 class FetchSettings(Protocol):
@@ -241,7 +236,7 @@ class _BoundedDecoder:
         elif coding == "deflate":
             self._inflate = zlib.decompressobj()
         else:
-            raise SourceError(INVALID_SOURCE, f"unsupported content encoding {encoding!r}")
+            raise SourceError(ErrorType.INVALID_SOURCE, f"unsupported content encoding {encoding!r}")
 
     def _room(self) -> int:
         return self.limit + 1 - self.produced
@@ -261,7 +256,9 @@ class _BoundedDecoder:
                     self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
                     self._may_be_raw = False
                     continue
-                raise SourceError(INVALID_SOURCE, f"the response body does not decompress: {exc}") from exc
+                raise SourceError(
+                    ErrorType.INVALID_SOURCE, f"the response body does not decompress: {exc}"
+                ) from exc
             self._may_be_raw = False
             self.produced += len(out)
             yield out
@@ -276,8 +273,8 @@ class _BoundedDecoder:
 
 def _transport_failure(url: str, exc: Exception) -> SourceError:
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return SourceError(INVALID_SOURCE, f"{url} is not a fetchable URL: {exc}")
-    return SourceError(SOURCE_UNAVAILABLE, f"cannot reach {url}: {type(exc).__name__}: {exc}")
+        return SourceError(ErrorType.INVALID_SOURCE, f"{url} is not a fetchable URL: {exc}")
+    return SourceError(ErrorType.SOURCE_UNAVAILABLE, f"cannot reach {url}: {type(exc).__name__}: {exc}")
 
 
 class Fetcher:
@@ -355,11 +352,13 @@ class Fetcher:
             scheme = urlsplit(current).scheme.lower()
             if scheme not in _SCHEMES:
                 what = "redirects to" if hop else "is"
-                raise SourceError(INVALID_SOURCE, f"{url} {what} {current}, not an http(s) URL")
+                raise SourceError(ErrorType.INVALID_SOURCE, f"{url} {what} {current}, not an http(s) URL")
             if has_userinfo(current):
                 # Registration refuses such URLs; a server must not make us send (and log, and store) some.
                 what = f"redirects to {without_userinfo(current)}" if hop else "is refused"
-                raise SourceError(INVALID_SOURCE, f"{without_userinfo(url)} {what}: {CREDENTIALS_REFUSAL}")
+                raise SourceError(
+                    ErrorType.INVALID_SOURCE, f"{without_userinfo(url)} {what}: {CREDENTIALS_REFUSAL}"
+                )
             remaining = self._remaining(url, deadline)
             heartbeat()
             try:
@@ -386,7 +385,7 @@ class Fetcher:
                 return Fetched(current, response.status_code, response.reason_phrase, response.headers, body)
             finally:
                 response.close()
-        raise SourceError(INVALID_SOURCE, f"{url} redirects more than {MAX_REDIRECTS} times")
+        raise SourceError(ErrorType.INVALID_SOURCE, f"{url} redirects more than {MAX_REDIRECTS} times")
 
     def _too_late(self, url: str) -> FetchDeadlineExceeded:
         return FetchDeadlineExceeded(

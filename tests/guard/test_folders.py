@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from workers.stages.fetching import Fetcher
-from workers.stages.folders import SAMPLES_FOLDER, folder_roots, inside_roots, read_bounded
-from workers.stages.gather import list_folder, preview_source, read_file, validate_location
-from workers.stages.types import FOLDER_REFUSED, DocumentError, RawDocument, SourceError
+from core.errors import ErrorType
+from guard.fetching import Fetcher
+from guard.folders import SAMPLES_FOLDER, folder_roots, inside_roots, read_bounded
+from guard.gather import list_folder, preview_source, read_file, validate_location
+from guard.types import DocumentError, RawDocument, SourceError
 
 
 def hostile_folder(root: Path, outside: Path) -> Path:
@@ -55,7 +56,7 @@ def test_a_folder_outside_every_root_is_refused_at_registration_and_in_the_worke
         assert "LOREGUARD_FOLDER_ROOTS" in str(refused.value)
         with pytest.raises(SourceError) as info:
             list_folder(Path(folder), roots=roots)
-        assert info.value.kind == FOLDER_REFUSED and not info.value.retryable
+        assert info.value.kind == ErrorType.FOLDER_REFUSED and not info.value.retryable
     (tmp_path / "imports" / "notes").mkdir()
     assert validate_location("folder", str(tmp_path / "imports" / "notes"), folder_roots=roots) == str(
         (tmp_path / "imports" / "notes").resolve()

@@ -12,7 +12,8 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from workers.stages.types import ADDRESS_REFUSED, SourceError
+from core.errors import ErrorType
+from guard.types import SourceError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -27,7 +28,7 @@ class AddressRefused(SourceError):
     """The policy refused a host or address; retrying cannot help, the operator has to allow it."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(ADDRESS_REFUSED, message)
+        super().__init__(ErrorType.ADDRESS_REFUSED, message)
 
 
 def resolve(host: str, port: int) -> list[str]:
