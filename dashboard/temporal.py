@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from dashboard.config import settings
 from orchestration.client import TemporalTarget, temporal_target
+from orchestration.constants import Query
 from orchestration.gateway import RPC_TIMEOUT, TemporalGateway, TemporalUnavailable
 from orchestration.types import BatchProgress
 
@@ -49,7 +50,7 @@ def workflow_progress(gateway: TemporalGateway, workflow_id: str) -> BatchProgre
     async def query(client: Client) -> BatchProgress:
         handle = client.get_workflow_handle(workflow_id)
         progress: BatchProgress = await handle.query(
-            "progress", result_type=BatchProgress, rpc_timeout=RPC_TIMEOUT
+            Query.PROGRESS, result_type=BatchProgress, rpc_timeout=RPC_TIMEOUT
         )
         return progress
 

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         EVALUATION_QUEUE,
         INGESTION_QUEUE,
         PROCESSING_QUEUE,
+        Activity,
     )
     from orchestration.policies import (
         BOOKKEEPING_RETRY,
@@ -104,7 +105,7 @@ class ChunkRangeWorkflow:
         heartbeat = timedelta(seconds=input.heartbeat_seconds)
         try:
             await workflow.execute_activity(
-                "process_chunk",
+                Activity.PROCESS_CHUNK,
                 chunk_input,
                 result_type=ChunkResult,
                 task_queue=PROCESSING_QUEUE,
@@ -116,7 +117,7 @@ class ChunkRangeWorkflow:
             if self._stopping:  # it finished although cancelled: store nothing more
                 return
             await workflow.execute_activity(
-                "evaluate_chunk",
+                Activity.EVALUATE_CHUNK,
                 chunk_input,
                 result_type=ChunkResult,
                 task_queue=EVALUATION_QUEUE,
@@ -132,7 +133,7 @@ class ChunkRangeWorkflow:
             error_type, message = error_details(err)
             workflow.logger.warning("chunk %s of batch %s gave up: %s", chunk, input.batch_id, message)
             await workflow.execute_activity(
-                "fail_chunk",
+                Activity.FAIL_CHUNK,
                 ChunkFailureInput(
                     batch_id=input.batch_id,
                     start_seq=chunk_input.start_seq,

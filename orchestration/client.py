@@ -26,6 +26,7 @@ from orchestration.constants import (
     ALL_SEARCH_ATTRIBUTES,
     BATCH_EXECUTION_TIMEOUT,
     SCHEDULER_QUEUE,
+    Update,
     batch_search_attributes,
 )
 from orchestration.types import BatchInput, BatchResult, DecisionInput, DecisionResult
@@ -144,7 +145,7 @@ async def send_decision(
 ) -> DecisionResult:
     """Send approve_retry or reject to a failed batch's workflow as an Update; refusals raise DecisionRefused."""
     handle = client.get_workflow_handle(workflow_id)
-    update = "approve_retry" if approve else "reject"
+    update = Update.APPROVE_RETRY if approve else Update.REJECT
     try:
         return await handle.execute_update(
             update,

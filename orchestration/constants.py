@@ -1,8 +1,10 @@
-"""Names shared by workflows, workers, CLI and dashboard: task queues, search attributes, ID formats."""
+"""Names shared by workflows, workers, CLI and dashboard: task queues, activity, query and update names, search
+attributes, ID formats."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
@@ -20,6 +22,42 @@ SCALED_TASK_TYPE = {
     PROCESSING_QUEUE: "activity",
     EVALUATION_QUEUE: "activity",
 }
+
+
+class Activity(StrEnum):
+    """Every activity's name, once: the workflows call it by this name and workers/activities.py registers it
+    under the same one (a typo on either side would leave a workflow waiting for an activity nobody runs)."""
+
+    START_BATCH = "start_batch"
+    INGEST_SOURCE = "ingest_source"
+    PROCESS_CHUNK = "process_chunk"
+    EVALUATE_CHUNK = "evaluate_chunk"
+    REEVALUATE_PAGE = "reevaluate_page"
+    FINISH_REEVALUATION = "finish_reevaluation"
+    FINISH_BATCH = "finish_batch"
+    CLOSE_CANCELLED_BATCH = "close_cancelled_batch"
+    RECONCILE_BATCHES = "reconcile_batches"
+    TALLY_BATCH = "tally_batch"
+    COMPENSATE_BATCH = "compensate_batch"
+    RAISE_ALERT = "raise_alert"
+    AWAIT_DECISION = "await_decision"
+    RECORD_DECISION = "record_decision"
+    PREPARE_RETRY = "prepare_retry"
+    FAIL_CHUNK = "fail_chunk"
+    CREATE_BATCH = "create_batch"
+    CHECK_SLA = "check_sla"
+
+
+class Query(StrEnum):
+    PROGRESS = "progress"  # a batch's or a re-evaluation's progress (BatchProgress, ReevaluationProgress)
+
+
+class Update(StrEnum):
+    """The operator's decisions on a batch waiting for approval (Temporal Updates: accepted or refused at once)."""
+
+    APPROVE_RETRY = "approve_retry"
+    REJECT = "reject"
+
 
 # Custom search attributes (SQLite visibility allows 10 Keyword and 3 Int attributes).
 SA_SOURCE_ID = SearchAttributeKey.for_keyword("LoreGuardSourceId")

@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from orchestration.constants import EVALUATION_QUEUE, INGESTION_QUEUE
+    from orchestration.constants import EVALUATION_QUEUE, INGESTION_QUEUE, Activity, Query
     from orchestration.policies import BOOKKEEPING_RETRY, BOOKKEEPING_TIMEOUT, CHUNK_RETRY
     from orchestration.types import (
         FinishReevaluationInput,
@@ -35,7 +35,7 @@ class ReevaluationWorkflow:
     def __init__(self) -> None:
         self._done = 0
 
-    @workflow.query(name="progress")
+    @workflow.query(name=Query.PROGRESS)
     def progress(self) -> int:
         return self._done
 
@@ -46,7 +46,7 @@ class ReevaluationWorkflow:
         try:
             for _ in range(max(1, input.pages_per_run)):
                 page: ReevaluatePageResult = await workflow.execute_activity(
-                    "reevaluate_page",
+                    Activity.REEVALUATE_PAGE,
                     ReevaluatePageInput(input.reevaluation_id, after),
                     result_type=ReevaluatePageResult,
                     task_queue=EVALUATION_QUEUE,
@@ -73,7 +73,7 @@ class ReevaluationWorkflow:
 
     async def _finish(self, reevaluation_id: int, status: str) -> ReevaluationResult:
         await workflow.execute_activity(
-            "finish_reevaluation",
+            Activity.FINISH_REEVALUATION,
             FinishReevaluationInput(reevaluation_id, status),
             task_queue=INGESTION_QUEUE,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
         BATCH_EXECUTION_TIMEOUT,
         INGESTION_QUEUE,
         SCHEDULER_QUEUE,
+        Activity,
         batch_search_attributes,
         batch_workflow_id,
     )
@@ -49,7 +50,7 @@ class ScheduledRefreshWorkflow:
     async def run(self, input: ScheduledRefreshInput) -> ScheduledRefreshResult:
         info = workflow.info()
         batch_id: int = await workflow.execute_activity(
-            "create_batch",
+            Activity.CREATE_BATCH,
             CreateBatchInput(source_id=input.source_id, key=f"{info.workflow_id}/{info.run_id}"),
             result_type=int,
             task_queue=INGESTION_QUEUE,
@@ -91,7 +92,7 @@ class SlaMonitorWorkflow:
             if workflow.patched(PATCH_RECONCILE):
                 # Batches whose workflow ended outside LoreGuard are closed first, so no check counts them.
                 await workflow.execute_activity(
-                    "reconcile_batches",
+                    Activity.RECONCILE_BATCHES,
                     ReconcileInput(),
                     result_type=ReconcileResult,
                     task_queue=INGESTION_QUEUE,
@@ -100,7 +101,7 @@ class SlaMonitorWorkflow:
                 )
             results.append(
                 await workflow.execute_activity(
-                    "check_sla",
+                    Activity.CHECK_SLA,
                     SlaCheckInput(now_iso=workflow.now().isoformat()),
                     result_type=SlaCheckResult,
                     task_queue=INGESTION_QUEUE,

@@ -40,6 +40,9 @@ with workflow.unsafe.imports_passed_through():
         STATE_INGESTING,
         STATE_PROCESSING,
         STATE_RETRYING,
+        Activity,
+        Query,
+        Update,
     )
     from orchestration.policies import (
         BOOKKEEPING_RETRY,
@@ -101,7 +104,7 @@ class BatchWorkflow:
         self._decision: tuple[str, DecisionInput] | None = None
         self._closing = False  # cancelled: closing the batch's row
 
-    @workflow.query
+    @workflow.query(name=Query.PROGRESS)
     def progress(self) -> BatchProgress:
         return BatchProgress(
             batch_id=self._batch_id,
@@ -114,7 +117,7 @@ class BatchWorkflow:
 
     # --- operator decisions (Temporal Updates: the caller learns at once whether it was accepted) --------
 
-    @workflow.update
+    @workflow.update(name=Update.APPROVE_RETRY)
     def approve_retry(self, input: DecisionInput) -> DecisionResult:
         self._decision = (Decision.APPROVED, input)
         if workflow.patched(PATCH_RETRYING_ON_APPROVAL):
@@ -133,7 +136,7 @@ class BatchWorkflow:
     def _check_approve(self, input: DecisionInput) -> None:
         self._check_decision(input, needs_reason=False)
 
-    @workflow.update
+    @workflow.update(name=Update.REJECT)
     def reject(self, input: DecisionInput) -> DecisionResult:
         self._decision = (Decision.REJECTED, input)
         return DecisionResult(
@@ -184,7 +187,9 @@ class BatchWorkflow:
             reason = workflow.cancellation_reason()
             how = f"cancelled ({reason})" if reason else "cancelled in Temporal (UI or CLI)"
             await self._bookkeeping(
-                "close_cancelled_batch", CancelledBatchInput(batch_id=input.batch_id, how=how), BatchResult
+                Activity.CLOSE_CANCELLED_BATCH,
+                CancelledBatchInput(batch_id=input.batch_id, how=how),
+                BatchResult,
             )
             self._set_state(STATE_CANCELLED)
             raise
@@ -200,7 +205,7 @@ class BatchWorkflow:
         )
         self._set_state(STATE_INGESTING)
         plan = await self._bookkeeping(
-            "start_batch",
+            Activity.START_BATCH,
             StartBatchInput(batch_id=input.batch_id, workflow_id=workflow.info().workflow_id),
             BatchPlan,
         )
@@ -209,14 +214,16 @@ class BatchWorkflow:
             failure = await self._run_attempt(plan, ingest=ingest)
             if failure is None:
                 result = await self._bookkeeping(
-                    "finish_batch", FinishBatchInput(batch_id=input.batch_id, status="completed"), BatchResult
+                    Activity.FINISH_BATCH,
+                    FinishBatchInput(batch_id=input.batch_id, status="completed"),
+                    BatchResult,
                 )
                 self._set_state(STATE_COMPLETED)
                 return result
             decision, by = await self._fail_and_wait(plan, failure)
             if decision != Decision.APPROVED:
                 await self._bookkeeping(
-                    "finish_batch",
+                    Activity.FINISH_BATCH,
                     FinishBatchInput(
                         batch_id=input.batch_id,
                         status="failed",
@@ -234,7 +241,7 @@ class BatchWorkflow:
                 )
             self._attempt += 1
             await self._bookkeeping(
-                "prepare_retry",
+                Activity.PREPARE_RETRY,
                 RetryInput(batch_id=input.batch_id, stage=failure.stage, attempt=self._attempt),
                 int,
             )
@@ -246,7 +253,7 @@ class BatchWorkflow:
             self._set_state(STATE_INGESTING)
             try:
                 result = await workflow.execute_activity(
-                    "ingest_source",
+                    Activity.INGEST_SOURCE,
                     IngestInput(batch_id=self._batch_id),
                     result_type=IngestResult,
                     task_queue=INGESTION_QUEUE,
@@ -266,7 +273,7 @@ class BatchWorkflow:
             await self._process_chunks(self._batch_id, plan)
         except ChildWorkflowError as err:  # a child cancelled on its own (the Temporal UI) fails the attempt
             return self._failure("processing", *error_details(err))
-        tally = await self._bookkeeping("tally_batch", self._batch_id, BatchTally)
+        tally = await self._bookkeeping(Activity.TALLY_BATCH, self._batch_id, BatchTally)
         if tally.total and tally.failed / tally.total > plan.max_failed_share:
             return self._failure(
                 "processing",
@@ -287,11 +294,11 @@ class BatchWorkflow:
 
     async def _fail_and_wait(self, plan: BatchPlan, failure: BatchFailure) -> tuple[str, DecisionInput]:
         """Compensate, notify, and wait for an operator's decision (a timeout counts as a rejection)."""
-        compensation = await self._bookkeeping("compensate_batch", failure, CompensationResult)
+        compensation = await self._bookkeeping(Activity.COMPENSATE_BATCH, failure, CompensationResult)
         timeout = timedelta(hours=plan.approval_timeout_hours)
         deadline = workflow.now() + timeout
         await self._bookkeeping(
-            "await_decision",
+            Activity.AWAIT_DECISION,
             AwaitDecisionInput(
                 failure=failure, compensation=compensation.summary, deadline_iso=deadline.isoformat()
             ),
@@ -303,7 +310,7 @@ class BatchWorkflow:
         self._awaiting = True
         self._set_state(STATE_AWAITING_APPROVAL)
         await self._bookkeeping(
-            "raise_alert",
+            Activity.RAISE_ALERT,
             AlertInput(
                 batch_id=self._batch_id,
                 kind=f"batch_failed:attempt-{self._attempt}",
@@ -328,7 +335,7 @@ class BatchWorkflow:
                 DecisionInput(actor="system", reason=f"no decision within {hours} h"),
             )
         await self._bookkeeping(
-            "record_decision",
+            Activity.RECORD_DECISION,
             RecordDecisionInput(
                 batch_id=self._batch_id,
                 decision=decision,

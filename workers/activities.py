@@ -8,6 +8,7 @@ from typing import Any
 from temporalio import activity
 
 from orchestration.celery_app import EVALUATE_TASK, PROCESS_TASK
+from orchestration.constants import Activity
 from orchestration.types import (
     AlertInput,
     AwaitDecisionInput,
@@ -66,17 +67,17 @@ class PipelineActivities:
         if self.metrics is not None:
             self.metrics.record_chunk(report, evaluator=self.steps.settings.evaluator)
 
-    @activity.defn(name="start_batch")
+    @activity.defn(name=Activity.START_BATCH)
     def start_batch(self, input: StartBatchInput) -> BatchPlan:
         return self.steps.start_batch(input)
 
-    @activity.defn(name="ingest_source")
+    @activity.defn(name=Activity.INGEST_SOURCE)
     def ingest_source(self, input: IngestInput) -> IngestResult:
         details = activity.info().heartbeat_details
         resume_from = int(details[0]) if details else 0  # rows below it were committed by a prior attempt
         return self.steps.ingest_source(input, resume_from=resume_from, heartbeat=activity.heartbeat)
 
-    @activity.defn(name="process_chunk")
+    @activity.defn(name=Activity.PROCESS_CHUNK)
     def process_chunk(self, input: ChunkInput) -> ChunkResult:
         if self.celery is not None:
             return self._on_celery(PROCESS_TASK, input)
@@ -87,7 +88,7 @@ class PipelineActivities:
         self._record(report)
         return result
 
-    @activity.defn(name="evaluate_chunk")
+    @activity.defn(name=Activity.EVALUATE_CHUNK)
     def evaluate_chunk(self, input: ChunkInput) -> ChunkResult:
         if self.celery is not None:
             return self._on_celery(EVALUATE_TASK, input)
@@ -98,11 +99,11 @@ class PipelineActivities:
         self._record(report)
         return result
 
-    @activity.defn(name="reevaluate_page")
+    @activity.defn(name=Activity.REEVALUATE_PAGE)
     def reevaluate_page(self, input: ReevaluatePageInput) -> ReevaluatePageResult:
         return self.steps.reevaluate_page(input, heartbeat=activity.heartbeat)
 
-    @activity.defn(name="finish_reevaluation")
+    @activity.defn(name=Activity.FINISH_REEVALUATION)
     def finish_reevaluation(self, input: FinishReevaluationInput) -> None:
         self.steps.finish_reevaluation(input)
 
@@ -113,58 +114,58 @@ class PipelineActivities:
             self._record(report)
         return result
 
-    @activity.defn(name="finish_batch")
+    @activity.defn(name=Activity.FINISH_BATCH)
     def finish_batch(self, input: FinishBatchInput) -> BatchResult:
         result = self.steps.finish_batch(input)
         if self.metrics is not None:
             self.metrics.record_batch(result.status, self.steps.batch_seconds(input.batch_id))
         return result
 
-    @activity.defn(name="close_cancelled_batch")
+    @activity.defn(name=Activity.CLOSE_CANCELLED_BATCH)
     def close_cancelled_batch(self, input: CancelledBatchInput) -> BatchResult:
         result = self.steps.close_cancelled_batch(input)
         if self.metrics is not None:
             self.metrics.record_batch(result.status, self.steps.batch_seconds(input.batch_id))
         return result
 
-    @activity.defn(name="reconcile_batches")
+    @activity.defn(name=Activity.RECONCILE_BATCHES)
     async def reconcile_batches(self, input: ReconcileInput) -> ReconcileResult:
         """Async: it describes workflows with the worker's own Temporal client."""
         return await reconcile_batches(self.steps, activity.client(), input)
 
-    @activity.defn(name="tally_batch")
+    @activity.defn(name=Activity.TALLY_BATCH)
     def tally_batch(self, batch_id: int) -> BatchTally:
         return self.steps.tally_batch(batch_id)
 
-    @activity.defn(name="compensate_batch")
+    @activity.defn(name=Activity.COMPENSATE_BATCH)
     def compensate_batch(self, input: BatchFailure) -> CompensationResult:
         return self.steps.compensate_batch(input)
 
-    @activity.defn(name="raise_alert")
+    @activity.defn(name=Activity.RAISE_ALERT)
     def raise_alert(self, input: AlertInput) -> str:
         return self.steps.raise_alert(input)
 
-    @activity.defn(name="await_decision")
+    @activity.defn(name=Activity.AWAIT_DECISION)
     def await_decision(self, input: AwaitDecisionInput) -> None:
         self.steps.await_decision(input)
 
-    @activity.defn(name="record_decision")
+    @activity.defn(name=Activity.RECORD_DECISION)
     def record_decision(self, input: RecordDecisionInput) -> None:
         self.steps.record_decision(input)
 
-    @activity.defn(name="prepare_retry")
+    @activity.defn(name=Activity.PREPARE_RETRY)
     def prepare_retry(self, input: RetryInput) -> int:
         return self.steps.prepare_retry(input)
 
-    @activity.defn(name="fail_chunk")
+    @activity.defn(name=Activity.FAIL_CHUNK)
     def fail_chunk(self, input: ChunkFailureInput) -> int:
         return self.steps.fail_chunk(input)
 
-    @activity.defn(name="create_batch")
+    @activity.defn(name=Activity.CREATE_BATCH)
     def create_batch(self, input: CreateBatchInput) -> int:
         return create_scheduled_batch(self.steps, input)
 
-    @activity.defn(name="check_sla")
+    @activity.defn(name=Activity.CHECK_SLA)
     def check_sla(self, input: SlaCheckInput) -> SlaCheckResult:
         return check_sla(self.steps, input)
 

@@ -136,36 +136,13 @@ def complete_incremental(session: Session, *, batch: Batch) -> None:
     _mark_gone(session, batch)
 
 
+SIGHTINGS_PAGE = 2000  # artifacts read and sightings written at a time: memory stays flat at any batch size
+
+
 def _record_sightings(session: Session, batch: Batch) -> None:
-    rows = session.execute(
-        select(
-            Artifact.uri, Artifact.file_size, Artifact.file_mtime_ns, Artifact.file_inode, Artifact.raw_hash
-        )
-        .where(
-            Artifact.batch_id == batch.id,
-            Artifact.status.in_((ArtifactStatus.STORED, ArtifactStatus.UNCHANGED)),
-            Artifact.file_size.is_not(None),
-        )
-        .order_by(Artifact.seq)
-    ).all()
-    if not rows:
-        return
+    """Upsert a sighting for every file the batch stored or recognised, a page of rows at a time (all of a
+    100,000-file batch's rows at once held about 80 MB in the worker)."""
     now = utcnow()
-    values = [
-        {
-            "source_id": batch.source_id,
-            "uri_hash": uri_hash(uri),
-            "uri": uri,
-            "size": size,
-            "mtime_ns": mtime,
-            "inode": inode if inode is not None else 0,
-            "raw_hash": raw,
-            "batch_id": batch.id,
-            "missing_batch_id": None,
-            "seen_at": now,
-        }
-        for uri, size, mtime, inode, raw in rows
-    ]
     ins = _insert(session)(Sighting)
     stmt = ins.on_conflict_do_update(
         index_elements=["source_id", "uri_hash"],
@@ -183,22 +160,62 @@ def _record_sightings(session: Session, batch: Batch) -> None:
             )
         },
     )
-    for part in _chunks(values, 2000):
-        session.execute(stmt, list(part))
     # A file that came back: its documents are no longer gone.
-    if session.scalar(
-        select(exists().where(Artifact.source_id == batch.source_id, Artifact.gone_at.is_not(None)))
-    ):
-        for part in _chunks([r.uri for r in rows]):
-            session.execute(
-                update(Artifact)
-                .where(
-                    Artifact.source_id == batch.source_id,
-                    Artifact.gone_at.is_not(None),
-                    Artifact.uri.in_(part),
-                )
-                .values(gone_at=None)
+    any_gone = bool(
+        session.scalar(
+            select(exists().where(Artifact.source_id == batch.source_id, Artifact.gone_at.is_not(None)))
+        )
+    )
+    after = -1
+    while True:
+        rows = session.execute(
+            select(
+                Artifact.seq,
+                Artifact.uri,
+                Artifact.file_size,
+                Artifact.file_mtime_ns,
+                Artifact.file_inode,
+                Artifact.raw_hash,
             )
+            .where(
+                Artifact.batch_id == batch.id,
+                Artifact.seq > after,
+                Artifact.status.in_((ArtifactStatus.STORED, ArtifactStatus.UNCHANGED)),
+                Artifact.file_size.is_not(None),
+            )
+            .order_by(Artifact.seq)
+            .limit(SIGHTINGS_PAGE)
+        ).all()
+        if not rows:
+            return
+        after = rows[-1].seq
+        values = [
+            {
+                "source_id": batch.source_id,
+                "uri_hash": uri_hash(uri),
+                "uri": uri,
+                "size": size,
+                "mtime_ns": mtime,
+                "inode": inode if inode is not None else 0,
+                "raw_hash": raw,
+                "batch_id": batch.id,
+                "missing_batch_id": None,
+                "seen_at": now,
+            }
+            for _, uri, size, mtime, inode, raw in rows
+        ]
+        session.execute(stmt, values)
+        if any_gone:
+            for part in _chunks([r.uri for r in rows]):
+                session.execute(
+                    update(Artifact)
+                    .where(
+                        Artifact.source_id == batch.source_id,
+                        Artifact.gone_at.is_not(None),
+                        Artifact.uri.in_(part),
+                    )
+                    .values(gone_at=None)
+                )
 
 
 def _mark_gone(session: Session, batch: Batch) -> None:
