@@ -32,6 +32,26 @@ RABBITMQ_URL = os.environ.get("LOREGUARD_TEST_RABBITMQ_URL", "amqp://guest:guest
 REQUIRE_ALL = os.environ.get("LOREGUARD_REQUIRE_ALL") == "1"
 
 
+# Files whose tests run one after another on one xdist worker (a browser file with its stack, the containers
+# with their image) are the suite's longest units: handed out first, they do not start last and hold the run
+# open on one worker while the others idle.
+LONG_UNITS = ("browser", "containers")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    long_modules = {
+        item.module.__name__
+        for item in items
+        if isinstance(item, pytest.Function) and any(item.get_closest_marker(m) for m in LONG_UNITS)
+    }
+
+    def first_if_long(item: pytest.Item) -> int:
+        module = item.module.__name__ if isinstance(item, pytest.Function) else ""
+        return 0 if module in long_modules else 1
+
+    items.sort(key=first_if_long)  # stable: each file keeps its own order
+
+
 def need(available: bool, what: str) -> None:
     """Skip when a real part is missing, or fail under LOREGUARD_REQUIRE_ALL=1 (CI), where nothing may skip."""
     if available:
