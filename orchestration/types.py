@@ -95,11 +95,9 @@ class FinishBatchInput:
 
 @dataclass
 class BatchPlan:
-    """What start_batch tells the workflow: the source and the pipeline's shape, taken from settings."""
+    """What start_batch tells the workflow: the pipeline's shape, taken from settings. (Histories recorded when
+    it also carried the source's id, kind and location still replay: unknown fields are ignored.)"""
 
-    source_id: int
-    kind: str
-    location: str
     chunk_size: int
     chunks_per_child: int
     chunk_window: int

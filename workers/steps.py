@@ -61,15 +61,9 @@ class BatchSteps(IngestSteps, ChunkSteps, ReevaluationSteps):
 
     def start_batch(self, input: StartBatchInput) -> BatchPlan:
         with self._tx() as session:
-            batch = repository.mark_batch_running(
-                session, batch_id=input.batch_id, workflow_id=input.workflow_id
-            )
-            source = repository.get_source(session, source_id=batch.source_id)
+            repository.mark_batch_running(session, batch_id=input.batch_id, workflow_id=input.workflow_id)
             s = self.settings
             return BatchPlan(
-                source_id=source.id,
-                kind=source.kind,
-                location=source.location,
                 chunk_size=s.chunk_size,
                 chunks_per_child=s.chunks_per_child,
                 chunk_window=s.chunk_window,

@@ -97,7 +97,7 @@ class StandIns:
     @activity.defn(name="start_batch")
     async def start_batch(self, input: StartBatchInput) -> BatchPlan:
         return BatchPlan(
-            source_id=1, kind="folder", location="/x", chunk_size=10, chunks_per_child=10, chunk_window=5,
+            chunk_size=10, chunks_per_child=10, chunk_window=5,
             max_children=2, heartbeat_seconds=30, max_failed_share=0.5,
             approval_timeout_hours=self.approval_timeout_hours,
         )  # fmt: skip

@@ -105,9 +105,6 @@ async def test_100k_document_batch_stays_within_history_limits(
 ) -> None:
     client = await namespace.connect()
     plan = BatchPlan(
-        source_id=1,
-        kind="folder",
-        location="/nowhere",
         chunk_size=chunk_size,
         chunks_per_child=chunks_per_child,
         chunk_window=200,
