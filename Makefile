@@ -21,8 +21,7 @@ run: $(STAMP)
 
 # The suite on four pytest-xdist workers: tests marked with the same xdist_group share a worker, and each
 # worker has session fixtures of its own (Temporal dev server, browser, migrated template databases). Four
-# on two cores, because the suite mostly waits on its servers (at two workers it kept the CPUs about half busy):
-# 604 s against 1,132 s for one run each on the 2-core machine.
+# on two cores, because the suite mostly waits on its servers (at two workers the CPUs were about 40% busy).
 PYTEST_WORKERS ?= 4
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
