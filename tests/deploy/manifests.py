@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -136,3 +137,16 @@ def validate_resource(resource: Resource, where: str) -> None:
             validate_kubernetes(resource, version, strict=True)
         except SchemaNotFoundError as exc:  # a kind with no schema must not pass silently
             pytest.fail(f"{where}: no schema for {resource['kind']} ({exc})")
+
+
+COMPONENTS = K8S / "components"
+
+
+def overlay_on_example(folder: Path, text: str) -> list[Resource]:
+    """A team's overlay on top of the example (paths relative, as kustomize requires)."""
+    example = os.path.relpath(OVERLAY, folder)
+    components = os.path.relpath(COMPONENTS, folder)
+    (folder / "kustomization.yaml").write_text(
+        text.replace("EXAMPLE", example).replace("COMPONENTS", components)
+    )
+    return kustomize(folder)

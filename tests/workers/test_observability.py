@@ -13,8 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +30,16 @@ from urllib3.util.retry import Retry
 
 from cli.devserver import DevServer, free_port
 from cli.prometheus import PrometheusServer, prometheus_binary, render_config
-from core.settings import Settings
 from dashboard.metrics import from_prometheus
 from data import repository
 from data.db import make_engine, make_session_factory
 from orchestration.client import register_search_attributes
-from orchestration.constants import ALL_QUEUES
 from tests.conftest import TemporalNamespace, need
-from tests.support.batches import pipeline_settings, terminate_running
+from tests.support.batches import pipeline_settings
 from tests.support.corpus import write_corpus
+from tests.support.observability import observed_worker
 from tests.support.operations import start_refresh
-from workers.main import build_workers, health_checks, observability
+from workers.main import health_checks
 from workers.metrics import ObservabilityServer, WorkerMetrics
 
 pytestmark = pytest.mark.temporal
@@ -59,24 +57,6 @@ async def get_json(url: str) -> tuple[int, dict[str, Any]]:
     """Off the event loop: the readiness check runs its Temporal call on this loop."""
     code, body = await asyncio.to_thread(get, url)
     return code, json.loads(body)
-
-
-@asynccontextmanager
-async def observed_worker(client: Client, settings: Settings) -> AsyncIterator[ObservabilityServer]:
-    """All task queues in this process with LoreGuard's metrics and the health endpoint on a free port."""
-    metrics = WorkerMetrics()
-    workers, acts, threads = build_workers(client, settings, ALL_QUEUES, cpu_pool=None, metrics=metrics)
-    for w in workers:
-        await w.__aenter__()
-    try:
-        async with observability(settings, client, workers, acts.steps.sessions, metrics) as server:
-            assert server is not None
-            yield server
-    finally:
-        await terminate_running(client)
-        await asyncio.gather(*(w.__aexit__(None, None, None) for w in workers))
-        threads.shutdown(wait=False, cancel_futures=True)
-        acts.steps.http.close()
 
 
 def target_errors(prometheus_url: str) -> str:
